@@ -1,0 +1,24 @@
+# The two commands of the README. Both are idempotent from a fresh clone.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test setup data bench
+
+demo: setup data  ## set up, then evaluate kap-rn18 under PGD on Fashion-MNIST
+	$(BIN)/advbench eval --model kap-rn18 --attack pgd --n 1000
+
+test: setup data  ## set up, then run the whole test suite
+	$(BIN)/python -m pytest -q
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh $(PY) $(VENV)
+	touch $@
+
+data:
+	bash scripts/ensure-fashion-mnist.sh $(BIN)/advbench
+
+bench: setup data
+	$(BIN)/python benchmarks/pgd_overhead.py

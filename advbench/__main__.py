@@ -1,0 +1,3 @@
+from advbench.cli.app import main
+
+main()

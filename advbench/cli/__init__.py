@@ -1,0 +1,1 @@
+"""The typer command-line interface: parse, call one library function, render. Nothing imports it."""

@@ -1,0 +1,227 @@
+"""`advbench` commands. Errors from the library become one line on stderr and an exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from advbench.cli import render
+from advbench.core.errors import AdvbenchError, UsageError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark the adversarial robustness of PyTorch image classifiers.")
+
+
+class LazyProgress:
+    """A rich progress bar that appears on the first update, so early errors print alone."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        self.bar: Progress | None = None
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = Progress(
+                TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=render.err_console,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(self.description, total=total)
+        self.bar.update(self.task, completed=done, total=total)
+
+    def print(self, text: str) -> None:
+        (self.bar.console if self.bar else render.err_console).print(text)
+
+    def __enter__(self) -> "LazyProgress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@app.command("models")
+def models_cmd(pattern: Annotated[str, typer.Argument(help="wildcard filter, e.g. 'kap-*'")] = "*") -> None:
+    """List registered models with the datasets they have checkpoints for."""
+    from advbench.models.catalog import model_rows
+
+    rows = model_rows(pattern)
+    render.console.print(render.table("models", ["name", "family", "paper", "checkpoints", "threat models", "description"], rows))
+
+
+@app.command("attacks")
+def attacks_cmd(pattern: Annotated[str, typer.Argument(help="wildcard filter")] = "*") -> None:
+    """List registered attacks and their threat models."""
+    from advbench.attacks.catalog import attack_rows
+
+    render.console.print(render.table("attacks", ["name", "family", "threat models", "defaults", "description"], attack_rows(pattern)))
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[str, typer.Option("--model", "-m", help="registered model name")],
+    attack: Annotated[list[str], typer.Option("--attack", "-a", help="attack, optionally with options: pgd:steps=50,restarts=2 (repeatable)")] = ["pgd"],
+    eps: Annotated[list[float], typer.Option("--eps", help="budget (repeatable)")] = [0.1],
+    norm: Annotated[str, typer.Option(help="linf or l2")] = "linf",
+    dataset: Annotated[str, typer.Option(help="fashion-mnist, cifar10, cifar100, digits, imagefolder:PATH")] = "fashion-mnist",
+    split: Annotated[str, typer.Option(help="train or test")] = "test",
+    n: Annotated[Optional[int], typer.Option("--n", help="number of samples (default 1000; 0 = all)")] = 1000,
+    seed: Annotated[int, typer.Option(help="seed for the subset and the attacks")] = 0,
+    balanced: Annotated[bool, typer.Option(help="equal number of samples per class")] = False,
+    batch_size: Annotated[int, typer.Option(help="samples per batch (and per commit)")] = 256,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N]")] = "auto",
+    db: Annotated[Path, typer.Option(help="result database")] = Path("results/advbench.sqlite"),
+    data_dir: Annotated[Optional[Path], typer.Option(help="folder holding datasets")] = None,
+    zoo: Annotated[Optional[Path], typer.Option(help="extra folder of model cards")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="start a new run even if an identical one exists")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="continue an identical unfinished run (the default)")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Clean and robust accuracy of a model; every per-sample result is stored and the run resumes."""
+    from advbench.engine import EvalConfig, run_eval
+
+    config = EvalConfig(
+        model=model, attacks=tuple(attack), eps=tuple(eps), norm=norm, dataset=dataset, split=split,
+        n=None if n == 0 else n, seed=seed, balanced=balanced, batch_size=batch_size, device=device, db=str(db),
+        data_dir=str(data_dir) if data_dir else None, zoo=str(zoo) if zoo else None, fresh=fresh or not resume,
+    )
+    with LazyProgress(f"{model} x {','.join(attack)}") as bar:
+        outcome = run_eval(config, progress=bar.update)
+    if outcome.already_finished:
+        render.err_console.print(f"run {outcome.summary.run_id} already finished; showing stored results (--fresh to re-run)")
+    elif outcome.resumed:
+        render.err_console.print(f"resumed run {outcome.summary.run_id}")
+    if as_json:
+        print(json.dumps(outcome.summary.to_dict(), indent=2))
+    else:
+        render.console.print(render.summary_table(outcome.summary))
+    for warning in outcome.warnings:
+        render.err_console.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+@app.command("runs")
+def runs_cmd(
+    db: Annotated[Path, typer.Option(help="result database")] = Path("results/advbench.sqlite"),
+    limit: Annotated[int, typer.Option(help="newest N runs")] = 50,
+) -> None:
+    """List stored runs, newest first."""
+    from advbench.store import Store
+
+    if not db.is_file():
+        raise UsageError(f"no result database at {db}")
+    with Store(db) as store:
+        render.console.print(render.runs_table(store.list_runs(limit)))
+
+
+@app.command("show")
+def show_cmd(
+    run: Annotated[str, typer.Argument(help="run id (or a unique prefix)")],
+    db: Annotated[Path, typer.Option(help="result database")] = Path("results/advbench.sqlite"),
+    as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
+) -> None:
+    """Print one stored run: its provenance and summary."""
+    from advbench.store import Store, summarize
+
+    if not db.is_file():
+        raise UsageError(f"no result database at {db}")
+    with Store(db) as store:
+        record = store.get_run(run)
+        summary = summarize(store, record.run_id)
+    if as_json:
+        print(json.dumps({"run": record.__dict__, "summary": summary.to_dict()}, indent=2, default=str))
+        return
+    info = [
+        ("status", record.status), ("created", record.created), ("finished", record.finished), ("model", record.model),
+        ("checkpoint sha256", record.checkpoint_sha256), ("dataset", f"{record.dataset} (indices {record.indices_hash})"),
+        ("seed", record.seed), ("device", record.device), ("wall seconds", f"{record.wall_seconds:.1f}"),
+        ("advbench", record.package_version), ("git commit", record.git_commit),
+        ("libraries", ", ".join(f"{k} {v}" for k, v in record.libraries.items())),
+        ("attacks", json.dumps(record.config.get("attacks"))),
+    ]
+    render.console.print(render.table(f"run {record.run_id}", ["field", "value"], info))
+    render.console.print(render.summary_table(summary))
+
+
+@app.command("train")
+def train_cmd(
+    model: Annotated[str, typer.Option("--model", "-m", help="registered model name")],
+    dataset: Annotated[str, typer.Option(help="training dataset")] = "fashion-mnist",
+    epochs: Annotated[int, typer.Option(help="epochs")] = 4,
+    batch_size: Annotated[int, typer.Option(help="batch size")] = 128,
+    lr: Annotated[float, typer.Option(help="peak learning rate (one-cycle)")] = 0.1,
+    width: Annotated[Optional[int], typer.Option(help="base width of the architecture")] = None,
+    noise_sigma: Annotated[Optional[float], typer.Option(help="override the training noise sigma (input and activations)")] = None,
+    seed: Annotated[int, typer.Option(help="seed")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="output folder (default model_zoo/DATASET)")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N]")] = "auto",
+    data_dir: Annotated[Optional[Path], typer.Option(help="folder holding datasets")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue from the last epoch's training state")] = False,
+    max_train: Annotated[Optional[int], typer.Option(help="use only the first N training images")] = None,
+) -> None:
+    """Train a registered model with its recipe; writes safetensors and a model card."""
+    from advbench.core.device import resolve_device
+    from advbench.train import TrainConfig, train_model
+
+    kwargs = {k: v for k, v in (("width", width), ("noise_sigma", noise_sigma)) if v is not None}
+    config = TrainConfig(model=model, dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, model_kwargs=kwargs, max_train=max_train)
+    out_dir = out or Path("model_zoo") / dataset
+    with LazyProgress(f"train {model}") as bar:
+        card = train_model(
+            config, out_dir, resolve_device(device), str(data_dir) if data_dir else None, resume,
+            on_batch=bar.update,
+            on_epoch=lambda log: bar.print(
+                f"epoch {log.epoch}: loss {log.loss:.4f}  train acc {100 * log.train_acc:.2f}%  test acc {100 * log.test_acc:.2f}%  ({log.seconds:.0f}s)"
+            ),
+        )
+    render.console.print(f"wrote {out_dir / card.weights} (sha256 {card.sha256[:16]}) and its card {out_dir / (card.name + '.yaml')}")
+
+
+@app.command("download")
+def download_cmd(
+    dataset: Annotated[str, typer.Argument(help="fashion-mnist, cifar10 or cifar100")],
+    dest: Annotated[Optional[Path], typer.Option(help="target folder (default: the user cache)")] = None,
+) -> None:
+    """Download a dataset into the cache (only ever on request)."""
+    from advbench.data.cifar import LAYOUT, download_cifar
+    from advbench.data.fashion_mnist import download_fashion_mnist
+
+    if dataset == "fashion-mnist":
+        path = download_fashion_mnist(dest)
+    elif dataset in LAYOUT:
+        path = download_cifar(dataset, dest)
+    else:
+        raise UsageError(f"nothing to download for {dataset!r}; use fashion-mnist, cifar10 or cifar100")
+    render.console.print(f"{dataset} is in {path}")
+
+
+def main() -> None:
+    """Console entry point: one-line errors, exit codes, no tracebacks unless ADVBENCH_DEBUG=1."""
+    try:
+        app(standalone_mode=False)
+    except AdvbenchError as exc:
+        render.err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        render.err_console.print("interrupted; finished batches are stored, run the same command again to resume")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+        if os.environ.get("ADVBENCH_DEBUG"):
+            raise
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        render.err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set ADVBENCH_DEBUG=1 for a traceback)", soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

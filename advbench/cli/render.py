@@ -1,0 +1,49 @@
+"""Rich rendering of library results (tables on stdout)."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from advbench.store.sqlite import RunRecord
+from advbench.store.summary import RunSummary
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> Table:
+    t = Table(title=title, header_style="bold")
+    for col in columns:
+        t.add_column(col)
+    for row in rows:
+        t.add_row(*(str(c) for c in row))
+    return t
+
+
+def summary_table(summary: RunSummary) -> Table:
+    title = f"{summary.model} on {summary.dataset} ({summary.n} samples, {summary.norm}) - run {summary.run_id}"
+    columns = ["eps", "clean %", *[f"after {a} %" for a in summary.attacks], "worst case %"]
+    rows = [
+        [f"{e.eps:g}", pct(summary.clean_accuracy), *[pct(e.robust_after[a]) for a in summary.attacks], f"[bold]{pct(e.worst_case)}[/bold]"]
+        for e in summary.per_eps
+    ]
+    return table(title, columns, rows)
+
+
+def runs_table(runs: list[RunRecord]) -> Table:
+    rows = [
+        [
+            r.run_id, r.status, r.created, r.model, r.dataset, r.n_samples,
+            ",".join(r.config.get("attack_names", [])), r.config.get("norm", ""),
+            ",".join(f"{e:g}" for e in r.config.get("eps", [])), f"{r.wall_seconds:.1f}",
+        ]
+        for r in runs
+    ]
+    return table("runs", ["run", "status", "created", "model", "dataset", "n", "attacks", "norm", "eps", "seconds"], rows)

@@ -1,0 +1,1 @@
+"""Bottom layer: errors, registries, threat models, seeding, devices."""

@@ -1,0 +1,95 @@
+"""CIFAR-10/100 from the official python pickle batches.
+
+The batches are pickles; they are only read from the official archive's layout and the
+unpickler refuses anything but plain containers and numpy arrays.
+"""
+
+from __future__ import annotations
+
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from advbench.core.errors import DataError
+from advbench.data.base import Dataset
+from advbench.data.download import fetch
+from advbench.data.paths import cache_dir, search_dirs
+
+LAYOUT = {
+    "cifar10": {
+        "folder": "cifar-10-batches-py",
+        "train": [f"data_batch_{i}" for i in range(1, 6)],
+        "test": ["test_batch"],
+        "labels": b"labels",
+        "meta": ("batches.meta", b"label_names"),
+        "url": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        "md5": "c58f30108f718f92721af3b95e74349a",
+    },
+    "cifar100": {
+        "folder": "cifar-100-python",
+        "train": ["train"],
+        "test": ["test"],
+        "labels": b"fine_labels",
+        "meta": ("meta", b"fine_label_names"),
+        "url": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        "md5": "eb9058c3a382ffc7106e4002c42a8d85",
+    },
+}
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Allows numpy array reconstruction only; any other global is refused."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):  # noqa: ANN201
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing global {module}.{name}")
+
+
+def _unpickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return _ArrayOnlyUnpickler(f, encoding="bytes").load()
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise DataError(f"cannot read CIFAR batch {path}: {exc}") from None
+
+
+def load_cifar(name: str, split: str = "test", data_dir: str | Path | None = None) -> Dataset:
+    spec = LAYOUT[name]
+    folder = next(
+        (d / spec["folder"] for d in search_dirs(name, data_dir) if (d / spec["folder"] / spec[split][0]).is_file()),
+        None,
+    )
+    if folder is None:
+        raise DataError(
+            f"{name} not found; run `advbench download {name}` when online, or pass --data-dir DIR "
+            f"holding {spec['folder']}/"
+        )
+    batches = [_unpickle(folder / f) for f in spec[split]]
+    data = np.concatenate([b[b"data"] for b in batches]).reshape(-1, 3, 32, 32)
+    labels = np.concatenate([np.asarray(b[spec["labels"]], dtype=np.int64) for b in batches])
+    meta_file, meta_key = spec["meta"]
+    classes: tuple[str, ...] = ()
+    if (folder / meta_file).is_file():
+        classes = tuple(c.decode() for c in _unpickle(folder / meta_file)[meta_key])
+    x = torch.from_numpy(data.copy()).float().div_(255.0)
+    return Dataset(name, split, x, torch.from_numpy(labels), classes)
+
+
+def download_cifar(name: str, dest: Path | None = None) -> Path:
+    spec = LAYOUT[name]
+    dest = dest or cache_dir() / name
+    archive = fetch(spec["url"], dest / Path(spec["url"]).name, spec["md5"])
+    with tarfile.open(archive) as tar:
+        tar.extractall(dest, filter="data")
+    return dest

@@ -1,0 +1,133 @@
+"""Model cards (YAML) and safetensors checkpoints, verified by sha256 before loading."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from advbench.core.errors import CheckpointError
+from advbench.models.registry import MODELS
+from advbench.models.wrapper import RobustModel
+
+REPO_ZOO = Path(__file__).resolve().parents[2] / "model_zoo"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A checkpoint's provenance and data contract."""
+
+    name: str
+    dataset: str
+    weights: str  # file name next to the card
+    sha256: str
+    input_shape: list[int]
+    num_classes: int
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    paper: str = ""
+    advbench_version: str = ""
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> "ModelCard":
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise CheckpointError(f"cannot read model card {path}: {exc}".splitlines()[0]) from None
+        if not isinstance(data, dict):
+            raise CheckpointError(f"model card {path} is not a YAML mapping")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise CheckpointError(f"model card {path} has unknown keys: {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise CheckpointError(f"model card {path} is incomplete: {exc}") from None
+
+    def to_yaml(self, path: Path) -> None:
+        path.write_text(yaml.safe_dump(asdict(self), sort_keys=False))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def zoo_dirs(zoo: str | Path | None = None) -> list[Path]:
+    """Where cards are looked up: --zoo, $ADVBENCH_ZOO, then the repository's model_zoo/."""
+    dirs = [Path(p) for p in (zoo, os.environ.get("ADVBENCH_ZOO")) if p]
+    return dirs + [REPO_ZOO]
+
+
+def card_path(name: str, dataset: str, zoo: str | Path | None = None) -> Path | None:
+    for root in zoo_dirs(zoo):
+        candidate = root / dataset / f"{name}.yaml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def available_checkpoints(name: str, zoo: str | Path | None = None) -> list[str]:
+    """Datasets for which model `name` has a card."""
+    found = {p.parent.name for root in zoo_dirs(zoo) if root.is_dir() for p in root.glob(f"*/{name}.yaml")}
+    return sorted(found)
+
+
+def save_checkpoint(net: torch.nn.Module, card: ModelCard, directory: Path) -> ModelCard:
+    """Write weights as safetensors and the card (with their sha256) beside them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = directory / card.weights
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(weights))
+    final = ModelCard(**{**asdict(card), "sha256": file_sha256(weights)})
+    final.to_yaml(directory / f"{card.name}.yaml")
+    return final
+
+
+def load_weights(path: Path, expected_sha256: str) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} is missing")
+    actual = file_sha256(path)
+    if actual != expected_sha256:
+        raise CheckpointError(f"checkpoint {path} fails its sha256 check (card {expected_sha256[:12]}, file {actual[:12]}); refusing to load")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"checkpoint {path} is not valid safetensors: {exc}") from None
+
+
+def build_from_card(card: ModelCard, weights_dir: Path) -> RobustModel:
+    spec = MODELS.get(card.name)
+    net = spec.build(**card.kwargs)
+    state = load_weights(weights_dir / card.weights, card.sha256)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint for {card.name} does not fit its architecture: {str(exc).splitlines()[0]}") from None
+    return RobustModel(net, card.input_shape, card.num_classes, card.mean, card.std, name=card.name)
+
+
+def load_model(name: str, dataset: str, zoo: str | Path | None = None) -> tuple[RobustModel, ModelCard]:
+    """The registered model `name` with its checkpoint for `dataset`, hash-checked."""
+    MODELS.get(name)  # unknown names fail here, with suggestions
+    path = card_path(name, dataset, zoo)
+    if path is None:
+        have = available_checkpoints(name, zoo)
+        where = f"; checkpoints exist for: {', '.join(have)}" if have else "; train one with `advbench train`"
+        raise CheckpointError(f"no {dataset} checkpoint for model {name!r}{where}")
+    card = ModelCard.from_yaml(path)
+    return build_from_card(card, path.parent), card

@@ -1,0 +1,44 @@
+"""The model registry: paper names -> architecture factories with their defaults and recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from torch import nn
+
+from advbench.core.registry import Registry
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    factory: Callable[..., nn.Module]
+    family: str
+    paper: str
+    description: str
+    recipe: str = "normal"  # training recipe name (advbench.train)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    threat_models: tuple[str, ...] = ("linf", "l2")
+
+    def build(self, **kwargs: Any) -> nn.Module:
+        return self.factory(**{**self.defaults, **kwargs})
+
+
+MODELS: Registry[ModelSpec] = Registry("model")
+
+
+def register_model(
+    name: str,
+    *,
+    family: str,
+    paper: str,
+    description: str,
+    recipe: str = "normal",
+    threat_models: tuple[str, ...] = ("linf", "l2"),
+    **defaults: Any,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a factory under a paper's model name, with its default kwargs and training recipe."""
+    return MODELS.decorator(
+        name, lambda fn: ModelSpec(name, fn, family, paper, description, recipe, defaults, threat_models)
+    )

@@ -1,0 +1,106 @@
+"""The CLI as users meet it: real processes, exit codes, one-line errors, no tracebacks."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+
+def advbench(*args: str, env_extra: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, "COLUMNS": "200", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "advbench", *args], capture_output=True, text=True, env=env, cwd=cwd or REPO, timeout=300)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, needle: str) -> None:
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert needle in lines[0]
+
+
+@pytest.mark.parametrize(
+    "args,code,needle",
+    [
+        (["eval", "--model", "kap-rn19"], 2, "did you mean kap-rn18"),
+        (["eval", "--model", "kap-rn18", "--attack", "pgdd"], 2, "did you mean pgd"),
+        (["eval", "--model", "kap-rn18", "--eps", "-0.1"], 2, "eps must be"),
+        (["eval", "--model", "kap-rn18", "--eps", "1.5"], 2, "exceeds 1"),
+        (["eval", "--model", "kap-rn18", "--norm", "l3"], 2, "unknown norm"),
+        (["eval", "--model", "kap-rn18", "--attack", "pgd:steps=x"], 2, "not a valid int"),
+        (["eval", "--model", "kap-rn18", "--dataset", "cifar1"], 2, "unknown dataset"),
+        (["eval", "--model", "kap-rn18", "--device", "tpu"], 2, "unknown device"),
+        (["eval", "--model", "kap-rn18", "--n", "-5"], 2, "--n must be positive"),
+        (["show", "nosuchrun"], 2, "no result database"),
+    ],
+)
+def test_bad_input_exits_with_one_line(args: list[str], code: int, needle: str, tmp_path: Path) -> None:
+    assert_one_line_error(advbench(*args, "--db", str(tmp_path / "x.sqlite")) if args[0] == "show" else advbench(*args, "--db", str(tmp_path / "x.sqlite")), code, needle)
+
+
+def test_missing_dataset(tmp_path: Path, digits_zoo: Path) -> None:
+    proc = advbench(
+        "eval", "--model", "rn18-nt", "--dataset", "cifar10", "--zoo", str(digits_zoo), "--data-dir", str(tmp_path), "--db", str(tmp_path / "x.sqlite"),
+        env_extra={"XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )
+    # The model has no cifar10 checkpoint: the card lookup fails first, clearly.
+    assert_one_line_error(proc, 1, "no cifar10 checkpoint")
+
+
+def test_missing_data_files(tmp_path: Path, digits_zoo: Path) -> None:
+    (digits_zoo / "cifar10").mkdir(exist_ok=True)
+    card = (digits_zoo / "digits" / "rn18-nt.yaml").read_text()
+    (digits_zoo / "cifar10" / "rn18-nt.yaml").write_text(card)
+    try:
+        proc = advbench(
+            "eval", "--model", "rn18-nt", "--dataset", "cifar10", "--zoo", str(digits_zoo), "--data-dir", str(tmp_path),
+            "--db", str(tmp_path / "x.sqlite"), env_extra={"XDG_CACHE_HOME": str(tmp_path / "cache")},
+        )
+    finally:
+        (digits_zoo / "cifar10" / "rn18-nt.yaml").unlink()
+    assert_one_line_error(proc, 1, "cifar10 not found")
+
+
+def test_tampered_checkpoint(tmp_path: Path, digits_zoo: Path) -> None:
+    import shutil
+
+    zoo = tmp_path / "zoo"
+    shutil.copytree(digits_zoo, zoo)
+    weights = zoo / "digits" / "rn18-nt.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[100] ^= 1
+    weights.write_bytes(bytes(raw))
+    proc = advbench("eval", "--model", "rn18-nt", "--dataset", "digits", "--zoo", str(zoo), "--db", str(tmp_path / "x.sqlite"))
+    assert_one_line_error(proc, 1, "sha256")
+
+
+def test_models_and_attacks_tables() -> None:
+    models = advbench("models")
+    assert models.returncode == 0
+    for name in ("kap-rn18", "rn18-nt", "rn18-nt-noise"):
+        assert name in models.stdout
+    assert "fashion-mnist" in models.stdout  # shipped checkpoints are listed
+    attacks = advbench("attacks")
+    assert attacks.returncode == 0 and "pgd" in attacks.stdout and "fgsm" in attacks.stdout and "linf, l2" in attacks.stdout
+
+
+def test_eval_json_runs_and_show(tmp_path: Path, digits_zoo: Path) -> None:
+    db = str(tmp_path / "r.sqlite")
+    common = ["--model", "rn18-nt", "--dataset", "digits", "--zoo", str(digits_zoo), "--db", db, "--n", "64", "--device", "cpu"]
+    proc = advbench("eval", *common, "--attack", "fgsm", "--attack", "pgd:steps=5", "--eps", "0.05", "--eps", "0.1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["n"] == 64 and [e["eps"] for e in summary["per_eps"]] == [0.05, 0.1]
+    assert set(summary["per_eps"][0]["robust_after"]) == {"fgsm", "pgd"}
+    table = advbench("eval", *common, "--attack", "fgsm", "--attack", "pgd:steps=5", "--eps", "0.05", "--eps", "0.1")
+    assert table.returncode == 0 and "already finished" in table.stderr and "worst case" in table.stdout
+    runs = advbench("runs", "--db", db)
+    assert runs.returncode == 0 and summary["run_id"] in runs.stdout
+    show = advbench("show", summary["run_id"][:6], "--db", db)
+    assert show.returncode == 0 and "checkpoint sha256" in show.stdout and "worst case" in show.stdout
