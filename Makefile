@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 .PHONY: demo test setup data bench
 
 demo: setup data  ## set up, then evaluate kap-rn18 under PGD on Fashion-MNIST
-	$(BIN)/advbench eval --model kap-rn18 --attack pgd --n 1000
+	$(BIN)/advbench eval --model kap-rn18 --attack pgd --eps 0.02 --eps 0.05 --eps 0.1 --n 1000
 
 test: setup data  ## set up, then run the whole test suite
 	$(BIN)/python -m pytest -q

@@ -54,16 +54,14 @@ def test_missing_dataset(tmp_path: Path, digits_zoo: Path) -> None:
 
 
 def test_missing_data_files(tmp_path: Path, digits_zoo: Path) -> None:
-    (digits_zoo / "cifar10").mkdir(exist_ok=True)
-    card = (digits_zoo / "digits" / "rn18-nt.yaml").read_text()
-    (digits_zoo / "cifar10" / "rn18-nt.yaml").write_text(card)
-    try:
-        proc = advbench(
-            "eval", "--model", "rn18-nt", "--dataset", "cifar10", "--zoo", str(digits_zoo), "--data-dir", str(tmp_path),
-            "--db", str(tmp_path / "x.sqlite"), env_extra={"XDG_CACHE_HOME": str(tmp_path / "cache")},
-        )
-    finally:
-        (digits_zoo / "cifar10" / "rn18-nt.yaml").unlink()
+    import shutil
+
+    zoo = tmp_path / "zoo"
+    shutil.copytree(digits_zoo / "digits", zoo / "cifar10")  # a card exists, the data does not
+    proc = advbench(
+        "eval", "--model", "rn18-nt", "--dataset", "cifar10", "--zoo", str(zoo), "--data-dir", str(tmp_path / "data"),
+        "--db", str(tmp_path / "x.sqlite"), env_extra={"XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )
     assert_one_line_error(proc, 1, "cifar10 not found")
 
 
@@ -104,3 +102,11 @@ def test_eval_json_runs_and_show(tmp_path: Path, digits_zoo: Path) -> None:
     assert runs.returncode == 0 and summary["run_id"] in runs.stdout
     show = advbench("show", summary["run_id"][:6], "--db", db)
     assert show.returncode == 0 and "checkpoint sha256" in show.stdout and "worst case" in show.stdout
+
+
+def test_eval_shipped_kap_model_on_fashion_mnist(tmp_path: Path) -> None:
+    proc = advbench("eval", "--model", "kap-rn18", "--attack", "pgd:steps=3", "--n", "32", "--db", str(tmp_path / "r.sqlite"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["dataset"] == "fashion-mnist" and summary["n"] == 32
+    assert 0.0 <= summary["per_eps"][0]["worst_case"] <= summary["clean_accuracy"]

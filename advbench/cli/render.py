@@ -18,8 +18,8 @@ def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
-def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> Table:
-    t = Table(title=title, header_style="bold")
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]], caption: str | None = None) -> Table:
+    t = Table(title=title, caption=caption, header_style="bold")
     for col in columns:
         t.add_column(col)
     for row in rows:
@@ -28,13 +28,13 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) 
 
 
 def summary_table(summary: RunSummary) -> Table:
-    title = f"{summary.model} on {summary.dataset} ({summary.n} samples, {summary.norm}) - run {summary.run_id}"
+    title = f"{summary.model} on {summary.dataset}, n={summary.n}, {summary.norm}"
     columns = ["eps", "clean %", *[f"after {a} %" for a in summary.attacks], "worst case %"]
     rows = [
         [f"{e.eps:g}", pct(summary.clean_accuracy), *[pct(e.robust_after[a]) for a in summary.attacks], f"[bold]{pct(e.worst_case)}[/bold]"]
         for e in summary.per_eps
     ]
-    return table(title, columns, rows)
+    return table(title, columns, rows, caption=f"run {summary.run_id} ({summary.wall_seconds:.1f} s)")
 
 
 def runs_table(runs: list[RunRecord]) -> Table:

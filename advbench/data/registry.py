@@ -65,6 +65,12 @@ def _check_split(split: str) -> None:
         raise UsageError(f"unknown split {split!r}; use train or test")
 
 
+def check_dataset_spec(spec: str) -> None:
+    """Fail early, with suggestions, on an unknown dataset name."""
+    if not spec.startswith(IMAGEFOLDER):
+        DATASETS.get(spec)
+
+
 def dataset_labels(spec: str, split: str = "test", data_dir: str | Path | None = None) -> torch.Tensor:
     """Labels of the whole split, without decoding images where that can be avoided."""
     if spec.startswith(IMAGEFOLDER):

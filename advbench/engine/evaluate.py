@@ -19,10 +19,11 @@ from advbench.core.device import resolve_device
 from advbench.core.errors import UsageError
 from advbench.core.seeding import derive_seed
 from advbench.core.threat import ThreatModel, parse_norm
-from advbench.data.registry import dataset_labels, load_dataset
+from advbench.data.registry import check_dataset_spec, dataset_labels, load_dataset
 from advbench.data.subset import indices_hash, select_indices
 from advbench.engine.provenance import git_commit, library_versions
 from advbench.models.card import load_model
+from advbench.models.wrapper import RobustModel
 from advbench.store import DEFAULT_DB, RunSummary, Store, summarize
 
 
@@ -64,6 +65,9 @@ def _prepare_attacks(config: EvalConfig) -> tuple[list[ThreatModel], list[tuple[
         raise UsageError("give at least one --eps")
     if config.batch_size < 1:
         raise UsageError("--batch-size must be positive")
+    if config.n is not None and config.n <= 0:
+        raise UsageError(f"--n must be positive, got {config.n}")
+    check_dataset_spec(config.dataset)
     norm = parse_norm(config.norm)
     threats = [ThreatModel(norm, float(e)) for e in config.eps]
     attacks = [build_attack(a) for a in config.attacks]
@@ -90,6 +94,7 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> EvalOutc
     labels = dataset_labels(config.dataset, config.split, config.data_dir)
     indices = select_indices(labels, config.n, config.seed, config.balanced)
     idx_hash = indices_hash(indices)
+    model.check_inputs(load_dataset(config.dataset, config.split, config.data_dir, indices[:1]).images)
     payload = {
         "model": config.model,
         "checkpoint_sha256": card.sha256,
@@ -122,14 +127,13 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> EvalOutc
             store.mark_resumed(run_id, str(device))
 
         done = store.done_samples(run_id)
-        todo = torch.tensor([int(i) for i in indices if int(i) not in done], dtype=torch.int64)
+        todo = indices[~torch.isin(indices, torch.tensor(sorted(done), dtype=torch.int64))]
         if progress:
             progress(len(done), len(indices))
         for start in range(0, len(todo), config.batch_size):
             t0 = time.perf_counter()
             batch_idx = todo[start : start + config.batch_size]
             data = load_dataset(config.dataset, config.split, config.data_dir, batch_idx)
-            model.check_inputs(data.images)
             clean_rows, rows = _evaluate_batch(model, data.images.to(device), data.labels.to(device), batch_idx, threats, attacks, config.seed)
             store.write_batch(run_id, clean_rows, rows)
             store.add_wall_time(run_id, time.perf_counter() - t0)
@@ -138,12 +142,11 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> EvalOutc
         summary = summarize(store, run_id)
         warnings: list[str] = []
         store.finish_run(run_id, summary.to_dict(), warnings)
-        summary = summarize(store, run_id)
     return EvalOutcome(summary, resumed, False, warnings)
 
 
 def _evaluate_batch(
-    model: Any,
+    model: RobustModel,
     x: torch.Tensor,
     y: torch.Tensor,
     batch_idx: torch.Tensor,
@@ -155,6 +158,7 @@ def _evaluate_batch(
     clean_pred = model.predict(x)
     correct = clean_pred == y
     idx_list, y_list, clean_list = batch_idx.tolist(), y.tolist(), clean_pred.tolist()
+    correct_list = correct.tolist()  # one device sync, not one per sample
     clean_rows = list(zip(idx_list, y_list, clean_list))
     rows: list[dict[str, Any]] = []
     for threat in threats:
@@ -177,7 +181,7 @@ def _evaluate_batch(
                 if pos in outcome:
                     pred, ok, dist, steps = outcome[pos]
                     rows.append({**base, "status": "attacked", "adv_pred": pred, "success": int(ok), "distance": dist, "steps": steps, "seconds": seconds})
-                elif not bool(correct[pos]):
+                elif not correct_list[pos]:
                     rows.append({**base, "status": "misclassified", "adv_pred": clean_list[pos], "success": 1, "distance": 0.0, "steps": 0, "seconds": 0.0})
                 else:
                     rows.append({**base, "status": "skipped", "adv_pred": None, "success": None, "distance": None, "steps": None, "seconds": None})
