@@ -116,7 +116,9 @@ class PGD(Attack):
                 stepped = ascent_step(x_adv[active], grad, threat.norm, stepsize)
                 x_adv[active] = threat.project(x0[active], stepped)
                 steps[todo[active]] += 1
-            if len(active):
+            if len(active) and restart < cfg.restarts - 1:
+                # The next restart needs to know which last iterates succeeded; after the final
+                # restart the base class's clean forward pass decides success anyway.
                 with torch.no_grad():
                     hit = model(x_adv[active]).argmax(1) != y0[active]
                 self._record(hit, active, todo, x_adv, x_best, broken)
