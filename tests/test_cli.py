@@ -110,3 +110,45 @@ def test_eval_shipped_kap_model_on_fashion_mnist(tmp_path: Path) -> None:
     summary = json.loads(proc.stdout)
     assert summary["dataset"] == "fashion-mnist" and summary["n"] == 32
     assert 0.0 <= summary["per_eps"][0]["worst_case"] <= summary["clean_accuracy"]
+
+
+def test_killed_eval_resumes_to_identical_rows(tmp_path: Path, digits_zoo: Path) -> None:
+    """SIGKILL mid-run loses at most the batch in flight; the same command then finishes it."""
+    import os
+    import signal
+    import sqlite3
+    import time
+
+    from advbench.store import Store
+
+    args = ["eval", "--model", "rn18-nt", "--dataset", "digits", "--zoo", str(digits_zoo), "--n", "200", "--device", "cpu",
+            "--attack", "pgd:steps=20", "--eps", "0.02", "--batch-size", "8"]
+    killed_db, reference_db = tmp_path / "killed.sqlite", tmp_path / "reference.sqlite"
+    proc = subprocess.Popen([sys.executable, "-m", "advbench", *args, "--db", str(killed_db)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = 0
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if killed_db.exists():
+            try:
+                with sqlite3.connect(killed_db) as conn:
+                    done = conn.execute("SELECT COUNT(*) FROM clean").fetchone()[0]
+            except sqlite3.OperationalError:
+                done = 0
+        if done >= 16:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with Store(killed_db) as store:
+        (run,) = store.list_runs()
+        stored = len(store.done_samples(run.run_id))
+    assert run.status == "running" and 16 <= stored < 200 and stored % 8 == 0  # whole batches only
+    assert advbench(*args, "--db", str(killed_db)).returncode == 0
+    assert advbench(*args, "--db", str(reference_db)).returncode == 0
+    with Store(killed_db) as a, Store(reference_db) as b:
+        ra, rb = a.list_runs()[0], b.list_runs()[0]
+        strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+        assert ra.status == "finished" and ra.run_id == run.run_id
+        assert strip(a.sample_rows(ra.run_id)) == strip(b.sample_rows(rb.run_id))
+        assert a.clean_rows(ra.run_id) == b.clean_rows(rb.run_id)
