@@ -15,8 +15,47 @@ SHIPPED = ["rn18-nt", "rn18-nt-noise", "kap-rn18"]
 
 @pytest.mark.parametrize("name", MODELS.names())
 def test_registered_model_builds_and_runs(name: str) -> None:
-    net = MODELS.get(name).build(in_channels=1, num_classes=10, width=8).eval()
-    assert net(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    net = MODELS.get(name).build(in_channels=1, num_classes=10).eval()
+    with torch.no_grad():
+        assert net(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    "name,size",
+    # Stride paper §IV-B on 32x32 CIFAR-10: the last stage's feature map per stride configuration.
+    [("rn18-nt", 4), ("rn18-s1122", 8), ("rn18-s1212", 8), ("rn18-s2222", 2), ("rn18-s1112", 16),
+     ("rn18-up2x-nearest", 8), ("rn18-up3x-bilinear", 12), ("preact-rn18", 4), ("preact-rn18-s1122", 8)],
+)
+def test_stride_and_upsampling_feature_sizes(name: str, size: int) -> None:
+    net = MODELS.get(name).build(in_channels=3, num_classes=10, width=8).eval()
+    with torch.no_grad():
+        assert net.features(torch.rand(1, 3, 32, 32)).shape[-2:] == (size, size)
+
+
+def test_upsampling_modes_differ_and_nearest_repeats_pixels() -> None:
+    from advbench.models.upsample import InputUpsample
+
+    x = torch.rand(1, 1, 4, 4)
+    near = InputUpsample(2, "nearest")(x)
+    assert near.shape == (1, 1, 8, 8) and torch.equal(near[..., ::2, ::2], x) and torch.equal(near[..., 1::2, 1::2], x)
+    assert not torch.equal(InputUpsample(2, "bilinear")(x), near)
+
+
+def test_register_model_decorator_adds_and_refuses_duplicates() -> None:
+    from advbench.models import register_model
+
+    @register_model("test-only-cnn", family="test", paper="-", description="registered by a test", depth=1)
+    def factory(**kwargs):
+        from advbench.models.cnn import ShallowCNN
+
+        return ShallowCNN(**kwargs)
+
+    try:
+        assert MODELS.get("test-only-cnn").build(in_channels=1).body[0].conv.in_channels == 1
+        with pytest.raises(ValueError, match="twice"):
+            register_model("test-only-cnn", family="test", paper="-", description="again")(factory)
+    finally:
+        MODELS._entries.pop("test-only-cnn")
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -3,7 +3,7 @@
 from advbench.models.registry import MODELS, ModelSpec, register_model
 from advbench.models.wrapper import RobustModel
 
-# The zoo module holds the @register_model definitions; importing models makes them available.
+# The zoo module registers the papers' models; importing advbench.models makes them available.
 from advbench.models import zoo  # noqa: E402,F401
 
 __all__ = ["MODELS", "ModelSpec", "RobustModel", "register_model"]

@@ -1,10 +1,4 @@
-"""ResNet18 for small images, with configurable width, stage strides, kernel pooling and noise.
-
-Each conv may be followed by kernel average/max pooling (KAP/KMP) and a training-time
-Gaussian noise layer, as in Bashivan et al. §4.1: "KAP layers were always added immediately
-after the convolution layer ... noise ... after each KAP (and after each convolution in the
-original model)".
-"""
+"""ResNet18 for small images, with configurable width, stage strides, kernel pooling and noise."""
 
 from __future__ import annotations
 
@@ -13,37 +7,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from advbench.models.kernel_pooling import KAPConv2d, KernelPool
+from advbench.models.conv_unit import ConvUnit
 from advbench.models.noise import GaussianNoise
-
-
-class ConvUnit(nn.Module):
-    """conv -> [KAP/KMP] -> [noise] -> BN; the place every per-conv defense hooks in."""
-
-    def __init__(
-        self,
-        cin: int,
-        cout: int,
-        kernel: int,
-        stride: int,
-        kernel_pool: str | None,
-        pool_kernel: int,
-        pool_dims: int,
-        noise_sigma: float,
-    ) -> None:
-        super().__init__()
-        self.pool: nn.Module = nn.Identity()
-        if kernel_pool == "avg":
-            self.conv: nn.Conv2d = KAPConv2d(cin, cout, kernel, stride, KernelPool(cout, pool_kernel, 1, "avg", pool_dims))
-        else:
-            self.conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False)
-            if kernel_pool == "max":
-                self.pool = KernelPool(cout, pool_kernel, 1, "max", pool_dims)
-        self.noise = GaussianNoise(noise_sigma)
-        self.bn = nn.BatchNorm2d(cout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.noise(self.pool(self.conv(x))))
+from advbench.models.upsample import InputUpsample
 
 
 class BasicBlock(nn.Module):
@@ -60,7 +26,12 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-    """CIFAR-style ResNet18 (3x3 stem, no max-pool) for any input size and channel count."""
+    """CIFAR-style ResNet18 (3x3 stem, no max-pool) for any input size and channel count.
+
+    `strides` is the stride of each stage's first conv (the stride paper's s1-s2-s3-s4),
+    `upsample` enlarges the input first (§IV-A), `head_pool` picks average or max pooling
+    before the classifier (§V-C).
+    """
 
     def __init__(
         self,
@@ -73,8 +44,13 @@ class ResNet18(nn.Module):
         pool_dims: int = 2,
         noise_sigma: float = 0.0,
         head_pool: str = "avg",
+        upsample: int = 1,
+        upsample_mode: str = "nearest",
     ) -> None:
         super().__init__()
+        if head_pool not in ("avg", "max"):
+            raise ValueError("head_pool is avg or max")
+        self.upsample = InputUpsample(upsample, upsample_mode)
         unit = dict(kernel_pool=kernel_pool, pool_kernel=pool_kernel, pool_dims=pool_dims, noise_sigma=noise_sigma)
         self.input_noise = GaussianNoise(noise_sigma)
         self.stem = ConvUnit(in_channels, width, 3, 1, **unit)  # type: ignore[arg-type]
@@ -89,6 +65,9 @@ class ResNet18(nn.Module):
         self.fc = nn.Linear(cin, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.stem(self.input_noise(x)))
-        out = self.stages(out)
-        return self.fc(self.head_pool(out).flatten(1))
+        return self.fc(self.head_pool(self.features(x)).flatten(1))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last conv stage's feature map, before the pooling head."""
+        out = self.relu(self.stem(self.input_noise(self.upsample(x))))
+        return self.stages(out)

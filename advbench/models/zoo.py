@@ -1,44 +1,46 @@
-"""Registered models. Names follow the papers (see docs/zoo.md)."""
+"""Registered models, as data: paper name -> architecture, defaults and recipe (see docs/zoo.md).
+
+Training-time noise (`noise_sigma`) acts in train mode only; evaluation is noise-free.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from torch import nn
-
-from advbench.models.registry import register_model
+from advbench.models.cnn import ShallowCNN
+from advbench.models.preact_resnet import PreActResNet18
+from advbench.models.registry import MODELS, ModelSpec
 from advbench.models.resnet import ResNet18
 
-KAP_PAPER = "KAP (Bashivan et al.)"
+KAP = "KAP (Bashivan et al.)"
+STRIDE = "Larger feature maps (stride/upsampling)"
+KAP_NOISE = {"noise_sigma": 0.1}
+KAP_2D = {"kernel_pool": "avg", "pool_kernel": 3, "pool_dims": 2}
 
+VARIANTS: list[tuple[str, type, str, str, str, dict]] = [
+    # name, architecture, family, paper, description, default kwargs
+    ("rn18-nt", ResNet18, "baseline", KAP, "ResNet18, normal training (RN18-NT)", {}),
+    ("rn18-nt-noise", ResNet18, "noise", KAP, "ResNet18, Gaussian noise on the input and after every conv while training (RN18-NT(sigma))", KAP_NOISE),
+    ("kap-rn18", ResNet18, "kernel-pooling", KAP, "ResNet18, 2D kernel average pooling (K=3, S=1) after every conv, noise training (RN18-KAP-NT)", {**KAP_2D, **KAP_NOISE}),
+    ("kap-rn18-nonoise", ResNet18, "kernel-pooling", KAP, "ResNet18 with 2D KAP (K=3), no training noise (Fig. 5a)", KAP_2D),
+    ("kmp-rn18", ResNet18, "kernel-pooling", KAP, "ResNet18, 2D kernel max pooling (K=3) after every conv, noise training (RN18-KMP, Fig. 5b)", {**KAP_2D, "kernel_pool": "max", **KAP_NOISE}),
+    ("rn18widex4-kap", ResNet18, "kernel-pooling", KAP, "ResNet18 with 4x kernels per conv and 2D KAP (K=3), noise training (RN18WideX4-KAP-NT)", {**KAP_2D, **KAP_NOISE, "width": 256}),
+    *[
+        (f"{'kap-' if kap else ''}cnn{d}", ShallowCNN, "kernel-pooling" if kap else "baseline", KAP,
+         f"{d}-layer CNN (conv-BN-ReLU){' with 2D KAP (K=3) after each conv' if kap else ''}, noise training (§4.2)",
+         {"depth": d, **(KAP_2D if kap else {}), **KAP_NOISE})
+        for d in (1, 2, 3) for kap in (False, True)
+    ],
+    *[
+        (f"rn18-s{''.join(map(str, s))}", ResNet18, "stride", STRIDE, f"ResNet18 with stage strides {'-'.join(map(str, s))} (§IV-B)", {"strides": list(s)})
+        for s in ((1, 1, 2, 2), (2, 2, 2, 2), (1, 1, 1, 2), (1, 2, 1, 2))
+    ],
+    ("rn18-s1122-maxhead", ResNet18, "stride", STRIDE, "ResNet18 1-1-2-2 with max instead of average pooling before the classifier (§V-C)", {"strides": [1, 1, 2, 2], "head_pool": "max"}),
+    *[
+        (f"rn18-up{f}x-{mode}", ResNet18, "upsampling", STRIDE, f"ResNet18 on inputs upsampled {f}x by {mode} interpolation (§IV-A)", {"upsample": f, "upsample_mode": mode})
+        for f in (2, 3) for mode in ("nearest", "bilinear")
+    ],
+    ("preact-rn18", PreActResNet18, "baseline", STRIDE, "PreActResNet18, strides 1-2-2-2", {}),
+    ("preact-rn18-s1122", PreActResNet18, "stride", STRIDE, "PreActResNet18 with stage strides 1-1-2-2 (Table IV)", {"strides": [1, 1, 2, 2]}),
+]
 
-@register_model(
-    "rn18-nt", family="baseline", paper=KAP_PAPER, description="ResNet18, normal training (RN18-NT)"
-)
-def rn18_nt(**kwargs: Any) -> nn.Module:
-    return ResNet18(**kwargs)
-
-
-@register_model(
-    "rn18-nt-noise",
-    family="noise",
-    paper=KAP_PAPER,
-    description="ResNet18, Gaussian noise on the input and after every conv while training (RN18-NT(sigma))",
-    noise_sigma=0.1,
-)
-def rn18_nt_noise(**kwargs: Any) -> nn.Module:
-    return ResNet18(**kwargs)
-
-
-@register_model(
-    "kap-rn18",
-    family="kernel-pooling",
-    paper=KAP_PAPER,
-    description="ResNet18, 2D kernel average pooling (K=3, S=1) after every conv, noise training (RN18-KAP-NT)",
-    kernel_pool="avg",
-    pool_kernel=3,
-    pool_dims=2,
-    noise_sigma=0.1,
-)
-def kap_rn18(**kwargs: Any) -> nn.Module:
-    return ResNet18(**kwargs)
+for _name, _arch, _family, _paper, _description, _defaults in VARIANTS:
+    MODELS.add(_name, ModelSpec(_name, _arch, _family, _paper, _description, defaults=_defaults))

@@ -1,0 +1,43 @@
+"""conv -> [KAP/KMP] -> [noise] -> BN: the place every per-conv defense hooks in.
+
+Bashivan et al. §4.1: "KAP layers were always added immediately after the convolution
+layer ... noise ... after each KAP operation (and after each convolution in the original
+model architecture) during model training."
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from advbench.models.kernel_pooling import KAPConv2d, KernelPool
+from advbench.models.noise import GaussianNoise
+
+
+class ConvUnit(nn.Module):
+    """conv -> [KAP/KMP] -> [noise] -> BN; the place every per-conv defense hooks in."""
+
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int,
+        stride: int,
+        kernel_pool: str | None = None,
+        pool_kernel: int = 3,
+        pool_dims: int = 2,
+        noise_sigma: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.pool: nn.Module = nn.Identity()
+        if kernel_pool == "avg":
+            self.conv: nn.Conv2d = KAPConv2d(cin, cout, kernel, stride, KernelPool(cout, pool_kernel, 1, "avg", pool_dims))
+        else:
+            self.conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False)
+            if kernel_pool == "max":
+                self.pool = KernelPool(cout, pool_kernel, 1, "max", pool_dims)
+        self.noise = GaussianNoise(noise_sigma)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.noise(self.pool(self.conv(x))))
