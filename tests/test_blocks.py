@@ -39,7 +39,9 @@ def test_smooth_kernel_regularizer_prefers_smooth_kernels_and_sums_channels() ->
     rough = smooth.clone()
     rough[..., 1, 1] = -1.0
     assert smooth_kernel_regularizer(smooth) < smooth_kernel_regularizer(rough)
-    assert neighbour_penalty(rough).item() == pytest.approx(6 * neighbour_penalty(rough[:1, :1]).item())
+    assert neighbour_penalty(rough).shape == (2, 3) and bool((neighbour_penalty(rough) == neighbour_penalty(rough[:1, :1])).all())
+    mixed = torch.stack([smooth[0, 0], rough[0, 0]]).view(2, 1, 3, 3)
+    torch.testing.assert_close(smooth_kernel_regularizer(mixed), (smooth_kernel_regularizer(smooth) + smooth_kernel_regularizer(rough)) / 2)
     conv = torch.nn.Conv2d(1, 2, 3)
     one_by_one = torch.nn.Conv2d(2, 2, 1)
     net = torch.nn.Sequential(conv, one_by_one)
@@ -89,3 +91,66 @@ def test_smoothed_model_is_stochastic_and_attackable_through_soft_surrogate() ->
     with model.attack_mode():
         model(x).max(1).values.sum().backward()
     assert float(x.grad.abs().sum()) > 0.0
+
+
+def test_ternary_quantizer_outputs_three_levels_and_surrogate_has_gradients() -> None:
+    from advbench.models.polarize import TernaryQuantizer
+
+    q = TernaryQuantizer(threshold=0.3, steepness=10.0)
+    z = torch.linspace(-1, 1, 201, requires_grad=True)
+    out = q(z)
+    assert set(out.unique().tolist()) <= {-1.0, 0.0, 1.0} and set(out.unique().tolist()) == {-1.0, 0.0, 1.0}
+    assert out[z.detach().abs() < 0.29].abs().max() == 0 and torch.all(out[z.detach() > 0.31] == 1)
+    assert not out.requires_grad  # the exact quantizer gives attacks nothing to follow
+    q.use_surrogate = True
+    out_attack = q(z)
+    torch.testing.assert_close(out_attack.detach(), out.detach())  # forward values stay exact
+    (grad,) = torch.autograd.grad(out_attack.sum(), z)
+    assert float(grad.abs().sum()) > 0 and float(grad[100]) < float(grad[130])  # steepest at the threshold
+
+
+def test_bump_regularizers_by_hand() -> None:
+    from advbench.models.polarize import bump_b1, bump_b2
+
+    z = torch.tensor([0.0, 0.35, 0.3])
+    torch.testing.assert_close(bump_b1(z, 0.35), torch.tensor([1.0, math.exp(-0.5), math.exp(-0.09 / 0.245)]))
+    expected = math.exp(0.0) + math.exp(-(0.6**2) / (2 * 0.15**2))
+    assert bump_b2(torch.tensor([0.3]), 0.3, 0.15).item() == pytest.approx(expected)
+
+
+def test_l1_normalized_activations_are_bounded_by_the_input() -> None:
+    from advbench.models.polarize import L1NormalizedConv2d, PolarizingFrontEnd
+
+    conv = L1NormalizedConv2d(1, 8, 5)
+    x = torch.rand(3, 1, 12, 12)
+    with torch.no_grad():
+        assert float(conv(x).abs().max()) <= float(x.abs().max()) + 1e-6  # |w.x| / ||w||_1 <= ||x||_inf
+    net = PolarizingFrontEnd(in_channels=1, input_size=28).eval()
+    assert net(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_training_a_model_whose_recipe_is_missing_is_refused(tmp_path) -> None:
+    from advbench.core.errors import UsageError
+    from advbench.train import TrainConfig, train_model
+
+    with pytest.raises(UsageError, match="polarizer"):
+        train_model(TrainConfig("pfe-madry", dataset="digits"), tmp_path, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_smooth_kernel_lambda_moves_training_towards_or_away_from_smooth_kernels(tmp_path, sign: float) -> None:
+    from advbench.models.card import load_model
+    from advbench.train import TrainConfig, train_model
+    from advbench.train.smooth_kernels import neighbour_penalty
+
+    def roughness(lam: float, name: str) -> float:
+        config = TrainConfig("cnn1", dataset="digits", epochs=2, batch_size=64, lr=0.05, crop_pad=0, flip=False,
+                             model_kwargs={"channels": 16}, smooth_lambda=lam)
+        train_model(config, tmp_path / name / "digits", torch.device("cpu"))
+        model, _ = load_model("cnn1", "digits", tmp_path / name)
+        w = model.net.body[0].conv.weight
+        return (neighbour_penalty(w).sum() / w.pow(2).sum()).item()
+
+    plain, regularized = roughness(0.0, "plain"), roughness(sign * 0.1, "reg")
+    assert math.isfinite(regularized)
+    assert (regularized < 0.8 * plain) if sign > 0 else (regularized > 1.2 * plain)

@@ -162,13 +162,14 @@ def train_cmd(
     data_dir: Annotated[Optional[Path], typer.Option(help="folder holding datasets")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last epoch's training state")] = False,
     max_train: Annotated[Optional[int], typer.Option(help="use only the first N training images")] = None,
+    smooth_lambda: Annotated[float, typer.Option(help="smooth-kernel regularizer weight; negative favours high frequencies")] = 0.0,
 ) -> None:
     """Train a registered model with its recipe; writes safetensors and a model card."""
     from advbench.core.device import resolve_device
     from advbench.train import TrainConfig, train_model
 
     kwargs = {k: v for k, v in (("width", width), ("noise_sigma", noise_sigma)) if v is not None}
-    config = TrainConfig(model=model, dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, model_kwargs=kwargs, max_train=max_train)
+    config = TrainConfig(model=model, dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, model_kwargs=kwargs, max_train=max_train, smooth_lambda=smooth_lambda)
     out_dir = out or Path("model_zoo") / dataset
     with LazyProgress(f"train {model}") as bar:
         card = train_model(

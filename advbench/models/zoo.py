@@ -6,16 +6,18 @@ Training-time noise (`noise_sigma`) acts in train mode only; evaluation is noise
 from __future__ import annotations
 
 from advbench.models.cnn import ShallowCNN
+from advbench.models.polarize import MadryCNN, PolarizingFrontEnd
 from advbench.models.preact_resnet import PreActResNet18
 from advbench.models.registry import MODELS, ModelSpec
 from advbench.models.resnet import ResNet18
 
 KAP = "KAP (Bashivan et al.)"
 STRIDE = "Larger feature maps (stride/upsampling)"
+DISSERTATION = "Structural defenses (dissertation)"
 KAP_NOISE = {"noise_sigma": 0.1}
 KAP_2D = {"kernel_pool": "avg", "pool_kernel": 3, "pool_dims": 2}
 
-VARIANTS: list[tuple[str, type, str, str, str, dict]] = [
+VARIANTS: list[tuple[str, type, str, str, str, dict, str]] = [
     # name, architecture, family, paper, description, default kwargs
     ("rn18-nt", ResNet18, "baseline", KAP, "ResNet18, normal training (RN18-NT)", {}),
     ("rn18-nt-noise", ResNet18, "noise", KAP, "ResNet18, Gaussian noise on the input and after every conv while training (RN18-NT(sigma))", KAP_NOISE),
@@ -40,7 +42,10 @@ VARIANTS: list[tuple[str, type, str, str, str, dict]] = [
     ],
     ("preact-rn18", PreActResNet18, "baseline", STRIDE, "PreActResNet18, strides 1-2-2-2", {}),
     ("preact-rn18-s1122", PreActResNet18, "stride", STRIDE, "PreActResNet18 with stage strides 1-1-2-2 (Table IV)", {"strides": [1, 1, 2, 2]}),
+    ("madry-cnn", MadryCNN, "baseline", DISSERTATION, "Madry et al. MNIST CNN (2 conv 32/64 5x5 + max-pool, FC 1024), the polarizer's base (§4.1.4)", {}),
+    ("pfe-madry", PolarizingFrontEnd, "front-end", DISSERTATION, "Polarizing front end: L1-normalized 5x5 filters, ternary quantizer (c=0.3) with a tanh BPDA surrogate, then the Madry CNN (§4.1)",
+     {"threshold": 0.3}, "polarizer"),
 ]
 
-for _name, _arch, _family, _paper, _description, _defaults in VARIANTS:
-    MODELS.add(_name, ModelSpec(_name, _arch, _family, _paper, _description, defaults=_defaults))
+for _name, _arch, _family, _paper, _description, _defaults, *_recipe in VARIANTS:
+    MODELS.add(_name, ModelSpec(_name, _arch, _family, _paper, _description, recipe=_recipe[0] if _recipe else "normal", defaults=_defaults))

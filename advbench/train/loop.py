@@ -17,12 +17,17 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 import advbench
-from advbench.core.errors import CheckpointError
+from advbench.core.errors import CheckpointError, UsageError
 from advbench.data import load_dataset
 from advbench.models.card import ModelCard, save_checkpoint
 from advbench.models.registry import MODELS
 from advbench.models.wrapper import RobustModel
 from advbench.train.augment import random_crop_flip
+from advbench.train.smooth_kernels import model_smoothness
+
+
+# Recipes this loop runs: cross-entropy, with the model's own training-time noise layers.
+IMPLEMENTED_RECIPES = {"normal"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class TrainConfig:
     seed: int = 0
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     max_train: int | None = None  # use only the first N training images (smoke tests)
+    smooth_lambda: float = 0.0  # smooth-kernel regularizer weight (smooth-kernels §3); < 0 favours high frequencies
 
 
 @dataclass
@@ -100,6 +106,8 @@ def train_model(
 ) -> ModelCard:
     """Train `config.model` and write `<out_dir>/<model>.safetensors` plus its card."""
     spec = MODELS.get(config.model)
+    if spec.recipe not in IMPLEMENTED_RECIPES:
+        raise UsageError(f"model {config.model!r} trains with the {spec.recipe!r} recipe, which advbench does not implement yet")
     torch.manual_seed(config.seed)  # weight init only; batches use the explicit generator below
     train, test = load_dataset(config.dataset, "train", data_dir), load_dataset(config.dataset, "test", data_dir)
     x_train, y_train = train.images.to(device), train.labels.to(device)
@@ -139,6 +147,8 @@ def train_model(
             xb = random_crop_flip(x_train[idx], config.crop_pad, config.flip, gen)
             logits = net(normalize(xb))
             loss = F.cross_entropy(logits, y_train[idx])
+            if config.smooth_lambda:
+                loss = loss + config.smooth_lambda * model_smoothness(net)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
