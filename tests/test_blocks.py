@@ -154,3 +154,77 @@ def test_smooth_kernel_lambda_moves_training_towards_or_away_from_smooth_kernels
     plain, regularized = roughness(0.0, "plain"), roughness(sign * 0.1, "reg")
     assert math.isfinite(regularized)
     assert (regularized < 0.8 * plain) if sign > 0 else (regularized > 1.2 * plain)
+
+
+def test_divisive_normalization_and_hah_block_are_scale_invariant() -> None:
+    from advbench.models.hah import HaHBlock, divisive_normalization
+
+    torch.manual_seed(0)
+    y = torch.rand(2, 6, 5, 5)
+    torch.testing.assert_close(divisive_normalization(3.7 * y), divisive_normalization(y), rtol=1e-5, atol=1e-6)
+    block = HaHBlock(3, 8).eval()
+    x = torch.rand(2, 3, 9, 9)
+    with torch.no_grad():
+        torch.testing.assert_close(block(5.0 * x), block(x), rtol=1e-4, atol=1e-5)
+
+
+def test_channel_threshold_keeps_the_top_share_per_channel() -> None:
+    from advbench.models.hah import channel_threshold
+
+    z = torch.arange(100.0).view(1, 1, 10, 10).repeat(2, 3, 1, 1)
+    kept = channel_threshold(z, keep=0.2)
+    assert bool(((kept > 0).flatten(2).sum(2) == 20).all())
+
+
+def test_hah_loss_by_hand_and_gradients_stay_in_the_block() -> None:
+    from advbench.models.hah import HaHBlock, hah_loss
+
+    y = torch.tensor([4.0, 1.0, 3.0, 0.0]).view(1, 4, 1, 1)
+    assert hah_loss(y, top_k=1, anti_weight=0.5).item() == pytest.approx(4.0 - 0.5 * (1 + 3 + 0) / 3)
+    earlier = torch.nn.Conv2d(3, 3, 3, padding=1)
+    block = HaHBlock(3, 10).train()
+    block(earlier(torch.rand(2, 3, 8, 8)))
+    block.loss.backward()
+    assert earlier.weight.grad is None  # the Hebbian loss never reaches earlier layers
+    assert block.conv.weight.grad is not None and float(block.conv.weight.grad.abs().sum()) > 0
+
+
+def test_hah_recipe_trains_hah_vgg16(tmp_path) -> None:
+    from advbench.models.card import load_model
+    from advbench.models.hah import HaHBlock
+    from advbench.train import TrainConfig, train_model
+
+    config = TrainConfig("hah-vgg16", dataset="digits", epochs=1, batch_size=64, lr=0.01, crop_pad=0, flip=False,
+                         model_kwargs={"width": 8, "strides": [1, 1, 2, 2, 2]})
+    card = train_model(config, tmp_path / "digits", torch.device("cpu"))
+    assert card.training["recipe"] == "hah"
+    model, _ = load_model("hah-vgg16", "digits", tmp_path)
+    assert sum(isinstance(m, HaHBlock) for m in model.modules()) == 6
+    assert model(torch.rand(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_cpni_covariance_is_d_plus_lt_l() -> None:
+    from advbench.models.pni import ColoredNoise
+
+    torch.manual_seed(0)
+    noise = ColoredNoise(n=6, rank=2)
+    with torch.no_grad():
+        noise.log_d.copy_(torch.linspace(-1, 0.5, 6))
+        noise.low_rank.mul_(5)
+    expected = (torch.diag(noise.log_d.exp()) + noise.low_rank.t() @ noise.low_rank).detach()
+    torch.testing.assert_close(noise.covariance().detach(), expected)
+    with torch.no_grad():
+        draws = noise.sample(200_000, torch.Generator().manual_seed(1))
+    empirical = draws.t() @ draws / len(draws)
+    torch.testing.assert_close(empirical, expected, atol=0.05 * float(expected.abs().max()), rtol=0)
+
+
+@pytest.mark.parametrize("name", ["pni-w", "cpni-w", "cpni-a"])
+def test_noise_injection_models_are_stochastic(name: str) -> None:
+    from advbench.models import MODELS
+    from advbench.models.wrapper import RobustModel
+
+    net = MODELS.get(name).build(in_channels=1, num_classes=10, width=4)
+    model = RobustModel(net, (1, 16, 16), 10)
+    x = torch.rand(3, 1, 16, 16)
+    assert model.stochastic and not torch.equal(model(x), model(x))

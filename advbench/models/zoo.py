@@ -6,6 +6,8 @@ Training-time noise (`noise_sigma`) acts in train mode only; evaluation is noise
 from __future__ import annotations
 
 from advbench.models.cnn import ShallowCNN
+from advbench.models.hah import VGG16
+from advbench.models.pni import ResNet20
 from advbench.models.polarize import MadryCNN, PolarizingFrontEnd
 from advbench.models.preact_resnet import PreActResNet18
 from advbench.models.registry import MODELS, ModelSpec
@@ -14,6 +16,7 @@ from advbench.models.resnet import ResNet18
 KAP = "KAP (Bashivan et al.)"
 STRIDE = "Larger feature maps (stride/upsampling)"
 DISSERTATION = "Structural defenses (dissertation)"
+CPNI = "Smoothed inference (CPNI)"
 KAP_NOISE = {"noise_sigma": 0.1}
 KAP_2D = {"kernel_pool": "avg", "pool_kernel": 3, "pool_dims": 2}
 
@@ -42,6 +45,14 @@ VARIANTS: list[tuple[str, type, str, str, str, dict, str]] = [
     ],
     ("preact-rn18", PreActResNet18, "baseline", STRIDE, "PreActResNet18, strides 1-2-2-2", {}),
     ("preact-rn18-s1122", PreActResNet18, "stride", STRIDE, "PreActResNet18 with stage strides 1-1-2-2 (Table IV)", {"strides": [1, 1, 2, 2]}),
+    ("vgg16", VGG16, "baseline", STRIDE, "VGG16 (weight-normalized convs), max-pool after every stage (2-2-2-2-2)", {}),
+    ("vgg16-s11222", VGG16, "stride", STRIDE, "VGG16 without the first two downsamplings (1-1-2-2-2, Table IV)", {"strides": [1, 1, 2, 2, 2]}),
+    ("hah-vgg16", VGG16, "hebbian", DISSERTATION, "VGG16 whose first 6 blocks are HaH blocks (weight-norm conv, ReLU, divisive norm sigma=0.1, keep top 20%), HaH loss K=10%, lambda=0.1 (Ch. 5)",
+     {"hah_blocks": 6}, "hah"),
+    ("rn20", ResNet20, "baseline", CPNI, "ResNet-20, the CPNI paper's CIFAR-10 base model", {}),
+    ("pni-w", ResNet20, "noise-injection", CPNI, "ResNet-20 with parametric white noise on every conv's weights (PNI-W, He et al.)", {"noise": "weights"}, "cpni-at"),
+    ("cpni-w", ResNet20, "noise-injection", CPNI, "ResNet-20 with colored weight noise, covariance D + L^T L, rank 5 (CPNI-W, §4.4)", {"noise": "weights", "colored_rank": 5}, "cpni-at"),
+    ("cpni-a", ResNet20, "noise-injection", CPNI, "ResNet-20 with colored activation noise over channels, rank 5 (CPNI-A)", {"noise": "activations", "colored_rank": 5}, "cpni-at"),
     ("madry-cnn", MadryCNN, "baseline", DISSERTATION, "Madry et al. MNIST CNN (2 conv 32/64 5x5 + max-pool, FC 1024), the polarizer's base (§4.1.4)", {}),
     ("pfe-madry", PolarizingFrontEnd, "front-end", DISSERTATION, "Polarizing front end: L1-normalized 5x5 filters, ternary quantizer (c=0.3) with a tanh BPDA surrogate, then the Madry CNN (§4.1)",
      {"threshold": 0.3}, "polarizer"),

@@ -26,8 +26,9 @@ from advbench.train.augment import random_crop_flip
 from advbench.train.smooth_kernels import model_smoothness
 
 
-# Recipes this loop runs: cross-entropy, with the model's own training-time noise layers.
-IMPLEMENTED_RECIPES = {"normal"}
+# Recipes this loop runs: cross-entropy with the model's own training-time noise layers
+# ("normal"), minus the weighted HaH objectives of the model's HaH blocks ("hah", eq. 5.5).
+IMPLEMENTED_RECIPES = {"normal", "hah"}
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,8 @@ def train_model(
             xb = random_crop_flip(x_train[idx], config.crop_pad, config.flip, gen)
             logits = net(normalize(xb))
             loss = F.cross_entropy(logits, y_train[idx])
+            if spec.recipe == "hah":
+                loss = loss - net.hah_objective()
             if config.smooth_lambda:
                 loss = loss + config.smooth_lambda * model_smoothness(net)
             opt.zero_grad(set_to_none=True)
