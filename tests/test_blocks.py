@@ -219,7 +219,7 @@ def test_cpni_covariance_is_d_plus_lt_l() -> None:
     torch.testing.assert_close(empirical, expected, atol=0.05 * float(expected.abs().max()), rtol=0)
 
 
-@pytest.mark.parametrize("name", ["pni-w", "cpni-w", "cpni-a"])
+@pytest.mark.parametrize("name", ["pni-w", "cpni-w", "cpni-a", "cpni-w-smooth-prediction", "cpni-w-smooth-soft", "cpni-w-smooth-weighted"])
 def test_noise_injection_models_are_stochastic(name: str) -> None:
     from advbench.models import MODELS
     from advbench.models.wrapper import RobustModel

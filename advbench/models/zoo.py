@@ -11,6 +11,7 @@ from advbench.models.pni import ResNet20
 from advbench.models.polarize import MadryCNN, PolarizingFrontEnd
 from advbench.models.preact_resnet import PreActResNet18
 from advbench.models.registry import MODELS, ModelSpec
+from advbench.models.smoothing import Smoothing
 from advbench.models.resnet import ResNet18
 
 KAP = "KAP (Bashivan et al.)"
@@ -20,7 +21,7 @@ CPNI = "Smoothed inference (CPNI)"
 KAP_NOISE = {"noise_sigma": 0.1}
 KAP_2D = {"kernel_pool": "avg", "pool_kernel": 3, "pool_dims": 2}
 
-VARIANTS: list[tuple[str, type, str, str, str, dict, str]] = [
+VARIANTS: list[tuple] = [
     # name, architecture, family, paper, description, default kwargs
     ("rn18-nt", ResNet18, "baseline", KAP, "ResNet18, normal training (RN18-NT)", {}),
     ("rn18-nt-noise", ResNet18, "noise", KAP, "ResNet18, Gaussian noise on the input and after every conv while training (RN18-NT(sigma))", KAP_NOISE),
@@ -56,6 +57,18 @@ VARIANTS: list[tuple[str, type, str, str, str, dict, str]] = [
     ("madry-cnn", MadryCNN, "baseline", DISSERTATION, "Madry et al. MNIST CNN (2 conv 32/64 5x5 + max-pool, FC 1024), the polarizer's base (§4.1.4)", {}),
     ("pfe-madry", PolarizingFrontEnd, "front-end", DISSERTATION, "Polarizing front end: L1-normalized 5x5 filters, ternary quantizer (c=0.3) with a tanh BPDA surrogate, then the Madry CNN (§4.1)",
      {"threshold": 0.3}, "polarizer"),
+]
+
+
+
+def smoothed_cpni_w(mode: str = "prediction", sigma: float = 0.25, samples: int = 8, weight_c: float | None = None, **kwargs: object) -> Smoothing:
+    """CPNI-W ResNet-20 under smoothed inference (§3); sigma in the network's (normalized) input units."""
+    return Smoothing(ResNet20(noise="weights", colored_rank=5, **kwargs), sigma=sigma, samples=samples, mode=mode, weight_c=weight_c)
+
+
+VARIANTS += [
+    (f"cpni-w-smooth-{mode}", smoothed_cpni_w, "smoothing", CPNI, f"CPNI-W ResNet-20 with {mode} smoothing at inference (M=8, sigma=0.25; §3, eq. {eq})", {"mode": mode}, "cpni-at")
+    for mode, eq in (("prediction", 8), ("soft", 9), ("weighted", 11))
 ]
 
 for _name, _arch, _family, _paper, _description, _defaults, *_recipe in VARIANTS:
