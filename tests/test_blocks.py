@@ -231,3 +231,45 @@ def test_noise_injection_models_are_stochastic(name: str) -> None:
     if name.endswith(("prediction", "weighted")):
         return  # an untrained model's vote is often unanimous, hence repeatable; its trait still holds
     assert not torch.equal(model(x), model(x))
+
+
+def test_top_t_keeps_exactly_t_per_patch_and_routes_gradients_through_top_u() -> None:
+    from advbench.models.sparse_coding import TopT
+
+    torch.manual_seed(0)
+    layer = TopT(top_t=3, top_u=6)
+    x = torch.randn(2, 20, 4, 4, requires_grad=True)
+    out = layer(x)
+    assert bool(((out != 0).sum(1) == 3).all())
+    magnitude = x.detach().abs()
+    smallest_kept = magnitude.where(out != 0, torch.full_like(magnitude, float("inf"))).amin(dim=1)
+    largest_dropped = magnitude.where(out == 0, torch.zeros_like(magnitude)).amax(dim=1)
+    assert bool((smallest_kept >= largest_dropped).all())
+    layer.use_surrogate = True
+    (grad,) = torch.autograd.grad(layer(x).sum(), x)
+    assert bool(((grad != 0).sum(1) == 6).all())
+
+
+def test_dead_zone_quantizer_levels_and_threshold() -> None:
+    from advbench.models.sparse_coding import DeadZoneQuantizer
+
+    l1 = torch.tensor([2.0, 4.0])
+    q = DeadZoneQuantizer(l1, beta=3.0, eps=0.1)  # thresholds 0.6 and 1.2
+    x = torch.tensor([[0.59, 1.19], [-0.61, -1.3]]).view(2, 2, 1, 1)
+    torch.testing.assert_close(q(x).view(2, 2), torch.tensor([[0.0, 0.0], [-2.0, -4.0]]))
+
+
+def test_sparse_coding_front_end_shapes_and_randomness() -> None:
+    from advbench.models.sparse_coding import SparseCodingFrontEnd, learn_dictionary
+
+    images = torch.rand(50, 1, 28, 28)
+    dictionary = learn_dictionary(images, atoms=24, patch=4, stride=2, max_patches=2000)
+    assert dictionary.shape == (24, 1, 4, 4)
+    torch.testing.assert_close(dictionary.flatten(1).norm(dim=1), torch.ones(24))
+    net = SparseCodingFrontEnd(in_channels=1, input_size=28, atoms=24, top_t=5, dropout=0.5, eps=0.1, ensemble=3, classifier_width=4).eval()
+    net.set_dictionary(dictionary)
+    x = torch.rand(2, 1, 28, 28)
+    assert net.decoder(net.encode(x)).shape == (2, 1, 28, 28)
+    assert net.is_stochastic and net(x).shape == (2, 10)
+    plain = SparseCodingFrontEnd(in_channels=1, input_size=28, atoms=24, top_t=5, dropout=0.0, eps=0.1, classifier_width=4).eval()
+    assert not plain.is_stochastic and torch.equal(plain(x), plain(x))

@@ -12,6 +12,7 @@ from advbench.models.polarize import MadryCNN, PolarizingFrontEnd
 from advbench.models.preact_resnet import PreActResNet18
 from advbench.models.registry import MODELS, ModelSpec
 from advbench.models.smoothing import Smoothing
+from advbench.models.sparse_coding import SparseCodingFrontEnd
 from advbench.models.resnet import ResNet18
 
 KAP = "KAP (Bashivan et al.)"
@@ -54,6 +55,9 @@ VARIANTS: list[tuple] = [
     ("pni-w", ResNet20, "noise-injection", CPNI, "ResNet-20 with parametric white noise on every conv's weights (PNI-W, He et al.)", {"noise": "weights"}, "cpni-at"),
     ("cpni-w", ResNet20, "noise-injection", CPNI, "ResNet-20 with colored weight noise, covariance D + L^T L, rank 5 (CPNI-W, §4.4)", {"noise": "weights", "colored_rank": 5}, "cpni-at"),
     ("cpni-a", ResNet20, "noise-injection", CPNI, "ResNet-20 with colored activation noise over channels, rank 5 (CPNI-A)", {"noise": "activations", "colored_rank": 5}, "cpni-at"),
+    ("sc-frontend", SparseCodingFrontEnd, "front-end", DISSERTATION, "Sparse-coding front end: 500-atom 4x4 patch dictionary, top-50, dropout 0.95 at test time, dead-zone quantizer (beta=3), decoder, ensemble of 10 (§4.2)",
+     {}, "sparse-coding"),
+    ("sc-frontend-nodrop", SparseCodingFrontEnd, "front-end", DISSERTATION, "Sparse-coding front end without dropout (the non-random encoder, §4.2.2.3)", {"dropout": 0.0}, "sparse-coding"),
     ("madry-cnn", MadryCNN, "baseline", DISSERTATION, "Madry et al. MNIST CNN (2 conv 32/64 5x5 + max-pool, FC 1024), the polarizer's base (§4.1.4)", {}),
     ("pfe-madry", PolarizingFrontEnd, "front-end", DISSERTATION, "Polarizing front end: L1-normalized 5x5 filters, ternary quantizer (c=0.3) with a tanh BPDA surrogate, then the Madry CNN (§4.1)",
      {"threshold": 0.3}, "polarizer"),
