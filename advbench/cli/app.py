@@ -79,7 +79,7 @@ def eval_cmd(
     data_dir: Annotated[Optional[Path], typer.Option(help="folder holding datasets")] = None,
     zoo: Annotated[Optional[Path], typer.Option(help="extra folder of model cards")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="start a new run even if an identical one exists")] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="continue an identical unfinished run (the default)")] = True,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue an identical unfinished run (default); --no-resume is --fresh")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Clean and robust accuracy of a model; every per-sample result is stored and the run resumes."""
