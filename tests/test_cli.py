@@ -95,7 +95,7 @@ def test_eval_json_runs_and_show(tmp_path: Path, digits_zoo: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["n"] == 64 and [e["eps"] for e in summary["per_eps"]] == [0.05, 0.1]
-    assert set(summary["per_eps"][0]["robust_after"]) == {"fgsm", "pgd"}
+    assert set(summary["per_eps"][0]["robust_after"]) == {"fgsm", "pgd:steps=5"}
     table = advbench("eval", *common, "--attack", "fgsm", "--attack", "pgd:steps=5", "--eps", "0.05", "--eps", "0.1")
     assert table.returncode == 0 and "already finished" in table.stderr and "worst case" in table.stdout
     runs = advbench("runs", "--db", db)

@@ -28,11 +28,11 @@ def test_every_sample_attack_eps_is_stored(digits_zoo: Path, tmp_path: Path) -> 
     assert run.libraries["torch"] and run.checkpoint_sha256 and run.indices_hash
     for e in s.per_eps:
         # Later attacks only ever lower the robust accuracy; worst case is the last.
-        assert e.robust_after["fgsm"] >= e.robust_after["pgd"] == e.worst_case
+        assert e.robust_after["fgsm"] >= e.robust_after["pgd:steps=5"] == e.worst_case
         assert e.worst_case <= s.clean_accuracy
     assert s.per_eps[0].worst_case >= s.per_eps[1].worst_case
     skipped = [r for r in rows if r["status"] == "skipped"]
-    assert skipped and all(r["attack"] == "pgd" for r in skipped)  # pgd skipped what fgsm broke
+    assert skipped and all(r["attack"] == "pgd:steps=5" for r in skipped)  # pgd skipped what fgsm broke
 
 
 def test_interrupted_run_resumes_to_identical_rows(digits_zoo: Path, tmp_path: Path) -> None:
@@ -72,3 +72,12 @@ def test_fresh_starts_a_new_run(digits_zoo: Path, tmp_path: Path) -> None:
     first = run_eval(config(digits_zoo, db, n=40))
     second = run_eval(config(digits_zoo, db, n=40, fresh=True))
     assert second.summary.run_id != first.summary.run_id and not second.resumed
+
+
+def test_variants_of_one_attack_chain_under_their_labels(digits_zoo: Path, tmp_path: Path) -> None:
+    from advbench.core.errors import UsageError
+
+    outcome = run_eval(config(digits_zoo, tmp_path / "v.sqlite", attacks=("pgd:steps=2", "pgd:steps=10,restarts=2"), n=40))
+    assert outcome.summary.attacks == ["pgd:steps=2", "pgd:restarts=2,steps=10"]
+    with pytest.raises(UsageError, match="once per run"):
+        run_eval(config(digits_zoo, tmp_path / "v.sqlite", attacks=("pgd:steps=2", "pgd:steps=2")))

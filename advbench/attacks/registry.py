@@ -59,8 +59,14 @@ def parse_attack_spec(text: str) -> tuple[str, dict[str, str]]:
     return name.strip(), options
 
 
+def attack_label(text: str) -> str:
+    """Canonical label of a spec: `pgd` stays `pgd`, options are sorted (`pgd:restarts=2,steps=50`)."""
+    name, options = parse_attack_spec(text)
+    return name if not options else f"{name}:{','.join(f'{k}={v}' for k, v in sorted(options.items()))}"
+
+
 def build_attack(text: str) -> tuple[str, Attack, dict[str, Any]]:
-    """`pgd:steps=50,restarts=2` -> (name, attack instance, resolved config as a dict)."""
+    """`pgd:steps=50,restarts=2` -> (label, attack instance, resolved config as a dict)."""
     name, options = parse_attack_spec(text)
     spec = ATTACKS.get(name)
     hints = typing.get_type_hints(spec.config)
@@ -69,4 +75,4 @@ def build_attack(text: str) -> tuple[str, Attack, dict[str, Any]]:
         raise UsageError(f"attack {name}: unknown option(s) {', '.join(unknown)}; known: {', '.join(hints)}")
     values = {**spec.defaults, **{k: _convert(v, hints[k], k, name) for k, v in options.items()}}
     config = spec.config(**values)
-    return name, spec.cls(config), dataclasses.asdict(config)
+    return attack_label(text), spec.cls(config), dataclasses.asdict(config)

@@ -73,7 +73,7 @@ def _prepare_attacks(config: EvalConfig) -> tuple[list[ThreatModel], list[tuple[
     attacks = [build_attack(a) for a in config.attacks]
     names = [a[0] for a in attacks]
     if len(set(names)) != len(names):
-        raise UsageError("each attack may appear once per run; give variants distinct settings in separate runs")
+        raise UsageError("each attack (with its options) may appear once per run")
     for name, attack, _ in attacks:
         if norm.value not in attack.norms:
             raise UsageError(f"attack {name!r} does not support the {norm.value} norm")
