@@ -39,6 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", default=["rn18-nt", "rn18-nt-noise", "kap-rn18"])
     parser.add_argument("--db", default="results/zoo.sqlite")
+    parser.add_argument("--table-only", action="store_true", help="print the table from the cards without evaluating")
     args = parser.parse_args()
     print("| model | clean % | PGD-20 Linf 0.1 % | PGD-20 Linf 0.02 % | PGD-20 L2 0.5 % | PGD-20 L2 1.0 % | train minutes |")
     print("|---|---|---|---|---|---|---|")
@@ -47,8 +48,11 @@ def main() -> None:
         if path is None:
             raise SystemExit(f"no fashion-mnist card for {model}")
         card = ModelCard.from_yaml(path)
-        metrics = measure(model, args.db)
-        replace(card, metrics=metrics).to_yaml(path)
+        if args.table_only:
+            metrics = card.metrics
+        else:
+            metrics = measure(model, args.db)
+            replace(card, metrics=metrics).to_yaml(path)
         minutes = sum(h["seconds"] for h in card.training.get("history", [])) / 60
         cells = [f"{100 * metrics[k]['accuracy']:.2f}" for k, *_ in SETTINGS]  # type: ignore[index]
         print(f"| {model} | {100 * metrics['clean_accuracy']:.2f} | {' | '.join(cells)} | {minutes:.1f} |")  # type: ignore[operator]
