@@ -15,11 +15,11 @@ from advbench.models.card import REPO_ZOO
 SHIPPED = sorted(p.stem for p in (REPO_ZOO / "fashion-mnist").glob("*.yaml"))
 
 
-@pytest.mark.parametrize("name", MODELS.names())
 def test_the_three_foundation_checkpoints_are_shipped() -> None:
     assert {"rn18-nt", "rn18-nt-noise", "kap-rn18"} <= set(SHIPPED)
 
 
+@pytest.mark.parametrize("name", MODELS.names())
 def test_registered_model_builds_and_runs(name: str) -> None:
     net = MODELS.get(name).build(in_channels=1, num_classes=10).eval()
     with torch.no_grad():
