@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from advbench.models.bpda import BPDALayer
@@ -64,9 +63,6 @@ class Smoothing(BPDALayer):
     @property
     def is_stochastic(self) -> bool:
         return self.sigma > 0
-
-    def reseed(self, seed: int) -> None:
-        self.seed, self.generator = seed, None
 
     def _noisy_logits(self, x: torch.Tensor) -> torch.Tensor:
         if self.generator is None or self.generator.device != x.device:

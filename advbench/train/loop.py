@@ -21,7 +21,6 @@ from advbench.core.errors import CheckpointError, UsageError
 from advbench.data import load_dataset
 from advbench.models.card import ModelCard, save_checkpoint
 from advbench.models.registry import MODELS
-from advbench.models.wrapper import RobustModel
 from advbench.train.augment import random_crop_flip
 from advbench.train.smooth_kernels import model_smoothness
 
@@ -191,6 +190,3 @@ def train_model(
     state_path.unlink(missing_ok=True)
     return card
 
-
-def wrap_trained(net: torch.nn.Module, card: ModelCard) -> RobustModel:
-    return RobustModel(net, card.input_shape, card.num_classes, card.mean, card.std, name=card.name)
