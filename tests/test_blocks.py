@@ -273,3 +273,24 @@ def test_sparse_coding_front_end_shapes_and_randomness() -> None:
     assert net.is_stochastic and net(x).shape == (2, 10)
     plain = SparseCodingFrontEnd(in_channels=1, input_size=28, atoms=24, top_t=5, dropout=0.0, eps=0.1, classifier_width=4).eval()
     assert not plain.is_stochastic and torch.equal(plain(x), plain(x))
+
+
+def test_pgd_adversarial_training_buys_robustness(tmp_path) -> None:
+    from advbench.attacks import build_attack
+    from advbench.core.threat import Norm, ThreatModel
+    from advbench.data import load_dataset
+    from advbench.models.card import load_model
+    from advbench.train import TrainConfig, train_model
+
+    # The same small CNN on digits, trained normally and with PGD adversarial training.
+    common = dict(dataset="digits", epochs=8, batch_size=64, lr=0.02, crop_pad=0, flip=False, model_kwargs={"input_size": 8})
+    train_model(TrainConfig("madry-cnn", **common), tmp_path / "digits", torch.device("cpu"))
+    card = train_model(TrainConfig("madry-cnn-at", at_eps=0.15, at_steps=5, **common), tmp_path / "digits", torch.device("cpu"))
+    assert card.training["recipe"] == "pgd-at" and card.training["at_eps"] == 0.15
+    data = load_dataset("digits", "test")
+    robust = {}
+    for name in ("madry-cnn", "madry-cnn-at"):
+        model, _ = load_model(name, "digits", tmp_path)
+        result = build_attack("pgd")[1](model, data.images, data.labels, ThreatModel(Norm.LINF, 0.15))
+        robust[name] = 1 - result.success.float().mean().item()
+    assert robust["madry-cnn-at"] > robust["madry-cnn"] + 0.2, robust

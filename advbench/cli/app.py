@@ -163,13 +163,19 @@ def train_cmd(
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last epoch's training state")] = False,
     max_train: Annotated[Optional[int], typer.Option(help="use only the first N training images")] = None,
     smooth_lambda: Annotated[float, typer.Option(help="smooth-kernel regularizer weight; negative favours high frequencies")] = 0.0,
+    at_eps: Annotated[float, typer.Option(help="adversarial training budget (recipe pgd-at)")] = 0.1,
+    at_norm: Annotated[str, typer.Option(help="adversarial training norm: linf or l2")] = "linf",
+    at_steps: Annotated[int, typer.Option(help="PGD steps per adversarial training batch")] = 10,
 ) -> None:
     """Train a registered model with its recipe; writes safetensors and a model card."""
     from advbench.core.device import resolve_device
     from advbench.train import TrainConfig, train_model
 
     kwargs = {k: v for k, v in (("width", width), ("noise_sigma", noise_sigma)) if v is not None}
-    config = TrainConfig(model=model, dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, model_kwargs=kwargs, max_train=max_train, smooth_lambda=smooth_lambda)
+    config = TrainConfig(
+        model=model, dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, model_kwargs=kwargs, max_train=max_train, smooth_lambda=smooth_lambda,
+        at_eps=at_eps, at_norm=at_norm, at_steps=at_steps,
+    )
     out_dir = out or Path("model_zoo") / dataset
     with LazyProgress(f"train {model}") as bar:
         card = train_model(

@@ -27,6 +27,7 @@ class RobustModel(nn.Module):
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         name: str = "model",
+        freeze: bool = True,
     ) -> None:
         super().__init__()
         self.net = net
@@ -41,8 +42,10 @@ class RobustModel(nn.Module):
         self.register_buffer("mean", mean_t.view(1, -1, 1, 1))
         self.register_buffer("std", std_t.view(1, -1, 1, 1))
         # Attacks need input gradients only; frozen weights skip their gradient computation.
-        for p in self.net.parameters():
-            p.requires_grad_(False)
+        # Adversarial training attacks the network it is training, so it wraps without freezing.
+        if freeze:
+            for p in self.net.parameters():
+                p.requires_grad_(False)
         super().train(False)
 
     bounds = (0.0, 1.0)

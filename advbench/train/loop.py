@@ -22,12 +22,14 @@ from advbench.data import load_dataset
 from advbench.models.card import ModelCard, save_checkpoint
 from advbench.models.registry import MODELS
 from advbench.train.augment import random_crop_flip
+from advbench.models.wrapper import RobustModel
 from advbench.train.smooth_kernels import model_smoothness
 
 
 # Recipes this loop runs: cross-entropy with the model's own training-time noise layers
-# ("normal"), minus the weighted HaH objectives of the model's HaH blocks ("hah", eq. 5.5).
-IMPLEMENTED_RECIPES = {"normal", "hah"}
+# ("normal"), minus the weighted HaH objectives of the model's HaH blocks ("hah", eq. 5.5),
+# or on PGD adversarial examples made on the fly (Madry et al., "pgd-at").
+IMPLEMENTED_RECIPES = {"normal", "hah", "pgd-at"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,11 @@ class TrainConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     max_train: int | None = None  # use only the first N training images (smoke tests)
     smooth_lambda: float = 0.0  # smooth-kernel regularizer weight (smooth-kernels §3); < 0 favours high frequencies
+    # PGD adversarial training (recipe "pgd-at"): the threat model and the attack's steps.
+    at_norm: str = "linf"
+    at_eps: float = 0.1
+    at_steps: int = 10
+    at_rel_stepsize: float = 0.25
 
 
 @dataclass
@@ -129,6 +136,8 @@ def train_model(
         opt, lambda t: min((t + 1) / warmup, max(0.0, (total_steps - t) / max(1, total_steps - warmup)))
     )
 
+    make_adversarial = _adversary(config, net, train, mean, std) if spec.recipe == "pgd-at" else None
+
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = _state_path(out_dir, config.model)
     start, history = 0, []
@@ -145,6 +154,8 @@ def train_model(
         for step in range(steps_per_epoch):
             idx = order[step * config.batch_size : (step + 1) * config.batch_size]
             xb = random_crop_flip(x_train[idx], config.crop_pad, config.flip, gen)
+            if make_adversarial is not None:
+                xb = make_adversarial(xb, y_train[idx], idx, epoch)
             logits = net(normalize(xb))
             loss = F.cross_entropy(logits, y_train[idx])
             if spec.recipe == "hah":
@@ -190,3 +201,23 @@ def train_model(
     state_path.unlink(missing_ok=True)
     return card
 
+
+def _adversary(config: TrainConfig, net: torch.nn.Module, train: Any, mean: torch.Tensor, std: torch.Tensor) -> Callable:
+    """PGD on the network being trained (eval mode for the attack, train mode restored after)."""
+    from advbench.attacks.gradient import PGD, PGDConfig
+    from advbench.core.seeding import derive_seed
+    from advbench.core.threat import ThreatModel
+
+    threat = ThreatModel(config.at_norm, config.at_eps)
+    # Full steps, no early stopping: training wants the strongest point, not the first success.
+    attack = PGD(PGDConfig(steps=config.at_steps, rel_stepsize=config.at_rel_stepsize, early_stop=False))
+    view = RobustModel(net, train.input_shape, train.num_classes, mean.tolist(), std.tolist(), freeze=False)
+
+    def make(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, epoch: int) -> torch.Tensor:
+        view.to(x.device)
+        net.eval()
+        x_adv = attack(view, x, y, threat, idx, derive_seed(config.seed, "pgd-at", epoch)).x_adv.detach()
+        net.train()
+        return x_adv
+
+    return make
