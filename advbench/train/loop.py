@@ -96,9 +96,9 @@ def _load_state(path: Path, net: torch.nn.Module, opt: torch.optim.SGD, config: 
 
 
 @torch.no_grad()
-def _accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> float:
-    net.eval()
-    correct = sum(int((net(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum()) for i in range(0, len(y), batch))
+def _accuracy(model: RobustModel, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> float:
+    model.net.eval()
+    correct = sum(int((model.predict(x[i : i + batch]) == y[i : i + batch]).sum()) for i in range(0, len(y), batch))
     return correct / len(y)
 
 
@@ -121,12 +121,13 @@ def train_model(
     if config.max_train:
         x_train, y_train = x_train[: config.max_train], y_train[: config.max_train]
     x_test, y_test = test.images[:2000].to(device), test.labels[:2000].to(device)
-    # The card records the training set's per-channel statistics; the wrapper normalizes with them.
-    mean = x_train.mean(dim=(0, 2, 3))
-    std = x_train.std(dim=(0, 2, 3))
-    normalize = lambda x: (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)  # noqa: E731
+    # The card records the training set's per-channel statistics. Training runs through the same
+    # wrapper as evaluation (unfrozen), so both normalize with exactly the card's numbers.
+    mean = [round(float(v), 6) for v in x_train.mean(dim=(0, 2, 3))]
+    std = [round(float(v), 6) for v in x_train.std(dim=(0, 2, 3))]
     kwargs = {"num_classes": train.num_classes, "in_channels": train.input_shape[0], **config.model_kwargs}
-    net = spec.build(**kwargs).to(device)
+    net = spec.build(**kwargs)
+    model = RobustModel(net, train.input_shape, train.num_classes, mean, std, name=config.model, freeze=False).to(device)
     opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True)
     steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
@@ -136,7 +137,7 @@ def train_model(
         opt, lambda t: min((t + 1) / warmup, max(0.0, (total_steps - t) / max(1, total_steps - warmup)))
     )
 
-    make_adversarial = _adversary(config, net, train, mean, std) if spec.recipe == "pgd-at" else None
+    make_adversarial = _adversary(config, model) if spec.recipe == "pgd-at" else None
 
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = _state_path(out_dir, config.model)
@@ -156,7 +157,7 @@ def train_model(
             xb = random_crop_flip(x_train[idx], config.crop_pad, config.flip, gen)
             if make_adversarial is not None:
                 xb = make_adversarial(xb, y_train[idx], idx, epoch)
-            logits = net(normalize(xb))
+            logits = model(xb)
             loss = F.cross_entropy(logits, y_train[idx])
             if spec.recipe == "hah":
                 loss = loss - net.hah_objective()
@@ -170,7 +171,7 @@ def train_model(
             correct += int((logits.argmax(1) == y_train[idx]).sum())
             if on_batch:
                 on_batch(epoch * steps_per_epoch + step + 1, total_steps)
-        log = EpochLog(epoch + 1, loss_sum / len(y_train), correct / len(y_train), _accuracy(net, normalize(x_test), y_test), time.time() - t0)
+        log = EpochLog(epoch + 1, loss_sum / len(y_train), correct / len(y_train), _accuracy(model, x_test, y_test), time.time() - t0)
         history.append(log)
         _save_state(state_path, net, opt, epoch + 1, config, history)
         if on_epoch:
@@ -185,8 +186,8 @@ def train_model(
         input_shape=list(train.input_shape),
         num_classes=train.num_classes,
         kwargs={**spec.defaults, **kwargs},
-        mean=[round(float(v), 6) for v in mean],
-        std=[round(float(v), 6) for v in std],
+        mean=mean,
+        std=std,
         training={
             "recipe": spec.recipe,
             **{k: v for k, v in asdict(config).items() if k not in ("model", "dataset", "model_kwargs")},
@@ -202,7 +203,7 @@ def train_model(
     return card
 
 
-def _adversary(config: TrainConfig, net: torch.nn.Module, train: Any, mean: torch.Tensor, std: torch.Tensor) -> Callable:
+def _adversary(config: TrainConfig, model: RobustModel) -> Callable:
     """PGD on the network being trained (eval mode for the attack, train mode restored after)."""
     from advbench.attacks.gradient import PGD, PGDConfig
     from advbench.core.seeding import derive_seed
@@ -211,13 +212,11 @@ def _adversary(config: TrainConfig, net: torch.nn.Module, train: Any, mean: torc
     threat = ThreatModel(config.at_norm, config.at_eps)
     # Full steps, no early stopping: training wants the strongest point, not the first success.
     attack = PGD(PGDConfig(steps=config.at_steps, rel_stepsize=config.at_rel_stepsize, early_stop=False))
-    view = RobustModel(net, train.input_shape, train.num_classes, mean.tolist(), std.tolist(), freeze=False)
 
     def make(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, epoch: int) -> torch.Tensor:
-        view.to(x.device)
-        net.eval()
-        x_adv = attack(view, x, y, threat, idx, derive_seed(config.seed, "pgd-at", epoch)).x_adv.detach()
-        net.train()
+        model.net.eval()
+        x_adv = attack(model, x, y, threat, idx, derive_seed(config.seed, "pgd-at", epoch)).x_adv.detach()
+        model.net.train()
         return x_adv
 
     return make
