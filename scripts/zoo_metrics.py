@@ -1,9 +1,12 @@
 """Measure the shipped Fashion-MNIST checkpoints and record the numbers in their cards.
 
-For each model: clean and PGD-20 Linf eps=0.1 accuracy on the whole test set, plus PGD-20 at
-Linf 0.02, L2 0.5 and L2 1.0 on 1000 images. Every number comes from an `advbench eval` run stored in
-the given database; the run ids are written into the cards and printed as a markdown table.
-Run: python scripts/zoo_metrics.py [--db results/zoo.sqlite] [MODEL ...]
+For each model: clean and PGD-20 Linf eps=0.1 accuracy on the whole test set (1000 images for
+models random at inference, whose every prediction costs M forward passes), plus PGD-20 at Linf
+0.02, L2 0.5 and L2 1.0 on 1000 images. Every number comes from an `advbench eval` run stored in
+the given database; the run ids are written into the cards, with the card's default threat model
+and its paper's facts, and a markdown table is printed. Checkpoints are re-saved in float16 first where that leaves the
+predictions on 2000 test images unchanged (the zoo must stay under 100 MB).
+Run: python scripts/zoo_metrics.py [--db results/zoo.sqlite] [--new] [MODEL ...]
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import argparse
 from dataclasses import replace
 
 from advbench.engine import EvalConfig, run_eval
-from advbench.models.card import ModelCard, card_path
+from advbench.models.card import REPO_ZOO, ModelCard, card_path, load_model
+from advbench.models.paper import default_threat, paper_facts
 
 SETTINGS = [
-    # (metric key, norm, eps, n)
+    # (metric key, norm, eps, n; None = whole test set)
     ("pgd20_linf_0.1", "linf", 0.1, None),
     ("pgd20_linf_0.02", "linf", 0.02, 1000),
     ("pgd20_l2_0.5", "l2", 0.5, 1000),
@@ -23,39 +27,98 @@ SETTINGS = [
 ]
 
 
-def measure(model: str, db: str) -> dict[str, object]:
+def measure(model: str, db: str, stochastic: bool) -> dict[str, object]:
     metrics: dict[str, object] = {}
     for key, norm, eps, n in SETTINGS:
+        n = n or (1000 if stochastic else None)
         config = EvalConfig(model=model, attacks=("pgd",), eps=(eps,), norm=norm, n=n, db=db, batch_size=500)
         summary = run_eval(config).summary
-        if n is None:
+        if key == SETTINGS[0][0]:
             metrics["clean_accuracy"] = round(summary.clean_accuracy, 4)
             metrics["test_images"] = summary.n
         metrics[key] = {"accuracy": round(summary.per_eps[0].worst_case, 4), "n": summary.n, "run": summary.run_id}
     return metrics
 
 
+def store_half(model: str) -> str:
+    """Re-save a checkpoint in float16 when its test predictions do not change; returns the dtype kept."""
+    import torch
+
+    from advbench.data import load_dataset
+    from advbench.models.card import save_checkpoint
+
+    full, card = load_model(model, "fashion-mnist")
+    if card.stored_dtype != "float32":
+        return card.stored_dtype
+    data = load_dataset("fashion-mnist", "test", indices=torch.arange(2000))
+    torch.manual_seed(0)
+    before = full.predict(data.images)
+    path = card_path(model, "fashion-mnist")
+    save_checkpoint(full.net, card, path.parent, torch.float16)
+    half, _ = load_model(model, "fashion-mnist")
+    torch.manual_seed(0)
+    agree = (half.predict(data.images) == before).float().mean().item()
+    # Deterministic models must agree exactly but for rounding ties; random ones within their own noise.
+    if agree < (0.97 if full.stochastic else 0.999):
+        save_checkpoint(full.net, card, path.parent, torch.float32)
+        return "float32"
+    return "float16"
+
+
+def paper_headline(facts: dict, strides: str) -> str:
+    """The paper's clean and main robust number for its own setting, as one cell.
+
+    Entries for another stride configuration of the same defense (stride paper Tables V-VI) are skipped.
+    """
+    threat = facts.get("threat_model") or {}
+    own = [r for r in facts.get("reported", []) if r.get("dataset") == facts.get("dataset") and r.get("strides", strides) == strides]
+    clean = next((r for r in own if r.get("metric") == "clean_accuracy"), None)
+    robust = [r for r in own if r.get("metric") == "robust_accuracy" and r.get("norm") == threat.get("norm") and r.get("eps") == threat.get("eps")]
+    robust = sorted(robust, key=lambda r: (r.get("attack") != "pgd", -(r.get("steps") or 0)))
+    if clean is None and not robust:
+        return "not reported"
+    parts = [f"{facts.get('dataset')}: clean {100 * clean['value']:.2f}" if clean else f"{facts.get('dataset')}:"]
+    if robust:
+        r = robust[0]
+        steps = f"-{r['steps']}" if r.get("steps") else ""
+        parts.append(f"{r['attack'].upper()}{steps} {r['norm']} {r['eps']:g}: {100 * r['value']:.2f}")
+    return ", ".join(parts) + f" ({(clean or robust[0]).get('where', '')})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="*", default=["rn18-nt", "rn18-nt-noise", "kap-rn18"])
+    parser.add_argument("models", nargs="*", help="default: every shipped Fashion-MNIST card")
     parser.add_argument("--db", default="results/zoo.sqlite")
+    parser.add_argument("--new", action="store_true", help="only measure cards without metrics")
+    parser.add_argument("--keep-float32", action="store_true", help="do not re-save checkpoints in float16")
     parser.add_argument("--table-only", action="store_true", help="print the table from the cards without evaluating")
     args = parser.parse_args()
-    print("| model | clean % | PGD-20 Linf 0.1 % | PGD-20 Linf 0.02 % | PGD-20 L2 0.5 % | PGD-20 L2 1.0 % | train minutes |")
-    print("|---|---|---|---|---|---|---|")
-    for model in args.models:
+    import advbench.models.zoo  # noqa: F401
+
+    models = args.models or sorted(p.stem for p in (REPO_ZOO / "fashion-mnist").glob("*.yaml"))
+    print("| model | recipe | clean % | PGD-20 Linf 0.1 % | PGD-20 Linf 0.02 % | PGD-20 L2 0.5 % | PGD-20 L2 1.0 % | train minutes | paper, own setting |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for model in models:
         path = card_path(model, "fashion-mnist")
         if path is None:
             raise SystemExit(f"no fashion-mnist card for {model}")
         card = ModelCard.from_yaml(path)
-        if args.table_only:
-            metrics = card.metrics
-        else:
-            metrics = measure(model, args.db)
-            replace(card, metrics=metrics).to_yaml(path)
-        minutes = sum(h["seconds"] for h in card.training.get("history", [])) / 60
-        cells = [f"{100 * metrics[k]['accuracy']:.2f}" for k, *_ in SETTINGS]  # type: ignore[index]
-        print(f"| {model} | {100 * metrics['clean_accuracy']:.2f} | {' | '.join(cells)} | {minutes:.1f} |")  # type: ignore[operator]
+        measure_now = not args.table_only and not (args.new and card.metrics)
+        if measure_now and not args.keep_float32:
+            store_half(model)
+            card = ModelCard.from_yaml(path)
+        card = replace(card, threat_model=default_threat(card.dataset), paper_facts=paper_facts(model))
+        metrics = card.metrics
+        if measure_now:
+            metrics = measure(model, args.db, load_model(model, "fashion-mnist")[0].stochastic)
+        card = replace(card, metrics=metrics)
+        card.to_yaml(path)
+        if not metrics:
+            continue
+        history = card.training.get("history", []) + card.training.get("base_training", {}).get("history", [])
+        minutes = sum(h["seconds"] for h in history) / 60
+        cells = [f"{100 * metrics[k]['accuracy']:.2f}" + ("" if metrics[k]["n"] == 10000 else f" (n={metrics[k]['n']})") if k == SETTINGS[0][0] else f"{100 * metrics[k]['accuracy']:.2f}" for k, *_ in SETTINGS]  # type: ignore[index]
+        print(f"| {model} | {card.training.get('recipe', '')} | {100 * metrics['clean_accuracy']:.2f} | {' | '.join(cells)} | {minutes:.1f} | {paper_headline(card.paper_facts, '-'.join(map(str, card.kwargs.get('strides', [1, 2, 2, 2]))))} |")  # type: ignore[operator]
 
 
 if __name__ == "__main__":

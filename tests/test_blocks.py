@@ -129,10 +129,6 @@ def test_l1_normalized_activations_are_bounded_by_the_input() -> None:
     assert net(torch.rand(2, 1, 28, 28)).shape == (2, 10)
 
 
-def test_training_a_model_whose_recipe_is_missing_is_refused(tmp_path) -> None:
-    from advbench.core.errors import UsageError
-    from advbench.train import TrainConfig, train_model
-
     with pytest.raises(UsageError, match="polarizer"):
         train_model(TrainConfig("pfe-madry", dataset="digits"), tmp_path, torch.device("cpu"))
 

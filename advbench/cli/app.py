@@ -151,41 +151,53 @@ def show_cmd(
 def train_cmd(
     model: Annotated[str, typer.Option("--model", "-m", help="registered model name")],
     dataset: Annotated[str, typer.Option(help="training dataset")] = "fashion-mnist",
-    epochs: Annotated[int, typer.Option(help="epochs")] = 4,
-    batch_size: Annotated[int, typer.Option(help="batch size")] = 128,
-    lr: Annotated[float, typer.Option(help="peak learning rate (one-cycle)")] = 0.1,
+    epochs: Annotated[Optional[int], typer.Option(help="epochs (default: the model's CPU recipe)")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="batch size")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="peak learning rate (one-cycle)")] = None,
     width: Annotated[Optional[int], typer.Option(help="base width of the architecture")] = None,
     noise_sigma: Annotated[Optional[float], typer.Option(help="override the training noise sigma (input and activations)")] = None,
-    seed: Annotated[int, typer.Option(help="seed")] = 0,
+    seed: Annotated[Optional[int], typer.Option(help="seed")] = None,
     out: Annotated[Optional[Path], typer.Option(help="output folder (default model_zoo/DATASET)")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N]")] = "auto",
     data_dir: Annotated[Optional[Path], typer.Option(help="folder holding datasets")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last epoch's training state")] = False,
     max_train: Annotated[Optional[int], typer.Option(help="use only the first N training images")] = None,
-    smooth_lambda: Annotated[float, typer.Option(help="smooth-kernel regularizer weight; negative favours high frequencies")] = 0.0,
-    at_eps: Annotated[float, typer.Option(help="adversarial training budget (recipe pgd-at)")] = 0.1,
-    at_norm: Annotated[str, typer.Option(help="adversarial training norm: linf or l2")] = "linf",
-    at_steps: Annotated[int, typer.Option(help="PGD steps per adversarial training batch")] = 10,
+    smooth_lambda: Annotated[Optional[float], typer.Option(help="smooth-kernel regularizer weight; negative favours high frequencies")] = None,
+    at_eps: Annotated[Optional[float], typer.Option(help="adversarial training budget")] = None,
+    at_norm: Annotated[Optional[str], typer.Option(help="adversarial training norm: linf or l2")] = None,
+    at_steps: Annotated[Optional[int], typer.Option(help="PGD steps per adversarial training batch")] = None,
+    options: Annotated[Optional[list[str]], typer.Option("--set", help="any other training option, KEY=VALUE (see `advbench recipes`)")] = None,
 ) -> None:
     """Train a registered model with its recipe; writes safetensors and a model card."""
     from advbench.core.device import resolve_device
-    from advbench.train import TrainConfig, train_model
+    from advbench.train import config_for, train_model
+    from advbench.train.options import parse_options
 
+    given = dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, max_train=max_train, smooth_lambda=smooth_lambda, at_eps=at_eps, at_norm=at_norm, at_steps=at_steps)
+    overrides = {"dataset": dataset, **{k: v for k, v in given.items() if v is not None}, **parse_options(options or [])}
     kwargs = {k: v for k, v in (("width", width), ("noise_sigma", noise_sigma)) if v is not None}
-    config = TrainConfig(
-        model=model, dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, model_kwargs=kwargs, max_train=max_train, smooth_lambda=smooth_lambda,
-        at_eps=at_eps, at_norm=at_norm, at_steps=at_steps,
-    )
+    if kwargs:
+        overrides["model_kwargs"] = {**overrides.get("model_kwargs", {}), **kwargs}
+    config = config_for(model, **overrides)
     out_dir = out or Path("model_zoo") / dataset
     with LazyProgress(f"train {model}") as bar:
         card = train_model(
             config, out_dir, resolve_device(device), str(data_dir) if data_dir else None, resume,
             on_batch=bar.update,
-            on_epoch=lambda log: bar.print(
-                f"epoch {log.epoch}: loss {log.loss:.4f}  train acc {100 * log.train_acc:.2f}%  test acc {100 * log.test_acc:.2f}%  ({log.seconds:.0f}s)"
-            ),
+            on_epoch=lambda log: bar.print(render.epoch_line(log)),
         )
     render.console.print(f"wrote {out_dir / card.weights} (sha256 {card.sha256[:16]}) and its card {out_dir / (card.name + '.yaml')}")
+
+
+@app.command("recipes")
+def recipes_cmd() -> None:
+    """List the training recipes and the training options they read."""
+    from advbench.train import RECIPES
+    from advbench.train.options import option_rows
+
+    rows = [[name, "yes" if RECIPES.get(name).adversarial else "", " ".join((RECIPES.get(name).__doc__ or "").split())] for name in RECIPES.names()]
+    render.console.print(render.table("training recipes", ["recipe", "adversarial", "what it minimizes"], rows))
+    render.console.print(render.table("training options (--set KEY=VALUE)", ["option", "type", "default"], option_rows()))
 
 
 @app.command("download")

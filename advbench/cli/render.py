@@ -47,3 +47,12 @@ def runs_table(runs: list[RunRecord]) -> Table:
         for r in runs
     ]
     return table("runs", ["run", "status", "created", "model", "dataset", "n", "attacks", "norm", "eps", "seconds"], rows)
+
+
+def epoch_line(log: object) -> str:
+    """One training epoch's log line."""
+    robust = f"  val robust acc {100 * log.val_robust_acc:.2f}%" if getattr(log, "val_robust_acc", None) is not None else ""  # type: ignore[attr-defined]
+    return (
+        f"epoch {log.epoch}: loss {log.loss:.4f}  train acc {100 * log.train_acc:.2f}%  "  # type: ignore[attr-defined]
+        f"test acc {100 * log.test_acc:.2f}%{robust}  ({log.seconds:.0f}s)"  # type: ignore[attr-defined]
+    )

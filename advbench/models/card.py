@@ -37,6 +37,9 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     paper: str = ""
     advbench_version: str = ""
+    stored_dtype: str = "float32"  # float16 halves the file; weights load into float32 parameters
+    threat_model: dict[str, Any] = field(default_factory=dict)  # the default threat model to judge it under
+    paper_facts: dict[str, Any] = field(default_factory=dict)  # paper file, section, recipe and reported numbers
 
     @classmethod
     def from_yaml(cls, path: Path) -> "ModelCard":
@@ -87,13 +90,13 @@ def available_checkpoints(name: str, zoo: str | Path | None = None) -> list[str]
     return sorted(found)
 
 
-def save_checkpoint(net: torch.nn.Module, card: ModelCard, directory: Path) -> ModelCard:
-    """Write weights as safetensors and the card (with their sha256) beside them."""
+def save_checkpoint(net: torch.nn.Module, card: ModelCard, directory: Path, dtype: torch.dtype = torch.float32) -> ModelCard:
+    """Write weights as safetensors (floating tensors in `dtype`) and the card, with their sha256, beside them."""
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / card.weights
-    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    state = {k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in net.state_dict().items()}
     save_file(state, str(weights))
-    final = ModelCard(**{**asdict(card), "sha256": file_sha256(weights)})
+    final = ModelCard(**{**asdict(card), "sha256": file_sha256(weights), "stored_dtype": str(dtype).removeprefix("torch.")})
     final.to_yaml(directory / f"{card.name}.yaml")
     return final
 

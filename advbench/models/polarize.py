@@ -65,12 +65,12 @@ def bump_b2(z: torch.Tensor, threshold: float = 0.3, sigma2: float = 0.15) -> to
 class MadryCNN(nn.Module):
     """The MNIST CNN of Madry et al.: conv 32 5x5, maxpool, conv 64 5x5, maxpool, FC 1024, FC."""
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 28) -> None:
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 28, hidden: int = 1024) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 32, 5, padding=2)
         self.conv2 = nn.Conv2d(32, 64, 5, padding=2)
-        self.fc1 = nn.Linear(64 * (input_size // 4) ** 2, 1024)
-        self.fc2 = nn.Linear(1024, num_classes)
+        self.fc1 = nn.Linear(64 * (input_size // 4) ** 2, hidden)
+        self.fc2 = nn.Linear(hidden, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)

@@ -1,6 +1,7 @@
-"""Normal and noise training (noise layers live in the model and are active in train mode).
+"""The training loop: data, optimizer, schedule, early stopping, resumable state, card.
 
-Every epoch writes a resumable training state; the final weights go to safetensors with a card.
+What is minimized comes from the model's recipe (advbench.train.recipes). Every epoch writes a
+resumable training state; the final weights go to safetensors with a card.
 """
 
 from __future__ import annotations
@@ -8,28 +9,25 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 import advbench
 from advbench.core.errors import CheckpointError, UsageError
+from advbench.core.seeding import derive_seed
 from advbench.data import load_dataset
 from advbench.models.card import ModelCard, save_checkpoint
+from advbench.models.paper import default_threat, paper_facts
 from advbench.models.registry import MODELS
-from advbench.train.augment import random_crop_flip
 from advbench.models.wrapper import RobustModel
+from advbench.train.augment import random_crop_flip
+from advbench.train.recipes import RECIPES, StepContext
 from advbench.train.smooth_kernels import model_smoothness
-
-
-# Recipes this loop runs: cross-entropy with the model's own training-time noise layers
-# ("normal"), minus the weighted HaH objectives of the model's HaH blocks ("hah", eq. 5.5),
-# or on PGD adversarial examples made on the fly (Madry et al., "pgd-at").
-IMPLEMENTED_RECIPES = {"normal", "hah", "pgd-at"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +36,7 @@ class TrainConfig:
     dataset: str = "fashion-mnist"
     epochs: int = 4
     batch_size: int = 128
+    optimizer: str = "sgd"  # sgd (nesterov) or adam; both follow the triangular one-cycle schedule
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -45,13 +44,44 @@ class TrainConfig:
     flip: bool = True
     seed: int = 0
     model_kwargs: dict[str, Any] = field(default_factory=dict)
-    max_train: int | None = None  # use only the first N training images (smoke tests)
+    max_train: int | None = None  # use only the first N training images
+    normalize: bool = True  # False: the net sees [0,1] pixels (front ends whose thresholds are in pixel units)
+    init_from: str | None = None  # start from this zoo model's checkpoint (fine-tuning; 0 epochs copies it)
     smooth_lambda: float = 0.0  # smooth-kernel regularizer weight (smooth-kernels §3); < 0 favours high frequencies
-    # PGD adversarial training (recipe "pgd-at"): the threat model and the attack's steps.
+    # Adversarial recipes: the threat model and PGD steps of the inner maximization.
     at_norm: str = "linf"
     at_eps: float = 0.1
     at_steps: int = 10
     at_rel_stepsize: float = 0.25
+    early_stop: bool = True  # adversarial recipes keep the epoch with the best robust validation accuracy
+    val_images: int = 1000  # held out from the end of the training set for that choice
+    trades_beta: float = 6.0
+    alp_weight: float = 0.5
+    pairing_gamma: float = 1.0
+    mart_beta: float = 6.0
+    fat_tau: int = 2
+    awp_gamma: float = 5e-3
+    gauss_q: float = 0.5
+    polarizer_sigma1: float = 0.35
+    polarizer_sigma2: float = 0.15
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("sgd", "adam"):
+            raise UsageError(f"optimizer is sgd or adam, not {self.optimizer!r}")
+        if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
+            raise UsageError("training needs epochs >= 0, batch size >= 1 and a positive learning rate")
+
+
+def config_for(model: str, **overrides: Any) -> TrainConfig:
+    """The model's Fashion-MNIST CPU recipe (its registry entry), then explicit overrides."""
+    spec = MODELS.get(model)
+    values = {**spec.cpu_train, **overrides}
+    values["model_kwargs"] = {**spec.cpu_train.get("model_kwargs", {}), **overrides.get("model_kwargs", {})}
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UsageError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(known - {'model'}))}")
+    return TrainConfig(model=model, **values)
 
 
 @dataclass
@@ -61,25 +91,27 @@ class EpochLog:
     train_acc: float
     test_acc: float
     seconds: float
+    val_robust_acc: float | None = None  # adversarial recipes: PGD accuracy on the held-out images
 
 
 def _state_path(out_dir: Path, name: str) -> Path:
     return out_dir / f"{name}.train-state.safetensors"
 
 
-def _save_state(path: Path, net: torch.nn.Module, opt: torch.optim.SGD, epoch: int, config: TrainConfig, history: list[EpochLog]) -> None:
+def _save_state(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, epoch: int, config: TrainConfig, history: list[EpochLog], best: dict[str, torch.Tensor] | None) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    tensors.update({f"best.{k}": v.detach().cpu().contiguous() for k, v in (best or {}).items()})
     for i, p in enumerate(opt.param_groups[0]["params"]):
-        buf = opt.state.get(p, {}).get("momentum_buffer")
-        if buf is not None:
-            tensors[f"momentum.{i}"] = buf.detach().cpu().contiguous()
+        for key, value in opt.state.get(p, {}).items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"opt.{i}.{key}"] = value.detach().cpu().contiguous()
     meta = {"epoch": str(epoch), "config": json.dumps(asdict(config), sort_keys=True), "history": json.dumps([asdict(h) for h in history])}
     tmp = path.with_suffix(".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     tmp.replace(path)
 
 
-def _load_state(path: Path, net: torch.nn.Module, opt: torch.optim.SGD, config: TrainConfig) -> tuple[int, list[EpochLog]]:
+def _load_state(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, config: TrainConfig) -> tuple[int, list[EpochLog], dict[str, torch.Tensor] | None]:
     from safetensors import safe_open
 
     with safe_open(str(path), "pt") as f:
@@ -90,15 +122,53 @@ def _load_state(path: Path, net: torch.nn.Module, opt: torch.optim.SGD, config: 
     net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     device = next(net.parameters()).device
     for i, p in enumerate(opt.param_groups[0]["params"]):
-        if f"momentum.{i}" in tensors:
-            opt.state[p]["momentum_buffer"] = tensors[f"momentum.{i}"].to(device)
-    return int(meta["epoch"]), [EpochLog(**h) for h in json.loads(meta["history"])]
+        prefix = f"opt.{i}."
+        for key in [k for k in tensors if k.startswith(prefix)]:
+            value = tensors[key]
+            opt.state[p][key[len(prefix):]] = value if key.endswith(".step") else value.to(device)
+    best = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")} or None
+    return int(meta["epoch"]), [EpochLog(**h) for h in json.loads(meta["history"])], best
+
+
+def _init_weights(net: torch.nn.Module, source: str, dataset: str, out_dir: Path) -> ModelCard:
+    """Load a checkpoint (the output folder's first, else the zoo's) into `net`; a smoothing
+    wrapper accepts its base's weights."""
+    from advbench.models.card import build_from_card, load_model
+
+    local = out_dir / f"{source}.yaml"
+    if local.is_file():
+        card = ModelCard.from_yaml(local)
+        loaded = build_from_card(card, out_dir)
+    else:
+        loaded, card = load_model(source, dataset)
+    state = loaded.net.state_dict()
+    target = net.state_dict()
+    if set(state) != set(target) and {f"base.{k}" for k in state} == set(target):
+        state = {f"base.{k}": v for k, v in state.items()}
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(f"cannot start from {source}: its weights do not fit ({str(exc).splitlines()[0]})") from None
+    return card
 
 
 @torch.no_grad()
 def _accuracy(model: RobustModel, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> float:
     model.net.eval()
     correct = sum(int((model.predict(x[i : i + batch]) == y[i : i + batch]).sum()) for i in range(0, len(y), batch))
+    return correct / len(y)
+
+
+def _robust_accuracy(model: RobustModel, x: torch.Tensor, y: torch.Tensor, config: TrainConfig, epoch: int) -> float:
+    """PGD-10 accuracy under the training threat model (early stopping's criterion)."""
+    from advbench.attacks.gradient import PGD, PGDConfig
+    from advbench.core.threat import ThreatModel
+
+    model.net.eval()
+    threat, attack, correct = ThreatModel(config.at_norm, config.at_eps), PGD(PGDConfig(steps=10, rel_stepsize=0.25)), 0
+    for i in range(0, len(y), 500):
+        idx = torch.arange(i, min(i + 500, len(y)), device=x.device)
+        correct += int((~attack(model, x[idx], y[idx], threat, idx, derive_seed(config.seed, "validation", epoch)).success).sum())
     return correct / len(y)
 
 
@@ -111,24 +181,36 @@ def train_model(
     on_batch: Callable[[int, int], None] | None = None,
     on_epoch: Callable[[EpochLog], None] | None = None,
 ) -> ModelCard:
-    """Train `config.model` and write `<out_dir>/<model>.safetensors` plus its card."""
+    """Train `config.model` with its recipe; write `<out_dir>/<model>.safetensors` plus its card."""
     spec = MODELS.get(config.model)
-    if spec.recipe not in IMPLEMENTED_RECIPES:
-        raise UsageError(f"model {config.model!r} trains with the {spec.recipe!r} recipe, which advbench does not implement yet")
-    torch.manual_seed(config.seed)  # weight init only; batches use the explicit generator below
+    recipe = RECIPES.get(spec.recipe)
+    torch.manual_seed(config.seed)  # weight init and noise draws; batches use the explicit generator below
     train, test = load_dataset(config.dataset, "train", data_dir), load_dataset(config.dataset, "test", data_dir)
-    x_train, y_train = train.images.to(device), train.labels.to(device)
+    x_all, y_all = train.images.to(device), train.labels.to(device)
+    # Early stopping's validation images come from the end of the training set (at most 10% of it).
+    holdout = min(config.val_images, len(y_all) // 10) if recipe.adversarial and config.early_stop else 0
+    x_val, y_val = x_all[len(y_all) - holdout :], y_all[len(y_all) - holdout :]
+    x_train, y_train = x_all[: len(y_all) - holdout], y_all[: len(y_all) - holdout]
     if config.max_train:
         x_train, y_train = x_train[: config.max_train], y_train[: config.max_train]
     x_test, y_test = test.images[:2000].to(device), test.labels[:2000].to(device)
-    # The card records the training set's per-channel statistics. Training runs through the same
-    # wrapper as evaluation (unfrozen), so both normalize with exactly the card's numbers.
-    mean = [round(float(v), 6) for v in x_train.mean(dim=(0, 2, 3))]
-    std = [round(float(v), 6) for v in x_train.std(dim=(0, 2, 3))]
     kwargs = {"num_classes": train.num_classes, "in_channels": train.input_shape[0], **config.model_kwargs}
     net = spec.build(**kwargs)
+    source = _init_weights(net, config.init_from, config.dataset, out_dir) if config.init_from else None
+    # The card records the normalization; training runs through the same wrapper as evaluation
+    # (unfrozen), so both normalize with exactly the card's numbers.
+    if source is not None:
+        mean, std = source.mean, source.std
+    elif config.normalize:
+        mean = [round(float(v), 6) for v in x_train.mean(dim=(0, 2, 3))]
+        std = [round(float(v), 6) for v in x_train.std(dim=(0, 2, 3))]
+    else:
+        mean = std = None
     model = RobustModel(net, train.input_shape, train.num_classes, mean, std, name=config.model, freeze=False).to(device)
-    opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True)
+    if config.optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True)
     steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     warmup = max(1, total_steps // 4)
@@ -137,47 +219,54 @@ def train_model(
         opt, lambda t: min((t + 1) / warmup, max(0.0, (total_steps - t) / max(1, total_steps - warmup)))
     )
 
-    make_adversarial = _adversary(config, model) if spec.recipe == "pgd-at" else None
-
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = _state_path(out_dir, config.model)
-    start, history = 0, []
+    start, history, best = 0, [], None
     if resume and state_path.is_file():
-        start, history = _load_state(state_path, net, opt, config)
-        for _ in range(start * steps_per_epoch):
-            sched.step()
+        start, history, best = _load_state(state_path, net, opt, config)
+        with warnings.catch_warnings():  # fast-forwarding the schedule before any optimizer step is intended
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(start * steps_per_epoch):
+                sched.step()
+    elif config.epochs > 0:
+        recipe.prepare(net, x_train, config)
 
     for epoch in range(start, config.epochs):
+        recipe.start_epoch(net, epoch, config)
         gen = torch.Generator().manual_seed(config.seed * 1000 + epoch)
         order = torch.randperm(len(y_train), generator=gen).to(device)
         net.train()
         t0, loss_sum, correct = time.time(), 0.0, 0
         for step in range(steps_per_epoch):
             idx = order[step * config.batch_size : (step + 1) * config.batch_size]
-            xb = random_crop_flip(x_train[idx], config.crop_pad, config.flip, gen)
-            if make_adversarial is not None:
-                xb = make_adversarial(xb, y_train[idx], idx, epoch)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, y_train[idx])
-            if spec.recipe == "hah":
-                loss = loss - net.hah_objective()
+            xb, yb = random_crop_flip(x_train[idx], config.crop_pad, config.flip, gen), y_train[idx]
+            ctx = StepContext(model, config, epoch, step / steps_per_epoch)
+            loss, logits = recipe.loss(ctx, xb, yb, idx)
             if config.smooth_lambda:
                 loss = loss + config.smooth_lambda * model_smoothness(net)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            for undo in ctx.after_step:
+                undo()
             sched.step()
             loss_sum += loss.item() * len(idx)
-            correct += int((logits.argmax(1) == y_train[idx]).sum())
+            correct += int((logits.argmax(1) == yb).sum())
             if on_batch:
                 on_batch(epoch * steps_per_epoch + step + 1, total_steps)
-        log = EpochLog(epoch + 1, loss_sum / len(y_train), correct / len(y_train), _accuracy(model, x_test, y_test), time.time() - t0)
+        val_robust = _robust_accuracy(model, x_val, y_val, config, epoch) if holdout else None
+        log = EpochLog(epoch + 1, loss_sum / len(y_train), correct / len(y_train), _accuracy(model, x_test, y_test), time.time() - t0, val_robust)
+        if val_robust is not None and (best is None or val_robust > max(h.val_robust_acc or 0.0 for h in history)):
+            best = {k: v.detach().clone() for k, v in net.state_dict().items()}
         history.append(log)
-        _save_state(state_path, net, opt, epoch + 1, config, history)
+        _save_state(state_path, net, opt, epoch + 1, config, history, best)
         if on_epoch:
             on_epoch(log)
 
+    if best is not None:
+        net.load_state_dict(best)
     net.eval()
+    kept = max(history, key=lambda h: h.val_robust_acc or 0.0).epoch if best is not None else len(history)
     card = ModelCard(
         name=config.model,
         dataset=config.dataset,
@@ -191,32 +280,17 @@ def train_model(
         training={
             "recipe": spec.recipe,
             **{k: v for k, v in asdict(config).items() if k not in ("model", "dataset", "model_kwargs")},
-            "optimizer": "SGD nesterov",
+            "optimizer": f"{config.optimizer}{' nesterov' if config.optimizer == 'sgd' else ''}",
             "schedule": "triangular one-cycle",
+            "kept_epoch": kept,
             "history": [asdict(h) for h in history],
+            **({"base_training": source.training} if source is not None else {}),
         },
         paper=spec.paper,
         advbench_version=advbench.__version__,
+        threat_model=default_threat(config.dataset),
+        paper_facts=paper_facts(config.model),
     )
     card = save_checkpoint(net, card, out_dir)
     state_path.unlink(missing_ok=True)
     return card
-
-
-def _adversary(config: TrainConfig, model: RobustModel) -> Callable:
-    """PGD on the network being trained (eval mode for the attack, train mode restored after)."""
-    from advbench.attacks.gradient import PGD, PGDConfig
-    from advbench.core.seeding import derive_seed
-    from advbench.core.threat import ThreatModel
-
-    threat = ThreatModel(config.at_norm, config.at_eps)
-    # Full steps, no early stopping: training wants the strongest point, not the first success.
-    attack = PGD(PGDConfig(steps=config.at_steps, rel_stepsize=config.at_rel_stepsize, early_stop=False))
-
-    def make(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, epoch: int) -> torch.Tensor:
-        model.net.eval()
-        x_adv = attack(model, x, y, threat, idx, derive_seed(config.seed, "pgd-at", epoch)).x_adv.detach()
-        model.net.train()
-        return x_adv
-
-    return make

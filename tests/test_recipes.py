@@ -1,0 +1,140 @@
+"""Training recipes: every one trains a tiny model end to end on digits, and each has its defining property."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from advbench.core.threat import ThreatModel
+from advbench.models import MODELS
+from advbench.models.card import load_model
+from advbench.models.paper import paper_facts
+from advbench.train import RECIPES, TrainConfig, config_for, train_model
+from advbench.train.adversary import maximize
+from advbench.train.recipes import Polarizer, StepContext, perturb_weights
+
+DIGITS = dict(dataset="digits", batch_size=64, crop_pad=0, flip=False, val_images=100, at_eps=0.1, at_steps=3)
+SMALL_RESNET = {"width": 4}
+SMALL = {
+    # recipe -> (model, model_kwargs) sized for 8x8 digits
+    "normal": ("smooth-v", {"input_size": 8}),
+    "pgd-at": ("rn18-at", SMALL_RESNET),
+    "fast-at": ("madry-cnn-fast-at", {"input_size": 8}),
+    "trades": ("madry-cnn-trades", {"input_size": 8}),
+    "alp": ("rn18-alp", SMALL_RESNET),
+    "kl-pairing": ("smooth-l", {"input_size": 8}),
+    "mart": ("rn18-mart", SMALL_RESNET),
+    "fat": ("rn18-fat", SMALL_RESNET),
+    "awp": ("rn18-awp", SMALL_RESNET),
+    "trades-awp": ("rn18-trades-awp", SMALL_RESNET),
+    "cpni-at": ("pni-w", {"width": 4}),
+    "hah": ("hah-vgg16", {"width": 8}),
+    "polarizer": ("pfe-madry", {"input_size": 8, "filters": 4}),
+    "sparse-coding": ("sc-frontend", {"input_size": 8, "atoms": 16, "top_t": 4, "decoder_channels": 4, "classifier_width": 4, "ensemble": 2}),
+}
+
+
+def test_every_model_has_a_recipe_a_cpu_config_and_paper_facts() -> None:
+    for name in MODELS.names():
+        spec = MODELS.get(name)
+        RECIPES.get(spec.recipe)
+        config = config_for(name)
+        assert config.epochs <= 4 and (config.model_kwargs or spec.factory.__name__ not in ("ResNet18",)), name
+        facts = paper_facts(name)
+        assert facts.get("paper", "").endswith(".txt") and facts.get("section"), name
+        assert isinstance(facts.get("reported"), list), name
+
+
+def test_every_recipe_has_a_tiny_end_to_end_case() -> None:
+    assert set(SMALL) | {"epgd", "gauss"} == set(RECIPES.names())
+
+
+@pytest.mark.parametrize("recipe", sorted(SMALL))
+def test_recipe_trains_end_to_end(tmp_path, recipe: str) -> None:
+    name, kwargs = SMALL[recipe]
+    epochs = 3 if recipe == "polarizer" else 1
+    config = config_for(name, **DIGITS, epochs=epochs, model_kwargs=kwargs)
+    card = train_model(config, tmp_path / "digits", torch.device("cpu"))
+    assert card.training["recipe"] == recipe and len(card.training["history"]) == epochs
+    assert all(math.isfinite(h["loss"]) for h in card.training["history"])
+    assert (card.training["history"][0]["val_robust_acc"] is not None) == RECIPES.get(recipe).adversarial
+    model, loaded = load_model(name, "digits", tmp_path)
+    assert loaded.sha256 == card.sha256 and loaded.paper_facts["paper"].endswith(".txt")
+    assert model.predict(torch.rand(4, 1, 8, 8)).shape == (4,)
+
+
+def test_fine_tuning_recipes_start_from_the_base_checkpoint(tmp_path) -> None:
+    common = {**DIGITS, "model_kwargs": {"width": 4}, "max_train": 300}
+    train_model(config_for("cpni-w", **common, epochs=1), tmp_path / "digits", torch.device("cpu"))
+    base, _ = load_model("cpni-w", "digits", tmp_path)
+    copy = train_model(config_for("cpni-w-smooth-soft", **common), tmp_path / "digits", torch.device("cpu"))
+    assert copy.training["epochs"] == 0 and copy.training["base_training"]["recipe"] == "cpni-at"
+    smoothed, _ = load_model("cpni-w-smooth-soft", "digits", tmp_path)
+    assert all(torch.equal(v, smoothed.net.base.state_dict()[k]) for k, v in base.net.state_dict().items())
+    for name in ("cpni-w-epgd", "cpni-w-gauss"):
+        card = train_model(config_for(name, **common, epochs=1), tmp_path / "digits", torch.device("cpu"))
+        assert card.training["history"][0]["val_robust_acc"] is not None
+        tuned, _ = load_model(name, "digits", tmp_path)
+        assert tuned.stochastic and not torch.equal(tuned.net.base.fc.weight, base.net.fc.weight)
+
+
+def test_awp_perturbation_is_removed_after_the_step() -> None:
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    from advbench.models.wrapper import RobustModel
+
+    model = RobustModel(net, (1, 8, 8), 10, freeze=False)
+    before = [p.detach().clone() for p in net.parameters()]
+    x, y = torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    ctx = StepContext(model, TrainConfig("rn18-awp", awp_gamma=0.01), 0, 0.0)
+    perturb_weights(ctx, lambda: F.cross_entropy(model(x), y))
+    moved = net[1].weight.detach().clone()
+    # The step is gamma * ||w|| in norm, towards higher loss.
+    assert torch.allclose((moved - before[0]).norm(), 0.01 * before[0].norm(), rtol=1e-4)
+    assert F.cross_entropy(model(x), y) > F.cross_entropy(torch.nn.functional.linear(x.flatten(1), before[0], before[1]), y)
+    for undo in ctx.after_step:
+        undo()
+    assert all(torch.allclose(p, b) for p, b in zip(net.parameters(), before))
+
+
+def test_friendly_pgd_stops_samples_once_fooled(digits_model, digits_data) -> None:
+    x, y = digits_data[0][:64], digits_data[1][:64]
+    wrong = digits_model.predict(x) != y
+    threat, idx = ThreatModel("linf", 0.3), torch.arange(64)
+    ce = lambda logits, rows: F.cross_entropy(logits, y[rows], reduction="none")  # noqa: E731
+    frozen = maximize(digits_model, x, ce, threat, 5, 0.1, idx, 0, start="none", y=y, stop_after=0)
+    full = maximize(digits_model, x, ce, threat, 5, 0.1, idx, 0, start="none")
+    # tau = 0: an already misclassified sample never moves; the others do.
+    assert bool(wrong.any()) and torch.equal(frozen[wrong], x[wrong])
+    assert not torch.equal(full[wrong], x[wrong])
+    assert ((frozen - x).abs().amax(dim=(1, 2, 3)) <= 0.3 + 1e-6).all()
+
+
+def test_polarizer_stages_freeze_the_front_end_and_switch_the_quantizer_on() -> None:
+    net = MODELS.get("pfe-madry").build(in_channels=1, input_size=8, filters=4)
+    recipe, config = Polarizer(), TrainConfig("pfe-madry", epochs=6)
+    assert [recipe.stage(e, 6) for e in range(6)] == [0, 0, 1, 1, 2, 2]
+    recipe.start_epoch(net, 1, config)
+    assert not net.quantize and all(p.requires_grad for p in net.front.parameters())
+    recipe.start_epoch(net, 4, config)
+    assert net.quantize and not any(p.requires_grad for p in net.front.parameters())
+
+
+def test_adam_training_resumes_to_the_same_weights(tmp_path) -> None:
+    config = config_for("smooth-vr", **DIGITS, epochs=2, model_kwargs={"input_size": 8})
+    train_model(config, tmp_path / "a" / "digits", torch.device("cpu"))
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(log) -> None:  # noqa: ANN001
+        raise Stop
+
+    with pytest.raises(Stop):
+        train_model(config, tmp_path / "b" / "digits", torch.device("cpu"), on_epoch=stop_after_first)
+    train_model(config, tmp_path / "b" / "digits", torch.device("cpu"), resume=True)
+    a, _ = load_model("smooth-vr", "digits", tmp_path / "a")
+    b, _ = load_model("smooth-vr", "digits", tmp_path / "b")
+    assert all(torch.equal(a.net.state_dict()[k], v) for k, v in b.net.state_dict().items())
