@@ -23,8 +23,8 @@ def test_result_inside_ball_and_box(digits_model, digits_data, threat: ThreatMod
     assert torch.equal(result.success, digits_model.predict(result.x_adv) != y)
 
 
-@pytest.mark.parametrize("name", ATTACKS.names())
-def test_every_attack_lowers_accuracy(digits_model, digits_data, name: str) -> None:
+@pytest.mark.parametrize("name", [n for n in ATTACKS.names() if ATTACKS.get(n).family == "gradient"])
+def test_every_gradient_attack_lowers_accuracy(digits_model, digits_data, name: str) -> None:
     x, y = digits_data
     clean = float((digits_model.predict(x) == y).float().mean())
     _, attack, _ = build_attack(name)
@@ -97,3 +97,68 @@ def test_bad_eps(eps: float, norm: Norm) -> None:
 def test_wrong_input_shape(digits_model) -> None:
     with pytest.raises(UsageError, match="expects inputs"):
         build_attack("pgd")[1](digits_model, torch.rand(2, 3, 8, 8), torch.zeros(2, dtype=torch.long), ThreatModel(Norm.LINF, 0.1))
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 0.1), ("l2", 1.0), ("l1", 4.0)])
+@pytest.mark.parametrize("loss", ["ce", "cw", "dlr"])
+def test_pgd_norms_and_losses_stay_in_the_ball(digits_model, digits_data, norm: str, eps: float, loss: str) -> None:
+    x, y = digits_data[0][:100], digits_data[1][:100]
+    _, attack, _ = build_attack(f"pgd:loss={loss}")
+    threat = ThreatModel(norm, eps)
+    result = attack(digits_model, x, y, threat)
+    assert (threat.distance(x, result.x_adv) <= eps * (1 + 1e-5)).all()
+    assert result.x_adv.min() >= 0 and result.x_adv.max() <= 1
+    assert result.success.float().mean() > 0.3  # these budgets break a good share of an undefended model
+
+
+def test_l1_projection_is_the_euclidean_projection() -> None:
+    from advbench.core.threat import project_l1
+
+    torch.manual_seed(0)
+    delta = torch.randn(4, 1, 3, 3)
+    projected = project_l1(delta, 1.0)
+    assert torch.allclose(projected.flatten(1).abs().sum(1), torch.ones(4), atol=1e-5)
+    # Optimality: no random point of the ball is closer to delta.
+    for _ in range(200):
+        other = project_l1(torch.randn(4, 1, 3, 3), 1.0)
+        assert ((delta - projected).flatten(1).norm(dim=1) <= (delta - other).flatten(1).norm(dim=1) + 1e-6).all()
+
+
+def test_multi_targeted_is_at_least_as_strong_as_one_pgd_run(digits_model, digits_data) -> None:
+    x, y = digits_data[0][:150], digits_data[1][:150]
+    threat = ThreatModel("linf", 0.05)
+    pgd = build_attack("pgd:loss=cw")[1](digits_model, x, y, threat).success.float().mean()
+    multi = build_attack("multi-targeted:targets=3")[1](digits_model, x, y, threat).success.float().mean()
+    assert multi >= pgd - 0.02
+
+
+def test_transfer_from_the_model_itself_equals_white_box_pgd(digits_model, digits_data) -> None:
+    x, y = digits_data[0][:100], digits_data[1][:100]
+    threat = ThreatModel("linf", 0.05)
+    label, transfer, config = build_attack("transfer:pgd", surrogate="rn18-nt")
+    assert label == "transfer:pgd" and config["surrogate"] == "rn18-nt"
+    transfer.surrogate_model = digits_model
+    assert torch.equal(transfer(digits_model, x, y, threat).success, build_attack("pgd")[1](digits_model, x, y, threat).success)
+    with pytest.raises(UsageError, match="surrogate"):
+        build_attack("transfer:pgd")
+
+
+def test_eot_averages_draws_and_is_chosen_for_random_models(digits_model) -> None:
+    from advbench.models.noise import GaussianNoise
+    from advbench.models.wrapper import RobustModel
+
+    _, attack, _ = build_attack("pgd")
+    assert attack.adapt(digits_model) == {"eot_draws": 1, "bpda": False, "stochastic_model": False}
+    noisy_net = torch.nn.Sequential(GaussianNoise(0.0, inference_sigma=0.5), torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    noisy = RobustModel(noisy_net, (1, 8, 8), 10)
+    assert attack.adapt(noisy)["eot_draws"] == 20
+    assert attack.adapt(noisy, eot_draws=1)["eot_draws"] == 1
+    x, y = torch.rand(6, 1, 8, 8), torch.randint(0, 10, (6,))
+    from advbench.attacks.gradient import loss_and_grad
+
+    # For a linear model with additive input noise the CE gradient's EOT mean converges: 200
+    # draws are far closer to 400 draws than one draw is.
+    _, one = loss_and_grad(noisy, x, y, draws=1)
+    _, many = loss_and_grad(noisy, x, y, draws=200)
+    _, more = loss_and_grad(noisy, x, y, draws=400)
+    assert (many - more).norm() < 0.5 * (one - more).norm()

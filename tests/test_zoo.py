@@ -64,19 +64,33 @@ def test_register_model_decorator_adds_and_refuses_duplicates() -> None:
         MODELS._entries.pop("test-only-cnn")
 
 
+# Families whose models are random at inference by design (noise injection, smoothing, dropout kept at test time).
+RANDOM_AT_INFERENCE = {"noise-injection", "smoothing", "front-end"}
+
+
+def test_shipped_checkpoints_fit_the_size_budget() -> None:
+    files = list((REPO_ZOO / "fashion-mnist").glob("*.safetensors"))
+    assert sum(f.stat().st_size for f in files) < 100 * 1024 * 1024
+    assert all(f.stat().st_size < 12 * 1024 * 1024 for f in files)
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_checkpoint(name: str) -> None:
     path = card_path(name, "fashion-mnist")
     assert path is not None, f"no shipped card for {name}"
-    assert (path.parent / f"{name}.safetensors").stat().st_size <= 5 * 1024 * 1024
-    model, card = load_model(name, "fashion-mnist")
-    assert not model.stochastic  # training-time noise only: evaluation is noise-free (KAP §4.1)
+    model, card = load_model(name, "fashion-mnist")  # verifies the sha256
+    spec = MODELS.get(name)
+    assert card.training["recipe"] == spec.recipe and card.paper_facts.get("paper", "").endswith(".txt")
+    assert card.threat_model == {"norm": "linf", "eps": 0.1}
+    # Training-time noise only, unless randomness at inference is the defense (KAP §4.1; PNI; smoothing).
+    assert not model.stochastic or spec.family in RANDOM_AT_INFERENCE
+    assert "pgd20_linf_0.1" in card.metrics, "measure it: python scripts/zoo_metrics.py --new"
     idx = select_indices(dataset_labels("fashion-mnist"), 500, seed=1)
     data = load_dataset("fashion-mnist", "test", indices=idx)
     accuracy = (model.predict(data.images) == data.labels).float().mean().item()
-    # The card's number was measured on all 10,000 test images; 500 of them must agree closely.
-    assert abs(accuracy - card.metrics["clean_accuracy"]) < 0.04
-    assert accuracy > 0.75
+    # The card's number was measured on the whole test set; 500 of its images must agree closely.
+    assert abs(accuracy - card.metrics["clean_accuracy"]) < 0.05
+    assert accuracy > 0.5
     noise = [m.sigma for m in model.modules() if isinstance(m, GaussianNoise)]
     kap = [m for m in model.modules() if isinstance(m, KAPConv2d)]
     if name == "rn18-nt":
@@ -86,3 +100,8 @@ def test_shipped_checkpoint(name: str) -> None:
     if name == "kap-rn18":
         convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
         assert len(kap) == len(convs) and all(k.pool.kernel_size == 3 and k.pool.stride == 1 for k in kap)
+
+
+def test_every_registered_model_has_a_shipped_checkpoint() -> None:
+    missing = sorted(set(MODELS.names()) - set(SHIPPED))
+    assert not missing, f"no Fashion-MNIST checkpoint yet for: {', '.join(missing)}"

@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 
 from advbench.core.errors import UsageError
-from advbench.core.threat import ThreatModel
+from advbench.core.threat import Norm, ThreatModel
 from advbench.models.wrapper import RobustModel
 
 
@@ -21,13 +21,35 @@ class AttackResult:
     distance: torch.Tensor  # perturbation norm in the threat model's norm
     steps: torch.Tensor  # int: gradient steps (or queries) spent per sample
     adv_pred: torch.Tensor  # int: the exact model's prediction on x_adv
+    # Minimum-norm attacks: each sample's smallest successful perturbation norm (inf where none was found).
+    min_distance: torch.Tensor | None = None
 
 
 class Attack:
-    """Base of fixed-epsilon attacks. Subclasses implement `run`; `__call__` is the contract."""
+    """Base of fixed-epsilon attacks. Subclasses implement `run`; `__call__` is the contract.
+
+    Adaptive evaluation (Athalye et al.; Tramer et al.): `bpda` routes gradients through the
+    model's BPDA surrogates (on by default); `eot_draws` averages gradient-based attacks'
+    gradients over that many forward passes of a random model. `adapt` sets both from the model.
+    """
 
     name: ClassVar[str] = "attack"
     norms: ClassVar[tuple[str, ...]] = ("linf", "l2")
+    uses_gradients: ClassVar[bool] = False
+    bpda: bool = True
+    eot_draws: int = 1
+
+    def adapt(self, model: RobustModel, eot_draws: int | None = None, bpda: bool | None = None) -> dict[str, object]:
+        """Choose the adaptations for `model` (None = automatic) and return what will be used.
+
+        Automatic: EOT with 20 draws per gradient when the model is random at inference
+        (gradient attacks only); BPDA whenever the model has surrogates.
+        """
+        if eot_draws is not None and eot_draws < 1:
+            raise UsageError(f"EOT needs at least 1 draw per gradient, got {eot_draws}")
+        self.eot_draws = eot_draws if eot_draws is not None else (20 if model.stochastic and self.uses_gradients else 1)
+        self.bpda = bpda if bpda is not None else True
+        return {"eot_draws": self.eot_draws, "bpda": self.bpda and model.has_bpda, "stochastic_model": model.stochastic}
 
     def run(
         self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
@@ -51,9 +73,63 @@ class Attack:
             raise UsageError(f"labels must have shape ({len(x)},), got {tuple(y.shape)}")
         if indices is None:
             indices = torch.arange(len(x), device=x.device)
-        with model.attack_mode():
+        with model.attack_mode(self.bpda):
             x_adv, steps = self.run(model, x, y, threat, indices, seed)
         x_adv = threat.project(x, x_adv.detach())
         adv_pred = model.predict(x_adv)
         success = adv_pred != y
         return AttackResult(x_adv, success, threat.distance(x, x_adv), steps, adv_pred)
+
+
+class MinimumNormAttack(Attack):
+    """Base of attacks that look for the smallest adversarial perturbation (DeepFool, C&W, FMN, DDN...).
+
+    Subclasses implement `run_unbounded`. `minimize` runs it once and re-checks every reported
+    success with a clean forward pass, so accuracy at any eps follows from one run
+    (success and min_distance <= eps); `__call__` with a threat model uses the same result.
+    """
+
+    minimum_norm: ClassVar[bool] = True
+
+    def run_unbounded(
+        self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (x_adv in [0,1], the smallest adversarial found or x where none; steps or queries per sample)."""
+        raise NotImplementedError
+
+    def minimize(
+        self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, norm: Norm | str, indices: torch.Tensor | None = None, seed: int = 0
+    ) -> AttackResult:
+        norm = Norm(norm)
+        if norm.value not in self.norms:
+            raise UsageError(f"attack {self.name!r} does not support the {norm.value} norm (supports {', '.join(self.norms)})")
+        model.check_inputs(x)
+        if indices is None:
+            indices = torch.arange(len(x), device=x.device)
+        with model.attack_mode(self.bpda):
+            x_adv, steps = self.run_unbounded(model, x, y, norm, indices, seed)
+        x_adv = x_adv.detach().clamp(0.0, 1.0)
+        adv_pred = model.predict(x_adv)
+        success = adv_pred != y
+        distance = ThreatModel(norm, 0.0).distance(x, x_adv)
+        min_distance = torch.where(success, distance, torch.full_like(distance, float("inf")))
+        return AttackResult(x_adv, success, distance, steps, adv_pred, min_distance)
+
+    def run(
+        self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        x_adv, steps = self.run_unbounded(model, x, y, threat.norm, indices, seed)
+        # Beyond the budget the attack failed at this eps: the clean input stands in.
+        far = threat.distance(x, x_adv) > threat.eps * (1 + 1e-6)
+        return torch.where(far.view(-1, *([1] * (x.dim() - 1))), x, x_adv), steps
+
+    @staticmethod
+    def at_eps(result: AttackResult, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel) -> AttackResult:
+        """The fixed-eps view of a `minimize` result: successes whose smallest norm fits the budget
+        (elsewhere the clean input stands, predicted as its label: the engine attacks only correct samples)."""
+        assert result.min_distance is not None
+        fits = result.min_distance <= threat.eps * (1 + 1e-6)
+        shape = (-1, *([1] * (x.dim() - 1)))
+        x_adv = torch.where(fits.view(shape), result.x_adv, x)
+        adv_pred = torch.where(fits, result.adv_pred, y)
+        return AttackResult(x_adv, fits, threat.distance(x, x_adv), result.steps, adv_pred, result.min_distance)

@@ -1,7 +1,9 @@
-"""FGSM and PGD (Linf, L2) with random start, restarts, CE loss, and per-sample early stopping.
+"""Gradient attacks: FGSM, BIM, PGD (Linf, L2, L1; CE, CW-margin, DLR), MultiTargeted, EOT-PGD.
 
 A sample leaves the active set as soon as the forward pass of a step shows it misclassified,
-so no compute is spent on points already broken, and its adversarial example is kept.
+so no compute is spent on points already broken, and its adversarial example is kept. On a
+model that is random at inference a single lucky forward pass proves nothing, so there every
+sample runs all its steps and the base class's final prediction decides.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from advbench.core.seeding import sample_normal, sample_uniform
 from advbench.core.threat import Norm, ThreatModel, batch_norm
 from advbench.models.wrapper import RobustModel
 
+LOSSES = ("ce", "cw", "dlr")
+EOT_MODES = ("mean", "sign-mean-normalized")
+
 
 @dataclass(frozen=True)
 class PGDConfig:
@@ -27,12 +32,21 @@ class PGDConfig:
     random_start: bool = True
     restarts: int = 1
     early_stop: bool = True
+    loss: str = "ce"  # ce | cw (margin, Carlini & Wagner) | dlr (Croce & Hein)
+    eot_mode: str = "mean"  # mean gradient over EOT draws, or the dissertation's §4.2.4 sign of the mean of L2-normalized gradients
+    l1_sparsity: float = 0.99  # L1 steps move the coordinates above this quantile of |gradient| (Tramer & Boneh's SLIDE)
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.restarts < 1:
             raise UsageError("pgd needs steps >= 1 and restarts >= 1")
         if not (self.rel_stepsize > 0 and math.isfinite(self.rel_stepsize)):
             raise UsageError("pgd rel_stepsize must be a positive number")
+        if self.loss not in LOSSES:
+            raise UsageError(f"pgd loss is one of {', '.join(LOSSES)}, not {self.loss!r}")
+        if self.eot_mode not in EOT_MODES:
+            raise UsageError(f"eot_mode is one of {', '.join(EOT_MODES)}, not {self.eot_mode!r}")
+        if not 0 <= self.l1_sparsity < 1:
+            raise UsageError("l1_sparsity is a quantile in [0, 1)")
 
 
 def _expand(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -45,33 +59,82 @@ def random_start(x: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, se
     if threat.norm is Norm.LINF:
         u = sample_uniform(seed, indices, shape, stream=restart, device=x.device)
         delta = (2 * u - 1) * threat.eps
-    else:
+    elif threat.norm in (Norm.L2, Norm.L1):
+        # L2: Gaussian direction on the sphere; L1: Laplace direction on the L1 sphere (uniform
+        # on it after normalization); radius u^(1/d) makes the point uniform in the ball.
         direction = sample_normal(seed, indices, shape, stream=restart, device=x.device)
-        direction = direction / _expand(batch_norm(direction, Norm.L2).clamp_min(1e-12), x)
+        if threat.norm is Norm.L1:
+            direction = torch.log(sample_uniform(seed, indices, shape, stream=500 + restart, device=x.device).clamp_min(1e-12)) * direction.sign()
+        direction = direction / _expand(batch_norm(direction, threat.norm).clamp_min(1e-12), x)
         d = x[0].numel()
         radius = sample_uniform(seed, indices, (1,), stream=1000 + restart, device=x.device).view(-1) ** (1.0 / d)
         delta = direction * _expand(radius * threat.eps, x)
+    else:
+        return x.clone()
     return threat.project(x, x + delta)
 
 
-def ascent_step(x_adv: torch.Tensor, grad: torch.Tensor, norm: Norm, stepsize: float) -> torch.Tensor:
+def ascent_step(x_adv: torch.Tensor, grad: torch.Tensor, norm: Norm, stepsize: float, l1_sparsity: float = 0.99) -> torch.Tensor:
     if norm is Norm.LINF:
         return x_adv + stepsize * grad.sign()
+    if norm is Norm.L1:
+        flat = grad.flatten(1)
+        # Move only the largest coordinates, which an L1 budget buys most cheaply; coordinates
+        # pinned at a bound in the ascent direction are skipped (they cannot move).
+        blocked = ((x_adv.flatten(1) <= 0) & (flat < 0)) | ((x_adv.flatten(1) >= 1) & (flat > 0))
+        mag = flat.abs().masked_fill(blocked, 0)
+        cut = mag.quantile(l1_sparsity, dim=1, keepdim=True)
+        direction = flat.sign() * ((mag >= cut) & (mag > 0))
+        direction = direction / direction.abs().sum(1, keepdim=True).clamp_min(1)
+        return x_adv + stepsize * direction.view_as(grad)
     g_norm = batch_norm(grad, Norm.L2).clamp_min(1e-12)
     return x_adv + stepsize * grad / _expand(g_norm, grad)
 
 
-def loss_and_grad(model: RobustModel, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and the gradient of the summed CE loss (samples are independent in eval mode)."""
+def margin_terms(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(true-class logit, largest other logit)."""
+    true = logits.gather(1, y.view(-1, 1)).squeeze(1)
+    other = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).amax(1)
+    return true, other
+
+
+def attack_loss(logits: torch.Tensor, y: torch.Tensor, loss: str, target: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-sample loss to maximize. With `target`: the targeted margin z_target - z_y."""
+    if target is not None:
+        return logits.gather(1, target.view(-1, 1)).squeeze(1) - logits.gather(1, y.view(-1, 1)).squeeze(1)
+    if loss == "ce":
+        return F.cross_entropy(logits, y, reduction="none")
+    true, other = margin_terms(logits, y)
+    if loss == "cw":
+        return other - true
+    top = logits.sort(1, descending=True).values  # DLR: scale-invariant margin
+    return (other - true) / (top[:, 0] - top[:, 2] + 1e-12)
+
+
+def loss_and_grad(
+    model: RobustModel, x: torch.Tensor, y: torch.Tensor, loss: str = "ce", draws: int = 1,
+    eot_mode: str = "mean", target: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and the input gradient of the summed loss; with draws > 1 the EOT average over
+    independent forward passes of a random model (samples are independent in eval mode)."""
     x = x.detach().requires_grad_(True)
-    logits = model(x)
-    (grad,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), x)
-    return logits.detach(), grad
+    total, logits_sum = torch.zeros_like(x), None
+    for _ in range(draws):
+        logits = model(x)
+        (grad,) = torch.autograd.grad(attack_loss(logits, y, loss, target).sum(), x)
+        if eot_mode == "sign-mean-normalized":
+            grad = grad / _expand(batch_norm(grad, Norm.L2).clamp_min(1e-12), grad)
+        total += grad
+        logits_sum = logits.detach() if logits_sum is None else logits_sum + logits.detach()
+    assert logits_sum is not None
+    return logits_sum / draws, total / draws
 
 
-@register_attack("pgd", config=PGDConfig, family="gradient", description="Projected gradient descent (Madry et al.), CE loss")
+@register_attack("pgd", config=PGDConfig, family="gradient", description="Projected gradient descent (Madry et al.): Linf, L2, L1; CE, CW or DLR loss; EOT on random models")
 class PGD(Attack):
     name = "pgd"
+    norms = ("linf", "l2", "l1")
+    uses_gradients = True
 
     def __init__(self, config: PGDConfig = PGDConfig()) -> None:
         self.config = config
@@ -87,11 +150,16 @@ class PGD(Attack):
             broken[where] = True
             x_best[where] = x_adv[active[new]]
 
+    def targets(self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, restart: int) -> torch.Tensor | None:
+        """Per-sample target class for this restart (None: untargeted)."""
+        return None
+
     def run(
         self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         stepsize = cfg.rel_stepsize * threat.eps
+        early_stop = cfg.early_stop and not model.stochastic
         x_best = x.clone()
         broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         steps = torch.zeros(len(x), dtype=torch.int64, device=x.device)
@@ -103,19 +171,22 @@ class PGD(Attack):
             if len(todo) == 0:
                 break
             x0, y0 = x[todo], y[todo]
+            target_all = self.targets(model, x0, y0, restart)
             x_adv = random_start(x0, threat, indices[todo], seed, restart) if cfg.random_start else x0.clone()
             active = torch.arange(len(todo), device=x.device)
             for _ in range(cfg.steps):
-                logits, grad = loss_and_grad(model, x_adv[active], y0[active])
-                hit = logits.argmax(1) != y0[active]
-                self._record(hit, active, todo, x_adv, x_best, broken)
-                if cfg.early_stop and bool(hit.any()):
-                    active, grad = active[~hit], grad[~hit]
-                    if len(active) == 0:
-                        break
-                stepped = ascent_step(x_adv[active], grad, threat.norm, stepsize)
+                target = None if target_all is None else target_all[active]
+                logits, grad = loss_and_grad(model, x_adv[active], y0[active], cfg.loss, self.eot_draws, cfg.eot_mode, target)
+                if early_stop:
+                    hit = logits.argmax(1) != y0[active]
+                    self._record(hit, active, todo, x_adv, x_best, broken)
+                    if bool(hit.any()):
+                        active, grad = active[~hit], grad[~hit]
+                        if len(active) == 0:
+                            break
+                stepped = ascent_step(x_adv[active], grad, threat.norm, stepsize, cfg.l1_sparsity)
                 x_adv[active] = threat.project(x0[active], stepped)
-                steps[todo[active]] += 1
+                steps[todo[active]] += self.eot_draws
             if len(active) and restart < cfg.restarts - 1:
                 # The next restart needs to know which last iterates succeeded; after the final
                 # restart the base class's clean forward pass decides success anyway.
@@ -138,3 +209,58 @@ class FGSMConfig(PGDConfig):
 @register_attack("fgsm", config=FGSMConfig, family="gradient", description="Fast gradient sign method (one step of size eps; L2: normalized gradient)")
 class FGSM(PGD):
     name = "fgsm"
+
+
+@dataclass(frozen=True)
+class BIMConfig(PGDConfig):
+    random_start: bool = False
+    rel_stepsize: float = 0.1  # eps/10, as in the dissertation's Table 4.1
+
+
+@register_attack("bim", config=BIMConfig, family="gradient", description="Basic iterative method (Kurakin et al.): PGD without random start, step eps/10")
+class BIM(PGD):
+    name = "bim"
+
+
+@register_attack("eot-pgd", config=PGDConfig, family="gradient", description="PGD with expectation over transformation; EOT draws set by --eot (20 when the model is random)")
+class EOTPGD(PGD):
+    name = "eot-pgd"
+
+
+@dataclass(frozen=True)
+class EPGDConfig(PGDConfig):
+    eot_mode: str = "sign-mean-normalized"
+
+
+@register_attack("epgd", config=EPGDConfig, family="gradient", description="Expectation PGD with the sign of the mean of L2-normalized gradients over noise draws (dissertation §4.2.4)")
+class EPGD(PGD):
+    name = "epgd"
+
+
+@dataclass(frozen=True)
+class MultiTargetedConfig(PGDConfig):
+    targets: int = 9  # the most likely wrong classes tried, one restart each
+    restarts: int = 1  # per target
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.targets < 1:
+            raise UsageError("multi-targeted needs targets >= 1")
+
+
+@register_attack("multi-targeted", config=MultiTargetedConfig, family="gradient", description="MultiTargeted PGD (Gowal et al.): the margin to each of the top wrong classes in turn")
+class MultiTargeted(PGD):
+    name = "multi-targeted"
+
+    def __init__(self, config: MultiTargetedConfig = MultiTargetedConfig()) -> None:
+        # One PGD restart per (target, restart) pair; `targets` picks the class for each.
+        super().__init__(config)
+        self.config = MultiTargetedConfig(**{**config.__dict__, "restarts": config.targets * config.restarts})
+        self._per_target = config.restarts
+
+    def targets(self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, restart: int) -> torch.Tensor:
+        with torch.no_grad():
+            logits = model(x)
+        ranked = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).argsort(1, descending=True)
+        k = min(restart // self._per_target, logits.shape[1] - 2)
+        return ranked[:, k]

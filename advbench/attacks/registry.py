@@ -61,12 +61,28 @@ def parse_attack_spec(text: str) -> tuple[str, dict[str, str]]:
 
 def attack_label(text: str) -> str:
     """Canonical label of a spec: `pgd` stays `pgd`, options are sorted (`pgd:restarts=2,steps=50`)."""
+    if text.strip().startswith("transfer:"):
+        return "transfer:" + attack_label(text.strip().partition(":")[2])
     name, options = parse_attack_spec(text)
     return name if not options else f"{name}:{','.join(f'{k}={v}' for k, v in sorted(options.items()))}"
 
 
-def build_attack(text: str) -> tuple[str, Attack, dict[str, Any]]:
-    """`pgd:steps=50,restarts=2` -> (label, attack instance, resolved config as a dict)."""
+def build_attack(text: str, surrogate: str | None = None) -> tuple[str, Attack, dict[str, Any]]:
+    """`pgd:steps=50,restarts=2` -> (label, attack instance, resolved config as a dict).
+
+    `transfer:SPEC` runs the attack SPEC on the `surrogate` model and judges on the target.
+    """
+    if text.strip().startswith("transfer"):
+        from advbench.attacks.transfer import Transfer, TransferConfig
+
+        inner_text = text.strip().partition(":")[2]
+        if not inner_text:
+            raise UsageError("write a transfer attack as transfer:ATTACK, e.g. transfer:pgd:steps=50")
+        if not surrogate:
+            raise UsageError(f"{text!r} needs a surrogate model: pass --surrogate MODEL")
+        inner_label, inner, inner_config = build_attack(inner_text)
+        config = TransferConfig(inner_label, surrogate)
+        return f"transfer:{inner_label}", Transfer(config, inner), {"inner": inner_label, "inner_config": inner_config, "surrogate": surrogate}
     name, options = parse_attack_spec(text)
     spec = ATTACKS.get(name)
     hints = typing.get_type_hints(spec.config)

@@ -67,8 +67,13 @@ def eval_cmd(
     model: Annotated[str, typer.Option("--model", "-m", help="registered model name")],
     attack: Annotated[list[str], typer.Option("--attack", "-a", help="attack, optionally with options: pgd:steps=50,restarts=2 (repeatable)")] = ["pgd"],
     eps: Annotated[list[float], typer.Option("--eps", help="budget (repeatable)")] = [0.1],
-    norm: Annotated[str, typer.Option(help="linf or l2")] = "linf",
+    norm: Annotated[str, typer.Option(help="linf, l2, l1 or l0")] = "linf",
     dataset: Annotated[str, typer.Option(help="fashion-mnist, cifar10, cifar100, digits, imagefolder:PATH")] = "fashion-mnist",
+    surrogate: Annotated[Optional[str], typer.Option(help="model that transfer attacks craft their examples on")] = None,
+    eot: Annotated[Optional[int], typer.Option(help="EOT draws per gradient (default: 20 for models random at inference, else 1; 1 disables)")] = None,
+    bpda: Annotated[bool, typer.Option("--bpda/--no-bpda", help="attack non-differentiable parts through their BPDA surrogates")] = True,
+    checks: Annotated[bool, typer.Option("--checks/--no-checks", help="gradient-masking checks on the first --check-n samples")] = True,
+    check_n: Annotated[int, typer.Option(help="samples for the gradient-masking checks")] = 100,
     split: Annotated[str, typer.Option(help="train or test")] = "test",
     n: Annotated[Optional[int], typer.Option("--n", help="number of samples (default 1000; 0 = all)")] = 1000,
     seed: Annotated[int, typer.Option(help="seed for the subset and the attacks")] = 0,
@@ -89,6 +94,7 @@ def eval_cmd(
         model=model, attacks=tuple(attack), eps=tuple(eps), norm=norm, dataset=dataset, split=split,
         n=None if n == 0 else n, seed=seed, balanced=balanced, batch_size=batch_size, device=device, db=str(db),
         data_dir=str(data_dir) if data_dir else None, zoo=str(zoo) if zoo else None, fresh=fresh or not resume,
+        surrogate=surrogate, eot=eot, bpda=bpda, checks=checks, check_n=check_n,
     )
     with LazyProgress(f"{model} x {','.join(attack)}") as bar:
         outcome = run_eval(config, progress=bar.update)
@@ -142,6 +148,9 @@ def show_cmd(
         ("advbench", record.package_version), ("git commit", record.git_commit),
         ("libraries", ", ".join(f"{k} {v}" for k, v in record.libraries.items())),
         ("attacks", json.dumps(record.config.get("attacks"))),
+        ("adaptations", json.dumps(record.config.get("adaptations"))),
+        ("masking checks", json.dumps((record.summary or {}).get("checks"))),
+        *[("warning", w) for w in record.warnings],
     ]
     render.console.print(render.table(f"run {record.run_id}", ["field", "value"], info))
     render.console.print(render.summary_table(summary))

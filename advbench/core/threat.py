@@ -14,6 +14,8 @@ from advbench.core.errors import UsageError
 class Norm(str, Enum):
     LINF = "linf"
     L2 = "l2"
+    L1 = "l1"
+    L0 = "l0"  # number of changed input elements (pixels x channels)
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class ThreatModel:
             raise UsageError(f"eps must be a finite number >= 0, got {self.eps}")
         if self.norm is Norm.LINF and self.eps > 1:
             raise UsageError(f"Linf eps {self.eps} exceeds 1, the whole [0,1] pixel range")
+        if self.norm is Norm.L0 and self.eps != int(self.eps):
+            raise UsageError(f"L0 eps counts changed input elements and must be a whole number, got {self.eps}")
 
     def distance(self, x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
         """Per-sample perturbation norm."""
@@ -40,10 +44,15 @@ class ThreatModel:
         delta = x_adv - x
         if self.norm is Norm.LINF:
             delta = delta.clamp(-self.eps, self.eps)
-        else:
+        elif self.norm is Norm.L2:
             norms = batch_norm(delta, Norm.L2).clamp_min(1e-12)
             factor = (self.eps / norms).clamp(max=1.0)
             delta = delta * factor.view(-1, *([1] * (delta.dim() - 1)))
+        elif self.norm is Norm.L1:
+            delta = project_l1(delta, self.eps)
+        else:
+            delta = keep_largest(delta, int(self.eps))
+        # Clamping into [0,1] only shrinks |delta| element-wise, so every norm ball stays satisfied.
         return (x + delta).clamp(0.0, 1.0)
 
     def label(self) -> str:
@@ -54,7 +63,38 @@ def batch_norm(delta: torch.Tensor, norm: Norm) -> torch.Tensor:
     flat = delta.flatten(1)
     if norm is Norm.LINF:
         return flat.abs().amax(dim=1)
-    return flat.norm(p=2, dim=1)
+    if norm is Norm.L2:
+        return flat.norm(p=2, dim=1)
+    if norm is Norm.L1:
+        return flat.abs().sum(dim=1)
+    return (flat != 0).sum(dim=1).to(delta.dtype)
+
+
+def project_l1(delta: torch.Tensor, eps: float) -> torch.Tensor:
+    """Euclidean projection of each sample onto the L1 ball of radius eps (Duchi et al. 2008), batched."""
+    flat = delta.flatten(1)
+    mag = flat.abs()
+    inside = mag.sum(dim=1) <= eps
+    if bool(inside.all()):
+        return delta
+    srt = mag.sort(dim=1, descending=True).values
+    cums = srt.cumsum(dim=1) - eps
+    ks = torch.arange(1, flat.shape[1] + 1, device=delta.device, dtype=delta.dtype)
+    rho = ((srt - cums / ks) > 0).sum(dim=1, keepdim=True).clamp_min(1)
+    theta = cums.gather(1, rho - 1) / rho.to(delta.dtype)
+    projected = flat.sign() * (mag - theta).clamp_min(0)
+    return torch.where(inside.view(-1, 1), flat, projected).view_as(delta)
+
+
+def keep_largest(delta: torch.Tensor, k: int) -> torch.Tensor:
+    """The L0 projection: keep each sample's k largest-magnitude entries, zero the rest."""
+    flat = delta.flatten(1)
+    if k >= flat.shape[1]:
+        return delta
+    if k <= 0:
+        return torch.zeros_like(delta)
+    idx = flat.abs().topk(k, dim=1).indices
+    return torch.zeros_like(flat).scatter(1, idx, flat.gather(1, idx)).view_as(delta)
 
 
 def parse_norm(text: str) -> Norm:

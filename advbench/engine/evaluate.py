@@ -13,7 +13,9 @@ import torch
 
 import advbench
 from advbench.attacks import build_attack
-from advbench.attacks.base import Attack
+from advbench.attacks.base import Attack, AttackResult, MinimumNormAttack
+from advbench.attacks.checks import CheckReport, gradient_masking_checks
+from advbench.attacks.transfer import Transfer
 from advbench.core.device import resolve_device
 from advbench.core.errors import UsageError
 from advbench.core.seeding import derive_seed
@@ -43,6 +45,11 @@ class EvalConfig:
     data_dir: str | None = None
     zoo: str | None = None
     fresh: bool = False  # start a new run even if an identical one exists
+    surrogate: str | None = None  # the model transfer attacks craft their examples on
+    eot: int | None = None  # EOT draws per gradient; None: 20 for models random at inference, else 1
+    bpda: bool = True  # route gradients through the model's BPDA surrogates
+    checks: bool = True  # gradient-masking checks on a subset
+    check_n: int = 100
 
 
 @dataclass
@@ -69,7 +76,9 @@ def _prepare_attacks(config: EvalConfig) -> tuple[list[ThreatModel], list[tuple[
     check_dataset_spec(config.dataset)
     norm = parse_norm(config.norm)
     threats = [ThreatModel(norm, float(e)) for e in config.eps]
-    attacks = [build_attack(a) for a in config.attacks]
+    if config.eot is not None and config.eot < 1:
+        raise UsageError(f"--eot must be at least 1, got {config.eot}")
+    attacks = [build_attack(a, config.surrogate) for a in config.attacks]
     names = [a[0] for a in attacks]
     if len(set(names)) != len(names):
         raise UsageError("each attack (with its options) may appear once per run")
@@ -89,6 +98,11 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> EvalOutc
     device = resolve_device(config.device)
     model, card = load_model(config.model, config.dataset, config.zoo)
     model.to(device)
+    for _, attack, _ in attacks:
+        if isinstance(attack, Transfer):
+            attack.surrogate_model = load_model(attack.config.surrogate, config.dataset, config.zoo)[0].to(device)
+    # What adaptive evaluation uses against this model (EOT draws, BPDA) is part of the run's identity.
+    adaptations = {name: attack.adapt(model, config.eot, config.bpda) for name, attack, _ in attacks}
 
     labels = dataset_labels(config.dataset, config.split, config.data_dir)
     indices = select_indices(labels, config.n, config.seed, config.balanced)
@@ -103,6 +117,7 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> EvalOutc
         "norm": threats[0].norm.value,
         "eps": [t.eps for t in threats],
         "attacks": [{"name": n, "config": c} for n, _, c in attacks],
+        "adaptations": adaptations,
         "seed": config.seed,
     }
     key = _config_key(payload)
@@ -139,9 +154,18 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> EvalOutc
             if progress:
                 progress(len(done) + start + len(batch_idx), len(indices))
         summary = summarize(store, run_id)
-        warnings: list[str] = []
-        store.finish_run(run_id, summary.to_dict(), warnings)
+        checks = _masking_checks(model, config, indices, threats, device) if config.checks else None
+        warnings = checks.warnings if checks else []
+        store.finish_run(run_id, {**summary.to_dict(), "checks": checks.numbers if checks else None}, warnings)
     return EvalOutcome(summary, resumed, False, warnings)
+
+
+def _masking_checks(model: RobustModel, config: EvalConfig, indices: torch.Tensor, threats: list[ThreatModel], device: torch.device) -> CheckReport:
+    """The gradient-masking checks on the run's first `check_n` samples at its largest eps."""
+    subset = indices[: config.check_n]
+    data = load_dataset(config.dataset, config.split, config.data_dir, subset)
+    threat = max(threats, key=lambda t: t.eps)
+    return gradient_masking_checks(model, data.images.to(device), data.labels.to(device), threat, config.eot, config.bpda, derive_seed(config.seed, "checks"))
 
 
 def _evaluate_batch(
@@ -160,28 +184,63 @@ def _evaluate_batch(
     correct_list = correct.tolist()  # one device sync, not one per sample
     clean_rows = list(zip(idx_list, y_list, clean_list))
     rows: list[dict[str, Any]] = []
+    minimum: dict[str, tuple[AttackResult, float]] = {}
+    for name, attack, _ in attacks:
+        # A minimum-norm attack runs once per batch; every eps reads its result.
+        if isinstance(attack, MinimumNormAttack) and bool(correct.any()):
+            target = correct.nonzero().view(-1)
+            t0 = time.perf_counter()
+            result = attack.minimize(model, x[target], y[target], threats[0].norm, batch_idx[target].to(x.device), derive_seed(seed, name))
+            minimum[name] = (_scatter(result, target, x, y), (time.perf_counter() - t0) / len(target))
     for threat in threats:
         still = correct.clone()
         for name, attack, _ in attacks:
             target = still.nonzero().view(-1)
-            outcome: dict[int, tuple[int, bool, float, int]] = {}
+            outcome: dict[int, tuple[int, bool, float, int, float | None]] = {}
             seconds = 0.0
             if len(target):
                 t0 = time.perf_counter()
-                result = attack(model, x[target], y[target], threat, batch_idx[target].to(x.device), derive_seed(seed, name, threat.eps))
-                seconds = (time.perf_counter() - t0) / len(target)
+                if name in minimum:
+                    full, seconds = minimum[name]
+                    result = MinimumNormAttack.at_eps(_take(full, target), x[target], y[target], threat)
+                else:
+                    result = attack(model, x[target], y[target], threat, batch_idx[target].to(x.device), derive_seed(seed, name, threat.eps))
+                    seconds = (time.perf_counter() - t0) / len(target)
                 still[target[result.success]] = False
-                for pos, pred, ok, dist, steps in zip(
-                    target.tolist(), result.adv_pred.tolist(), result.success.tolist(), result.distance.tolist(), result.steps.tolist()
+                min_dist = result.min_distance.tolist() if result.min_distance is not None else [None] * len(target)
+                for pos, pred, ok, dist, steps, md in zip(
+                    target.tolist(), result.adv_pred.tolist(), result.success.tolist(), result.distance.tolist(), result.steps.tolist(), min_dist
                 ):
-                    outcome[pos] = (pred, ok, dist, steps)
+                    outcome[pos] = (pred, ok, dist, steps, md if md is None or md != float("inf") else None)
             for pos, sample in enumerate(idx_list):
                 base = {"sample_idx": sample, "attack": name, "eps": threat.eps, "label": y_list[pos], "clean_pred": clean_list[pos]}
                 if pos in outcome:
-                    pred, ok, dist, steps = outcome[pos]
-                    rows.append({**base, "status": "attacked", "adv_pred": pred, "success": int(ok), "distance": dist, "steps": steps, "seconds": seconds})
+                    pred, ok, dist, steps, md = outcome[pos]
+                    rows.append({**base, "status": "attacked", "adv_pred": pred, "success": int(ok), "distance": dist, "steps": steps, "seconds": seconds, "min_distance": md})
                 elif not correct_list[pos]:
                     rows.append({**base, "status": "misclassified", "adv_pred": clean_list[pos], "success": 1, "distance": 0.0, "steps": 0, "seconds": 0.0})
                 else:
                     rows.append({**base, "status": "skipped", "adv_pred": None, "success": None, "distance": None, "steps": None, "seconds": None})
     return clean_rows, rows
+
+
+def _scatter(result: AttackResult, target: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> AttackResult:
+    """A minimum-norm result on the `target` rows, spread to the whole batch (clean input elsewhere)."""
+    n = len(x)
+    full_x = x.clone()
+    full_x[target] = result.x_adv
+    success = torch.zeros(n, dtype=torch.bool, device=x.device)
+    success[target] = result.success
+    min_distance = torch.full((n,), float("inf"), device=x.device)
+    assert result.min_distance is not None
+    min_distance[target] = result.min_distance.to(min_distance.dtype)
+    steps = torch.zeros(n, dtype=torch.int64, device=x.device)
+    steps[target] = result.steps.to(torch.int64)
+    adv_pred = y.clone()
+    adv_pred[target] = result.adv_pred
+    return AttackResult(full_x, success, torch.zeros(n, device=x.device), steps, adv_pred, min_distance)
+
+
+def _take(result: AttackResult, rows: torch.Tensor) -> AttackResult:
+    assert result.min_distance is not None
+    return AttackResult(result.x_adv[rows], result.success[rows], result.distance[rows], result.steps[rows], result.adv_pred[rows], result.min_distance[rows])

@@ -49,11 +49,12 @@ CREATE TABLE IF NOT EXISTS samples (
     distance REAL,
     steps INTEGER,
     seconds REAL,
+    min_distance REAL,             -- minimum-norm attacks: the smallest adversarial norm found (NULL: none)
     PRIMARY KEY (run_id, sample_idx, attack, eps)
 );
 """
 
-SAMPLE_COLUMNS = ("sample_idx", "attack", "eps", "status", "label", "clean_pred", "adv_pred", "success", "distance", "steps", "seconds")
+SAMPLE_COLUMNS = ("sample_idx", "attack", "eps", "status", "label", "clean_pred", "adv_pred", "success", "distance", "steps", "seconds", "min_distance")
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,16 @@ class Store:
             self.conn = sqlite3.connect(self.path, timeout=60)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.executescript(SCHEMA)
+            self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot use result database {self.path}: {exc}") from None
+
+    def _migrate(self) -> None:
+        """Databases written by older versions lack later columns; add them (nothing is lost)."""
+        columns = {r[1] for r in self.conn.execute("PRAGMA table_info(samples)")}
+        if "min_distance" not in columns:
+            with self.conn:
+                self.conn.execute("ALTER TABLE samples ADD COLUMN min_distance REAL")
 
     def close(self) -> None:
         self.conn.close()
@@ -174,7 +183,7 @@ class Store:
             self.conn.executemany("INSERT INTO clean (run_id, sample_idx, label, pred) VALUES (?, ?, ?, ?)", [(run_id, *r) for r in clean_rows])
             self.conn.executemany(
                 f"INSERT INTO samples (run_id, {', '.join(SAMPLE_COLUMNS)}) VALUES ({placeholders})",
-                [(run_id, *(row[c] for c in SAMPLE_COLUMNS)) for row in sample_rows],
+                [(run_id, *(row.get(c) for c in SAMPLE_COLUMNS)) for row in sample_rows],
             )
 
     def clean_rows(self, run_id: str) -> list[tuple[int, int, int]]:
