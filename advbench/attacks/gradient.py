@@ -121,7 +121,11 @@ def loss_and_grad(
     total, logits_sum = torch.zeros_like(x), None
     for _ in range(draws):
         logits = model(x)
-        (grad,) = torch.autograd.grad(attack_loss(logits, y, loss, target).sum(), x)
+        if logits.requires_grad:
+            (grad,) = torch.autograd.grad(attack_loss(logits, y, loss, target).sum(), x, allow_unused=True)
+            grad = torch.zeros_like(x) if grad is None else grad
+        else:  # a non-differentiable model without surrogates (e.g. --no-bpda): no gradient signal
+            grad = torch.zeros_like(x)
         if eot_mode == "sign-mean-normalized":
             grad = grad / _expand(batch_norm(grad, Norm.L2).clamp_min(1e-12), grad)
         total += grad

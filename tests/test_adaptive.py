@@ -1,0 +1,78 @@
+"""Adaptive evaluation: EOT on random models, BPDA on non-differentiable ones, masking checks that notice."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from advbench.attacks import build_attack
+from advbench.attacks.checks import gradient_masking_checks
+from advbench.core.threat import ThreatModel
+from advbench.models.card import load_model
+from advbench.models.smoothing import Smoothing
+from advbench.models.wrapper import RobustModel
+from advbench.train import config_for, train_model
+
+
+@pytest.fixture(scope="module")
+def digits_polarizer(tmp_path_factory):
+    zoo = tmp_path_factory.mktemp("pfe")
+    config = config_for("pfe-madry", dataset="digits", epochs=6, batch_size=64, crop_pad=0, flip=False, model_kwargs={"input_size": 8, "filters": 8})
+    train_model(config, zoo / "digits", torch.device("cpu"))
+    return load_model("pfe-madry", "digits", zoo)[0]
+
+
+def robust_accuracy(model, x, y, threat, eot=None, bpda=None) -> float:
+    _, attack, _ = build_attack("pgd")
+    attack.adapt(model, eot, bpda)
+    return 1 - attack(model, x, y, threat).success.float().mean().item()
+
+
+def test_bpda_beats_plain_pgd_on_the_polarizing_front_end(digits_polarizer, digits_data) -> None:
+    x, y = digits_data[0][:200], digits_data[1][:200]
+    clean = (digits_polarizer.predict(x) == y).float().mean().item()
+    threat = ThreatModel("linf", 0.2)
+    plain = robust_accuracy(digits_polarizer, x, y, threat, bpda=False)
+    adaptive = robust_accuracy(digits_polarizer, x, y, threat)
+    print(f"polarizer on digits: clean {clean:.3f}, plain PGD {plain:.3f}, BPDA PGD {adaptive:.3f}")
+    assert clean > 0.6
+    assert adaptive < plain - 0.2
+
+
+def test_eot_through_the_soft_surrogate_beats_plain_pgd_on_a_smoothed_model(digits_model, digits_data) -> None:
+    smoothed = RobustModel(Smoothing(digits_model.net, sigma=0.25, samples=4, input_std=digits_model.std.flatten().tolist()),
+                           digits_model.input_shape, 10, digits_model.mean.flatten().tolist(), digits_model.std.flatten().tolist(), name="smoothed")
+    assert smoothed.stochastic
+    x, y = digits_data[0][:50], digits_data[1][:50]
+    threat = ThreatModel("linf", 0.1)
+    plain = robust_accuracy(smoothed, x, y, threat, eot=1, bpda=False)  # gradients of a hard vote are zero
+    adaptive = robust_accuracy(smoothed, x, y, threat)  # defaults: 20 EOT draws, soft surrogate
+    print(f"smoothed digits model: plain PGD {plain:.3f}, EOT+BPDA PGD {adaptive:.3f}")
+    assert adaptive < plain - 0.2
+
+
+def test_masking_checks_flag_a_masked_evaluation_and_pass_an_adaptive_one(digits_polarizer, digits_data) -> None:
+    x, y = digits_data[0][:60], digits_data[1][:60]
+    threat = ThreatModel("linf", 0.2)
+    masked = gradient_masking_checks(digits_polarizer, x, y, threat, bpda=False)
+    assert any("huge budget" in w or "black-box" in w for w in masked.warnings), masked
+    adaptive = gradient_masking_checks(digits_polarizer, x, y, threat)
+    assert not any("huge budget" in w for w in adaptive.warnings), adaptive
+    assert adaptive.numbers["large_eps"]["accuracy"] <= 0.05
+
+
+def test_engine_records_adaptations_and_check_results(digits_zoo, tmp_path) -> None:
+    from advbench.engine import EvalConfig, run_eval
+    from advbench.store import Store
+
+    db = tmp_path / "r.sqlite"
+    config = EvalConfig(model="rn18-nt", dataset="digits", attacks=("pgd", "fgsm"), eps=(0.05,), n=60, db=str(db), zoo=str(digits_zoo), check_n=40)
+    outcome = run_eval(config)
+    with Store(db) as store:
+        run = store.get_run(outcome.summary.run_id)
+    assert run.config["adaptations"]["pgd"] == {"eot_draws": 1, "bpda": False, "stochastic_model": False}
+    assert set(run.summary["checks"]) >= {"pgd", "fgsm", "pgd_double_steps", "large_eps"}
+    assert run.warnings == outcome.warnings
+    # The adaptation is part of the run's identity: forcing EOT starts a new run.
+    forced = run_eval(EvalConfig(**{**config.__dict__, "eot": 2}))
+    assert forced.summary.run_id != outcome.summary.run_id
