@@ -21,4 +21,4 @@ data:
 	bash scripts/ensure-fashion-mnist.sh $(BIN)/advbench
 
 bench: setup data
-	$(BIN)/python benchmarks/pgd_overhead.py
+	$(BIN)/python benchmarks/gradient_attacks.py

@@ -42,3 +42,10 @@ def test_native_attack_matches_foolbox(fmnist_setup, spec, fb_attack, norm, eps)
     assert clean > 0.85
     assert 0.02 < fb_robust < clean - 0.1, "eps should make the comparison informative"
     assert abs(our_robust - fb_robust) <= 0.02, f"advbench {our_robust:.3f} vs foolbox {fb_robust:.3f}"
+
+
+def test_pgd_breaks_the_undefended_fashion_mnist_model_at_linf_0_3(fmnist_setup) -> None:
+    model, x, y, idx = fmnist_setup
+    _, attack, _ = build_attack("pgd")
+    result = attack(model, x, y, ThreatModel(Norm.LINF, 0.3), idx, seed=0)
+    assert 1.0 - result.success.float().mean().item() <= 0.05

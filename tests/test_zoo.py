@@ -30,7 +30,8 @@ def test_registered_model_builds_and_runs(name: str) -> None:
     "name,size",
     # Stride paper §IV-B on 32x32 CIFAR-10: the last stage's feature map per stride configuration.
     [("rn18-nt", 4), ("rn18-s1122", 8), ("rn18-s1212", 8), ("rn18-s2222", 2), ("rn18-s1112", 16),
-     ("rn18-up2x-nearest", 8), ("rn18-up3x-bilinear", 12), ("preact-rn18", 4), ("preact-rn18-s1122", 8)],
+     ("rn18-up2x-nearest", 8), ("rn18-up3x-bilinear", 12), ("preact-rn18", 4), ("preact-rn18-s1122", 8),
+     ("vgg16", 1), ("vgg16-s11222", 4), ("alexnet", 2), ("alexnet-s1122", 8)],
 )
 def test_stride_and_upsampling_feature_sizes(name: str, size: int) -> None:
     net = MODELS.get(name).build(in_channels=3, num_classes=10, width=8).eval()

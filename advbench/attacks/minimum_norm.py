@@ -315,9 +315,9 @@ class FMN(MinimumNormAttack):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The initial perturbation (the boundary point towards the init attack's adversarial) and its cost."""
         _, init, _ = build_attack(self.config.init)
-        if norm.value not in init.norms:
-            raise UsageError(f"fmn init attack {self.config.init!r} does not support the {norm.value} norm")
-        x1, spent = init.run_unbounded(model, x, y, norm, indices, seed)  # type: ignore[attr-defined]
+        # Any adversarial point will do as a start: an init attack without this norm runs in its first one.
+        init_norm = norm if norm.value in init.norms else Norm(init.norms[0])
+        x1, spent = init.run_unbounded(model, x, y, init_norm, indices, seed)  # type: ignore[attr-defined]
         lower, upper = torch.zeros(len(x), device=x.device), torch.ones(len(x), device=x.device)
         for _ in range(self.config.binary_search_steps):
             mid = (lower + upper) / 2

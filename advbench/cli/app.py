@@ -51,7 +51,7 @@ def models_cmd(pattern: Annotated[str, typer.Argument(help="wildcard filter, e.g
     from advbench.models.catalog import model_rows
 
     rows = model_rows(pattern)
-    render.console.print(render.table("models", ["name", "family", "paper", "checkpoints", "threat models", "description"], rows))
+    render.console.print(render.table("models", ["name", "family", "paper, section", "recipe", "checkpoints", "description"], rows))
 
 
 @app.command("attacks")

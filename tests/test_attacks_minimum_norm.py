@@ -1,0 +1,207 @@
+"""Minimum-norm attacks (DeepFool, C&W L2, FMN, DDN): the contract on digits, and agreement with Foolbox 3.
+
+The Fashion-MNIST agreement runs Foolbox's own attacks for minutes on two CPU cores, so it is opt-in:
+`ADVBENCH_SLOW_TESTS=1 pytest -s tests/test_attacks_minimum_norm.py -k fashion` (prints both numbers).
+"""
+
+import os
+
+import foolbox as fb
+import pytest
+import torch
+
+from advbench.attacks import MinimumNormAttack, build_attack
+from advbench.core.errors import AdvbenchError, UnknownNameError, UsageError
+from advbench.core.threat import Norm, ThreatModel
+
+N_DIGITS = 120
+# (spec, norm): reduced step counts keep the digits tests fast.
+CASES = [
+    ("deepfool", Norm.L2),
+    ("deepfool", Norm.LINF),
+    ("cw:binary_search_steps=3,steps=50", Norm.L2),
+    ("fmn:steps=50", Norm.L0),
+    ("fmn:steps=50", Norm.L1),
+    ("fmn:steps=50", Norm.L2),
+    ("fmn:steps=50", Norm.LINF),
+    ("fmn:steps=50,init=deepfool", Norm.L2),
+    ("ddn:steps=50", Norm.L2),
+]
+IDS = [f"{spec.split(':')[0]}{'-init' if 'init=' in spec else ''}-{norm.value}" for spec, norm in CASES]
+# Plain FMN from the clean input stalls just short of the boundary on ~15% of digits in L2 (as the
+# authors' code does); started from DeepFool's adversarials it finds one everywhere.
+MIN_SUCCESS = {"fmn-l2": 0.75, "fmn-l1": 0.75}
+
+
+@pytest.fixture(scope="module")
+def digits(digits_model, digits_data):
+    x, y = digits_data
+    return digits_model, x[:N_DIGITS], y[:N_DIGITS]
+
+
+@pytest.fixture(scope="module")
+def results(digits):
+    """`minimize` results per case, computed once and shared by the tests below."""
+    model, x, y = digits
+    cache = {}
+
+    def get(spec: str, norm: Norm):
+        if (spec, norm) not in cache:
+            attack = build_attack(spec)[1]
+            cache[spec, norm] = attack, attack.minimize(model, x, y, norm)
+        return cache[spec, norm]
+
+    return get
+
+
+@pytest.mark.parametrize("spec,norm", CASES, ids=IDS)
+def test_minimize_contract(digits, results, spec: str, norm: Norm) -> None:
+    model, x, y = digits
+    attack, result = results(spec, norm)
+    assert isinstance(attack, MinimumNormAttack) and norm.value in attack.norms
+    assert result.x_adv.shape == x.shape
+    assert float(result.x_adv.min()) >= 0.0 and float(result.x_adv.max()) <= 1.0
+    assert result.steps.dtype == torch.int64 and result.steps.shape == y.shape and bool((result.steps >= 0).all())
+    # Successes are real: a clean forward pass misclassifies each of them.
+    assert torch.equal(result.success, model.predict(result.x_adv) != y)
+    distance = ThreatModel(norm, 0).distance(x, result.x_adv)
+    assert result.min_distance is not None
+    torch.testing.assert_close(result.min_distance[result.success], distance[result.success])
+    assert bool(torch.isinf(result.min_distance[~result.success]).all())
+    # Where nothing was found the clean input comes back; misclassified inputs cost nothing.
+    assert torch.equal(result.x_adv[~result.success], x[~result.success])
+    wrong = model.predict(x) != y
+    assert bool((result.min_distance[wrong] == 0).all()) and bool((result.steps[wrong] == 0).all())
+    label = spec.split(":")[0] + ("-init" if "init=" in spec else "")
+    rate = float(result.success.float().mean())
+    print(f"{label} {norm.value}: success {rate:.3f}, median norm {float(result.min_distance[result.success].median()):.4f}")
+    assert rate > MIN_SUCCESS.get(f"{label}-{norm.value}", 0.9)
+
+
+@pytest.mark.parametrize("spec,norm", CASES, ids=IDS)
+def test_accuracy_non_increasing_in_eps(digits, results, spec: str, norm: Norm) -> None:
+    model, x, y = digits
+    _, result = results(spec, norm)
+    found = result.min_distance[result.success]
+    grid = torch.quantile(found, torch.linspace(0, 1, 7)).tolist() + [float(found.max()) * 2]
+    if norm is Norm.L0:
+        grid = [float(round(e)) for e in grid]
+    if norm is Norm.LINF:
+        grid = [min(e, 1.0) for e in grid]
+    accuracies = []
+    for eps in [0.0, *sorted(grid)]:
+        view = MinimumNormAttack.at_eps(result, x, y, ThreatModel(norm, eps))
+        assert torch.equal(view.success, model.predict(view.x_adv) != y)
+        accuracies.append(float((~view.success).float().mean()))
+    assert accuracies[0] == pytest.approx(float((model.predict(x) == y).float().mean()))
+    assert all(a >= b for a, b in zip(accuracies, accuracies[1:])), accuracies
+    assert accuracies[-1] == pytest.approx(float((~result.success).float().mean()))
+
+
+@pytest.mark.parametrize("spec,norm", [CASES[0], CASES[3], CASES[6], CASES[8]], ids=[IDS[0], IDS[3], IDS[6], IDS[8]])
+def test_fixed_eps_call_stays_in_ball(digits, results, spec: str, norm: Norm) -> None:
+    model, x, y = digits
+    attack, result = results(spec, norm)
+    eps = float(result.min_distance[result.success].median())
+    eps = float(round(eps)) if norm is Norm.L0 else eps
+    threat = ThreatModel(norm, eps)
+    fixed = attack(model, x, y, threat)
+    assert float(threat.distance(x, fixed.x_adv).max()) <= eps * (1 + 1e-5) + 1e-7
+    assert float(fixed.x_adv.min()) >= 0.0 and float(fixed.x_adv.max()) <= 1.0
+    assert torch.equal(fixed.success, model.predict(fixed.x_adv) != y)
+    # The attacks are deterministic, so the fixed-eps call agrees with the minimize view.
+    assert torch.equal(fixed.success, MinimumNormAttack.at_eps(result, x, y, threat).success)
+
+
+def test_ddn_and_cw_do_not_depend_on_the_batch(digits) -> None:
+    model, x, y = digits
+    for spec in ("ddn:steps=10", "cw:binary_search_steps=2,steps=10"):
+        attack = build_attack(spec)[1]
+        whole = attack.minimize(model, x[:40], y[:40], Norm.L2)
+        part = attack.minimize(model, x[20:40], y[20:40], Norm.L2, indices=torch.arange(20, 40))
+        torch.testing.assert_close(part.x_adv, whole.x_adv[20:40], rtol=0, atol=1e-4)
+
+
+def test_unsupported_norm_and_bad_configs(digits) -> None:
+    model, x, y = digits
+    with pytest.raises(UsageError, match="does not support"):
+        build_attack("cw")[1].minimize(model, x, y, Norm.LINF)
+    with pytest.raises(UsageError, match="does not support"):
+        build_attack("deepfool")[1](model, x, y, ThreatModel(Norm.L1, 1.0))
+    for spec in ("deepfool:candidates=1", "deepfool:overshoot=-1", "cw:stepsize=0", "cw:steps=0", "fmn:alpha_init=-1", "fmn:init=pgd", "ddn:gamma=1.5"):
+        with pytest.raises(UsageError):
+            build_attack(spec)
+    with pytest.raises(UnknownNameError):
+        build_attack("fmn:init=deepfoo")
+
+
+# --- Agreement with Foolbox 3 ----------------------------------------------------------------
+
+
+def _foolbox_min_norms(model, x, y, fb_attack, norm: Norm) -> torch.Tensor:
+    raw, _, _ = fb_attack(fb.PyTorchModel(model, bounds=(0, 1), device="cpu"), x, y, epsilons=None)
+    distance = ThreatModel(norm, 0).distance(x, raw)
+    return torch.where(model.predict(raw) != y, distance, torch.full_like(distance, float("inf")))
+
+
+@pytest.mark.parametrize(
+    "spec,fb_attack,norm",
+    [
+        ("deepfool:steps=20", fb.attacks.L2DeepFoolAttack(steps=20), Norm.L2),
+        ("deepfool:steps=20,candidates=4", fb.attacks.LinfDeepFoolAttack(steps=20, candidates=4), Norm.LINF),
+        ("ddn:steps=30", fb.attacks.DDNAttack(steps=30), Norm.L2),
+        ("fmn:steps=30", fb.attacks.LInfFMNAttack(steps=30), Norm.LINF),
+        ("fmn:steps=30", fb.attacks.L1FMNAttack(steps=30), Norm.L1),
+    ],
+    ids=["deepfool-l2", "deepfool-linf", "ddn", "fmn-linf", "fmn-l1"],
+)
+def test_same_minimum_norms_as_foolbox_on_digits(digits, spec: str, fb_attack, norm: Norm) -> None:
+    """Same update rules, same numbers: per-sample minimum norms match Foolbox's (float noise aside)."""
+    model, x, y = digits
+    x, y = x[:60], y[:60]
+    theirs = _foolbox_min_norms(model, x, y, fb_attack, norm)
+    ours = build_attack(spec)[1].minimize(model, x, y, norm).min_distance
+    # Foolbox attacks already-misclassified inputs too (tiny norms); we return them untouched.
+    correct = model.predict(x) == y
+    assert torch.equal(torch.isfinite(ours[correct]), torch.isfinite(theirs[correct]))
+    both = correct & torch.isfinite(ours)
+    torch.testing.assert_close(ours[both], theirs[both], rtol=1e-3, atol=1e-5)
+
+
+slow = pytest.mark.skipif(not os.environ.get("ADVBENCH_SLOW_TESTS"), reason="minutes of Foolbox on CPU; set ADVBENCH_SLOW_TESTS=1")
+N_FASHION = 200
+FASHION_CASES = [
+    # (our spec, foolbox attack, norm, eps): identical configurations on both sides.
+    ("deepfool", fb.attacks.L2DeepFoolAttack(), Norm.L2, 0.2),
+    ("deepfool", fb.attacks.LinfDeepFoolAttack(), Norm.LINF, 0.01),
+    ("cw:binary_search_steps=5,steps=100", fb.attacks.L2CarliniWagnerAttack(binary_search_steps=5, steps=100), Norm.L2, 0.2),
+]
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    from advbench.data import load_dataset, select_indices
+    from advbench.data.registry import dataset_labels
+    from advbench.models.card import load_model
+
+    try:
+        model, _ = load_model("rn18-nt", "fashion-mnist")
+        idx = select_indices(dataset_labels("fashion-mnist"), N_FASHION, seed=0)
+        data = load_dataset("fashion-mnist", "test", indices=idx)
+    except AdvbenchError as error:
+        pytest.skip(f"Fashion-MNIST rn18-nt checkpoint or test data unavailable: {error}")
+    return model, data.images, data.labels, idx
+
+
+@slow
+@pytest.mark.parametrize("spec,fb_attack,norm,eps", FASHION_CASES, ids=["deepfool-l2", "deepfool-linf", "cw-l2"])
+def test_fashion_robust_accuracy_matches_foolbox(fashion, spec: str, fb_attack, norm: Norm, eps: float) -> None:
+    model, x, y, idx = fashion
+    _, _, fb_success = fb_attack(fb.PyTorchModel(model, bounds=(0, 1), device="cpu"), x, y, epsilons=eps)
+    fb_robust = 1.0 - fb_success.float().mean().item()
+    ours = build_attack(spec)[1](model, x, y, ThreatModel(norm, eps), idx)
+    our_robust = 1.0 - ours.success.float().mean().item()
+    clean = (model.predict(x) == y).float().mean().item()
+    print(f"{spec} {norm.value} eps={eps}: clean {clean:.4f}, advbench {our_robust:.4f}, foolbox {fb_robust:.4f}")
+    assert 0.02 < fb_robust < clean - 0.1, "eps should make the comparison informative"
+    assert abs(our_robust - fb_robust) <= 0.02, f"advbench {our_robust:.3f} vs foolbox {fb_robust:.3f}"
