@@ -19,7 +19,7 @@ N_DIGITS = 120
 CASES = [
     ("deepfool", Norm.L2),
     ("deepfool", Norm.LINF),
-    ("cw:binary_search_steps=3,steps=50", Norm.L2),
+    ("cw:binary_search_steps=3,steps=50,initial_const=1,stepsize=0.05", Norm.L2),
     ("fmn:steps=50", Norm.L0),
     ("fmn:steps=50", Norm.L1),
     ("fmn:steps=50", Norm.L2),

@@ -110,6 +110,40 @@ def eval_cmd(
         render.err_console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
+@app.command("certify")
+def certify_cmd(
+    model: Annotated[str, typer.Option("--model", "-m", help="registered model name (the base classifier)")],
+    sigma: Annotated[list[float], typer.Option("--sigma", help="smoothing noise std in [0,1] pixel units (repeatable)")] = [0.25],
+    n0: Annotated[int, typer.Option("--n0", help="draws to pick the top class")] = 100,
+    n: Annotated[int, typer.Option("--n", help="draws to bound its probability")] = 100_000,
+    alpha: Annotated[float, typer.Option(help="failure probability of each certificate")] = 0.001,
+    n_samples: Annotated[int, typer.Option("--n-samples", help="test images to certify (0 = all)")] = 500,
+    dataset: Annotated[str, typer.Option(help="dataset")] = "fashion-mnist",
+    seed: Annotated[int, typer.Option(help="seed for the subset and the noise")] = 0,
+    batch_size: Annotated[int, typer.Option(help="noisy copies per forward pass")] = 1000,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N]")] = "auto",
+    db: Annotated[Path, typer.Option(help="result database")] = Path("results/advbench.sqlite"),
+    data_dir: Annotated[Optional[Path], typer.Option(help="folder holding datasets")] = None,
+    zoo: Annotated[Optional[Path], typer.Option(help="extra folder of model cards")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="start a new run even if an identical one exists")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Certified L2 radii of the Gaussian-smoothed model (Cohen et al. CERTIFY and PREDICT), stored per sample."""
+    from advbench.engine.certify import CertifyRunConfig, run_certify
+
+    config = CertifyRunConfig(
+        model=model, sigmas=tuple(sigma), n0=n0, n=n, alpha=alpha, n_samples=None if n_samples == 0 else n_samples, dataset=dataset,
+        seed=seed, batch_size=batch_size, device=device, db=str(db), data_dir=str(data_dir) if data_dir else None,
+        zoo=str(zoo) if zoo else None, fresh=fresh,
+    )
+    with LazyProgress(f"certify {model}") as bar:
+        summary = run_certify(config, progress=bar.update)
+    if as_json:
+        print(json.dumps(summary.to_dict(), indent=2))
+        return
+    render.console.print(render.certify_table(summary))
+
+
 @app.command("runs")
 def runs_cmd(
     db: Annotated[Path, typer.Option(help="result database")] = Path("results/advbench.sqlite"),

@@ -56,3 +56,15 @@ def epoch_line(log: object) -> str:
         f"epoch {log.epoch}: loss {log.loss:.4f}  train acc {100 * log.train_acc:.2f}%  "  # type: ignore[attr-defined]
         f"test acc {100 * log.test_acc:.2f}%{robust}  ({log.seconds:.0f}s)"  # type: ignore[attr-defined]
     )
+
+
+def certify_table(summary: object) -> Table:
+    """Certified accuracy at a few radii per sigma."""
+    radii = [0.0, 0.25, 0.5, 0.75, 1.0]
+    rows = []
+    for sigma, curve in summary.curves.items():  # type: ignore[attr-defined]
+        at = dict(zip(curve["radii"], curve["certified_accuracy"]))
+        rows.append([sigma, *[pct(at.get(r)) for r in radii], pct(curve["abstain"]), pct(curve["predict_accuracy"])])
+    title = f"{summary.model} on {summary.dataset}, n={summary.n}: certified accuracy % at L2 radius"  # type: ignore[attr-defined]
+    caption = f"run {summary.run_id}, {summary.forward_passes_per_second:.0f} noisy forward passes/s"  # type: ignore[attr-defined]
+    return table(title, ["sigma", *[f"r={r:g}" for r in radii], "abstain %", "PREDICT acc %"], rows, caption=caption)

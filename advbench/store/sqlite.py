@@ -52,6 +52,21 @@ CREATE TABLE IF NOT EXISTS samples (
     min_distance REAL,             -- minimum-norm attacks: the smallest adversarial norm found (NULL: none)
     PRIMARY KEY (run_id, sample_idx, attack, eps)
 );
+CREATE TABLE IF NOT EXISTS certificates (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    sample_idx INTEGER NOT NULL,
+    sigma REAL NOT NULL,
+    label INTEGER NOT NULL,
+    prediction INTEGER NOT NULL,   -- CERTIFY's class, -1 = abstain
+    radius REAL NOT NULL,
+    p_lower REAL NOT NULL,
+    count_top INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    predict INTEGER NOT NULL,      -- PREDICT's class, -1 = abstain
+    forward_passes INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    PRIMARY KEY (run_id, sample_idx, sigma)
+);
 """
 
 SAMPLE_COLUMNS = ("sample_idx", "attack", "eps", "status", "label", "clean_pred", "adv_pred", "success", "distance", "steps", "seconds", "min_distance")
@@ -77,6 +92,7 @@ class RunRecord:
     config: dict[str, Any]
     summary: dict[str, Any] | None
     warnings: list[str]
+    kind: str = "eval"
 
 
 def _now() -> str:
@@ -119,14 +135,14 @@ class Store:
         ).fetchone()
         return row[0] if row else None
 
-    def create_run(self, run_id: str, config_key: str, meta: dict[str, Any], config: dict[str, Any]) -> None:
+    def create_run(self, run_id: str, config_key: str, meta: dict[str, Any], config: dict[str, Any], kind: str = "eval") -> None:
         with self.conn:
             self.conn.execute(
-                "INSERT INTO runs (run_id, config_key, status, created, model, dataset, n_samples, seed, indices_hash,"
+                "INSERT INTO runs (run_id, config_key, kind, status, created, model, dataset, n_samples, seed, indices_hash,"
                 " checkpoint_sha256, device, package_version, git_commit, libraries, config)"
-                " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    run_id, config_key, _now(), meta["model"], meta["dataset"], meta["n_samples"], meta["seed"],
+                    run_id, config_key, kind, _now(), meta["model"], meta["dataset"], meta["n_samples"], meta["seed"],
                     meta["indices_hash"], meta["checkpoint_sha256"], meta["device"], meta["package_version"],
                     meta.get("git_commit"), json.dumps(meta.get("libraries", {})), json.dumps(config, sort_keys=True),
                 ),
@@ -168,7 +184,7 @@ class Store:
             checkpoint_sha256=d["checkpoint_sha256"], device=d["device"], wall_seconds=d["wall_seconds"],
             package_version=d["package_version"], git_commit=d["git_commit"], libraries=json.loads(d["libraries"] or "{}"),
             config=json.loads(d["config"]), summary=json.loads(d["summary"]) if d["summary"] else None,
-            warnings=json.loads(d["warnings"] or "[]"),
+            warnings=json.loads(d["warnings"] or "[]"), kind=d.get("kind") or "eval",
         )
 
     # samples -------------------------------------------------------------------------------
@@ -194,3 +210,19 @@ class Store:
             f"SELECT {', '.join(SAMPLE_COLUMNS)} FROM samples WHERE run_id = ? ORDER BY eps, sample_idx, attack", (run_id,)
         )
         return [dict(zip(SAMPLE_COLUMNS, r)) for r in cur.fetchall()]
+
+    # certificates --------------------------------------------------------------------------
+    CERTIFICATE_COLUMNS = ("sample_idx", "sigma", "label", "prediction", "radius", "p_lower", "count_top", "n", "predict", "forward_passes", "seconds")
+
+    def write_certificates(self, run_id: str, rows: Iterable[dict[str, Any]]) -> None:
+        cols = self.CERTIFICATE_COLUMNS
+        with self.conn:
+            self.conn.executemany(
+                f"INSERT INTO certificates (run_id, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 1))})",
+                [(run_id, *(row[c] for c in cols)) for row in rows],
+            )
+
+    def certificate_rows(self, run_id: str) -> list[dict[str, Any]]:
+        cols = self.CERTIFICATE_COLUMNS
+        cur = self.conn.execute(f"SELECT {', '.join(cols)} FROM certificates WHERE run_id = ? ORDER BY sigma, sample_idx", (run_id,))
+        return [dict(zip(cols, r)) for r in cur.fetchall()]

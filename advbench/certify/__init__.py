@@ -1,0 +1,1 @@
+"""Certification of randomized smoothing (Cohen et al. 2019)."""

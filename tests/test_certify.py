@@ -1,0 +1,76 @@
+"""Cohen et al. certification: closed-form check on a linear classifier, reproducibility, storage."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from scipy.stats import norm
+
+from advbench.certify.cohen import ABSTAIN, CertifyConfig, certify_sample, lower_confidence_bound
+from advbench.models.wrapper import RobustModel
+
+
+def linear_model(w: torch.Tensor, b: float) -> RobustModel:
+    """Two classes: class 1 where w.x + b > 0."""
+    layer = torch.nn.Linear(w.numel(), 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.stack([-w.flatten(), w.flatten()]) / 2)
+        layer.bias.copy_(torch.tensor([-b / 2, b / 2]))
+    return RobustModel(torch.nn.Sequential(torch.nn.Flatten(), layer), (1, 4, 4), 2)
+
+
+def test_certified_radius_approaches_the_exact_linear_radius_from_below() -> None:
+    torch.manual_seed(0)
+    w = torch.randn(1, 4, 4)
+    x = torch.rand(1, 4, 4)
+    b = 0.3 - float((w * x).sum())  # margin 0.3 on the positive side
+    model = linear_model(w, b)
+    exact = 0.3 / float(w.norm())  # distance to the hyperplane = the smoothed classifier's exact radius
+    sigma = 0.25
+    radii = []
+    for n in (100, 1000, 10_000, 100_000):
+        cert = certify_sample(model, x, 1, 0, CertifyConfig(sigma=sigma, n0=50, n=n, alpha=0.001, batch_size=10_000))
+        radii.append(cert.radius)
+        assert cert.radius <= exact + 1e-9
+        assert cert.prediction in (1, ABSTAIN)
+    assert radii == sorted(radii) and radii[-1] > 0.9 * exact
+    # The exact pA of the smoothed linear classifier is Phi(margin / (sigma ||w||)); sigma Phi^-1(pA) = exact.
+    assert sigma * norm.ppf(norm.cdf(exact / sigma)) == pytest.approx(exact)
+
+
+def test_clopper_pearson_bound_agrees_with_brute_force() -> None:
+    from scipy.stats import binom
+
+    # The one-sided lower bound is the p at which P(X >= k; n, p) = alpha.
+    for k, n in ((7, 10), (90, 100), (10, 10)):
+        p = lower_confidence_bound(k, n, 0.01)
+        assert binom.sf(k - 1, n, p) == pytest.approx(0.01, rel=1e-6)
+
+
+def test_certification_is_reproducible_and_sample_seeded(digits_model, digits_data) -> None:
+    x, y = digits_data
+    config = CertifyConfig(sigma=0.25, n0=20, n=300, batch_size=128)
+    a = certify_sample(digits_model, x[3], int(y[3]), 3, config, seed=1)
+    b = certify_sample(digits_model, x[3], int(y[3]), 3, config, seed=1)
+    c = certify_sample(digits_model, x[3], int(y[3]), 4, config, seed=1)
+    assert a == b
+    assert (a.count_top, a.p_lower) != (c.count_top, c.p_lower) or a.count_top == 300
+
+
+def test_certify_run_stores_every_certificate_and_resumes(digits_zoo, tmp_path) -> None:
+    from advbench.engine.certify import CertifyRunConfig, run_certify
+    from advbench.store import Store
+
+    db = tmp_path / "c.sqlite"
+    config = CertifyRunConfig("rn18-nt", sigmas=(0.12, 0.25), n0=10, n=100, n_samples=6, dataset="digits", batch_size=100, db=str(db), zoo=str(digits_zoo))
+    summary = run_certify(config)
+    with Store(db) as store:
+        rows = store.certificate_rows(summary.run_id)
+    assert len(rows) == 12 and {r["sigma"] for r in rows} == {0.12, 0.25}
+    curve = summary.curves["0.25"]["certified_accuracy"]
+    assert curve == sorted(curve, reverse=True) and 0 <= curve[0] <= 1
+    again = run_certify(config)
+    assert again.run_id == summary.run_id and again.curves == summary.curves
+    assert not math.isnan(summary.forward_passes_per_second)
