@@ -162,7 +162,7 @@ class _AutoAttackBase(Attack):
         if threat.eps == 0 or len(x) == 0:
             return x.clone(), steps
         if model.stochastic and self.version() != "rand":
-            log.warning("%s: model %s is random at inference; autoattack:version=rand (EOT) is the version meant for it", self.name, model.name)
+            log.info("%s: model %s is random at inference; autoattack:version=rand (EOT) is the version meant for it", self.name, model.name)
         with _contained(seed, x.device):
             aa = self.build(model, threat, seed, x.device)
             x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=len(x))

@@ -28,13 +28,13 @@ SMOOTH = "Smooth kernels (Wang et al.)"  # its 2 conv + 2 FC net: widths not giv
 # (ResNet18 64 -> 16 or 8) so every checkpoint trains in minutes on 2 cores; docs/zoo.md says
 # which numbers this makes incomparable with the papers'.
 RN16 = {"model_kwargs": {"width": 16}, "epochs": 4}
-RN8 = {"model_kwargs": {"width": 8}, "epochs": 1}
+RN8 = {"model_kwargs": {"width": 8}, "epochs": 1, "max_train": 20000}
 # Adversarial recipes: Linf 0.1 (the papers' Fashion-MNIST budget), 4 PGD steps of 0.375 eps,
-# on a 20k-image subset for one epoch; the epoch-end weights with the best robust validation
+# on a 10k-image subset for one epoch; the epoch-end weights with the best robust validation
 # accuracy are kept (early stopping, Rice et al.).
 # lambda = +-100 makes R(w) dominate the loss; SGD's step on its exp() gradients diverges, Adam's does not.
 ADAM = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0}
-AT_CPU = {"epochs": 1, "max_train": 20000, "at_eps": 0.1, "at_steps": 4, "at_rel_stepsize": 0.375}
+AT_CPU = {"epochs": 1, "max_train": 10000, "at_eps": 0.1, "at_steps": 4, "at_rel_stepsize": 0.375}
 
 VARIANTS: list[tuple] = [
     # name, architecture, family, paper, description, default kwargs, recipe, CPU training overrides
@@ -42,9 +42,9 @@ VARIANTS: list[tuple] = [
     ("rn18-nt-noise", ResNet18, "noise", KAP, "ResNet18, Gaussian noise on the input and after every conv while training (RN18-NT(sigma))", KAP_NOISE, "normal", RN16),
     ("kap-rn18", ResNet18, "kernel-pooling", KAP, "ResNet18, 2D kernel average pooling (K=3, S=1) after every conv, noise training (RN18-KAP-NT)", {**KAP_2D, **KAP_NOISE}, "normal", RN16),
     ("kap-rn18-nonoise", ResNet18, "kernel-pooling", KAP, "ResNet18 with 2D KAP (K=3), no training noise (Fig. 5a)", KAP_2D, "normal", {**RN16, "epochs": 2}),
-    ("kmp-rn18", ResNet18, "kernel-pooling", KAP, "ResNet18, 2D kernel max pooling (K=3) after every conv, noise training (RN18-KMP, Fig. 5b)", {**KAP_2D, "kernel_pool": "max", **KAP_NOISE}, "normal", {**RN16, "epochs": 1}),
+    ("kmp-rn18", ResNet18, "kernel-pooling", KAP, "ResNet18, 2D kernel max pooling (K=3) after every conv, noise training (RN18-KMP, Fig. 5b)", {**KAP_2D, "kernel_pool": "max", **KAP_NOISE}, "normal", {**RN16, "epochs": 1, "max_train": 20000}),
     ("rn18widex4-kap", ResNet18, "kernel-pooling", KAP, "ResNet18 with 4x kernels per conv and 2D KAP (K=3), noise training (RN18WideX4-KAP-NT)", {**KAP_2D, **KAP_NOISE, "width": 256}, "normal",
-     {"model_kwargs": {"width": 32}, "epochs": 1, "max_train": 30000}),
+     {"model_kwargs": {"width": 32}, "epochs": 1, "max_train": 10000}),
     ("rn18-at", ResNet18, "adversarial-training", KAP, "ResNet18, PGD adversarial training with early stopping (Madry et al.; Rice et al.; the KAP paper's AT-ES and the stride paper's AT)", {}, "pgd-at", {**RN8, **AT_CPU}),
     ("rn18-fast-at", ResNet18, "adversarial-training", KAP, "ResNet18, Fast-AT: FGSM with random start (Wong et al.; the KAP paper's baseline for large datasets)", {}, "fast-at", {**RN8, **AT_CPU}),
     *[
@@ -63,7 +63,7 @@ VARIANTS: list[tuple] = [
     ("rn18-s1122-at", ResNet18, "stride", STRIDE, "ResNet18 1-1-2-2 with PGD adversarial training (Table III, AT row)", {"strides": [1, 1, 2, 2]}, "pgd-at", {**RN8, **AT_CPU}),
     *[
         (f"rn18-up{f}x-{mode}", ResNet18, "upsampling", STRIDE, f"ResNet18 on inputs upsampled {f}x by {mode} interpolation (§IV-A)", {"upsample": f, "upsample_mode": mode}, "normal",
-         {**RN8, **({"max_train": 20000} if f == 3 else {})})
+         {**RN8, **({"max_train": 10000} if f == 3 else {})})
         for f in (2, 3) for mode in ("nearest", "bilinear")
     ],
     *[
@@ -86,7 +86,7 @@ VARIANTS: list[tuple] = [
     ("hah-vgg16", VGG16, "hebbian", DISSERTATION, "VGG16 whose first 6 blocks are HaH blocks (weight-norm conv, ReLU, divisive norm sigma=0.1, keep top 20%), HaH loss K=10%, lambda=0.1 (Ch. 5)",
      {"hah_blocks": 6}, "hah", RN8),
     ("madry-cnn", MadryCNN, "baseline", DISSERTATION, "Madry et al. MNIST CNN (2 conv 32/64 5x5 + max-pool, FC 1024), the polarizer's base (§4.1.4)", {}, "normal", {"epochs": 2}),
-    ("madry-cnn-at", MadryCNN, "adversarial-training", DISSERTATION, "Madry CNN with PGD adversarial training (Table 4.1 'Adv. Training')", {}, "pgd-at", {**AT_CPU, "epochs": 2, "max_train": None}),
+    ("madry-cnn-at", MadryCNN, "adversarial-training", DISSERTATION, "Madry CNN with PGD adversarial training (Table 4.1 'Adv. Training')", {}, "pgd-at", {**AT_CPU, "max_train": 30000}),
     ("madry-cnn-fast-at", MadryCNN, "adversarial-training", DISSERTATION, "Madry CNN with RFGSM / Fast-AT (the dissertation's single-step baseline)", {}, "fast-at", AT_CPU),
     ("madry-cnn-trades", MadryCNN, "adversarial-training", DISSERTATION, "Madry CNN with TRADES (lambda=1/6, i.e. beta=6)", {}, "trades", AT_CPU),
     ("pfe-madry", PolarizingFrontEnd, "front-end", DISSERTATION, "Polarizing front end: L1-normalized 5x5 filters, ternary quantizer (c=0.3) with a tanh BPDA surrogate, then the Madry CNN (§4.1)",
