@@ -6,9 +6,9 @@ seed and the whole given batch, and returns what `run_standard_evaluation` retur
 bit-identical (torch.equal) to calling the package directly with the same arguments; after it,
 the base class projects into the eps-ball and [0,1] and recomputes success, which leaves
 predictions, success and robust accuracy exactly as AutoAttack's but moves some coordinates
-of x_adv by float rounding: `x + ((x_adv - x) clamped)` is not always x_adv bit for bit (about
-1e-9 in Linf), and AutoAttack's L1 outputs can overshoot eps by ~1e-7, which the projection
-corrects. tests/test_autoattack.py pins both facts.
+of x_adv by float rounding: `x + ((x_adv - x) clamped)` is not always x_adv bit for bit (a few
+1e-9 in Linf), and AutoAttack's L1 outputs can overshoot eps by ~1e-7 relative, which the
+projection corrects. tests/test_autoattack.py pins both facts.
 
 - `autoattack` (version standard | plus | rand): the ensemble, each later attack run only on
   the points no earlier one broke. `rand` is the version for stochastic models (EOT, 20 draws
@@ -29,8 +29,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import torch
 from pyautoattack import AutoAttack
@@ -119,12 +120,14 @@ def _contained(seed: int, device: torch.device) -> Iterator[None]:
     aa_log.addHandler(handler)
     aa_log.setLevel(logging.DEBUG)
     aa_log.propagate = False
-    devices = [device] if device.type == "cuda" else []
+    # pyautoattack seeds the current CUDA device; the model's device gets our seed as well.
+    devices = sorted({torch.cuda.current_device() if device.index is None else device.index, torch.cuda.current_device()}) if device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=devices):
             torch.default_generator.manual_seed(seed)
             if device.type == "cuda":
-                torch.cuda.manual_seed(seed)
+                with torch.cuda.device(device):
+                    torch.cuda.manual_seed(seed)
             yield
     finally:
         sys.settrace(tracer)
@@ -137,7 +140,7 @@ class _AutoAttackBase(Attack):
     """Builds a `pyautoattack.AutoAttack` per call; subclasses pick the version and settings."""
 
     norms: ClassVar[tuple[str, ...]] = ("linf", "l2", "l1")
-    attacks: ClassVar[list[str] | None] = None  # the single attack of a 'custom' run
+    aa_attack: ClassVar[str | None] = None  # pyautoattack's name of the single attack of a 'custom' run
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -149,9 +152,8 @@ class _AutoAttackBase(Attack):
         """Adjust the package's attack objects after construction (defaults: leave them be)."""
 
     def build(self, model: RobustModel, threat: ThreatModel, seed: int, device: torch.device) -> Any:
-        aa = AutoAttack(
-            model, norm=AA_NORMS[threat.norm], eps=threat.eps, version=self.version(), attacks=self.attacks, device=device, seed=seed
-        )
+        attacks = None if self.aa_attack is None else [self.aa_attack]
+        aa = AutoAttack(model, norm=AA_NORMS[threat.norm], eps=threat.eps, version=self.version(), attacks=attacks, device=device, seed=seed)
         self.configure(aa, model.num_classes)
         return aa
 
@@ -196,7 +198,7 @@ class AutoAttackEnsemble(_AutoAttackBase):
 @register_attack("apgd-ce", config=APGDCEConfig, family="gradient", description="APGD on cross-entropy (AutoAttack's, via pyautoattack); step-size-free PGD")
 class APGDCE(_AutoAttackBase):
     name = "apgd-ce"
-    attacks = ["apgd-ce"]
+    aa_attack = "apgd-ce"
     config: APGDCEConfig
 
     def configure(self, aa: Any, num_classes: int) -> None:
@@ -207,7 +209,7 @@ class APGDCE(_AutoAttackBase):
 @register_attack("apgd-t", config=APGDTConfig, family="gradient", description="APGD on the targeted DLR loss over the top wrong classes (AutoAttack's, via pyautoattack)")
 class APGDT(_AutoAttackBase):
     name = "apgd-t"
-    attacks = ["apgd-t"]
+    aa_attack = "apgd-t"
     config: APGDTConfig
 
     def configure(self, aa: Any, num_classes: int) -> None:
@@ -219,7 +221,7 @@ class APGDT(_AutoAttackBase):
 @register_attack("fab-t", config=FABTConfig, family="gradient", description="Targeted FAB, minimal-norm boundary attack, kept where within eps (AutoAttack's, via pyautoattack)")
 class FABT(_AutoAttackBase):
     name = "fab-t"
-    attacks = ["fab-t"]
+    aa_attack = "fab-t"
     config: FABTConfig
 
     def configure(self, aa: Any, num_classes: int) -> None:
@@ -230,7 +232,7 @@ class FABT(_AutoAttackBase):
 @register_attack("square-aa", config=SquareAAConfig, family="black-box", description="Square Attack, score-based random search (AutoAttack's own, via pyautoattack)")
 class SquareAA(_AutoAttackBase):
     name = "square-aa"
-    attacks = ["square"]
+    aa_attack = "square"
     config: SquareAAConfig
 
     def configure(self, aa: Any, num_classes: int) -> None:

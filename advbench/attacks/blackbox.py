@@ -126,7 +126,7 @@ def _patch_index(top: torch.Tensor, left: torch.Tensor, s: int, c: int) -> tuple
     "square",
     config=SquareConfig,
     family="black-box",
-    description="Square Attack (Andriushchenko et al. 2020), score-based random search, margin loss; steps = queries",
+    description="Square Attack (Andriushchenko et al. 2020), score-based random search, margin loss; reports queries as steps",
 )
 class Square(Attack):
     """Square Attack, batched, with per-sample squares drawn from index-seeded randomness.
@@ -175,7 +175,7 @@ class Square(Attack):
         # L2: a grid of s0 x s0 'eta' blocks, each with its own sign per channel and orientation.
         s0 = max(min(h, w) // 5, 1)
         nbh, nbw = h // s0, w // s0
-        top, left = (h - 5 * s0) // 2, (w - 5 * s0) // 2
+        top, left = max((h - 5 * s0) // 2, 0), max((w - 5 * s0) // 2, 0)
         u = sample_uniform(key, indices, (nbh, nbw, c + 1), stream=0, device=x.device)
         eta = _eta(s0).to(x.device)
         flip = (u[..., c] > 0.5).view(n, 1, nbh, nbw, 1, 1)
@@ -191,12 +191,12 @@ class Square(Attack):
         n, c, h, w = x.shape
         eps = threat.eps
         if threat.norm is Norm.LINF:
-            s = min(max(int(round(math.sqrt(p * h * w))), 1), h, w)
+            s = min(max(round(math.sqrt(p * h * w)), 1), h, w)
             inside = _window(_offsets(u[:, 0], h, s), _offsets(u[:, 1], w, s), s, h, w)
             step = 2.0 * eps * _signs(u[:, 5 : 5 + c]).view(n, c, 1, 1)
             x_new = torch.where(inside, x_best + step, x_best)
             return torch.minimum(torch.maximum(x_new, x - eps), x + eps).clamp(0.0, 1.0)
-        s = max(int(round(math.sqrt(p * h * w))), 3)
+        s = max(round(math.sqrt(p * h * w)), 3)
         s = min(s + 1 if s % 2 == 0 else s, h, w)
         top1, left1 = _offsets(u[:, 0], h, s), _offsets(u[:, 1], w, s)
         top2, left2 = _offsets(u[:, 2], h, s), _offsets(u[:, 3], w, s)
@@ -289,7 +289,7 @@ def _probe(
     "zoo",
     config=ZOOConfig,
     family="black-box",
-    description="ZOO-ADAM (Chen et al. 2017): coordinate finite differences of the C&W margin, in the eps-ball; steps = queries",
+    description="ZOO-ADAM (Chen et al. 2017): coordinate finite differences of the C&W margin, in the eps-ball; reports queries as steps",
 )
 class ZOO(Attack):
     """ZOO-ADAM within a fixed eps-ball.

@@ -14,7 +14,8 @@ Foolbox is imported lazily, so listing or building attacks does not pay for impo
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,7 +33,7 @@ class QueryCounter(nn.Module):
         self.queries = 0
         self.train(False)
 
-    def train(self, mode: bool = True) -> "QueryCounter":
+    def train(self, mode: bool = True) -> QueryCounter:
         return super().train(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -83,18 +84,18 @@ def foolbox_minimize(
     counter = QueryCounter(model)
     fmodel = to_foolbox(counter, x.device)
     x_adv = x.clone()
+    with torch.no_grad():
+        # Samples the model already misclassifies stay as they are (distance 0).
+        todo = (counter(x).argmax(1) == y).nonzero().view(-1)
     with seeded_global_rng(derive_seed("foolbox", name, seed), x.device):
-        if needs_start:
-            start = fb.attacks.LinearSearchBlendedUniformNoiseAttack(steps=50).run(fmodel, x, fb.criteria.Misclassification(y))
+        if needs_start and len(todo):
+            start = fb.attacks.LinearSearchBlendedUniformNoiseAttack(steps=50).run(fmodel, x[todo], fb.criteria.Misclassification(y[todo]))
             with torch.no_grad():
-                ok = counter(start).argmax(1) != y
-            todo = ok.nonzero().view(-1)
-            if len(todo):
-                x_adv[todo] = make_attack().run(
-                    fmodel, x[todo], fb.criteria.Misclassification(y[todo]), starting_points=start[todo]
-                ).detach()
-        else:
-            x_adv = make_attack().run(fmodel, x, fb.criteria.Misclassification(y)).detach()
+                ok = counter(start).argmax(1) != y[todo]
+            start, todo = start[ok], todo[ok]
+        if len(todo):
+            kwargs = {"starting_points": start} if needs_start else {}
+            x_adv[todo] = make_attack().run(fmodel, x[todo], fb.criteria.Misclassification(y[todo]), **kwargs).detach()
     x_adv = x_adv.clamp(0.0, 1.0)
     with torch.no_grad():
         failed = counter(x_adv).argmax(1) == y

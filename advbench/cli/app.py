@@ -106,6 +106,9 @@ def eval_cmd(
         print(json.dumps(outcome.summary.to_dict(), indent=2))
     else:
         render.console.print(render.summary_table(outcome.summary))
+    adaptive = render.adaptation_line(outcome.adaptations)
+    if adaptive and not as_json:
+        render.console.print(adaptive)
     for warning in outcome.warnings:
         render.err_console.print(f"[yellow]warning:[/yellow] {warning}")
 
@@ -142,6 +145,89 @@ def certify_cmd(
         print(json.dumps(summary.to_dict(), indent=2))
         return
     render.console.print(render.certify_table(summary))
+
+
+@app.command("curve")
+def curve_cmd(
+    model: Annotated[list[str], typer.Option("--model", "-m", help="model (repeatable: several on one plot)")] = [],
+    attack: Annotated[list[str], typer.Option("--attack", "-a", help="attack spec (repeatable)")] = ["pgd"],
+    norm: Annotated[str, typer.Option(help="linf, l2, l1 or l0")] = "linf",
+    eps: Annotated[str, typer.Option(help="start:stop:step (stop included) or a comma list")] = "0:0.3:0.02",
+    run: Annotated[list[str], typer.Option("--run", help="draw from stored run(s) instead of evaluating (repeatable)")] = [],
+    dataset: Annotated[str, typer.Option(help="dataset")] = "fashion-mnist",
+    n: Annotated[int, typer.Option("--n", help="samples per model")] = 500,
+    seed: Annotated[int, typer.Option(help="seed")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N]")] = "auto",
+    db: Annotated[Path, typer.Option(help="result database")] = Path("results/advbench.sqlite"),
+    zoo: Annotated[Optional[Path], typer.Option(help="extra folder of model cards")] = None,
+    out: Annotated[Path, typer.Option(help="output path without suffix: writes OUT.csv and OUT.png")] = Path("results/curve"),
+) -> None:
+    """Accuracy vs eps for one or more models: evaluates (resumably) or reads stored runs; CSV + PNG."""
+    from advbench.engine import EvalConfig, run_eval
+    from advbench.report.curves import curves_csv, curves_from_run, parse_eps_range, plot_curves
+    from advbench.store import Store
+
+    grid = parse_eps_range(eps)
+    if not model and not run:
+        raise UsageError("give --model (to evaluate) or --run (to read stored runs)")
+    run_ids = list(run)
+    for name in model:
+        config = EvalConfig(model=name, attacks=tuple(attack), eps=tuple(grid), norm=norm, dataset=dataset, n=n, seed=seed,
+                            device=device, db=str(db), zoo=str(zoo) if zoo else None, checks=False)
+        with LazyProgress(f"{name} curve") as bar:
+            run_ids.append(run_eval(config, progress=bar.update).summary.run_id)
+    with Store(db) as store:
+        curves = [c for rid in run_ids for c in curves_from_run(store, rid, grid)]
+    csv_path, png_path = out.with_suffix(".csv"), out.with_suffix(".png")
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    csv_path.write_text(curves_csv(curves))
+    plot_curves(curves, png_path, title=f"{dataset}, {norm}")
+    render.console.print(render.table("robust accuracy % vs eps", ["curve", *[f"{e:g}" for e in curves[0].eps]],
+                                      [[c.label, *[render.pct(a) for a in c.accuracy]] for c in curves]))
+    render.console.print(f"wrote {csv_path} and {png_path}")
+
+
+@app.command("leaderboard")
+def leaderboard_cmd(
+    dataset: Annotated[Optional[str], typer.Option(help="only runs on this dataset")] = None,
+    threat: Annotated[Optional[str], typer.Option(help="only this budget, NORM:EPS (e.g. linf:0.1)")] = None,
+    radius: Annotated[list[float], typer.Option("--radius", help="certified accuracy at this L2 radius (repeatable)")] = [],
+    fmt: Annotated[str, typer.Option("--format", help="md, csv, json or html")] = "md",
+    out: Annotated[Optional[Path], typer.Option(help="write to this file instead of stdout")] = None,
+    db: Annotated[Path, typer.Option(help="result database")] = Path("results/advbench.sqlite"),
+) -> None:
+    """Models ranked by worst-case robust accuracy, from the stored runs."""
+    from advbench.report.leaderboard import build_leaderboard, render_csv, render_json, render_markdown
+    from advbench.store import Store
+
+    renderers = {"md": render_markdown, "csv": render_csv, "json": render_json}
+    if fmt not in (*renderers, "html"):
+        raise UsageError(f"--format is md, csv, json or html, not {fmt!r}")
+    norm, eps = None, None
+    if threat:
+        norm_text, sep, eps_text = threat.partition(":")
+        try:
+            norm, eps = norm_text.lower(), float(eps_text)
+        except ValueError:
+            raise UsageError(f"--threat {threat!r}: write NORM:EPS, e.g. linf:0.1") from None
+        if not sep or norm not in ("linf", "l2", "l1", "l0"):
+            raise UsageError(f"--threat {threat!r}: write NORM:EPS, e.g. linf:0.1")
+    if not db.is_file():
+        raise UsageError(f"no result database at {db}")
+    with Store(db) as store:
+        rows = build_leaderboard(store, dataset, norm, eps, tuple(radius))
+        if fmt == "html":
+            from advbench.report.html import render_html
+
+            text = render_html(rows, store)
+        else:
+            text = renderers[fmt](rows)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        render.err_console.print(f"wrote {out} ({len(rows)} rows)")
+    else:
+        print(text, end="")
 
 
 @app.command("runs")

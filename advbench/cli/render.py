@@ -68,3 +68,13 @@ def certify_table(summary: object) -> Table:
     title = f"{summary.model} on {summary.dataset}, n={summary.n}: certified accuracy % at L2 radius"  # type: ignore[attr-defined]
     caption = f"run {summary.run_id}, {summary.forward_passes_per_second:.0f} noisy forward passes/s"  # type: ignore[attr-defined]
     return table(title, ["sigma", *[f"r={r:g}" for r in radii], "abstain %", "PREDICT acc %"], rows, caption=caption)
+
+
+def adaptation_line(adaptations: dict[str, dict[str, object]]) -> str:
+    """What adaptive evaluation used, in one line (empty when nothing was adapted)."""
+    parts = []
+    for attack, used in adaptations.items():
+        bits = [f"EOT {used['eot_draws']} draws" if used.get("eot_draws", 1) != 1 else "", "BPDA" if used.get("bpda") else ""]
+        if any(bits):
+            parts.append(f"{attack}: {', '.join(b for b in bits if b)}")
+    return ("adaptive: " + "; ".join(parts)) if parts else ""

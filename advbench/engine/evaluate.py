@@ -58,6 +58,7 @@ class EvalOutcome:
     resumed: bool
     already_finished: bool
     warnings: list[str] = field(default_factory=list)
+    adaptations: dict[str, dict[str, Any]] = field(default_factory=dict)  # attack -> EOT draws / BPDA used
 
 
 ProgressFn = Callable[[int, int], None]
@@ -121,14 +122,16 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> EvalOutc
         "seed": config.seed,
     }
     key = _config_key(payload)
-    stored_config = {**payload, "attack_names": [n for n, _, _ in attacks], "eval_config": asdict(config)}
+    # The paper's own numbers travel with the run, so reports can show them without loading models.
+    paper = {k: card.paper_facts.get(k) for k in ("paper", "section", "paper_name", "dataset", "threat_model", "reported")} if card.paper_facts else {}
+    stored_config = {**payload, "attack_names": [n for n, _, _ in attacks], "eval_config": asdict(config), "paper": paper}
 
     with Store(config.db) as store:
         run_id = None if config.fresh else store.find_run(key)
         resumed = run_id is not None
         if run_id is not None and store.get_run(run_id).status == "finished":
             summary = summarize(store, run_id)
-            return EvalOutcome(summary, True, True, store.get_run(run_id).warnings)
+            return EvalOutcome(summary, True, True, store.get_run(run_id).warnings, adaptations)
         if run_id is None:
             run_id = uuid.uuid4().hex[:12]
             meta = {
@@ -157,7 +160,7 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> EvalOutc
         checks = _masking_checks(model, config, indices, threats, device) if config.checks else None
         warnings = checks.warnings if checks else []
         store.finish_run(run_id, {**summary.to_dict(), "checks": checks.numbers if checks else None}, warnings)
-    return EvalOutcome(summary, resumed, False, warnings)
+    return EvalOutcome(summary, resumed, False, warnings, adaptations)
 
 
 def _masking_checks(model: RobustModel, config: EvalConfig, indices: torch.Tensor, threats: list[ThreatModel], device: torch.device) -> CheckReport:

@@ -1,0 +1,1 @@
+"""Reports from the result store: leaderboards, curves, regression checks. Never runs attacks, never imports torch."""

@@ -1,0 +1,120 @@
+"""Accuracy-vs-epsilon curves from stored runs (no re-attacking), as CSV and PNG.
+
+A fixed-budget run gives one point per eps it evaluated. A minimum-norm attack gives the whole
+curve from one run: a sample counts as robust at eps when it was classified correctly and the
+smallest adversarial found is larger than eps.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from advbench.store import Store, summarize
+
+
+@dataclass
+class Curve:
+    label: str  # "model / attack"
+    norm: str
+    eps: list[float]
+    accuracy: list[float]
+
+
+def curves_from_run(store: Store, run_id: str, grid: list[float] | None = None) -> list[Curve]:
+    """One curve per attack of the run (the worst case over all as well when there are several)."""
+    run = store.get_run(run_id)
+    summary = summarize(store, run.run_id)
+    norm = run.config["norm"]
+    curves = []
+    for attack in summary.attacks:
+        points = [(p.eps, p.robust_after[attack]) for p in summary.per_eps]
+        if grid and len(summary.per_eps) == 1:
+            derived = minimum_norm_curve(store, run.run_id, attack, grid)
+            if derived is not None:
+                points = derived
+        curves.append(Curve(f"{run.model} / {attack}", norm, [e for e, _ in points], [a for _, a in points]))
+    if len(summary.attacks) > 1:
+        curves.append(Curve(f"{run.model} / worst case", norm, [p.eps for p in summary.per_eps], [p.worst_case for p in summary.per_eps]))
+    return curves
+
+
+def minimum_norm_curve(store: Store, run_id: str, attack: str, grid: list[float]) -> list[tuple[float, float]] | None:
+    """Robust accuracy at every eps of `grid` from the stored minimum norms (None if the attack stored none)."""
+    clean = store.clean_rows(run_id)
+    rows = [r for r in store.sample_rows(run_id) if r["attack"] == attack]
+    if not rows or all(r["min_distance"] is None and r["status"] == "attacked" and r["success"] for r in rows):
+        return None
+    if not any(r["min_distance"] is not None for r in rows):
+        return None
+    first_eps = rows[0]["eps"]
+    smallest = {r["sample_idx"]: (r["min_distance"] if r["min_distance"] is not None else math.inf) for r in rows if r["eps"] == first_eps and r["status"] == "attacked"}
+    correct = {idx for idx, label, pred in clean if label == pred}
+    n = len(clean)
+    return [(e, sum(1 for i in correct if smallest.get(i, math.inf) > e) / n) for e in grid]
+
+
+def minimum_norm_stats(store: Store, run_id: str, attack: str) -> dict[str, float | None]:
+    """Median and mean smallest perturbation and success rate over the correctly classified samples."""
+    rows = [r for r in store.sample_rows(run_id) if r["attack"] == attack and r["status"] == "attacked"]
+    first = rows[0]["eps"] if rows else None
+    found = sorted(r["min_distance"] for r in rows if r["eps"] == first and r["min_distance"] is not None)
+    attacked = [r for r in rows if r["eps"] == first]
+    return {
+        "success_rate": len(found) / len(attacked) if attacked else None,
+        "median_norm": found[len(found) // 2] if found else None,
+        "mean_norm": sum(found) / len(found) if found else None,
+    }
+
+
+def curves_csv(curves: list[Curve]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["curve", "norm", "eps", "robust_accuracy"])
+    for c in curves:
+        writer.writerows([c.label, c.norm, f"{e:g}", f"{a:.6f}"] for e, a in zip(c.eps, c.accuracy))
+    return buf.getvalue()
+
+
+def plot_curves(curves: list[Curve], path: Path, title: str = "") -> Path:
+    """Accuracy vs eps, all curves on one axes, as a PNG (Agg backend: no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    for c in curves:
+        ax.plot(c.eps, [100 * a for a in c.accuracy], marker="o", markersize=3, label=c.label)
+    norms = sorted({c.norm for c in curves})
+    ax.set_xlabel(f"eps ({', '.join(norms)})")
+    ax.set_ylabel("robust accuracy %")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def parse_eps_range(text: str) -> list[float]:
+    """'0:0.3:0.02' (start:stop:step, stop included) or '0.01,0.03,0.1'."""
+    from advbench.core.errors import UsageError
+
+    try:
+        if ":" in text:
+            start, stop, step = (float(v) for v in text.split(":"))
+            if step <= 0 or stop < start:
+                raise ValueError
+            count = int(math.floor((stop - start) / step + 1e-9)) + 1
+            return [round(start + i * step, 10) for i in range(count)]
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--eps {text!r}: write start:stop:step (e.g. 0:0.3:0.02) or a list (0.01,0.03)") from None
