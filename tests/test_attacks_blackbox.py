@@ -6,12 +6,11 @@ Configs are kept small so the file runs in about a minute on one CPU thread.
 import pytest
 import torch
 
-from advbench.attacks import ATTACKS, build_attack
-from advbench.attacks import blackbox
+from advbench.attacks import ATTACKS, blackbox, build_attack
 from advbench.core.errors import UsageError
 from advbench.core.threat import Norm, ThreatModel
 
-FIXED_EPS = ["square:n_queries=100", "zoo:steps=4,coordinates=16", "gaussian-noise", "uniform-noise"]
+FIXED_EPS = ["square:n_queries=100", "zoo:steps=6,coordinates=32,lr=0.05", "gaussian-noise", "uniform-noise"]
 THREATS = [ThreatModel(Norm.LINF, 0.1), ThreatModel(Norm.L2, 0.5)]
 
 
@@ -54,10 +53,10 @@ def test_square_breaks_digits_at_large_linf_eps(digits_model, digits_data) -> No
     assert float(result.steps.float().median()) < 100
 
 
-@pytest.mark.parametrize("spec,threat", [("square:n_queries=150", ThreatModel(Norm.LINF, 0.08)), ("square:n_queries=150,restarts=2", ThreatModel(Norm.L2, 0.4))])
+@pytest.mark.parametrize("spec,threat", [("square:n_queries=100", ThreatModel(Norm.LINF, 0.08)), ("square:n_queries=60,restarts=2", ThreatModel(Norm.L2, 0.4))])
 def test_square_per_sample_reproducible(digits_model, digits_data, spec: str, threat: ThreatModel) -> None:
     x, y = digits_data
-    x, y, idx = x[:80], y[:80], torch.arange(80)
+    x, y, idx = x[:60], y[:60], torch.arange(60)
     attack = build_attack(spec)[1]
     whole = attack(digits_model, x, y, threat, idx, seed=3)
     again = attack(digits_model, x, y, threat, idx, seed=3)
@@ -66,7 +65,7 @@ def test_square_per_sample_reproducible(digits_model, digits_data, spec: str, th
     # A sample's result depends on its index and the seed, not on the rest of the batch.
     torch.testing.assert_close(part.x_adv, whole.x_adv[20:50], rtol=0, atol=1e-6)
     assert torch.equal(part.steps, whole.steps[20:50])
-    assert 0 < int(whole.success.sum()) < 80  # an informative budget
+    assert 0 < int(whole.success.sum()) < 60  # an informative budget
     other = attack(digits_model, x, y, threat, idx, seed=4)
     assert not torch.equal(other.x_adv, whole.x_adv)
 
@@ -123,7 +122,7 @@ def test_foolbox_attack_reproducible_per_batch_and_fixed_eps_view(digits_model, 
 
 
 def test_unsupported_norm(digits_model, correct) -> None:
-    x, y, idx = correct
+    x, y, _ = correct
     with pytest.raises(UsageError, match="does not support"):
         build_attack("boundary")[1](digits_model, x, y, ThreatModel(Norm.LINF, 0.1))
     with pytest.raises(UsageError, match="does not support"):
@@ -169,10 +168,10 @@ def test_square_agrees_with_authors(digits_model, digits_data, monkeypatch, norm
     threat = ThreatModel(Norm(norm.lower()), eps)
     state = torch.random.get_rng_state()
     with torch.no_grad():
-        adv = SquareAttack(digits_model, norm=norm, n_queries=500, eps=eps, p_init=0.8, seed=0, device="cpu").perturb(x, y)
+        adv = SquareAttack(digits_model, norm=norm, n_queries=400, eps=eps, p_init=0.8, seed=0, device="cpu").perturb(x, y)
     torch.random.set_rng_state(state)
     theirs = float((digits_model.predict(adv) == y).float().mean())
-    attack = build_attack("square:n_queries=500")[1]
+    attack = build_attack("square:n_queries=400")[1]
     ours_full = float((~attack(digits_model, x, y, threat, idx).success).float().mean())
     monkeypatch.setattr(blackbox, "_offsets", lambda u, size, s: (u * (size - s)).long().clamp(0, max(size - s - 1, 0)))
     ours_authors = float((~attack(digits_model, x, y, threat, idx).success).float().mean())

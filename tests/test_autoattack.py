@@ -176,3 +176,15 @@ def test_too_many_targets(digits_model, digits_data):
     x, y = digits_data
     with pytest.raises(UsageError, match="n_target_classes"):
         build_attack("apgd-t:n_target_classes=10")[1](digits_model, x[:2], y[:2], ThreatModel("linf", 0.1))
+
+
+def test_auto_version_picks_rand_for_random_models(digits_model):
+    from advbench.models.registry import MODELS
+    from advbench.models.wrapper import RobustModel
+
+    attack = build_attack("autoattack")[1]
+    assert attack.adapt(digits_model)["autoattack_version"] == "standard"
+    noisy = RobustModel(MODELS.get("cpni-w").build(in_channels=1, num_classes=10), (1, 8, 8), 10, name="cpni-w")
+    assert attack.adapt(noisy)["autoattack_version"] == "rand" and attack.version() == "rand"
+    forced = build_attack("autoattack:version=standard")[1]
+    assert forced.adapt(noisy)["autoattack_version"] == "standard"

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 AA_LOGGER = "auto-attack"
 AA_NORMS = {Norm.LINF: "Linf", Norm.L2: "L2", Norm.L1: "L1"}
-VERSIONS = ("standard", "plus", "rand")
+VERSIONS = ("auto", "standard", "plus", "rand")
 
 
 def _positive(name: str, **values: int | None) -> None:
@@ -57,7 +57,7 @@ def _positive(name: str, **values: int | None) -> None:
 
 @dataclass(frozen=True)
 class AutoAttackConfig:
-    version: str = "standard"  # standard | plus | rand (rand: for stochastic models, EOT)
+    version: str = "auto"  # auto (rand for models random at inference, else standard) | standard | plus | rand
     n_restarts: int | None = None  # APGD restarts; None: the version's own (standard/rand 1, plus 5)
     eot_iter: int | None = None  # EOT draws per APGD gradient; None: the version's own (rand 20, else 1)
 
@@ -176,13 +176,23 @@ def _check_targets(name: str, wanted: int, num_classes: int) -> None:
         raise UsageError(f"{name}: n_target_classes={wanted} exceeds the model's {num_classes - 1} wrong classes")
 
 
-@register_attack("autoattack", config=AutoAttackConfig, family="ensemble", description="AutoAttack via pyautoattack: standard (APGD-CE, APGD-T, FAB-T, Square), plus, or rand (EOT)")
+@register_attack("autoattack", config=AutoAttackConfig, family="ensemble", description="AutoAttack via pyautoattack: standard (APGD-CE, APGD-T, FAB-T, Square), plus, or rand (EOT); auto picks rand for random models")
 class AutoAttackEnsemble(_AutoAttackBase):
     name = "autoattack"
     config: AutoAttackConfig
 
+    chosen: str | None = None  # set by `adapt`
+
+    def adapt(self, model: RobustModel, eot_draws: int | None = None, bpda: bool | None = None) -> dict[str, object]:
+        """Adaptive by default: version 'auto' becomes 'rand' (EOT) on a model random at inference."""
+        used = super().adapt(model, eot_draws, bpda)
+        self.chosen = ("rand" if model.stochastic else "standard") if self.config.version == "auto" else self.config.version
+        return {**used, "autoattack_version": self.chosen}
+
     def version(self) -> str:
-        return self.config.version
+        if self.chosen is not None:
+            return self.chosen
+        return "standard" if self.config.version == "auto" else self.config.version
 
     def configure(self, aa: Any, num_classes: int) -> None:
         cfg = self.config

@@ -230,6 +230,65 @@ def leaderboard_cmd(
         print(text, end="")
 
 
+@app.command("run")
+def run_cmd(
+    suite: Annotated[Path, typer.Argument(help="suite YAML: models x attacks x budgets (x certification)")],
+    db: Annotated[Path, typer.Option(help="result database")] = Path("results/advbench.sqlite"),
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N]")] = "auto",
+    zoo: Annotated[Optional[Path], typer.Option(help="extra folder of model cards")] = None,
+) -> None:
+    """Run every cell of a suite; finished cells are skipped, interrupted ones resume."""
+    from advbench.engine.suite import load_suite, run_suite
+
+    spec = load_suite(suite)
+    results = run_suite(spec, str(db), device, str(zoo) if zoo else None,
+                        on_cell=lambda i, total, label: render.err_console.print(f"[{i + 1}/{total}] {label}"))
+    render.console.print(render.table(f"suite {spec.name}", ["kind", "model", "setting", "run", "status"],
+                                      [[r.kind, r.model, r.setting, r.run_id, "stored" if r.skipped else "done"] for r in results]))
+
+
+@app.command("check")
+def check_cmd(
+    baseline: Annotated[Path, typer.Option(help="baseline JSON")] = Path("baseline.json"),
+    tolerance: Annotated[float, typer.Option(help="allowed drop in percentage points")] = 1.0,
+    stat: Annotated[bool, typer.Option("--stat", help="also fail on a significant drop (one-sided two-proportion z-test, 5%)")] = False,
+    update: Annotated[bool, typer.Option("--update", help="write the baseline from the stored results instead of checking")] = False,
+    suite: Annotated[Optional[Path], typer.Option(help="run (or resume) this suite first")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="with --update: only this dataset")] = None,
+    db: Annotated[Path, typer.Option(help="result database")] = Path("results/advbench.sqlite"),
+) -> None:
+    """Regression gate: exit 1 when a robust accuracy fell below the baseline."""
+    from advbench.report.regression import compare, current_entries, read_baseline, write_baseline
+    from advbench.store import Store
+
+    if suite:
+        from advbench.engine.suite import load_suite, run_suite
+
+        run_suite(load_suite(suite), str(db))
+    if not db.is_file():
+        raise UsageError(f"no result database at {db}")
+    with Store(db) as store:
+        if update:
+            entries = current_entries(store, dataset)
+            write_baseline(baseline, entries)
+            render.console.print(f"wrote {baseline} ({len(entries)} entries)")
+            return
+        results = compare(store, read_baseline(baseline), tolerance, stat)
+    rows = [
+        [c.entry.model, c.entry.dataset, f"{c.entry.norm} {c.entry.eps:g}", c.entry.attack, render.pct(c.entry.accuracy),
+         render.pct(c.current), "-" if c.drop_points is None else f"{c.drop_points:+.2f}", "-" if c.p_value is None else f"{c.p_value:.3g}",
+         "[red]REGRESSED[/red]" if c.regressed else "ok"]
+        for c in results
+    ]
+    failed = [c for c in results if c.regressed]
+    render.console.print(render.table(f"regression check against {baseline} (tolerance {tolerance:g} points{', z-test' if stat else ''})",
+                                      ["model", "dataset", "threat", "attack", "baseline %", "now %", "drop (points)", "p", "status"],
+                                      rows))
+    if failed:
+        render.err_console.print(f"{len(failed)} of {len(results)} baseline entries regressed")
+        raise typer.Exit(1)
+
+
 @app.command("runs")
 def runs_cmd(
     db: Annotated[Path, typer.Option(help="result database")] = Path("results/advbench.sqlite"),
@@ -350,7 +409,9 @@ def download_cmd(
 def main() -> None:
     """Console entry point: one-line errors, exit codes, no tracebacks unless ADVBENCH_DEBUG=1."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:  # typer.Exit(n) returns n when not standalone
+            sys.exit(code)
     except AdvbenchError as exc:
         render.err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)

@@ -53,7 +53,11 @@ class ThreatModel:
         else:
             delta = keep_largest(delta, int(self.eps))
         # Clamping into [0,1] only shrinks |delta| element-wise, so every norm ball stays satisfied.
-        return (x + delta).clamp(0.0, 1.0)
+        projected = (x + delta).clamp(0.0, 1.0)
+        # Points already inside the ball and the box are returned bit for bit: x + (x_adv - x)
+        # is not always x_adv in floating point, and a no-op should be one.
+        inside = (batch_norm(x_adv - x, self.norm) <= self.eps) & (x_adv.flatten(1).amin(1) >= 0) & (x_adv.flatten(1).amax(1) <= 1)
+        return torch.where(inside.view(-1, *([1] * (x.dim() - 1))), x_adv, projected)
 
     def label(self) -> str:
         return f"{self.norm.value}:{self.eps:g}"

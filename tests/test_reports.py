@@ -1,0 +1,114 @@
+"""Reports read back from the store: leaderboards in every format, curves and plots, suites, the regression gate."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from advbench.engine import EvalConfig, run_eval
+from advbench.report.curves import curves_from_run, parse_eps_range, plot_curves
+from advbench.report.leaderboard import build_leaderboard, render_csv, render_json, render_markdown
+from advbench.store import Store, summarize
+from test_cli import advbench
+
+
+@pytest.fixture(scope="module")
+def report_db(digits_zoo, tmp_path_factory) -> Path:
+    db = tmp_path_factory.mktemp("reports") / "r.sqlite"
+    for eps in ((0.02, 0.05, 0.1),):
+        run_eval(EvalConfig(model="rn18-nt", dataset="digits", attacks=("fgsm", "pgd"), eps=eps, n=80, db=str(db), zoo=str(digits_zoo), checks=False))
+    run_eval(EvalConfig(model="rn18-nt", dataset="digits", attacks=("pgd",), eps=(1.0,), norm="l2", n=80, db=str(db), zoo=str(digits_zoo), checks=False))
+    return db
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_every_leaderboard_format_matches_the_database(report_db) -> None:
+    with Store(report_db) as store:
+        rows = build_leaderboard(store, dataset="digits")
+        summaries = {r.run_id: summarize(store, r.run_id) for r in rows}
+        md, text_csv, text_json = render_markdown(rows), render_csv(rows), render_json(rows)
+    assert len(rows) == 4  # three Linf budgets and one L2
+    parsed = list(csv.DictReader(io.StringIO(text_csv)))
+    data = json.loads(text_json)
+    assert [r["model"] for r in parsed] == [r["model"] for r in data] == [r.model for r in rows]
+    for row, from_csv, from_json in zip(rows, parsed, data):
+        per = next(p for p in summaries[row.run_id].per_eps if p.eps == row.eps)
+        assert float(from_csv["worst case %"]) == pytest.approx(100 * per.worst_case, abs=0.006)
+        assert from_json["worst_case"] == per.worst_case and from_json["robust"] == per.robust_after
+        lo, hi = from_json["worst_case_ci"]
+        assert lo <= per.worst_case <= hi
+        assert f"| {row.model} |" in md and f"{100 * per.worst_case:.2f}" in md
+    # Within one threat model, rows are ranked by worst-case accuracy.
+    linf = [r for r in rows if r.norm == "linf"]
+    assert [r.worst_case for r in linf] == sorted((r.worst_case for r in linf), reverse=True)
+
+
+def test_curves_from_a_stored_run_and_a_valid_png(report_db, tmp_path) -> None:
+    with Store(report_db) as store:
+        run = next(r for r in store.list_runs() if r.config["norm"] == "linf")
+        curves = curves_from_run(store, run.run_id)
+    pgd = next(c for c in curves if c.label.endswith("/ pgd"))
+    assert pgd.eps == [0.02, 0.05, 0.1] and pgd.accuracy == sorted(pgd.accuracy, reverse=True)
+    png = plot_curves(curves, tmp_path / "c.png")
+    assert png_size(png) == (640, 400)
+    assert parse_eps_range("0:0.3:0.1") == [0.0, 0.1, 0.2, 0.3]
+
+
+def test_minimum_norm_attack_gives_a_whole_curve_from_one_run(digits_zoo, tmp_path) -> None:
+    from advbench.attacks import ATTACKS
+    from advbench.report.curves import minimum_norm_curve, minimum_norm_stats
+
+    if "deepfool" not in ATTACKS.names():
+        pytest.skip("deepfool is not registered")
+    db = tmp_path / "m.sqlite"
+    grid = [0.0, 0.05, 0.1, 0.2, 0.5, 1.0]
+    out = run_eval(EvalConfig(model="rn18-nt", dataset="digits", attacks=("deepfool",), eps=tuple(grid), norm="l2", n=60, db=str(db), zoo=str(digits_zoo), checks=False))
+    with Store(db) as store:
+        derived = minimum_norm_curve(store, out.summary.run_id, "deepfool", grid)
+        stats = minimum_norm_stats(store, out.summary.run_id, "deepfool")
+    # The curve derived from the stored smallest norms equals the per-eps evaluation of the same run.
+    assert [round(a, 6) for _, a in derived] == [round(p.worst_case, 6) for p in out.summary.per_eps]
+    assert stats["success_rate"] > 0.8 and stats["median_norm"] <= stats["mean_norm"] * 3
+
+
+def test_cli_leaderboard_html_and_suite_and_regression_gate(digits_zoo, tmp_path) -> None:
+    db = tmp_path / "g.sqlite"
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "name: tiny\ndataset: digits\nn: 40\nmodels: [rn18-nt]\nattacks: [fgsm]\nthreats:\n  - {norm: linf, eps: [0.02, 0.05]}\nchecks: false\n"
+    )
+    zoo = ["--zoo", str(digits_zoo)]
+    first = advbench("run", str(suite), "--db", str(db), *zoo)
+    assert first.returncode == 0, first.stderr
+    again = advbench("run", str(suite), "--db", str(db), *zoo)
+    assert again.returncode == 0 and "stored" in again.stdout
+    html = tmp_path / "lb.html"
+    assert advbench("leaderboard", "--db", str(db), "--format", "html", "--out", str(html)).returncode == 0
+    assert "<table class='leaderboard'>" in html.read_text() and "data:image/png;base64," in html.read_text()
+    baseline = tmp_path / "baseline.json"
+    assert advbench("check", "--update", "--baseline", str(baseline), "--db", str(db)).returncode == 0
+    assert advbench("check", "--baseline", str(baseline), "--db", str(db)).returncode == 0  # equal
+    entries = json.loads(baseline.read_text())
+    for e in entries["entries"]:
+        e["accuracy"] = max(0.0, e["accuracy"] - 0.2)  # the baseline was worse: now improved
+    baseline.write_text(json.dumps(entries))
+    assert advbench("check", "--baseline", str(baseline), "--db", str(db)).returncode == 0
+    for e in entries["entries"]:
+        e["accuracy"] = min(1.0, e["accuracy"] + 0.5)  # the baseline was much better: regressed
+    baseline.write_text(json.dumps(entries))
+    failed = advbench("check", "--baseline", str(baseline), "--db", str(db), "--stat")
+    assert failed.returncode == 1 and "REGRESSED" in failed.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: [rn18-nt]\nattacks: [pgd]\nthreats: [{norm: linf, eps: 0.1}]\nmodles: [x]\n")
+    proc = advbench("run", str(bad), "--db", str(db))
+    assert proc.returncode == 2 and "unknown key(s) modles" in proc.stderr
