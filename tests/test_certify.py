@@ -74,3 +74,27 @@ def test_certify_run_stores_every_certificate_and_resumes(digits_zoo, tmp_path) 
     again = run_certify(config)
     assert again.run_id == summary.run_id and again.curves == summary.curves
     assert not math.isnan(summary.forward_passes_per_second)
+
+
+def test_adaptive_certification_matches_fixed_n_at_its_radius_with_fewer_draws() -> None:
+    from advbench.certify.cohen import certify_sample_adaptive
+
+    torch.manual_seed(1)
+    sigma, target = 0.25, 0.2
+    fixed_hits = adaptive_hits = 0
+    fixed_passes = adaptive_passes = 0
+    for i in range(12):
+        w = torch.randn(1, 4, 4)
+        x = torch.rand(1, 4, 4)
+        margin = 0.05 + 0.1 * i  # from points near the boundary to points far from it
+        model = linear_model(w, margin * float(w.norm()) - float((w * x).sum()))
+        config = CertifyConfig(sigma=sigma, n0=50, n=20_000, alpha=0.001, batch_size=20_000)
+        fixed = certify_sample(model, x, 1, i, config)
+        adaptive, passes = certify_sample_adaptive(model, x, 1, i, config, target)
+        fixed_hits += fixed.prediction == 1 and fixed.radius >= target
+        adaptive_hits += adaptive.prediction == 1 and adaptive.radius >= target
+        fixed_passes += config.n0 + config.n
+        adaptive_passes += passes
+        assert adaptive.radius <= margin + 1e-9  # never above the exact radius
+    assert abs(fixed_hits - adaptive_hits) <= 1
+    assert fixed_passes >= 5 * adaptive_passes

@@ -98,3 +98,48 @@ def certify_sample(model: RobustModel, x: torch.Tensor, label: int, index: int, 
     p_value = binomtest(int(first), int(first + second), 0.5).pvalue if first + second > 0 else 1.0
     predicted = int(estimation.argmax()) if p_value <= config.alpha else ABSTAIN
     return Certificate(index, label, prediction, radius(p_lower, config.sigma), p_lower, count_top, config.n, predicted)
+
+
+def look_schedule(n0: int, n_max: int, growth: float = 2.0) -> list[int]:
+    """Cumulative sample sizes at which the sequential test looks: n0, 2 n0, 4 n0, ... up to n_max."""
+    looks, n = [], max(1, n0)
+    while n < n_max:
+        looks.append(n)
+        n = int(math.ceil(n * growth))
+    return looks + [n_max]
+
+
+def certify_sample_adaptive(
+    model: RobustModel, x: torch.Tensor, label: int, index: int, config: CertifyConfig, target_radius: float, seed: int = 0, first_look: int = 100
+) -> tuple[Certificate, int]:
+    """Sequential CERTIFY deciding only whether x is certified at `target_radius`.
+
+    After the n0 selection draws, estimation draws come in a doubling schedule; at each of the K
+    looks a one-sided Clopper-Pearson bound at level alpha/K is computed (a union bound keeps the
+    overall failure probability below alpha), and sampling stops as soon as the bound clears
+    p* = Phi(target_radius / sigma) (certified) or the matching upper bound falls below it (it
+    cannot be certified there). Returns the certificate and the number of forward passes used.
+    """
+    gen = _generator(x.device, seed, index, config.sigma)
+    selection = sample_counts(model, x, config.n0, config.sigma, config.batch_size, gen)
+    top = int(selection.argmax())
+    looks = look_schedule(first_look, config.n)
+    alpha_look = config.alpha / len(looks)
+    needed = float(norm.cdf(target_radius / config.sigma))
+    counts = torch.zeros(model.num_classes, dtype=torch.int64, device=x.device)
+    drawn = 0
+    p_lower = 0.0
+    for look in looks:
+        counts += sample_counts(model, x, look - drawn, config.sigma, config.batch_size, gen)
+        drawn = look
+        count_top = int(counts[top])
+        p_lower = lower_confidence_bound(count_top, drawn, alpha_look)
+        p_upper = 1.0 - lower_confidence_bound(drawn - count_top, drawn, alpha_look)
+        if p_lower >= needed or p_upper < needed:
+            break
+    prediction = top if p_lower > 0.5 else ABSTAIN
+    first, second = counts.topk(2).values.tolist()
+    p_value = binomtest(int(first), int(first + second), 0.5).pvalue if first + second > 0 else 1.0
+    predicted = int(counts.argmax()) if p_value <= config.alpha else ABSTAIN
+    cert = Certificate(index, label, prediction, radius(p_lower, config.sigma), p_lower, int(counts[top]), drawn, predicted)
+    return cert, config.n0 + drawn

@@ -129,6 +129,8 @@ def certify_cmd(
     data_dir: Annotated[Optional[Path], typer.Option(help="folder holding datasets")] = None,
     zoo: Annotated[Optional[Path], typer.Option(help="extra folder of model cards")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="start a new run even if an identical one exists")] = False,
+    adaptive: Annotated[bool, typer.Option("--adaptive", help="sequential: stop sampling a point once its decision at --radius is settled")] = False,
+    radius: Annotated[float, typer.Option(help="with --adaptive: the L2 radius whose certified accuracy is wanted")] = 0.5,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Certified L2 radii of the Gaussian-smoothed model (Cohen et al. CERTIFY and PREDICT), stored per sample."""
@@ -137,7 +139,7 @@ def certify_cmd(
     config = CertifyRunConfig(
         model=model, sigmas=tuple(sigma), n0=n0, n=n, alpha=alpha, n_samples=None if n_samples == 0 else n_samples, dataset=dataset,
         seed=seed, batch_size=batch_size, device=device, db=str(db), data_dir=str(data_dir) if data_dir else None,
-        zoo=str(zoo) if zoo else None, fresh=fresh,
+        zoo=str(zoo) if zoo else None, fresh=fresh, adaptive_radius=radius if adaptive else None,
     )
     with LazyProgress(f"certify {model}") as bar:
         summary = run_certify(config, progress=bar.update)

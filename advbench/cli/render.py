@@ -66,7 +66,7 @@ def certify_table(summary: object) -> Table:
         at = dict(zip(curve["radii"], curve["certified_accuracy"]))
         rows.append([sigma, *[pct(at.get(r)) for r in radii], pct(curve["abstain"]), pct(curve["predict_accuracy"])])
     title = f"{summary.model} on {summary.dataset}, n={summary.n}: certified accuracy % at L2 radius"  # type: ignore[attr-defined]
-    caption = f"run {summary.run_id}, {summary.forward_passes_per_second:.0f} noisy forward passes/s"  # type: ignore[attr-defined]
+    caption = f"run {summary.run_id}, {summary.forward_passes} noisy forward passes, {summary.forward_passes_per_second:.0f}/s"  # type: ignore[attr-defined]
     return table(title, ["sigma", *[f"r={r:g}" for r in radii], "abstain %", "PREDICT acc %"], rows, caption=caption)
 
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import torch
 
 import advbench
-from advbench.certify.cohen import CertifyConfig, certify_sample
+from advbench.certify.cohen import CertifyConfig, certify_sample, certify_sample_adaptive
 from advbench.core.device import resolve_device
 from advbench.core.errors import UsageError
 from advbench.data.registry import check_dataset_spec, dataset_labels, load_dataset
@@ -41,6 +41,7 @@ class CertifyRunConfig:
     data_dir: str | None = None
     zoo: str | None = None
     fresh: bool = False
+    adaptive_radius: float | None = None  # sequential: stop each sample once its decision at this L2 radius is settled
 
 
 @dataclass
@@ -53,6 +54,7 @@ class CertifySummary:
     # sigma -> {"radii": [...], "certified_accuracy": [...], "abstain": share, "predict_accuracy": share}
     curves: dict[str, dict[str, Any]] = field(default_factory=dict)
     forward_passes_per_second: float = 0.0
+    forward_passes: int = 0
     wall_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,7 +88,7 @@ def summarize_certificates(store: Store, run_id: str) -> CertifySummary:
     passes = sum(r["forward_passes"] for r in rows)
     seconds = sum(r["seconds"] for r in rows)
     n = len({r["sample_idx"] for r in rows})
-    return CertifySummary(run.run_id, run.model, run.dataset, n, sigmas, curves, passes / seconds if seconds else 0.0, run.wall_seconds)
+    return CertifySummary(run.run_id, run.model, run.dataset, n, sigmas, curves, passes / seconds if seconds else 0.0, passes, run.wall_seconds)
 
 
 def _median(values: list[float]) -> float | None:
@@ -99,6 +101,8 @@ def run_certify(config: CertifyRunConfig, progress: Callable[[int, int], None] |
     if not config.sigmas:
         raise UsageError("give at least one --sigma")
     settings = [CertifyConfig(s, config.n0, config.n, config.alpha, config.batch_size) for s in config.sigmas]
+    if config.adaptive_radius is not None and not config.adaptive_radius > 0:
+        raise UsageError(f"--radius must be positive, got {config.adaptive_radius}")
     if config.n_samples is not None and config.n_samples <= 0:
         raise UsageError(f"--n-samples must be positive, got {config.n_samples}")
     check_dataset_spec(config.dataset)
@@ -110,7 +114,7 @@ def run_certify(config: CertifyRunConfig, progress: Callable[[int, int], None] |
     payload = {
         "kind": "certify", "model": config.model, "checkpoint_sha256": card.sha256, "dataset": config.dataset, "split": config.split,
         "indices_hash": indices_hash(indices), "sigmas": [s.sigma for s in settings], "n0": config.n0, "n": config.n, "alpha": config.alpha,
-        "seed": config.seed,
+        "seed": config.seed, "adaptive_radius": config.adaptive_radius,
     }
     key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
     with Store(config.db) as store:
@@ -140,9 +144,13 @@ def run_certify(config: CertifyRunConfig, progress: Callable[[int, int], None] |
                     if (index, setting.sigma) in done:
                         continue
                     t0 = time.perf_counter()
-                    cert = certify_sample(model, images[pos], int(data.labels[pos]), index, setting, config.seed)
+                    if config.adaptive_radius is None:
+                        cert = certify_sample(model, images[pos], int(data.labels[pos]), index, setting, config.seed)
+                        passes = setting.n0 + setting.n
+                    else:
+                        cert, passes = certify_sample_adaptive(model, images[pos], int(data.labels[pos]), index, setting, config.adaptive_radius, config.seed)
                     seconds = time.perf_counter() - t0
-                    row = {**asdict(cert), "sigma": setting.sigma, "forward_passes": setting.n0 + setting.n, "seconds": seconds}
+                    row = {**asdict(cert), "sigma": setting.sigma, "forward_passes": passes, "seconds": seconds}
                     store.write_certificates(run_id, [row])  # one sample's certificate is minutes of GPU work: commit each
                     store.add_wall_time(run_id, seconds)
                     finished += 1
