@@ -8,8 +8,10 @@ BIN := $(VENV)/bin
 demo: setup data  ## set up, then evaluate kap-rn18 under PGD on Fashion-MNIST
 	$(BIN)/advbench eval --model kap-rn18 --attack pgd --eps 0.02 --eps 0.05 --eps 0.1 --n 1000
 
-test: setup data  ## set up, then run the whole test suite
+test: setup data  ## set up, run the whole test suite, then the robustness regression gate
 	$(BIN)/python -m pytest -q
+	rm -f results/ci-gate.sqlite
+	$(BIN)/advbench check --suite docs/suites/ci.yaml --baseline docs/suites/ci-baseline.json --db results/ci-gate.sqlite
 
 setup: $(VENV)/.installed
 
@@ -22,3 +24,5 @@ data:
 
 bench: setup data
 	$(BIN)/python benchmarks/gradient_attacks.py
+	$(BIN)/python benchmarks/autoattack_overhead.py
+	$(BIN)/python benchmarks/certify_throughput.py
