@@ -9,6 +9,7 @@ demo: setup data  ## set up, then evaluate kap-rn18 under PGD on Fashion-MNIST
 	$(BIN)/advbench eval --model kap-rn18 --attack pgd --eps 0.02 --eps 0.05 --eps 0.1 --n 1000
 
 test: setup data  ## set up, run the whole test suite, then the robustness regression gate
+	bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -q
 	rm -f results/ci-gate.sqlite
 	$(BIN)/advbench check --suite docs/suites/ci.yaml --baseline docs/suites/ci-baseline.json --db results/ci-gate.sqlite

@@ -4,6 +4,7 @@ The Fashion-MNIST agreement runs Foolbox's own attacks for minutes on two CPU co
 `ADVBENCH_SLOW_TESTS=1 pytest -s tests/test_attacks_minimum_norm.py -k fashion` (prints both numbers).
 """
 
+import itertools
 import os
 
 import foolbox as fb
@@ -94,7 +95,7 @@ def test_accuracy_non_increasing_in_eps(digits, results, spec: str, norm: Norm) 
         assert torch.equal(view.success, model.predict(view.x_adv) != y)
         accuracies.append(float((~view.success).float().mean()))
     assert accuracies[0] == pytest.approx(float((model.predict(x) == y).float().mean()))
-    assert all(a >= b for a, b in zip(accuracies, accuracies[1:])), accuracies
+    assert all(a >= b for a, b in itertools.pairwise(accuracies)), accuracies
     assert accuracies[-1] == pytest.approx(float((~result.success).float().mean()))
 
 

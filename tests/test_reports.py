@@ -112,3 +112,30 @@ def test_cli_leaderboard_html_and_suite_and_regression_gate(digits_zoo, tmp_path
     bad.write_text("models: [rn18-nt]\nattacks: [pgd]\nthreats: [{norm: linf, eps: 0.1}]\nmodles: [x]\n")
     proc = advbench("run", str(bad), "--db", str(db))
     assert proc.returncode == 2 and "unknown key(s) modles" in proc.stderr
+
+
+def test_html_leaderboard_renders_in_headless_chromium(report_db, tmp_path) -> None:
+    import re
+    import shutil
+    import subprocess
+
+    from advbench.report.html import render_html
+
+    browser = shutil.which("chromium")
+    if browser is None:
+        pytest.skip("chromium is not installed (scripts/ensure-chromium.sh installs the Debian package as root)")
+    with Store(report_db) as store:
+        rows = build_leaderboard(store, dataset="digits")
+        page = tmp_path / "lb.html"
+        page.write_text(render_html(rows, store))
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
+    body = dom[dom.index("<tbody>") : dom.index("</tbody>")]
+    rendered = [re.findall(r"<td>(.*?)</td>", tr) for tr in re.findall(r"<tr>(.*?)</tr>", body)]
+    assert len(rendered) == len(rows)
+    header = re.findall(r"<th[^>]*>(.*?)</th>", dom)
+    worst = header.index("worst case %")
+    assert [r[worst] for r in rendered] == [f"{100 * r.worst_case:.2f}" for r in rows]
+    assert [r[1] for r in rendered] == [r.model for r in rows]
+    assert '<img alt="robust accuracy vs eps" src="data:image/png;base64,' in dom
