@@ -9,4 +9,4 @@ VENV=${2:-.venv}
 if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
   "$VENV/bin/pip" install -q "torch==${ADVBENCH_TORCH_VERSION:-2.13.0}"
 fi
-"$VENV/bin/pip" install -q -e ".[test]"
+"$VENV/bin/pip" install -q -e ".[test,ray]"

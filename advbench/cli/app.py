@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from advbench.cli import render
 from advbench.core.errors import AdvbenchError, UsageError
+
+RAY_HELP = "shard over Ray tasks: local (start Ray on this machine), auto (join the running cluster) or HOST:PORT; needs advbench[ray]"
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark the adversarial robustness of PyTorch image classifiers.")
 
@@ -86,6 +89,7 @@ def eval_cmd(
     fresh: Annotated[bool, typer.Option("--fresh", help="start a new run even if an identical one exists")] = False,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="continue an identical unfinished run (default); --no-resume is --fresh")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help=RAY_HELP)] = None,
 ) -> None:
     """Clean and robust accuracy of a model; every per-sample result is stored and the run resumes."""
     from advbench.engine import EvalConfig, run_eval
@@ -97,7 +101,7 @@ def eval_cmd(
         surrogate=surrogate, eot=eot, bpda=bpda, checks=checks, check_n=check_n,
     )
     with LazyProgress(f"{model} x {','.join(attack)}") as bar:
-        outcome = run_eval(config, progress=bar.update)
+        outcome = run_eval(config, progress=bar.update, ray=ray)
     if outcome.already_finished:
         render.err_console.print(f"run {outcome.summary.run_id} already finished; showing stored results (--fresh to re-run)")
     elif outcome.resumed:
@@ -132,6 +136,7 @@ def certify_cmd(
     adaptive: Annotated[bool, typer.Option("--adaptive", help="sequential: stop sampling a point once its decision at --radius is settled")] = False,
     radius: Annotated[float, typer.Option(help="with --adaptive: the L2 radius whose certified accuracy is wanted")] = 0.5,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help=RAY_HELP)] = None,
 ) -> None:
     """Certified L2 radii of the Gaussian-smoothed model (Cohen et al. CERTIFY and PREDICT), stored per sample."""
     from advbench.engine.certify import CertifyRunConfig, run_certify
@@ -142,7 +147,7 @@ def certify_cmd(
         zoo=str(zoo) if zoo else None, fresh=fresh, adaptive_radius=radius if adaptive else None,
     )
     with LazyProgress(f"certify {model}") as bar:
-        summary = run_certify(config, progress=bar.update)
+        summary = run_certify(config, progress=bar.update, ray=ray)
     if as_json:
         print(json.dumps(summary.to_dict(), indent=2))
         return
@@ -238,13 +243,14 @@ def run_cmd(
     db: Annotated[Path, typer.Option(help="result database")] = Path("results/advbench.sqlite"),
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N]")] = "auto",
     zoo: Annotated[Optional[Path], typer.Option(help="extra folder of model cards")] = None,
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help=RAY_HELP)] = None,
 ) -> None:
     """Run every cell of a suite; finished cells are skipped, interrupted ones resume."""
     from advbench.engine.suite import load_suite, run_suite
 
     spec = load_suite(suite)
     results = run_suite(spec, str(db), device, str(zoo) if zoo else None,
-                        on_cell=lambda i, total, label: render.err_console.print(f"[{i + 1}/{total}] {label}"))
+                        on_cell=lambda i, total, label: render.err_console.print(f"[{i + 1}/{total}] {label}"), ray=ray)
     render.console.print(render.table(f"suite {spec.name}", ["kind", "model", "setting", "run", "status"],
                                       [[r.kind, r.model, r.setting, r.run_id, "stored" if r.skipped else "done"] for r in results]))
 
@@ -415,7 +421,7 @@ def main() -> None:
         if isinstance(code, int) and code:  # typer.Exit(n) returns n when not standalone
             sys.exit(code)
     except AdvbenchError as exc:
-        render.err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        render.err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)  # 'advbench[ray]' is not markup
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         render.err_console.print("interrupted; finished batches are stored, run the same command again to resume")

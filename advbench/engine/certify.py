@@ -20,6 +20,7 @@ from advbench.data.registry import check_dataset_spec, dataset_labels, load_data
 from advbench.data.subset import indices_hash, select_indices
 from advbench.engine.provenance import git_commit, library_versions
 from advbench.models.card import load_model
+from advbench.models.wrapper import RobustModel
 from advbench.store import DEFAULT_DB, Store
 
 
@@ -96,8 +97,23 @@ def _median(values: list[float]) -> float | None:
     return values[len(values) // 2] if values else None
 
 
-def run_certify(config: CertifyRunConfig, progress: Callable[[int, int], None] | None = None) -> CertifySummary:
-    """Certify every selected sample at every sigma; resumable per sample."""
+def certificate_row(model: RobustModel, image: torch.Tensor, label: int, index: int, setting: CertifyConfig, config: CertifyRunConfig) -> dict[str, Any]:
+    """One sample's certificate at one sigma as the store's row, with its forward passes and seconds."""
+    t0 = time.perf_counter()
+    if config.adaptive_radius is None:
+        cert = certify_sample(model, image, label, index, setting, config.seed)
+        passes = setting.n0 + setting.n
+    else:
+        cert, passes = certify_sample_adaptive(model, image, label, index, setting, config.adaptive_radius, config.seed)
+    return {**asdict(cert), "sigma": setting.sigma, "forward_passes": passes, "seconds": time.perf_counter() - t0}
+
+
+def run_certify(config: CertifyRunConfig, progress: Callable[[int, int], None] | None = None, ray: str | None = None) -> CertifySummary:
+    """Certify every selected sample at every sigma; resumable per sample.
+
+    `ray`: a Ray address (`local`, `auto`, HOST:PORT); samples are then certified by Ray tasks
+    (advbench.engine.distributed) and this process only validates, bookkeeps and writes.
+    """
     if not config.sigmas:
         raise UsageError("give at least one --sigma")
     settings = [CertifyConfig(s, config.n0, config.n, config.alpha, config.batch_size) for s in config.sigmas]
@@ -106,7 +122,13 @@ def run_certify(config: CertifyRunConfig, progress: Callable[[int, int], None] |
     if config.n_samples is not None and config.n_samples <= 0:
         raise UsageError(f"--n-samples must be positive, got {config.n_samples}")
     check_dataset_spec(config.dataset)
-    device = resolve_device(config.device)
+    if ray is None:
+        device = resolve_device(config.device)
+    else:
+        from advbench.engine import distributed
+
+        distributed.require(config.device)
+        device = torch.device("cpu")  # the driver only bookkeeps; the workers certify on their own devices
     model, card = load_model(config.model, config.dataset, config.zoo)
     model.to(device)
     labels = dataset_labels(config.dataset, config.split, config.data_dir)
@@ -125,37 +147,33 @@ def run_certify(config: CertifyRunConfig, progress: Callable[[int, int], None] |
             run_id = uuid.uuid4().hex[:12]
             meta = {
                 "model": config.model, "dataset": config.dataset, "n_samples": len(indices), "seed": config.seed,
-                "indices_hash": payload["indices_hash"], "checkpoint_sha256": card.sha256, "device": str(device),
+                "indices_hash": payload["indices_hash"], "checkpoint_sha256": card.sha256, "device": str(device) if ray is None else "ray",
                 "package_version": advbench.__version__, "git_commit": git_commit(), "libraries": library_versions(),
             }
             store.create_run(run_id, key, meta, {**payload, "certify_config": asdict(config)}, kind="certify")
         else:
-            store.mark_resumed(run_id, str(device))
+            store.mark_resumed(run_id, str(device) if ray is None else "ray")
         done = {(r["sample_idx"], r["sigma"]) for r in store.certificate_rows(run_id)}
         total, finished = len(indices) * len(settings), len(done)
         if progress:
             progress(finished, total)
-        for start in range(0, len(indices), 64):
-            chunk = indices[start : start + 64]
-            data = load_dataset(config.dataset, config.split, config.data_dir, chunk)
-            images = data.images.to(device)
-            for pos, index in enumerate(chunk.tolist()):
-                for setting in settings:
-                    if (index, setting.sigma) in done:
-                        continue
-                    t0 = time.perf_counter()
-                    if config.adaptive_radius is None:
-                        cert = certify_sample(model, images[pos], int(data.labels[pos]), index, setting, config.seed)
-                        passes = setting.n0 + setting.n
-                    else:
-                        cert, passes = certify_sample_adaptive(model, images[pos], int(data.labels[pos]), index, setting, config.adaptive_radius, config.seed)
-                    seconds = time.perf_counter() - t0
-                    row = {**asdict(cert), "sigma": setting.sigma, "forward_passes": passes, "seconds": seconds}
-                    store.write_certificates(run_id, [row])  # one sample's certificate is minutes of GPU work: commit each
-                    store.add_wall_time(run_id, seconds)
-                    finished += 1
-                    if progress:
-                        progress(finished, total)
+        if ray is not None:
+            distributed.certify_sharded(ray, config, card.sha256, indices, [s.sigma for s in settings], done, store, run_id, progress)
+        else:
+            for start in range(0, len(indices), 64):
+                chunk = indices[start : start + 64]
+                data = load_dataset(config.dataset, config.split, config.data_dir, chunk)
+                images = data.images.to(device)
+                for pos, index in enumerate(chunk.tolist()):
+                    for setting in settings:
+                        if (index, setting.sigma) in done:
+                            continue
+                        row = certificate_row(model, images[pos], int(data.labels[pos]), index, setting, config)
+                        store.write_certificates(run_id, [row])  # one sample's certificate is minutes of GPU work: commit each
+                        store.add_wall_time(run_id, row["seconds"])
+                        finished += 1
+                        if progress:
+                            progress(finished, total)
         summary = summarize_certificates(store, run_id)
         store.finish_run(run_id, summary.to_dict(), [])
     return summary

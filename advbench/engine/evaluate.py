@@ -93,10 +93,10 @@ def _config_key(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> EvalOutcome:
-    """Evaluate clean and robust accuracy; every batch is committed to the store as it finishes."""
-    threats, attacks = _prepare_attacks(config)
-    device = resolve_device(config.device)
+def _load_attacked_model(
+    config: EvalConfig, attacks: list[tuple[str, Attack, dict[str, Any]]], device: torch.device
+) -> tuple[RobustModel, Any, dict[str, dict[str, Any]]]:
+    """The model (and transfer surrogates) on `device`, with every attack adapted to it."""
     model, card = load_model(config.model, config.dataset, config.zoo)
     model.to(device)
     for _, attack, _ in attacks:
@@ -104,6 +104,24 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> EvalOutc
             attack.surrogate_model = load_model(attack.config.surrogate, config.dataset, config.zoo)[0].to(device)
     # What adaptive evaluation uses against this model (EOT draws, BPDA) is part of the run's identity.
     adaptations = {name: attack.adapt(model, config.eot, config.bpda) for name, attack, _ in attacks}
+    return model, card, adaptations
+
+
+def run_eval(config: EvalConfig, progress: ProgressFn | None = None, ray: str | None = None) -> EvalOutcome:
+    """Evaluate clean and robust accuracy; every batch is committed to the store as it finishes.
+
+    `ray`: a Ray address (`local`, `auto`, HOST:PORT); the batches then run as Ray tasks
+    (advbench.engine.distributed) and this process only validates, bookkeeps and writes.
+    """
+    threats, attacks = _prepare_attacks(config)
+    if ray is None:
+        device = resolve_device(config.device)
+    else:
+        from advbench.engine import distributed
+
+        distributed.require(config.device)
+        device = torch.device("cpu")  # the driver only validates; the workers attack on their own devices
+    model, card, adaptations = _load_attacked_model(config, attacks, device)
 
     labels = dataset_labels(config.dataset, config.split, config.data_dir)
     indices = select_indices(labels, config.n, config.seed, config.balanced)
@@ -136,28 +154,32 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None) -> EvalOutc
             run_id = uuid.uuid4().hex[:12]
             meta = {
                 "model": config.model, "dataset": config.dataset, "n_samples": len(indices), "seed": config.seed,
-                "indices_hash": idx_hash, "checkpoint_sha256": card.sha256, "device": str(device),
+                "indices_hash": idx_hash, "checkpoint_sha256": card.sha256, "device": str(device) if ray is None else "ray",
                 "package_version": advbench.__version__, "git_commit": git_commit(), "libraries": library_versions(),
             }
             store.create_run(run_id, key, meta, stored_config)
         else:
-            store.mark_resumed(run_id, str(device))
+            store.mark_resumed(run_id, str(device) if ray is None else "ray")
 
         done = store.done_samples(run_id)
         todo = indices[~torch.isin(indices, torch.tensor(sorted(done), dtype=torch.int64))]
         if progress:
             progress(len(done), len(indices))
-        for start in range(0, len(todo), config.batch_size):
-            t0 = time.perf_counter()
-            batch_idx = todo[start : start + config.batch_size]
-            data = load_dataset(config.dataset, config.split, config.data_dir, batch_idx)
-            clean_rows, rows = _evaluate_batch(model, data.images.to(device), data.labels.to(device), batch_idx, threats, attacks, config.seed)
-            store.write_batch(run_id, clean_rows, rows)
-            store.add_wall_time(run_id, time.perf_counter() - t0)
-            if progress:
-                progress(len(done) + start + len(batch_idx), len(indices))
+        if ray is not None:  # the same batches as Ray tasks; the masking checks run as one more
+            checks = distributed.eval_sharded(ray, config, card.sha256, indices, todo, store, run_id, progress, len(done))
+        else:
+            for start in range(0, len(todo), config.batch_size):
+                t0 = time.perf_counter()
+                batch_idx = todo[start : start + config.batch_size]
+                data = load_dataset(config.dataset, config.split, config.data_dir, batch_idx)
+                clean_rows, rows = _evaluate_batch(model, data.images.to(device), data.labels.to(device), batch_idx, threats, attacks, config.seed)
+                store.write_batch(run_id, clean_rows, rows)
+                store.add_wall_time(run_id, time.perf_counter() - t0)
+                if progress:
+                    progress(len(done) + start + len(batch_idx), len(indices))
         summary = summarize(store, run_id)
-        checks = _masking_checks(model, config, indices, threats, device) if config.checks else None
+        if ray is None:
+            checks = _masking_checks(model, config, indices, threats, device) if config.checks else None
         warnings = checks.warnings if checks else []
         store.finish_run(run_id, {**summary.to_dict(), "checks": checks.numbers if checks else None}, warnings)
     return EvalOutcome(summary, resumed, False, warnings, adaptations)

@@ -100,16 +100,19 @@ def suite_cells(suite: Suite, db: str, device: str = "auto", zoo: str | None = N
     return cells
 
 
-def run_suite(suite: Suite, db: str, device: str = "auto", zoo: str | None = None, on_cell: Callable[[int, int, str], None] | None = None) -> list[CellResult]:
+def run_suite(
+    suite: Suite, db: str, device: str = "auto", zoo: str | None = None, on_cell: Callable[[int, int, str], None] | None = None, ray: str | None = None
+) -> list[CellResult]:
+    """Every cell in turn; with `ray` (a Ray address) each cell's samples are sharded over Ray tasks."""
     cells = suite_cells(suite, db, device, zoo)
     results = []
     for i, (kind, model, setting, config) in enumerate(cells):
         if on_cell:
             on_cell(i, len(cells), f"{kind} {model} {setting}")
         if kind == "eval":
-            outcome = run_eval(config)
+            outcome = run_eval(config, ray=ray)
             results.append(CellResult(kind, model, setting, outcome.summary.run_id, outcome.already_finished))
         else:
-            summary = run_certify(config)
+            summary = run_certify(config, ray=ray)
             results.append(CellResult(kind, model, setting, summary.run_id, False))
     return results

@@ -1,0 +1,113 @@
+"""Sharding over Ray (`--ray`): a local Ray instance with two CPUs, the shipped rn18-nt on Fashion-MNIST.
+
+Sharded runs must store exactly the per-sample rows of single-process runs (timings aside), resume
+after losing shards, and `--ray` without Ray installed must say how to install it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from advbench.engine import EvalConfig, run_eval
+from advbench.engine.certify import CertifyRunConfig, run_certify
+from advbench.store import Store
+from test_cli import advbench, assert_one_line_error
+
+PGD = dict(model="rn18-nt", attacks=("fgsm", "pgd:steps=5"), eps=(0.02, 0.05), n=64, batch_size=16, check_n=16)
+CERT = dict(model="rn18-nt", sigmas=(0.25, 0.5), n0=20, n=200, n_samples=12, batch_size=200)
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'advbench[ray]' (make setup installs it)")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def _without_seconds(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+def _eval_rows(db: Path, run_id: str) -> tuple[list, list, dict | None, str]:
+    with Store(db) as store:
+        run = store.get_run(run_id)
+        return store.clean_rows(run_id), _without_seconds(store.sample_rows(run_id)), run.summary["checks"], run.status
+
+
+def test_sharded_pgd_equals_single_process_and_resumes(ray_local, tmp_path: Path) -> None:
+    single = run_eval(EvalConfig(**PGD, db=str(tmp_path / "single.sqlite")))
+    progress: list[tuple[int, int]] = []
+    sharded = run_eval(EvalConfig(**PGD, db=str(tmp_path / "ray.sqlite")), progress=lambda d, t: progress.append((d, t)), ray="local")
+    want = _eval_rows(tmp_path / "single.sqlite", single.summary.run_id)
+    got = _eval_rows(tmp_path / "ray.sqlite", sharded.summary.run_id)
+    assert len(want[0]) == 64 and len(want[1]) == 64 * 2 * 2
+    assert got == want  # clean rows, every attack row, the masking checks' numbers, status
+    assert sharded.summary.per_eps == single.summary.per_eps
+    assert progress[0] == (0, 64) and progress[-1] == (64, 64) and len(progress) == 1 + 64 // 16  # one bar, one step per shard
+
+    # Lose two shards' rows (as a crash would) and run again: only they are redone, with the same rows.
+    db = tmp_path / "ray.sqlite"
+    with sqlite3.connect(db) as conn:
+        lost = [r[0] for r in conn.execute("SELECT sample_idx FROM clean ORDER BY sample_idx LIMIT 32")]
+        marks = ",".join("?" * len(lost))
+        conn.execute(f"DELETE FROM clean WHERE sample_idx IN ({marks})", lost)
+        conn.execute(f"DELETE FROM samples WHERE sample_idx IN ({marks})", lost)
+        conn.execute("UPDATE runs SET status = 'running'")
+    progress.clear()
+    again = run_eval(EvalConfig(**PGD, db=str(db)), progress=lambda d, t: progress.append((d, t)), ray="local")
+    assert again.resumed and not again.already_finished and again.summary.run_id == sharded.summary.run_id
+    assert progress[0] == (32, 64) and progress[-1] == (64, 64)
+    assert _eval_rows(db, again.summary.run_id) == want
+
+
+def test_sharded_certification_equals_single_process_and_resumes(ray_local, tmp_path: Path) -> None:
+    single = run_certify(CertifyRunConfig(**CERT, db=str(tmp_path / "single.sqlite")))
+    sharded = run_certify(CertifyRunConfig(**CERT, db=str(tmp_path / "ray.sqlite")), ray="local")
+    with Store(tmp_path / "single.sqlite") as a, Store(tmp_path / "ray.sqlite") as b:
+        want = _without_seconds(a.certificate_rows(single.run_id))
+        assert len(want) == 12 * 2
+        assert _without_seconds(b.certificate_rows(sharded.run_id)) == want
+    assert sharded.curves == single.curves
+
+    # Lose one sigma of some samples: the resumed run certifies just those, identically.
+    db = tmp_path / "ray.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM certificates WHERE sigma = 0.5 AND sample_idx IN (SELECT sample_idx FROM certificates ORDER BY sample_idx LIMIT 10)")
+        conn.execute("UPDATE runs SET status = 'running'")
+    progress: list[tuple[int, int]] = []
+    again = run_certify(CertifyRunConfig(**CERT, db=str(db)), progress=lambda d, t: progress.append((d, t)), ray="local")
+    assert progress[0][0] < 24 and progress[-1] == (24, 24)
+    with Store(db) as store:
+        assert _without_seconds(store.certificate_rows(again.run_id)) == want
+
+
+def test_suite_over_ray_from_the_cli(ray_local, tmp_path: Path) -> None:
+    """`advbench run --ray local` end to end, in its own process with its own Ray instance."""
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(
+        "name: tiny\nn: 16\nbatch_size: 8\nmodels: [rn18-nt]\nattacks: ['pgd:steps=2']\nthreats:\n  - {norm: linf, eps: [0.05]}\n"
+        "checks: false\ncertify: {sigmas: [0.25], n0: 10, n: 50, n_samples: 4, batch_size: 50}\n"
+    )
+    proc = advbench("run", str(suite), "--db", str(tmp_path / "suite.sqlite"), "--ray", "local")
+    assert proc.returncode == 0, proc.stderr
+    with Store(tmp_path / "suite.sqlite") as store:
+        runs = store.list_runs()
+        assert sorted(r.kind for r in runs) == ["certify", "eval"] and {r.status for r in runs} == {"finished"}
+        assert {r.device for r in runs} == {"ray"}
+        eval_run = next(r for r in runs if r.kind == "eval")
+        assert len(store.clean_rows(eval_run.run_id)) == 16
+
+
+def test_ray_flag_without_ray_installed_says_how_to_install(tmp_path: Path) -> None:
+    blocker = tmp_path / "noray"
+    blocker.mkdir()
+    (blocker / "ray.py").write_text("raise ImportError('No module named ray')\n")
+    for command in (["eval", "--model", "rn18-nt", "--n", "8"], ["certify", "--model", "rn18-nt", "--n-samples", "2"]):
+        proc = advbench(*command, "--db", str(tmp_path / "x.sqlite"), "--ray", "local", env_extra={"PYTHONPATH": str(blocker)})
+        assert_one_line_error(proc, 2, "Ray is not installed: pip install 'advbench[ray]'")
+    assert not (tmp_path / "x.sqlite").exists()  # nothing was started or written
