@@ -15,13 +15,19 @@ so a higher severity moves the image further from the clean one. Spatial sizes a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from advbench.analysis.common import AnalysisResult, batches, image_grid, pyplot, show_image
+from advbench.analysis.common import (
+    AnalysisResult,
+    batches,
+    image_grid,
+    pyplot,
+    show_image,
+)
 from advbench.core.errors import UsageError
 from advbench.core.seeding import derive_seed
 
@@ -357,7 +363,7 @@ def corruption_analysis(
     clean = accuracy(lambda xb, start: xb)
     rows = []
     for name in names:
-        accs = [accuracy(lambda xb, start, s=s: corrupt(xb, name, s, derive_seed(seed, start))) for s in SEVERITIES]
+        accs = [accuracy(lambda xb, start, s=s, name=name: corrupt(xb, name, s, derive_seed(seed, start))) for s in SEVERITIES]
         rows.append([name, CORRUPTIONS[name][0], *accs, sum(accs) / len(accs)])
     categories = {}
     for cat in dict.fromkeys(CORRUPTIONS[n][0] for n in names):

@@ -10,9 +10,10 @@ of conv and linear calls (FLOPs = 2 x MACs); leaf modules' outputs give the acti
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -136,18 +137,27 @@ def receptive_fields(net: nn.Module, input_shape: Sequence[int]) -> list[tuple[s
     return list(model_cost(net, input_shape).layers)
 
 
-def cost_rows(pattern: str = "*", input_shape: Sequence[int] = (3, 32, 32)) -> list[tuple[str, ModelCost | None, str]]:
-    """(model, cost or None, error) for every registered model matching `pattern`, built with its defaults."""
-    from advbench.models.registry import MODELS
-    import advbench.models  # noqa: F401  (registers the models)
+def default_input_shape(net: nn.Module) -> tuple[int, int, int]:
+    """3x32x32 (the stride paper's Fig. 7) for RGB networks; 1x28x28 for grey ones (Fashion-MNIST/MNIST builds)."""
+    first = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
+    channels = first.in_channels if first is not None else 3
+    return (3, 32, 32) if channels == 3 else (channels, 28, 28)
 
-    rows: list[tuple[str, ModelCost | None, str]] = []
+
+def cost_rows(pattern: str = "*") -> list[tuple[str, tuple[int, ...] | None, ModelCost | None, str]]:
+    """(model, input shape, cost or None, error) for every registered model matching `pattern`, built with its defaults."""
+    import advbench.models  # noqa: F401  (registers the models)
+    from advbench.models.registry import MODELS
+
+    rows: list[tuple[str, tuple[int, ...] | None, ModelCost | None, str]] = []
     for name in MODELS.names(pattern):
+        shape = None
         try:
             net = MODELS.get(name).build()
-            rows.append((name, model_cost(net, input_shape), ""))
+            shape = default_input_shape(net)
+            rows.append((name, shape, model_cost(net, shape), ""))
         except Exception as exc:  # noqa: BLE001 - one model that cannot run must not hide the others
-            rows.append((name, None, f"{type(exc).__name__}: {exc}".splitlines()[0][:80]))
+            rows.append((name, shape, None, f"{type(exc).__name__}: {exc}".splitlines()[0][:80]))
     return rows
 
 

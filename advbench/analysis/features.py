@@ -11,8 +11,8 @@ Repeated for several weight initializations, with and without ReLU.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F

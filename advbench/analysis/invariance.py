@@ -8,8 +8,8 @@ evaluation does. Accuracy under the same perturbations is reported alongside.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 

@@ -9,8 +9,8 @@ adversarial examples are classified correctly again once noise is added.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 from torch import nn

@@ -6,8 +6,9 @@ import torch
 
 from advbench.analysis.common import batches
 from advbench.attacks import build_attack
+from advbench.core.errors import UsageError
 from advbench.core.seeding import sample_normal
-from advbench.core.threat import ThreatModel
+from advbench.core.threat import Norm, ThreatModel
 from advbench.models.wrapper import RobustModel
 
 
@@ -27,6 +28,8 @@ def adversarial_examples(
     The attack adapts to the model as in an evaluation (EOT on random models, BPDA where
     the model has surrogates).
     """
+    if norm not in {n.value for n in Norm}:
+        raise UsageError(f"unknown norm {norm!r}; use {', '.join(n.value for n in Norm)}")
     label, instance, _ = build_attack(attack)
     threat = ThreatModel(norm, eps)
     instance.adapt(model)

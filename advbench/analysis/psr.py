@@ -15,7 +15,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from advbench.analysis.common import AnalysisResult, db, paired_stats, pyplot, select_layers
+from advbench.analysis.common import (
+    AnalysisResult,
+    db,
+    paired_stats,
+    pyplot,
+    select_layers,
+)
 from advbench.analysis.perturb import adversarial_examples
 from advbench.models.wrapper import RobustModel
 

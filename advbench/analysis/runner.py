@@ -7,10 +7,11 @@ results/analysis/<analysis>/ unless another folder is given. The SQLite store is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 

@@ -8,13 +8,19 @@ with f_n(x) the input tensor of block n and w ~ N(0, sigma^2 I) (noisy images cl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import nn
 
-from advbench.analysis.common import AnalysisResult, db, paired_stats, pyplot, select_layers
+from advbench.analysis.common import (
+    AnalysisResult,
+    db,
+    paired_stats,
+    pyplot,
+    select_layers,
+)
 from advbench.analysis.perturb import gaussian_noise
 from advbench.analysis.psr import ratio
 

@@ -16,7 +16,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from advbench.analysis.common import AnalysisResult, batches, hooked, pyplot, select_layers
+from advbench.analysis.common import (
+    AnalysisResult,
+    batches,
+    hooked,
+    pyplot,
+    select_layers,
+)
 
 
 def hoyer(v: torch.Tensor, dim: int = -1) -> torch.Tensor:

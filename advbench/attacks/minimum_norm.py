@@ -20,7 +20,7 @@ from advbench.attacks.base import MinimumNormAttack
 from advbench.attacks.registry import ATTACKS, build_attack, register_attack
 from advbench.core.errors import UsageError
 from advbench.core.seeding import sample_normal
-from advbench.core.threat import Norm, batch_norm
+from advbench.core.threat import Norm, batch_norm, project_l1
 from advbench.models.wrapper import RobustModel
 
 _DUAL = {Norm.L2: Norm.L2, Norm.LINF: Norm.L1, Norm.L1: Norm.LINF}
@@ -251,20 +251,6 @@ class FMNConfig:
                 raise UsageError(f"fmn init must be a minimum-norm attack, {self.init!r} is not")
 
 
-def _project_l1(delta: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """Per-sample Euclidean projection onto L1 balls of radii eps (Duchi et al. 2008)."""
-    flat = delta.flatten(1)
-    mag = flat.abs()
-    eps = eps.view(-1, 1)
-    srt = mag.sort(dim=1, descending=True).values
-    cums = srt.cumsum(dim=1) - eps
-    ks = torch.arange(1, flat.shape[1] + 1, device=delta.device, dtype=delta.dtype)
-    rho = ((srt - cums / ks) > 0).sum(dim=1, keepdim=True).clamp_min(1)
-    theta = cums.gather(1, rho - 1) / rho.to(delta.dtype)
-    projected = flat.sign() * (mag - theta).clamp_min(0)
-    return torch.where(mag.sum(dim=1, keepdim=True) <= eps, flat, projected).view_as(delta)
-
-
 def _keep_top(delta: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """Per-sample L0 projection: keep the k[i] largest-magnitude entries of row i."""
     flat = delta.flatten(1)
@@ -281,7 +267,7 @@ def _project(delta: torch.Tensor, eps: torch.Tensor, norm: Norm) -> torch.Tensor
     if norm is Norm.L2:
         return delta * _expand((eps / batch_norm(delta, Norm.L2).clamp_min(1e-12)).clamp(max=1.0), delta)
     if norm is Norm.L1:
-        return _project_l1(delta, eps)
+        return project_l1(delta, eps)
     return _keep_top(delta, eps)
 
 

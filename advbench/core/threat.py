@@ -74,20 +74,22 @@ def batch_norm(delta: torch.Tensor, norm: Norm) -> torch.Tensor:
     return (flat != 0).sum(dim=1).to(delta.dtype)
 
 
-def project_l1(delta: torch.Tensor, eps: float) -> torch.Tensor:
-    """Euclidean projection of each sample onto the L1 ball of radius eps (Duchi et al. 2008), batched."""
+def project_l1(delta: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
+    """Euclidean projection of each sample onto the L1 ball of radius eps (Duchi et al. 2008),
+    batched; `eps` is one radius or one per sample."""
     flat = delta.flatten(1)
     mag = flat.abs()
-    inside = mag.sum(dim=1) <= eps
+    radius = torch.as_tensor(eps, dtype=delta.dtype, device=delta.device).reshape(-1, 1)
+    inside = mag.sum(dim=1, keepdim=True) <= radius
     if bool(inside.all()):
         return delta
     srt = mag.sort(dim=1, descending=True).values
-    cums = srt.cumsum(dim=1) - eps
+    cums = srt.cumsum(dim=1) - radius
     ks = torch.arange(1, flat.shape[1] + 1, device=delta.device, dtype=delta.dtype)
     rho = ((srt - cums / ks) > 0).sum(dim=1, keepdim=True).clamp_min(1)
     theta = cums.gather(1, rho - 1) / rho.to(delta.dtype)
     projected = flat.sign() * (mag - theta).clamp_min(0)
-    return torch.where(inside.view(-1, 1), flat, projected).view_as(delta)
+    return torch.where(inside, flat, projected).view_as(delta)
 
 
 def keep_largest(delta: torch.Tensor, k: int) -> torch.Tensor:

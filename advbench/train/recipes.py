@@ -146,10 +146,13 @@ class Trades(Recipe):
     adversarial = True
 
     def loss(self, ctx, x, y, idx):  # type: ignore[no-untyped-def]
-        x_adv = ctx.trades_adversary(x, idx)
-        logits = ctx.model(x)
-        robust = kl(F.softmax(logits, 1), ctx.model(x_adv)).mean()
-        return F.cross_entropy(logits, y) + ctx.config.trades_beta * robust, logits
+        return trades_loss(ctx, x, ctx.trades_adversary(x, idx), y)
+
+
+def trades_loss(ctx: StepContext, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    logits = ctx.model(x)
+    robust = kl(F.softmax(logits, 1), ctx.model(x_adv)).mean()
+    return F.cross_entropy(logits, y) + ctx.config.trades_beta * robust, logits
 
 
 @register_recipe("alp")
@@ -253,15 +256,8 @@ class AWPTrades(Recipe):
 
     def loss(self, ctx, x, y, idx):  # type: ignore[no-untyped-def]
         x_adv = ctx.trades_adversary(x, idx)
-        beta = ctx.config.trades_beta
-
-        def trades_loss() -> torch.Tensor:
-            logits = ctx.model(x)
-            return F.cross_entropy(logits, y) + beta * kl(F.softmax(logits, 1), ctx.model(x_adv)).mean()
-
-        perturb_weights(ctx, trades_loss)
-        logits = ctx.model(x)
-        return F.cross_entropy(logits, y) + beta * kl(F.softmax(logits, 1), ctx.model(x_adv)).mean(), logits
+        perturb_weights(ctx, lambda: trades_loss(ctx, x, x_adv, y)[0])
+        return trades_loss(ctx, x, x_adv, y)
 
 
 @register_recipe("polarizer")
