@@ -84,6 +84,7 @@ def eval_cmd(
     eps: Annotated[list[float], typer.Option("--eps", help="budget (repeatable)")] = [0.1],
     norm: Annotated[str, typer.Option(help="linf, l2, l1 or l0")] = "linf",
     dataset: Annotated[str, typer.Option(help="fashion-mnist, cifar10, cifar100, digits, imagefolder:PATH")] = "fashion-mnist",
+    weights: Annotated[Optional[Path], typer.Option(help="state dict for an external model given as --model file:PATH.py:NAME")] = None,
     surrogate: Annotated[Optional[str], typer.Option(help="model that transfer attacks craft their examples on")] = None,
     eot: Annotated[Optional[int], typer.Option(help="EOT draws per gradient (default: 20 for models random at inference, else 1; 1 disables)")] = None,
     bpda: Annotated[bool, typer.Option("--bpda/--no-bpda", help="attack non-differentiable parts through their BPDA surrogates")] = True,
@@ -110,7 +111,7 @@ def eval_cmd(
         model=model, attacks=tuple(attack), eps=tuple(eps), norm=norm, dataset=dataset, split=split,
         n=None if n == 0 else n, seed=seed, balanced=balanced, batch_size=batch_size, device=device, db=str(db),
         data_dir=str(data_dir) if data_dir else None, zoo=str(zoo) if zoo else None, fresh=fresh or not resume,
-        surrogate=surrogate, eot=eot, bpda=bpda, checks=checks, check_n=check_n,
+        surrogate=surrogate, eot=eot, bpda=bpda, checks=checks, check_n=check_n, weights=str(weights) if weights else None,
     )
     with LazyProgress(f"{model} x {','.join(attack)}") as bar:
         outcome = run_eval(config, progress=bar.update, ray=ray)

@@ -45,6 +45,7 @@ class EvalConfig:
     data_dir: str | None = None
     zoo: str | None = None
     fresh: bool = False  # start a new run even if an identical one exists
+    weights: str | None = None  # state dict of an external model (model = file:PATH.py:NAME)
     surrogate: str | None = None  # the model transfer attacks craft their examples on
     eot: int | None = None  # EOT draws per gradient; None: 20 for models random at inference, else 1
     bpda: bool = True  # route gradients through the model's BPDA surrogates
@@ -97,7 +98,7 @@ def _load_attacked_model(
     config: EvalConfig, attacks: list[tuple[str, Attack, dict[str, Any]]], device: torch.device
 ) -> tuple[RobustModel, Any, dict[str, dict[str, Any]]]:
     """The model (and transfer surrogates) on `device`, with every attack adapted to it."""
-    model, card = load_model(config.model, config.dataset, config.zoo)
+    model, card = load_model(config.model, config.dataset, config.zoo, config.weights)
     model.to(device)
     for _, attack, _ in attacks:
         if isinstance(attack, Transfer):

@@ -14,6 +14,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from advbench.core.errors import CheckpointError
+from advbench.models.external import build_external, is_external, load_state
 from advbench.models.registry import MODELS
 from advbench.models.wrapper import RobustModel
 
@@ -124,8 +125,13 @@ def build_from_card(card: ModelCard, weights_dir: Path) -> RobustModel:
     return RobustModel(net, card.input_shape, card.num_classes, card.mean, card.std, name=card.name)
 
 
-def load_model(name: str, dataset: str, zoo: str | Path | None = None) -> tuple[RobustModel, ModelCard]:
-    """The registered model `name` with its checkpoint for `dataset`, hash-checked."""
+def load_model(name: str, dataset: str, zoo: str | Path | None = None, weights: str | Path | None = None) -> tuple[RobustModel, ModelCard]:
+    """The registered model `name` with its checkpoint for `dataset`, hash-checked; or an
+    external model `file:PATH.py:NAME` with `weights` (see advbench.models.external)."""
+    if is_external(name):
+        return _load_external(name, dataset, weights)
+    if weights is not None:
+        raise CheckpointError("--weights goes with an external model (file:PATH.py:NAME); zoo models load their card's checkpoint")
     MODELS.get(name)  # unknown names fail here, with suggestions
     path = card_path(name, dataset, zoo)
     if path is None:
@@ -134,3 +140,19 @@ def load_model(name: str, dataset: str, zoo: str | Path | None = None) -> tuple[
         raise CheckpointError(f"no {dataset} checkpoint for model {name!r}{where}")
     card = ModelCard.from_yaml(path)
     return build_from_card(card, path.parent), card
+
+
+def _load_external(name: str, dataset: str, weights: str | Path | None) -> tuple[RobustModel, ModelCard]:
+    from advbench.data.registry import load_dataset
+
+    if weights is None:
+        raise CheckpointError(f"{name} needs --weights (a state dict: .pt/.pth read with weights_only=True, or .safetensors)")
+    net = build_external(name)
+    path = Path(weights)
+    try:
+        net.load_state_dict(load_state(path), strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"weights {path} do not fit {name}: {str(exc).splitlines()[0]}") from None
+    sample = load_dataset(dataset, "test", indices=torch.tensor([0]))
+    card = ModelCard(name=name, dataset=dataset, weights=str(path), sha256=file_sha256(path), input_shape=list(sample.input_shape), num_classes=sample.num_classes)
+    return RobustModel(net, card.input_shape, card.num_classes, name=name), card
