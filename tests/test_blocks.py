@@ -129,10 +129,6 @@ def test_l1_normalized_activations_are_bounded_by_the_input() -> None:
     assert net(torch.rand(2, 1, 28, 28)).shape == (2, 10)
 
 
-    with pytest.raises(UsageError, match="polarizer"):
-        train_model(TrainConfig("pfe-madry", dataset="digits"), tmp_path, torch.device("cpu"))
-
-
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_smooth_kernel_lambda_moves_training_towards_or_away_from_smooth_kernels(tmp_path, sign: float) -> None:
     from advbench.models.card import load_model
