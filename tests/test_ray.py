@@ -24,7 +24,7 @@ CERT = dict(model="rn18-nt", sigmas=(0.25, 0.5), n0=20, n=200, n_samples=12, bat
 @pytest.fixture(scope="module")
 def ray_local():
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'advbench[ray]' (make setup installs it)")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     yield ray
     ray.shutdown()
 
@@ -84,6 +84,29 @@ def test_sharded_certification_equals_single_process_and_resumes(ray_local, tmp_
     assert progress[0][0] < 24 and progress[-1] == (24, 24)
     with Store(db) as store:
         assert _without_seconds(store.certificate_rows(again.run_id)) == want
+
+
+def test_dead_workers_are_retried_and_worker_errors_come_back_as_themselves(ray_local, tmp_path: Path) -> None:
+    from advbench.core.errors import CheckpointError
+    from advbench.engine.distributed import _run_tasks
+
+    def dies_once(marker: str, value: int) -> int:
+        import os
+
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)  # the worker process dies, as on a lost node or an OOM kill
+        return value
+
+    got: list[int] = []
+    _run_tasks(dies_once, [(str(tmp_path / "died"), 7)], "cpu", got.append)
+    assert got == [7] and (tmp_path / "died").exists()
+
+    def tampered() -> None:
+        raise CheckpointError("sha256 mismatch")
+
+    with pytest.raises(CheckpointError, match="sha256 mismatch"):
+        _run_tasks(tampered, [()], "cpu", got.append)
 
 
 def test_suite_over_ray_from_the_cli(ray_local, tmp_path: Path) -> None:

@@ -138,3 +138,35 @@ def test_adam_training_resumes_to_the_same_weights(tmp_path) -> None:
     a, _ = load_model("smooth-vr", "digits", tmp_path / "a")
     b, _ = load_model("smooth-vr", "digits", tmp_path / "b")
     assert all(torch.equal(a.net.state_dict()[k], v) for k, v in b.net.state_dict().items())
+
+
+@pytest.mark.parametrize("code", ["A1N2", "A2N1"])
+def test_partial_adversarial_training_freezes_one_part_and_retrains_the_other(tmp_path, code: str) -> None:
+    from advbench.train.partial import split_modules, train_partial
+
+    config = config_for("madry-cnn", **DIGITS, epochs=1, model_kwargs={"input_size": 8, "hidden": 32})
+    card = train_partial(code, "conv2", config, tmp_path / "digits", torch.device("cpu"))
+    from advbench.models.card import ModelCard, build_from_card
+
+    stage1_dir = tmp_path / "digits" / "stage1"
+    stage1 = build_from_card(ModelCard.from_yaml(stage1_dir / "madry-cnn.yaml"), stage1_dir)
+    final, _ = load_model("madry-cnn", "digits", tmp_path)
+    early, late = split_modules(final.net, "conv2")
+    assert [m for m in early] == [final.net.conv1, final.net.conv2] and late == [final.net.fc1, final.net.fc2]
+    # A1N2: earlier layers adversarial in stage 1, then frozen; latter re-initialized, trained naturally.
+    # A2N1: the whole net trained naturally first; latter layers frozen; earlier ones retrained adversarially.
+    frozen, retrained = (("conv1", "fc1") if code == "A1N2" else ("fc1", "conv1"))
+    assert torch.equal(getattr(final.net, frozen).weight, getattr(stage1.net, frozen).weight)
+    assert not torch.equal(getattr(final.net, retrained).weight, getattr(stage1.net, retrained).weight)
+    assert card.training["partial"] == code and card.training["recipe"] == ("normal" if code == "A1N2" else "pgd-at")
+
+
+def test_layer_sweep_writes_one_row_per_cutoff(tmp_path) -> None:
+    from advbench.analysis.layers import layer_sweep
+
+    result, paths = layer_sweep(
+        "madry-cnn", "N1A2", ["conv1", "fc1"], tmp_path, torch.device("cpu"), dataset="digits", n=60,
+        **{**{k: v for k, v in DIGITS.items() if k != "dataset"}, "epochs": 1, "model_kwargs": {"input_size": 8, "hidden": 32}},
+    )
+    assert result.column("cutoff") == ["conv1", "fc1"]
+    assert all(0 <= a <= 1 for a in result.column("pgd_accuracy")) and paths["png"].stat().st_size > 0

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from advbench.cli import render
 from advbench.core.errors import AdvbenchError, UsageError
 
-RAY_HELP = "shard over Ray tasks: local (start Ray on this machine), auto (join the running cluster) or HOST:PORT; needs advbench[ray]"
+RAY_HELP = "shard over Ray tasks: local (start Ray on this machine), auto (join the running cluster) or HOST:PORT; needs the optional Ray extra, see docs/scale.md"
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark the adversarial robustness of PyTorch image classifiers.")
 
@@ -376,6 +376,8 @@ def train_cmd(
     at_norm: Annotated[Optional[str], typer.Option(help="adversarial training norm: linf or l2")] = None,
     at_steps: Annotated[Optional[int], typer.Option(help="PGD steps per adversarial training batch")] = None,
     options: Annotated[Optional[list[str]], typer.Option("--set", help="any other training option, KEY=VALUE (see `advbench recipes`)")] = None,
+    partial: Annotated[Optional[str], typer.Option(help="partial adversarial training A1N2|N1A2|A2N1|N2A1 (dissertation Ch. 3); needs --cutoff")] = None,
+    cutoff: Annotated[Optional[str], typer.Option(help="with --partial: the module that ends the earlier layers")] = None,
 ) -> None:
     """Train a registered model with its recipe; writes safetensors and a model card."""
     from advbench.core.device import resolve_device
@@ -389,6 +391,16 @@ def train_cmd(
         overrides["model_kwargs"] = {**overrides.get("model_kwargs", {}), **kwargs}
     config = config_for(model, **overrides)
     out_dir = out or Path("model_zoo") / dataset
+    if partial:
+        from advbench.train.partial import train_partial
+
+        if not cutoff:
+            raise UsageError("--partial needs --cutoff MODULE (the last module of the earlier layers)")
+        out_dir = out or Path("results") / "partial" / f"{model}-{partial}-{cutoff}" / dataset
+        with LazyProgress(f"train {model} {partial}") as bar:
+            card = train_partial(partial, cutoff, config, out_dir, resolve_device(device), on_batch=bar.update, on_epoch=lambda log: bar.print(render.epoch_line(log)))
+        render.console.print(f"wrote {out_dir / card.weights} (stage 1 in {out_dir / 'stage1'})")
+        return
     with LazyProgress(f"train {model}") as bar:
         card = train_model(
             config, out_dir, resolve_device(device), str(data_dir) if data_dir else None, resume,
@@ -458,6 +470,27 @@ def _analyze(name: str, model: str | None, dataset: str, n: int, seed: int, batc
     result, paths = run_analysis(name, run, **options)
     summary = ", ".join(f"{k} {_fmt(v)}" for k, v in result.summary.items() if not isinstance(v, dict))
     render.console.print(render.table(f"{name}: {model or 'random CNNs'}", result.columns, [[_fmt(v) for v in row] for row in result.rows], caption=summary or None))
+    render.console.print(f"wrote {', '.join(str(p) for p in paths.values())}")
+
+
+@analyze_app.command("layers")
+def analyze_layers(
+    model: AModel,
+    code: Annotated[str, typer.Option("--partial", help="A1N2, N1A2, A2N1 or N2A1")] = "A1N2",
+    cutoff: Annotated[list[str], typer.Option("--cutoff", help="module name ending the earlier layers (repeatable)")] = [],
+    eps: Annotated[float, typer.Option(help="Linf budget for training and the PGD evaluation")] = 0.1,
+    dataset: ADataset = "fashion-mnist", n: AN = 500, device: ADevice = "auto", out: AOut = None,
+    options: Annotated[Optional[list[str]], typer.Option("--set", help="training option KEY=VALUE")] = None,
+) -> None:
+    """Partial adversarial training swept over cutoffs: clean/PGD accuracy and adversarial loss per cutoff."""
+    from advbench.analysis.layers import layer_sweep
+    from advbench.core.device import resolve_device
+    from advbench.train.options import parse_options
+
+    if not cutoff:
+        raise UsageError("give at least one --cutoff (a module name, see the model's named_modules())")
+    result, paths = layer_sweep(model, code, cutoff, Path(out or "results/analysis/layers"), resolve_device(device), dataset, n, eps, **parse_options(options or []))
+    render.console.print(render.table(f"layers: {model} {code}", result.columns, [[c, *[f"{v:.4f}" for v in rest]] for c, *rest in result.rows]))
     render.console.print(f"wrote {', '.join(str(p) for p in paths.values())}")
 
 

@@ -127,7 +127,7 @@ def run_certify(config: CertifyRunConfig, progress: Callable[[int, int], None] |
     else:
         from advbench.engine import distributed
 
-        distributed.require(config.device)
+        distributed.require(ray, config.device)
         device = torch.device("cpu")  # the driver only bookkeeps; the workers certify on their own devices
     model, card = load_model(config.model, config.dataset, config.zoo)
     model.to(device)
@@ -158,7 +158,7 @@ def run_certify(config: CertifyRunConfig, progress: Callable[[int, int], None] |
         if progress:
             progress(finished, total)
         if ray is not None:
-            distributed.certify_sharded(ray, config, card.sha256, indices, [s.sigma for s in settings], done, store, run_id, progress)
+            distributed.certify_sharded(config, card.sha256, indices, [s.sigma for s in settings], done, store, run_id, progress)
         else:
             for start in range(0, len(indices), 64):
                 chunk = indices[start : start + 64]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -55,7 +56,8 @@ def connect(address: str) -> None:
     address = address.strip()
     if not address:
         raise UsageError("--ray needs an address: local, auto, HOST:PORT or ray://HOST:PORT")
-    quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
+    _probe(address)
+    quiet = {"logging_level": logging.ERROR, "log_to_driver": False}  # worker logs: /tmp/ray/session_latest/logs
     try:
         if address == "local":
             ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, **quiet)  # never an existing one
@@ -66,14 +68,39 @@ def connect(address: str) -> None:
         raise UsageError(f"cannot connect to Ray at {address!r}: {first}") from None
 
 
-def require(device: str) -> None:
-    """Fail fast, before anything heavy: Ray must be importable and `device` a name workers can use.
+def require(address: str, device: str) -> None:
+    """Fail fast, before anything heavy: Ray importable, `device` a name workers can use, the cluster reachable.
 
     CUDA is not checked here: the driver may have no GPU while the cluster has.
     """
     _ray()
     if not device.lower().startswith("cuda"):
         resolve_device(device)
+    connect(address)
+    _task_options(_ray(), device)  # --device cuda on a cluster without GPUs fails here, before a run is created
+
+
+def _probe(address: str) -> None:
+    """A clear error within seconds when nothing listens at a cluster address (ray.init would retry for minutes)."""
+    target = address.removeprefix("ray://")
+    if address == "local":
+        return
+    if address == "auto":
+        try:
+            from ray._private.services import canonicalize_bootstrap_address_or_die
+        except ImportError:  # Ray moved it: let ray.init find the cluster
+            return
+        try:
+            target = canonicalize_bootstrap_address_or_die("auto")
+        except ConnectionError:
+            raise UsageError("--ray auto: no running Ray cluster found on this machine; start one with `ray start --head`") from None
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--ray {address!r}: give local, auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise UsageError(f"--ray {address}: no Ray cluster answers at {target} ({exc.strerror or exc}); is `ray start --head` running there?") from None
 
 
 def _worker_device(name: str) -> torch.device:
@@ -101,6 +128,8 @@ def _same_checkpoint(sha256: str, expected: str, name: str) -> None:
 def _task_options(ray: Any, device: str) -> dict[str, Any]:
     """One GPU per task where the cluster has GPUs (and --device is not cpu), else one CPU."""
     gpus = ray.cluster_resources().get("GPU", 0)
+    if device.lower().startswith("cuda") and not gpus:
+        raise UsageError(f"device {device!r} requested but the Ray cluster has no GPUs; use --device auto or cpu")
     resource = {"num_gpus": 1} if gpus and device.lower() != "cpu" else {"num_cpus": 1}
     return {**resource, "max_retries": MAX_RETRIES}
 
@@ -169,14 +198,13 @@ def _eval_checks(config: Any, sha256: str, indices: list[int]) -> Any:
 
 
 def eval_sharded(
-    address: str, config: Any, sha256: str, indices: torch.Tensor, todo: torch.Tensor, store: Store, run_id: str,
+    config: Any, sha256: str, indices: torch.Tensor, todo: torch.Tensor, store: Store, run_id: str,
     progress: Callable[[int, int], None] | None, done: int,
 ) -> Any:
     """Evaluate the `todo` samples as one Ray task per batch, committing each as it arrives.
 
     The masking checks (when on) run as one more task beside the shards; their report is returned.
     """
-    connect(address)
     ray = _ray()
     portable = _portable(config)
     jobs = [(portable, sha256, todo[s : s + config.batch_size].tolist()) for s in range(0, len(todo), config.batch_size)]
@@ -223,13 +251,12 @@ def _certify_shard(config: Any, sha256: str, work: list[tuple[int, list[float]]]
 
 
 def certify_sharded(
-    address: str, config: Any, sha256: str, indices: torch.Tensor, sigmas: list[float], done: set[tuple[int, float]], store: Store, run_id: str,
+    config: Any, sha256: str, indices: torch.Tensor, sigmas: list[float], done: set[tuple[int, float]], store: Store, run_id: str,
     progress: Callable[[int, int], None] | None,
 ) -> None:
     """Certify every (sample, sigma) not in `done`, `CERTIFY_SHARD` samples per Ray task, committing each shard as it arrives."""
     work = [(index, [s for s in sigmas if (index, s) not in done]) for index in indices.tolist()]
     work = [w for w in work if w[1]]
-    connect(address)
     portable = _portable(config)
     jobs = [(portable, sha256, work[s : s + CERTIFY_SHARD]) for s in range(0, len(work), CERTIFY_SHARD)]
     state = {"finished": len(done), "clock": time.perf_counter()}

@@ -120,7 +120,7 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None, ray: str | 
     else:
         from advbench.engine import distributed
 
-        distributed.require(config.device)
+        distributed.require(ray, config.device)
         device = torch.device("cpu")  # the driver only validates; the workers attack on their own devices
     model, card, adaptations = _load_attacked_model(config, attacks, device)
 
@@ -167,7 +167,7 @@ def run_eval(config: EvalConfig, progress: ProgressFn | None = None, ray: str | 
         if progress:
             progress(len(done), len(indices))
         if ray is not None:  # the same batches as Ray tasks; the masking checks run as one more
-            checks = distributed.eval_sharded(ray, config, card.sha256, indices, todo, store, run_id, progress, len(done))
+            checks = distributed.eval_sharded(config, card.sha256, indices, todo, store, run_id, progress, len(done))
         else:
             for start in range(0, len(todo), config.batch_size):
                 t0 = time.perf_counter()

@@ -64,6 +64,9 @@ class TrainConfig:
     gauss_q: float = 0.5
     polarizer_sigma1: float = 0.35
     polarizer_sigma2: float = 0.15
+    recipe: str | None = None  # override the model's own recipe (partial adversarial training's stages)
+    partial: str | None = None  # A1N2 | N1A2 | A2N1 | N2A1: stage 2 of partial adversarial training (advbench.train.partial)
+    cutoff: str | None = None  # the last module of the earlier layers, for `partial`
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("sgd", "adam"):
@@ -135,10 +138,10 @@ def _init_weights(net: torch.nn.Module, source: str, dataset: str, out_dir: Path
     wrapper accepts its base's weights."""
     from advbench.models.card import build_from_card, load_model
 
-    local = out_dir / f"{source}.yaml"
+    local = Path(source) if source.endswith(".yaml") else out_dir / f"{source}.yaml"
     if local.is_file():
         card = ModelCard.from_yaml(local)
-        loaded = build_from_card(card, out_dir)
+        loaded = build_from_card(card, local.parent)
     else:
         loaded, card = load_model(source, dataset)
     state = loaded.net.state_dict()
@@ -183,7 +186,7 @@ def train_model(
 ) -> ModelCard:
     """Train `config.model` with its recipe; write `<out_dir>/<model>.safetensors` plus its card."""
     spec = MODELS.get(config.model)
-    recipe = RECIPES.get(spec.recipe)
+    recipe = RECIPES.get(config.recipe or spec.recipe)
     torch.manual_seed(config.seed)  # weight init and noise draws; batches use the explicit generator below
     train, test = load_dataset(config.dataset, "train", data_dir), load_dataset(config.dataset, "test", data_dir)
     x_all, y_all = train.images.to(device), train.labels.to(device)
@@ -197,6 +200,14 @@ def train_model(
     kwargs = {"num_classes": train.num_classes, "in_channels": train.input_shape[0], **config.model_kwargs}
     net = spec.build(**kwargs)
     source = _init_weights(net, config.init_from, config.dataset, out_dir) if config.init_from else None
+    freeze_statistics = None
+    if config.partial:
+        from advbench.train.partial import freeze_and_reset, parse_code
+
+        (_, early_stage), _ = parse_code(config.partial)
+        if not config.cutoff or source is None:
+            raise UsageError("stage 2 of partial adversarial training needs --cutoff and the stage-1 weights (init_from)")
+        freeze_statistics = freeze_and_reset(net, config.cutoff, "early" if early_stage == 1 else "late")
     # The card records the normalization; training runs through the same wrapper as evaluation
     # (unfrozen), so both normalize with exactly the card's numbers.
     if source is not None:
@@ -208,9 +219,9 @@ def train_model(
         mean = std = None
     model = RobustModel(net, train.input_shape, train.num_classes, mean, std, name=config.model, freeze=False).to(device)
     if config.optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        opt: torch.optim.Optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay)
     else:
-        opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True)
+        opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True)
     steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     warmup = max(1, total_steps // 4)
@@ -236,6 +247,8 @@ def train_model(
         gen = torch.Generator().manual_seed(config.seed * 1000 + epoch)
         order = torch.randperm(len(y_train), generator=gen).to(device)
         net.train()
+        if freeze_statistics:
+            freeze_statistics()
         t0, loss_sum, correct = time.time(), 0.0, 0
         for step in range(steps_per_epoch):
             idx = order[step * config.batch_size : (step + 1) * config.batch_size]
@@ -278,7 +291,7 @@ def train_model(
         mean=mean,
         std=std,
         training={
-            "recipe": spec.recipe,
+            "recipe": config.recipe or spec.recipe,
             **{k: v for k, v in asdict(config).items() if k not in ("model", "dataset", "model_kwargs")},
             "optimizer": f"{config.optimizer}{' nesterov' if config.optimizer == 'sgd' else ''}",
             "schedule": "triangular one-cycle",

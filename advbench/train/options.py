@@ -27,7 +27,9 @@ def parse_options(items: list[str]) -> dict[str, Any]:
         if key not in types or key == "model":
             raise UsageError(f"unknown training option {key!r}; see `advbench recipes`")
         kind = types[key]
-        base = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
+        # Optional[X] (a Union with None) -> X; generics such as dict[str, Any] stay as they are.
+        union = typing.get_origin(kind) in (typing.Union, getattr(__import__("types"), "UnionType", typing.Union))
+        base = next((a for a in typing.get_args(kind) if a is not type(None)), kind) if union else kind
         try:
             if raw.lower() in ("none", "null") and type(None) in typing.get_args(kind):
                 values[key] = None
