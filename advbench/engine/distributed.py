@@ -192,7 +192,7 @@ def _eval_checks(config: Any, sha256: str, indices: list[int]) -> Any:
 
     device = _worker_device(config.device)
     threats, _ = _prepare_attacks(config)
-    model, card = load_model(config.model, config.dataset, config.zoo)
+    model, card = load_model(config.model, config.dataset, config.zoo, config.weights)
     _same_checkpoint(card.sha256, sha256, config.model)
     return _masking_checks(model.to(device), config, torch.tensor(indices, dtype=torch.int64), threats, device)
 
