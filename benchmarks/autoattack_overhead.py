@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 
 import torch
 from pyautoattack import AutoAttack
@@ -21,29 +20,10 @@ from pyautoattack import AutoAttack
 from advbench.attacks import build_attack
 from advbench.core.device import resolve_device
 from advbench.core.threat import Norm, ThreatModel
-from advbench.data import load_dataset, select_indices
-from advbench.data.registry import dataset_labels
 from advbench.models.card import load_model
+from timing import fashion_batch, interleaved  # noqa: E402 (benchmarks/timing.py, beside this script)
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def interleaved(fns: dict, device: torch.device, repeats: int) -> dict[str, list[float]]:
-    """Time each function once per round after a warm-up, rounds interleaved (as in pgd_overhead.py)."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            sync(device)
-            t0 = time.perf_counter()
-            fn()
-            sync(device)
-            times[name].append(time.perf_counter() - t0)
-    return times
 
 
 def main() -> None:
@@ -60,9 +40,7 @@ def main() -> None:
     device = resolve_device(args.device)
     model, _ = load_model(args.model, "fashion-mnist")
     model.to(device)
-    idx = select_indices(dataset_labels("fashion-mnist"), args.batch_size, seed=0)
-    data = load_dataset("fashion-mnist", "test", indices=idx)
-    x, y, idx = data.images.to(device), data.labels.to(device), idx.to(device)
+    x, y, idx = fashion_batch(args.batch_size, device)
     threat = ThreatModel(Norm.LINF, args.eps)
     attack = build_attack(f"autoattack:version={args.version}")[1]
     out: dict[str, object] = {}

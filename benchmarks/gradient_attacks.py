@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
@@ -21,14 +20,9 @@ import torch.nn.functional as F
 from advbench.attacks import build_attack
 from advbench.core.device import resolve_device
 from advbench.core.threat import Norm, ThreatModel
-from advbench.data import load_dataset, select_indices
-from advbench.data.registry import dataset_labels
 from advbench.models.card import load_model
+from timing import fashion_batch, interleaved  # noqa: E402 (benchmarks/timing.py, beside this script)
 
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def bare_loop(model, x, y, steps: int) -> None:
@@ -37,23 +31,6 @@ def bare_loop(model, x, y, steps: int) -> None:
         torch.autograd.grad(F.cross_entropy(model(xg), y, reduction="sum"), xg)
 
 
-def time_once(fn, device: torch.device) -> float:
-    sync(device)
-    t0 = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - t0
-
-
-def interleaved(fns: dict, device: torch.device, repeats: int) -> dict[str, list[float]]:
-    """Time each function once per round, rounds interleaved, so drifts in machine load hit all alike."""
-    for fn in fns.values():
-        fn()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            times[name].append(time_once(fn, device))
-    return times
 
 
 def foolbox_attack(name: str, model, x, y, eps: float):
@@ -84,9 +61,7 @@ def main() -> None:
     device = resolve_device(args.device)
     model, card = load_model(args.model, "fashion-mnist")
     model.to(device)
-    idx = select_indices(dataset_labels("fashion-mnist"), args.batch_size, seed=0)
-    data = load_dataset("fashion-mnist", "test", indices=idx)
-    x, y, idx = data.images.to(device), data.labels.to(device), idx.to(device)
+    x, y, idx = fashion_batch(args.batch_size, device)
     threat = ThreatModel(Norm.LINF, args.eps)
 
     def attack(spec: str, eot: int = 1):

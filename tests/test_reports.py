@@ -65,11 +65,8 @@ def test_curves_from_a_stored_run_and_a_valid_png(report_db, tmp_path) -> None:
 
 
 def test_minimum_norm_attack_gives_a_whole_curve_from_one_run(digits_zoo, tmp_path) -> None:
-    from advbench.attacks import ATTACKS
     from advbench.report.curves import minimum_norm_curve, minimum_norm_stats
 
-    if "deepfool" not in ATTACKS.names():
-        pytest.skip("deepfool is not registered")
     db = tmp_path / "m.sqlite"
     grid = [0.0, 0.05, 0.1, 0.2, 0.5, 1.0]
     out = run_eval(EvalConfig(model="rn18-nt", dataset="digits", attacks=("deepfool",), eps=tuple(grid), norm="l2", n=60, db=str(db), zoo=str(digits_zoo), checks=False))
