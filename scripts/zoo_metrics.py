@@ -1,7 +1,7 @@
 """Measure the shipped Fashion-MNIST checkpoints and record the numbers in their cards.
 
-For each model: clean and PGD-20 Linf eps=0.1 accuracy on 2000 test images, plus PGD-20 at
-Linf 0.02, L2 0.5 and L2 1.0 on 500 (the first nine cards were measured on 10000 and 1000); models random at inference (every step costs EOT
+For each model: clean and PGD-20 Linf eps=0.1 accuracy on 1000 test images, plus (unless
+`--settings 1`) PGD-20 at Linf 0.02, L2 0.5 and L2 1.0 on 500 (the first cards: 10000 and 1000); models random at inference (every step costs EOT
 draws x their own noise samples) get every setting on 100 images with 4 EOT draws per gradient. Every number comes from an `advbench eval` run stored in
 the given database; the run ids are written into the cards, with the card's default threat model
 and its paper's facts, and a markdown table is printed. Checkpoints are re-saved in float16 first where that leaves the
@@ -20,16 +20,16 @@ from advbench.models.paper import default_threat, paper_facts
 
 SETTINGS = [
     # (metric key, norm, eps, n test images, balanced subset of seed 0)
-    ("pgd20_linf_0.1", "linf", 0.1, 2000),
+    ("pgd20_linf_0.1", "linf", 0.1, 1000),
     ("pgd20_linf_0.02", "linf", 0.02, 500),
     ("pgd20_l2_0.5", "l2", 0.5, 500),
     ("pgd20_l2_1.0", "l2", 1.0, 500),
 ]
 
 
-def measure(model: str, db: str, stochastic: bool) -> dict[str, object]:
+def measure(model: str, db: str, stochastic: bool, settings: list[tuple] = SETTINGS) -> dict[str, object]:
     metrics: dict[str, object] = {}
-    for key, norm, eps, n in SETTINGS:
+    for key, norm, eps, n in settings:
         # A random model's every step costs EOT draws x its own samples: 100 images, 4 draws on CPU.
         n = 100 if stochastic else n
         config = EvalConfig(model=model, attacks=("pgd",), eps=(eps,), norm=norm, n=n, db=db, batch_size=500, checks=False, eot=4 if stochastic else None)
@@ -74,7 +74,9 @@ def paper_headline(facts: dict, strides: str) -> str:
     threat = facts.get("threat_model") or {}
     own = [r for r in facts.get("reported", []) if r.get("dataset") == facts.get("dataset") and r.get("strides", strides) == strides]
     clean = next((r for r in own if r.get("metric") == "clean_accuracy"), None)
-    robust = [r for r in own if r.get("metric") == "robust_accuracy" and r.get("norm") == threat.get("norm") and r.get("eps") == threat.get("eps")]
+    robust = [r for r in own if r.get("metric") == "robust_accuracy" and r.get("norm") == threat.get("norm") and r.get("eps") == threat.get("eps") and r.get("eps") is not None]
+    if not robust:  # the paper's threat model leaves eps unstated (CPNI): any robust number it gives in its own norm
+        robust = [r for r in own if r.get("metric") == "robust_accuracy" and r.get("norm") == threat.get("norm")]
     robust = sorted(robust, key=lambda r: (r.get("attack") != "pgd", -(r.get("steps") or 0)))
     if clean is None and not robust:
         return "not reported"
@@ -82,7 +84,8 @@ def paper_headline(facts: dict, strides: str) -> str:
     if robust:
         r = robust[0]
         steps = f"-{r['steps']}" if r.get("steps") else ""
-        parts.append(f"{r['attack'].upper()}{steps} {r['norm']} {r['eps']:g}: {100 * r['value']:.2f}")
+        budget = "eps unstated" if r.get("eps") is None else f"{r['eps']:g}"
+        parts.append(f"{(r.get('attack') or '').upper()}{steps} {r['norm']} {budget}: {100 * r['value']:.2f}")
     return ", ".join(parts) + f" ({(clean or robust[0]).get('where', '')})"
 
 
@@ -92,6 +95,7 @@ def main() -> None:
     parser.add_argument("--db", default="results/zoo.sqlite")
     parser.add_argument("--new", action="store_true", help="only measure cards without metrics")
     parser.add_argument("--keep-float32", action="store_true", help="do not re-save checkpoints in float16")
+    parser.add_argument("--settings", type=int, default=len(SETTINGS), help="measure only the first N settings (the first is the zoo's headline)")
     parser.add_argument("--table-only", action="store_true", help="print the table from the cards without evaluating")
     args = parser.parse_args()
     import advbench.models.zoo  # noqa: F401
@@ -111,14 +115,17 @@ def main() -> None:
         card = replace(card, threat_model=default_threat(card.dataset), paper_facts=paper_facts(model))
         metrics = card.metrics
         if measure_now:
-            metrics = measure(model, args.db, load_model(model, "fashion-mnist")[0].stochastic)
+            metrics = measure(model, args.db, load_model(model, "fashion-mnist")[0].stochastic, SETTINGS[: args.settings])
         card = replace(card, metrics=metrics)
         card.to_yaml(path)
         if not metrics:
             continue
         history = card.training.get("history", []) + card.training.get("base_training", {}).get("history", [])
         minutes = sum(h["seconds"] for h in history) / 60
-        cells = [f"{100 * metrics[k]['accuracy']:.2f}" + (f" (n={metrics[k]['n']})" if k == SETTINGS[0][0] else "") for k, *_ in SETTINGS]  # type: ignore[index]
+        cells = [
+            "-" if k not in metrics else f"{100 * metrics[k]['accuracy']:.2f}" + (f" (n={metrics[k]['n']})" if k == SETTINGS[0][0] else "")  # type: ignore[index]
+            for k, *_ in SETTINGS
+        ]
         print(f"| {model} | {card.training.get('recipe', '')} | {100 * metrics['clean_accuracy']:.2f} | {' | '.join(cells)} | {minutes:.1f} | {paper_headline(card.paper_facts, '-'.join(map(str, card.kwargs.get('strides', [1, 2, 2, 2]))))} |")  # type: ignore[operator]
 
 
