@@ -1,5 +1,6 @@
 """Every registered model builds; every shipped Fashion-MNIST checkpoint loads and is accurate."""
 
+import math
 import pytest
 import torch
 
@@ -89,8 +90,11 @@ def test_shipped_checkpoint(name: str) -> None:
     idx = select_indices(dataset_labels("fashion-mnist"), 500, seed=1)
     data = load_dataset("fashion-mnist", "test", indices=idx)
     accuracy = (model.predict(data.images) == data.labels).float().mean().item()
-    # The card's number was measured on the whole test set; 500 of its images must agree closely.
-    assert abs(accuracy - card.metrics["clean_accuracy"]) < 0.05
+    # The card's number was measured on its own test subset; 500 other images must agree within
+    # sampling error (three standard errors of the difference, plus 2 points for random models).
+    p, n_card = card.metrics["clean_accuracy"], card.metrics.get("test_images", 10000)
+    tolerance = 3 * math.sqrt(p * (1 - p) * (1 / n_card + 1 / 500)) + (0.02 if model.stochastic else 0.0)
+    assert abs(accuracy - p) < max(tolerance, 0.03)
     assert accuracy > 0.5
     noise = [m.sigma for m in model.modules() if isinstance(m, GaussianNoise)]
     kap = [m for m in model.modules() if isinstance(m, KAPConv2d)]

@@ -10,7 +10,14 @@ from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from advbench.cli import render
 from advbench.core.errors import AdvbenchError, UsageError
@@ -184,7 +191,12 @@ def curve_cmd(
 ) -> None:
     """Accuracy vs eps for one or more models: evaluates (resumably) or reads stored runs; CSV + PNG."""
     from advbench.engine import EvalConfig, run_eval
-    from advbench.report.curves import curves_csv, curves_from_run, parse_eps_range, plot_curves
+    from advbench.report.curves import (
+        curves_csv,
+        curves_from_run,
+        parse_eps_range,
+        plot_curves,
+    )
     from advbench.store import Store
 
     grid = parse_eps_range(eps)
@@ -217,7 +229,12 @@ def leaderboard_cmd(
     db: Annotated[Path, typer.Option(help="result database")] = Path("results/advbench.sqlite"),
 ) -> None:
     """Models ranked by worst-case robust accuracy, from the stored runs."""
-    from advbench.report.leaderboard import build_leaderboard, render_csv, render_json, render_markdown
+    from advbench.report.leaderboard import (
+        build_leaderboard,
+        render_csv,
+        render_json,
+        render_markdown,
+    )
     from advbench.store import Store
 
     renderers = {"md": render_markdown, "csv": render_csv, "json": render_json}
@@ -279,7 +296,12 @@ def check_cmd(
     db: Annotated[Path, typer.Option(help="result database")] = Path("results/advbench.sqlite"),
 ) -> None:
     """Regression gate: exit 1 when a robust accuracy fell below the baseline."""
-    from advbench.report.regression import compare, current_entries, read_baseline, write_baseline
+    from advbench.report.regression import (
+        compare,
+        current_entries,
+        read_baseline,
+        write_baseline,
+    )
     from advbench.store import Store
 
     if suite:

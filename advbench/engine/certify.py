@@ -13,7 +13,11 @@ from typing import Any, Callable
 import torch
 
 import advbench
-from advbench.certify.cohen import CertifyConfig, certify_sample, certify_sample_adaptive
+from advbench.certify.cohen import (
+    CertifyConfig,
+    certify_sample,
+    certify_sample_adaptive,
+)
 from advbench.core.device import resolve_device
 from advbench.core.errors import UsageError
 from advbench.data.registry import check_dataset_spec, dataset_labels, load_dataset

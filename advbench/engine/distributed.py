@@ -174,7 +174,11 @@ def _run_tasks(fn: Callable[..., Any], jobs: list[tuple[Any, ...]], device: str,
 def _eval_shard(config: Any, sha256: str, indices: list[int]) -> tuple[list[tuple[int, int, int]], list[dict[str, Any]]]:
     """One batch of an evaluation, in a Ray worker: the single-process loop's body."""
     from advbench.data.registry import load_dataset
-    from advbench.engine.evaluate import _evaluate_batch, _load_attacked_model, _prepare_attacks
+    from advbench.engine.evaluate import (
+        _evaluate_batch,
+        _load_attacked_model,
+        _prepare_attacks,
+    )
 
     device = _worker_device(config.device)
     threats, attacks = _prepare_attacks(config)

@@ -12,9 +12,9 @@ from advbench.models.pni import ResNet20
 from advbench.models.polarize import MadryCNN, PolarizingFrontEnd
 from advbench.models.preact_resnet import PreActResNet18
 from advbench.models.registry import MODELS, ModelSpec
+from advbench.models.resnet import ResNet18
 from advbench.models.smoothing import Smoothing
 from advbench.models.sparse_coding import SparseCodingFrontEnd
-from advbench.models.resnet import ResNet18
 
 KAP = "KAP (Bashivan et al.)"
 STRIDE = "Larger feature maps (stride/upsampling)"
