@@ -1,12 +1,14 @@
 """Measure the shipped Fashion-MNIST checkpoints and record the numbers in their cards.
 
 For each model: clean and PGD-20 Linf eps=0.1 accuracy on 1000 test images, plus (unless
-`--settings 1`) PGD-20 at Linf 0.02, L2 0.5 and L2 1.0 on 500 (the first cards: 10000 and 1000); models random at inference (every step costs EOT
-draws x their own noise samples) get every setting on 100 images with 4 EOT draws per gradient. Every number comes from an `advbench eval` run stored in
-the given database; the run ids are written into the cards, with the card's default threat model
-and its paper's facts, and a markdown table is printed. Checkpoints are re-saved in float16 first where that leaves the
-predictions on 2000 test images unchanged (the zoo must stay under 100 MB).
-Run: python scripts/zoo_metrics.py [--db results/zoo.sqlite] [--new] [MODEL ...]
+`--settings 1`) PGD-20 at Linf 0.02, L2 0.5 and L2 1.0 on 500 (the first cards: 10000 and
+1000). Models random at inference (every step costs EOT draws x their own noise samples) get
+each setting on 100 images with 2 EOT draws per gradient. Every number comes from an
+`advbench eval` run stored in the given database; the run ids are written into the cards, with
+the card's default threat model and its paper's facts, and a markdown table is printed.
+Checkpoints are re-saved in float16 first where that leaves the predictions on 2000 test
+images unchanged (the zoo must stay under 100 MB).
+Run: python scripts/zoo_metrics.py [--db results/zoo.sqlite] [--new] [--settings 1] [MODEL ...]
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ SETTINGS = [
 def measure(model: str, db: str, stochastic: bool, settings: list[tuple] = SETTINGS) -> dict[str, object]:
     metrics: dict[str, object] = {}
     for key, norm, eps, n in settings:
-        # A random model's every step costs EOT draws x its own samples: 100 images, 4 draws on CPU.
+        # A random model's every step costs EOT draws x its own samples: 100 images, 2 draws on CPU.
         n = 100 if stochastic else n
-        config = EvalConfig(model=model, attacks=("pgd",), eps=(eps,), norm=norm, n=n, db=db, batch_size=500, checks=False, eot=4 if stochastic else None)
+        config = EvalConfig(model=model, attacks=("pgd",), eps=(eps,), norm=norm, n=n, db=db, batch_size=500, checks=False, eot=2 if stochastic else None)
         summary = run_eval(config).summary
         if key == SETTINGS[0][0]:
             metrics["clean_accuracy"] = round(summary.clean_accuracy, 4)
