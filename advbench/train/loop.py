@@ -291,8 +291,8 @@ def train_model(
         mean=mean,
         std=std,
         training={
+            **{k: v for k, v in asdict(config).items() if k not in ("model", "dataset", "model_kwargs", "recipe")},
             "recipe": config.recipe or spec.recipe,
-            **{k: v for k, v in asdict(config).items() if k not in ("model", "dataset", "model_kwargs")},
             "optimizer": f"{config.optimizer}{' nesterov' if config.optimizer == 'sgd' else ''}",
             "schedule": "triangular one-cycle",
             "kept_epoch": kept,
