@@ -26,6 +26,8 @@ CASES = [
     ("fmn:steps=50", Norm.LINF),
     ("fmn:steps=50,init=deepfool", Norm.L2),
     ("ddn:steps=50", Norm.L2),
+    ("fgsm-search:epsilons=200", Norm.LINF),
+    ("pgd-search:steps=10,tries=8", Norm.LINF),
 ]
 IDS = [f"{spec.split(':')[0]}{'-init' if 'init=' in spec else ''}-{norm.value}" for spec, norm in CASES]
 # Plain FMN from the clean input stalls just short of the boundary on ~15% of digits in L2 (as the
@@ -98,7 +100,7 @@ def test_accuracy_non_increasing_in_eps(digits, results, spec: str, norm: Norm) 
     assert accuracies[-1] == pytest.approx(float((~result.success).float().mean()))
 
 
-@pytest.mark.parametrize("spec,norm", [CASES[0], CASES[3], CASES[6], CASES[8]], ids=[IDS[0], IDS[3], IDS[6], IDS[8]])
+@pytest.mark.parametrize("spec,norm", [CASES[0], CASES[3], CASES[6], CASES[8], CASES[9]], ids=[IDS[0], IDS[3], IDS[6], IDS[8], IDS[9]])
 def test_fixed_eps_call_stays_in_ball(digits, results, spec: str, norm: Norm) -> None:
     model, x, y = digits
     attack, result = results(spec, norm)

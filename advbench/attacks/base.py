@@ -91,6 +91,13 @@ class MinimumNormAttack(Attack):
 
     minimum_norm: ClassVar[bool] = True
 
+    @staticmethod
+    def unbounded_start(model: RobustModel, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x_adv = a copy of x, zero steps, indices of the samples worth attacking: those the
+        model still classifies correctly; misclassified ones cost nothing and keep x)."""
+        todo = (model.predict(x) == y).nonzero().view(-1)
+        return x.clone(), torch.zeros(len(x), dtype=torch.int64, device=x.device), todo
+
     def run_unbounded(
         self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -36,11 +36,6 @@ def _margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return logits.gather(1, y.view(-1, 1)).squeeze(1) - other
 
 
-def _still_correct(model: RobustModel, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Indices of the samples worth attacking (the clean input is not already misclassified)."""
-    return (model.predict(x) == y).nonzero().view(-1)
-
-
 def _check_positive(name: str, **values: float) -> None:
     for key, value in values.items():
         if not (math.isfinite(value) and value > 0):
@@ -164,9 +159,7 @@ class CarliniWagnerL2(MinimumNormAttack):
         self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
-        steps = torch.zeros(len(x), dtype=torch.int64, device=x.device)
-        best_adv = x.clone()
-        todo = _still_correct(model, x, y)
+        best_adv, steps, todo = self.unbounded_start(model, x, y)
         if len(todo) == 0:
             return best_adv, steps
         x0, y0 = x[todo], y[todo]
@@ -317,9 +310,7 @@ class FMN(MinimumNormAttack):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         alpha_final = cfg.alpha_init / 100 if cfg.alpha_final is None else cfg.alpha_final
-        steps = torch.zeros(len(x), dtype=torch.int64, device=x.device)
-        x_adv = x.clone()
-        todo = _still_correct(model, x, y)
+        x_adv, steps, todo = self.unbounded_start(model, x, y)
         if len(todo) == 0:
             return x_adv, steps
         x0, y0 = x[todo], y[todo]
@@ -400,9 +391,7 @@ class DDN(MinimumNormAttack):
         self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
-        steps = torch.zeros(len(x), dtype=torch.int64, device=x.device)
-        x_adv = x.clone()
-        todo = _still_correct(model, x, y)
+        x_adv, steps, todo = self.unbounded_start(model, x, y)
         if len(todo) == 0:
             return x_adv, steps
         x0, y0 = x[todo], y[todo]

@@ -18,7 +18,7 @@ from advbench.engine.certify import CertifyRunConfig, run_certify
 from advbench.engine.evaluate import EvalConfig, run_eval
 
 SUITE_KEYS = {"name", "dataset", "n", "seed", "batch_size", "models", "attacks", "threats", "certify", "eot", "checks"}
-THREAT_KEYS = {"norm", "eps"}
+THREAT_KEYS = {"norm", "eps", "attacks"}  # attacks: this budget's own list instead of the suite's
 CERTIFY_KEYS = {"sigmas", "n0", "n", "alpha", "n_samples", "batch_size"}
 
 
@@ -26,8 +26,8 @@ CERTIFY_KEYS = {"sigmas", "n0", "n", "alpha", "n_samples", "batch_size"}
 class Suite:
     name: str
     models: tuple[str, ...]
-    attacks: tuple[str, ...]
-    threats: tuple[tuple[str, tuple[float, ...]], ...]
+    # (norm, eps values, the attacks for this budget: the suite's list unless the threat names its own)
+    threats: tuple[tuple[str, tuple[float, ...], tuple[str, ...]], ...]
     dataset: str = "fashion-mnist"
     n: int | None = 500
     seed: int = 0
@@ -51,7 +51,7 @@ def load_suite(path: Path) -> Suite:
     if not isinstance(data, dict):
         raise UsageError(f"suite {path} is not a YAML mapping")
     _check_keys(f"suite {path}", data, SUITE_KEYS)
-    for key in ("models", "attacks", "threats"):
+    for key in ("models", "threats"):
         if not data.get(key):
             raise UsageError(f"suite {path}: '{key}' must be a non-empty list")
     threats = []
@@ -61,14 +61,17 @@ def load_suite(path: Path) -> Suite:
         _check_keys(f"suite {path}, threats[{i}]", t, THREAT_KEYS)
         eps = t.get("eps")
         eps = eps if isinstance(eps, list) else [eps]
+        attacks = t.get("attacks", data.get("attacks"))
+        if not attacks or not isinstance(attacks, list):
+            raise UsageError(f"suite {path}: threats[{i}] has no attacks (give the suite's 'attacks' list or the threat's own)")
         try:
-            threats.append((str(t["norm"]), tuple(float(e) for e in eps)))
+            threats.append((str(t["norm"]), tuple(float(e) for e in eps), tuple(str(a) for a in attacks)))
         except (KeyError, TypeError, ValueError):
             raise UsageError(f"suite {path}: threats[{i}] needs a norm and numeric eps") from None
     certify = data.get("certify") or {}
     _check_keys(f"suite {path}, certify", certify, CERTIFY_KEYS)
     return Suite(
-        name=str(data.get("name", Path(path).stem)), models=tuple(data["models"]), attacks=tuple(data["attacks"]), threats=tuple(threats),
+        name=str(data.get("name", Path(path).stem)), models=tuple(data["models"]), threats=tuple(threats),
         dataset=data.get("dataset", "fashion-mnist"), n=data.get("n", 500), seed=int(data.get("seed", 0)), batch_size=int(data.get("batch_size", 256)),
         eot=data.get("eot"), checks=bool(data.get("checks", True)), certify=certify,
     )
@@ -87,8 +90,8 @@ def suite_cells(suite: Suite, db: str, device: str = "auto", zoo: str | None = N
     """Every cell as (kind, model, setting label, run config)."""
     cells: list[tuple[str, str, str, Any]] = []
     for model in suite.models:
-        for norm, eps in suite.threats:
-            config = EvalConfig(model=model, attacks=suite.attacks, eps=eps, norm=norm, dataset=suite.dataset, n=suite.n, seed=suite.seed,
+        for norm, eps, attacks in suite.threats:
+            config = EvalConfig(model=model, attacks=attacks, eps=eps, norm=norm, dataset=suite.dataset, n=suite.n, seed=suite.seed,
                                 batch_size=suite.batch_size, device=device, db=db, zoo=zoo, eot=suite.eot, checks=suite.checks)
             cells.append(("eval", model, f"{norm} {','.join(f'{e:g}' for e in eps)}", config))
         if suite.certify:

@@ -1,0 +1,190 @@
+"""Write docs/reproductions.md's tables from the reproduction suites' stored runs.
+
+Each cell is our number from one stored run (with its Wilson 95 % interval and run id) beside
+the paper's number from the model's paper facts (advbench/models/paper_facts.yaml); cells more
+than 3 points apart are marked, and the document explains each. Tables are replaced between
+`<!-- table:NAME -->` and `<!-- end:NAME -->` markers, so the prose around them stays.
+Run: python scripts/reproductions.py --db results/reproductions.sqlite [--write docs/reproductions.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from advbench.attacks.registry import attack_label
+from advbench.models.paper import paper_facts
+from advbench.report.curves import minimum_norm_stats
+from advbench.report.leaderboard import wilson
+from advbench.store import Store, summarize
+
+MARK = 0.03  # differences above 3 points are marked and explained in the document
+
+
+@dataclass(frozen=True)
+class Cell:
+    value: float
+    n: int
+    run_id: str
+    clean: float
+    median_norm: float | None = None  # minimum-norm attacks: median smallest perturbation over successes
+
+
+def stored_cells(store: Store) -> dict[tuple[str, str, str, float], Cell]:
+    """(model, attack label, norm, eps) -> the newest finished single-attack run."""
+    cells: dict[tuple[str, str, str, float], Cell] = {}
+    for run in sorted(store.list_runs(limit=100_000), key=lambda r: r.created):
+        if run.kind != "eval" or run.status != "finished" or run.dataset != "fashion-mnist" or len(run.config["attack_names"]) != 1:
+            continue
+        summary = summarize(store, run.run_id)
+        attack = run.config["attack_names"][0]
+        median = minimum_norm_stats(store, run.run_id, attack)["median_norm"]
+        for per in summary.per_eps:
+            cells[(run.model, attack, summary.norm, per.eps)] = Cell(per.worst_case, summary.n, run.run_id, summary.clean_accuracy, median)
+    return cells
+
+
+def paper_value(model: str, metric: str, attack: str | None = None, norm: str | None = None, eps: float | None = None) -> float | None:
+    for r in paper_facts(model).get("reported", []):
+        if r.get("dataset") != "fashion-mnist" or r.get("metric") != metric:
+            continue
+        if attack is not None and r.get("attack") != attack:
+            continue
+        if norm is not None and r.get("norm") not in (norm, None):
+            continue
+        if eps is not None and not math.isclose(float(r.get("eps") or -1), eps):
+            continue
+        return float(r["value"])
+    return None
+
+
+def pair(ours: Cell | None, theirs: float | None, value: float | None = None) -> str:
+    """'ours [CI] / paper (diff)', the difference marked with ! above 3 points."""
+    if ours is None:
+        return "not run"
+    v = ours.value if value is None else value
+    low, high = wilson(v, ours.n)
+    text = f"{100 * v:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+    if theirs is None:
+        return text
+    diff = v - theirs
+    flag = " !" if abs(diff) > MARK else ""
+    return f"{text} / {100 * theirs:.1f} ({100 * diff:+.1f}{flag})"
+
+
+def dissertation_table(cells: dict) -> str:
+    # (the suite's spec, the paper's attack name, column)
+    attacks = [("fgsm", "fgsm", "FGSM"), ("bim:steps=20,rel_stepsize=0.1", "bim", "BIM-20"), ("pgd:restarts=20,steps=100,rel_stepsize=0.1", "pgd", "PGD 20x100")]
+    lines = [
+        "| model (paper's row) | clean | " + " | ".join(col for *_, col in attacks) + " | runs |",
+        "|---|---|" + "---|" * len(attacks) + "---|",
+    ]
+    for model in ("madry-cnn", "madry-cnn-at", "pfe-madry"):
+        found = [cells.get((model, attack_label(spec), "linf", 0.1)) for spec, _, _ in attacks]
+        first = next((c for c in found if c is not None), None)
+        clean = pair(first, paper_value(model, "clean_accuracy"), first.clean if first else None)
+        row = [pair(c, paper_value(model, "robust_accuracy", theirs, "linf", 0.1)) for c, (_, theirs, _) in zip(found, attacks)]
+        runs = ", ".join(f"`{c.run_id}`" for c in found if c is not None)
+        lines.append(f"| {model} ({paper_facts(model).get('paper_name', '')}) | {clean} | " + " | ".join(row) + f" | {runs} |")
+    return "\n".join(lines)
+
+
+def curve_table(cells: dict, eps_values: tuple[float, ...] = (0.02, 0.05, 0.1, 0.15, 0.2)) -> str:
+    lines = ["| model | clean | " + " | ".join(f"eps {e:g}" for e in eps_values) + " | run |", "|---|---|" + "---|" * len(eps_values) + "---|"]
+    for model in ("madry-cnn", "madry-cnn-at", "pfe-madry"):
+        found = [cells.get((model, attack_label("pgd:steps=100,rel_stepsize=0.1"), "linf", e)) for e in eps_values]
+        found_any = [c for c in found if c is not None]
+        clean = f"{100 * found_any[0].clean:.1f}" if found_any else "not run"
+        row = [f"{100 * c.value:.1f}" if c else "not run" for c in found]
+        runs = ", ".join(sorted({f"`{c.run_id}`" for c in found_any}))
+        lines.append(f"| {model} | {clean} | " + " | ".join(row) + f" | {runs} |")
+    return "\n".join(lines)
+
+
+SMOOTH_ATTACKS = [
+    # (the suite's spec, norm, eps, the paper's attack name, column)
+    ("fgsm-search", "linf", 1.0, "fgsm", "FGSM"),
+    ("pgd-search", "linf", 1.0, "pgd", "PGD"),
+    ("deepfool:steps=100", "l2", 1000.0, "deepfool", "DF L2"),
+    ("deepfool:steps=100", "linf", 1.0, "deepfool", "DF Linf"),
+    ("cw:binary_search_steps=5,initial_const=0.01,stepsize=0.005", "l2", 1000.0, "cw", "C&W"),
+    ("salt-and-pepper", "l2", 1000.0, "salt-and-pepper", "S&P"),
+]
+SMOOTH_MODELS = ("smooth-v", "smooth-vr", "smooth-t", "smooth-tr", "smooth-a", "smooth-ar", "smooth-l", "smooth-lr")
+
+
+def smooth_table(cells: dict) -> str:
+    lines = [
+        "| model | clean | " + " | ".join(col for *_, col in SMOOTH_ATTACKS) + " |",
+        "|---|---|" + "---|" * len(SMOOTH_ATTACKS),
+    ]
+    for model in SMOOTH_MODELS:
+        found = [cells.get((model, attack_label(spec), norm, eps)) for spec, norm, eps, _, _ in SMOOTH_ATTACKS]
+        first = next((c for c in found if c is not None), None)
+        clean = pair(first, paper_value(model, "clean_accuracy"), first.clean if first else None)
+        row = [
+            pair(c, paper_value(model, "attack_failure_rate", theirs, None if theirs == "salt-and-pepper" else norm))
+            for c, (_, norm, _, theirs, _) in zip(found, SMOOTH_ATTACKS)
+        ]
+        lines.append(f"| {model} ({paper_facts(model).get('paper_name', '')}) | {clean} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def smooth_norms(cells: dict) -> str:
+    """Median smallest perturbation each attack found (over its successes): the bounded view of the same
+    runs. Not for pgd-search, whose norm is the budget of its first success (it does not bisect)."""
+    cols = [a for a in SMOOTH_ATTACKS if a[0] != "pgd-search"]
+    lines = ["| model | " + " | ".join(col for *_, col in cols) + " |", "|---|" + "---|" * len(cols)]
+    for model in SMOOTH_MODELS:
+        found = [cells.get((model, attack_label(spec), norm, eps)) for spec, norm, eps, _, _ in cols]
+        lines.append(f"| {model} | " + " | ".join(f"{c.median_norm:.3f}" if c and c.median_norm is not None else "-" for c in found) + " |")
+    return "\n".join(lines)
+
+
+def smooth_runs(cells: dict) -> str:
+    lines = ["| model | " + " | ".join(col for *_, col in SMOOTH_ATTACKS) + " |", "|---|" + "---|" * len(SMOOTH_ATTACKS)]
+    for model in SMOOTH_MODELS:
+        found = [cells.get((model, attack_label(spec), norm, eps)) for spec, norm, eps, _, _ in SMOOTH_ATTACKS]
+        lines.append(f"| {model} | " + " | ".join(f"`{c.run_id}`" if c else "-" for c in found) + " |")
+    return "\n".join(lines)
+
+
+def build_tables(cells: dict) -> dict[str, str]:
+    return {
+        "table41": dissertation_table(cells), "fig47": curve_table(cells),
+        "smooth": smooth_table(cells), "smooth-norms": smooth_norms(cells), "smooth-runs": smooth_runs(cells),
+    }
+
+
+def replace_block(text: str, name: str, table: str) -> str:
+    pattern = re.compile(rf"(<!-- table:{name} -->\n).*?(\n<!-- end:{name} -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"no <!-- table:{name} --> ... <!-- end:{name} --> block in the document")
+    return pattern.sub(lambda m: m.group(1) + table + m.group(2), text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", action="append", required=True, help="result database(s) of the reproduction suites")
+    parser.add_argument("--write", type=Path, help="replace the tables in this document (else print them)")
+    args = parser.parse_args()
+    cells: dict = {}
+    for db in args.db:
+        with Store(db) as store:
+            cells.update(stored_cells(store))
+    tables = build_tables(cells)
+    if args.write is None:
+        for name, table in tables.items():
+            print(f"## {name}\n\n{table}\n")
+        return
+    text = args.write.read_text()
+    for name, table in tables.items():
+        text = replace_block(text, name, table)
+    args.write.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""The shipped suites are runnable, and docs/reproductions.md's tables are what its shipped runs give."""
+
+import gzip
+import importlib.util
+import shutil
+
+import pytest
+
+from advbench.attacks import build_attack
+from advbench.engine.suite import load_suite
+from advbench.models import MODELS
+from advbench.store import Store
+from conftest import REPO
+
+SUITES = sorted((REPO / "docs" / "suites").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SUITES, ids=[p.stem for p in SUITES])
+def test_shipped_suite_names_registered_models_and_supported_attacks(path) -> None:
+    suite = load_suite(path)
+    for model in suite.models:
+        assert model in MODELS.names(), f"{path.name}: unknown model {model}"
+    for norm, eps, attacks in suite.threats:
+        assert eps and attacks
+        for spec in attacks:
+            attack = build_attack(spec)[1]
+            assert norm in attack.norms, f"{path.name}: {spec} does not support {norm}"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("reproductions", REPO / "scripts" / "reproductions.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_reproduction_tables_are_the_shipped_runs(tmp_path) -> None:
+    """No number in docs/reproductions.md is typed by hand: rebuilding its tables from the
+    shipped database (docs/runs/reproductions.sqlite.gz) leaves the document unchanged."""
+    db = tmp_path / "reproductions.sqlite"
+    with gzip.open(REPO / "docs" / "runs" / "reproductions.sqlite.gz", "rb") as src, open(db, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    script = _script()
+    with Store(db) as store:
+        cells = script.stored_cells(store)
+    assert cells, "the shipped reproduction database holds no finished runs"
+    document = (REPO / "docs" / "reproductions.md").read_text()
+    rebuilt = document
+    for name, table in script.build_tables(cells).items():
+        rebuilt = script.replace_block(rebuilt, name, table)
+    assert rebuilt == document
+    assert "not run" not in document
