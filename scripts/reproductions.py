@@ -10,6 +10,7 @@ Run: python scripts/reproductions.py --db results/reproductions.sqlite [--write 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -47,6 +48,28 @@ def stored_cells(store: Store) -> dict[tuple[str, str, str, float], Cell]:
     return cells
 
 
+def external_rows(store: Store) -> list[tuple[str, str, str, float, Cell]]:
+    """(dataset, model file:NAME, attack, eps, cell) for finished runs of external models (file:PATH.py:NAME)."""
+    rows = []
+    for run in sorted(store.list_runs(limit=100_000), key=lambda r: r.created):
+        if run.kind != "eval" or run.status != "finished" or not run.model.startswith("file:"):
+            continue
+        summary = summarize(store, run.run_id)
+        name = "file:" + Path(run.model.rpartition(":")[0][len("file:"):]).name + ":" + run.model.rpartition(":")[2]
+        for per in summary.per_eps:
+            for attack in run.config["attack_names"]:
+                rows.append((Path(run.dataset.partition(":")[2]).name or run.dataset, name, attack, per.eps, Cell(per.robust_after[attack], summary.n, run.run_id, summary.clean_accuracy)))
+    return rows
+
+
+def external_table(rows: list[tuple[str, str, str, float, Cell]]) -> str:
+    lines = ["| dataset | model | n | clean | attack | Linf eps | robust | run |", "|---|---|---|---|---|---|---|---|"]
+    for dataset, model, attack, eps, c in rows:
+        low, high = wilson(c.clean, c.n)
+        lines.append(f"| {dataset} | `{model}` | {c.n} | {100 * c.clean:.1f} [{100 * low:.1f}, {100 * high:.1f}] | {attack} | {eps:g} ({eps * 255:.2g}/255) | {pair(c, None)} | `{c.run_id}` |")
+    return "\n".join(lines)
+
+
 def paper_value(model: str, metric: str, attack: str | None = None, norm: str | None = None, eps: float | None = None) -> float | None:
     for r in paper_facts(model).get("reported", []):
         if r.get("dataset") != "fashion-mnist" or r.get("metric") != metric:
@@ -75,26 +98,37 @@ def pair(ours: Cell | None, theirs: float | None, value: float | None = None) ->
     return f"{text} / {100 * theirs:.1f} ({100 * diff:+.1f}{flag})"
 
 
-def dissertation_table(cells: dict) -> str:
+TABLE41_MODELS = ("madry-cnn", "madry-cnn-at", "pfe-madry")
+TABLE41_ATTACKS = [
     # (the suite's spec, the paper's attack name, column)
-    attacks = [("fgsm", "fgsm", "FGSM"), ("bim:steps=20,rel_stepsize=0.1", "bim", "BIM-20"), ("pgd:restarts=20,steps=100,rel_stepsize=0.1", "pgd", "PGD 20x100")]
+    ("fgsm", "fgsm", "FGSM"),
+    ("bim:steps=20,rel_stepsize=0.1", "bim", "BIM-20"),
+    ("pgd:restarts=20,steps=100,rel_stepsize=0.1", "pgd", "PGD 20x100"),
+]
+
+
+def dissertation_table(cells: dict) -> str:
+    """Table 4.1 cell by cell, plus AutoAttack (not in the paper) where we ran it, to tell an
+    attack's weakness from the model's robustness."""
     lines = [
-        "| model (paper's row) | clean | " + " | ".join(col for *_, col in attacks) + " | runs |",
-        "|---|---|" + "---|" * len(attacks) + "---|",
+        "| model (paper's row) | clean | " + " | ".join(col for *_, col in TABLE41_ATTACKS) + " | AutoAttack (ours only) | runs |",
+        "|---|---|" + "---|" * len(TABLE41_ATTACKS) + "---|---|",
     ]
-    for model in ("madry-cnn", "madry-cnn-at", "pfe-madry"):
-        found = [cells.get((model, attack_label(spec), "linf", 0.1)) for spec, _, _ in attacks]
+    for model in TABLE41_MODELS:
+        found = [cells.get((model, attack_label(spec), "linf", 0.1)) for spec, _, _ in TABLE41_ATTACKS]
+        autoattack = cells.get((model, "autoattack", "linf", 0.1))
         first = next((c for c in found if c is not None), None)
         clean = pair(first, paper_value(model, "clean_accuracy"), first.clean if first else None)
-        row = [pair(c, paper_value(model, "robust_accuracy", theirs, "linf", 0.1)) for c, (_, theirs, _) in zip(found, attacks)]
-        runs = ", ".join(f"`{c.run_id}`" for c in found if c is not None)
+        row = [pair(c, paper_value(model, "robust_accuracy", theirs, "linf", 0.1)) for c, (_, theirs, _) in zip(found, TABLE41_ATTACKS)]
+        row.append(pair(autoattack, None) + f" (n={autoattack.n})" if autoattack else "-")
+        runs = ", ".join(f"`{c.run_id}`" for c in [*found, autoattack] if c is not None)
         lines.append(f"| {model} ({paper_facts(model).get('paper_name', '')}) | {clean} | " + " | ".join(row) + f" | {runs} |")
     return "\n".join(lines)
 
 
 def curve_table(cells: dict, eps_values: tuple[float, ...] = (0.02, 0.05, 0.1, 0.15, 0.2)) -> str:
     lines = ["| model | clean | " + " | ".join(f"eps {e:g}" for e in eps_values) + " | run |", "|---|---|" + "---|" * len(eps_values) + "---|"]
-    for model in ("madry-cnn", "madry-cnn-at", "pfe-madry"):
+    for model in TABLE41_MODELS:
         found = [cells.get((model, attack_label("pgd:steps=100,rel_stepsize=0.1"), "linf", e)) for e in eps_values]
         found_any = [c for c in found if c is not None]
         clean = f"{100 * found_any[0].clean:.1f}" if found_any else "not run"
@@ -152,11 +186,35 @@ def smooth_runs(cells: dict) -> str:
     return "\n".join(lines)
 
 
-def build_tables(cells: dict) -> dict[str, str]:
-    return {
+def foolbox2_table(results: dict) -> str:
+    """Foolbox 2.4's own attacks on the same checkpoints (scripts/foolbox2_table1.py): share of failures
+    in percent, then the median distance found, beside the paper's share."""
+    cols = [col for *_, col in SMOOTH_ATTACKS]
+    lines = ["| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for model in SMOOTH_MODELS:
+        row = []
+        for (_, norm, _, theirs, col) in SMOOTH_ATTACKS:
+            r = results.get(model, {}).get(col)
+            if r is None:  # Foolbox 2 runs one sample at a time: not every cell fitted the CPU budget
+                row.append("-")
+                continue
+            paper = paper_value(model, "attack_failure_rate", theirs, None if theirs == "salt-and-pepper" else norm)
+            median = "-" if r["median_norm"] is None else f"{r['median_norm']:.3f}"
+            row.append(f"{100 * r['failure_share']:.1f} / {100 * paper:.1f} (median {median}, n={r['n']})" if paper is not None else f"{100 * r['failure_share']:.1f}")
+        lines.append(f"| {model} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def build_tables(cells: dict, foolbox2: dict | None = None, external: list | None = None) -> dict[str, str]:
+    tables = {
         "table41": dissertation_table(cells), "fig47": curve_table(cells),
         "smooth": smooth_table(cells), "smooth-norms": smooth_norms(cells), "smooth-runs": smooth_runs(cells),
     }
+    if foolbox2 is not None:
+        tables["foolbox2"] = foolbox2_table(foolbox2)
+    if external is not None:
+        tables["external"] = external_table(external)
+    return tables
 
 
 def replace_block(text: str, name: str, table: str) -> str:
@@ -169,13 +227,16 @@ def replace_block(text: str, name: str, table: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", action="append", required=True, help="result database(s) of the reproduction suites")
+    parser.add_argument("--foolbox2", type=Path, help="JSON written by scripts/foolbox2_table1.py")
     parser.add_argument("--write", type=Path, help="replace the tables in this document (else print them)")
     args = parser.parse_args()
     cells: dict = {}
+    external: list = []
     for db in args.db:
         with Store(db) as store:
             cells.update(stored_cells(store))
-    tables = build_tables(cells)
+            external += external_rows(store)
+    tables = build_tables(cells, json.loads(args.foolbox2.read_text()) if args.foolbox2 else None, external)
     if args.write is None:
         for name, table in tables.items():
             print(f"## {name}\n\n{table}\n")
