@@ -4,7 +4,8 @@ Each cell is our number from one stored run (with its Wilson 95 % interval and r
 the paper's number from the model's paper facts (advbench/models/paper_facts.yaml); cells more
 than 3 points apart are marked, and the document explains each. Tables are replaced between
 `<!-- table:NAME -->` and `<!-- end:NAME -->` markers, so the prose around them stays.
-Run: python scripts/reproductions.py --db results/reproductions.sqlite [--write docs/reproductions.md]
+Run: python scripts/reproductions.py --db results/reproductions.sqlite [--foolbox2 docs/runs/foolbox2-table1.json]
+     [--write docs/reproductions.md]
 """
 
 from __future__ import annotations
@@ -218,10 +219,10 @@ def build_tables(cells: dict, foolbox2: dict | None = None, external: list | Non
 
 
 def replace_block(text: str, name: str, table: str) -> str:
-    pattern = re.compile(rf"(<!-- table:{name} -->\n).*?(\n<!-- end:{name} -->)", re.S)
+    pattern = re.compile(rf"(<!-- table:{name} -->\n)(?:.*?\n)?(<!-- end:{name} -->)", re.S)
     if not pattern.search(text):
         raise SystemExit(f"no <!-- table:{name} --> ... <!-- end:{name} --> block in the document")
-    return pattern.sub(lambda m: m.group(1) + table + m.group(2), text)
+    return pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text)
 
 
 def main() -> None:

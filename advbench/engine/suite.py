@@ -93,7 +93,7 @@ def suite_cells(suite: Suite, db: str, device: str = "auto", zoo: str | None = N
         for norm, eps, attacks in suite.threats:
             config = EvalConfig(model=model, attacks=attacks, eps=eps, norm=norm, dataset=suite.dataset, n=suite.n, seed=suite.seed,
                                 batch_size=suite.batch_size, device=device, db=db, zoo=zoo, eot=suite.eot, checks=suite.checks)
-            cells.append(("eval", model, f"{norm} {','.join(f'{e:g}' for e in eps)}", config))
+            cells.append(("eval", model, f"{norm} {','.join(f'{e:g}' for e in eps)} {','.join(attacks)}", config))
         if suite.certify:
             c = suite.certify
             config = CertifyRunConfig(model=model, sigmas=tuple(c.get("sigmas", [0.25])), n0=c.get("n0", 100), n=c.get("n", 100_000), alpha=c.get("alpha", 0.001),
