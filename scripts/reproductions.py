@@ -56,7 +56,8 @@ def external_rows(store: Store) -> list[tuple[str, str, str, float, Cell]]:
         if run.kind != "eval" or run.status != "finished" or not run.model.startswith("file:"):
             continue
         summary = summarize(store, run.run_id)
-        name = "file:" + Path(run.model.rpartition(":")[0][len("file:"):]).name + ":" + run.model.rpartition(":")[2]
+        path, _, attr = run.model[len("file:") :].rpartition(":")
+        name = f"file:{Path(path).name}:{attr}"  # the file's name only: the full path is this machine's
         for per in summary.per_eps:
             for attack in run.config["attack_names"]:
                 rows.append((Path(run.dataset.partition(":")[2]).name or run.dataset, name, attack, per.eps, Cell(per.robust_after[attack], summary.n, run.run_id, summary.clean_accuracy)))
