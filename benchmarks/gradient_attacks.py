@@ -66,8 +66,7 @@ def main() -> None:
 
     def attack(spec: str, eot: int = 1):
         a = build_attack(spec)[1]
-        a.adapt(model, eot_draws=eot)
-        return a
+        return a, a.view(model, eot_draws=eot)
 
     ours = {
         "fgsm": attack("fgsm"),
@@ -81,7 +80,7 @@ def main() -> None:
             "bare_1": lambda: bare_loop(model, x, y, 1),
             "bare_20": lambda: bare_loop(model, x, y, 20),
             "bare_80": lambda: bare_loop(model, x, y, 80),
-            **{name: (lambda a=a: a(model, x, y, threat, idx)) for name, a in ours.items()},
+            **{name: (lambda a=a, v=v: a(v, x, y, threat, idx)) for name, (a, v) in ours.items()},
             **{f"foolbox_{name}": run for name, run in fb_runs.items()},
         },
         device,
@@ -92,7 +91,7 @@ def main() -> None:
         # Ratio per round, then the median: each round's timings share the machine's state.
         return round(statistics.median(t / u for t, u in zip(times[a], times[b])), 3)
 
-    robust = {name: round(1 - a(model, x, y, threat, idx).success.float().mean().item(), 4) for name, a in ours.items()}
+    robust = {name: round(1 - a(v, x, y, threat, idx).success.float().mean().item(), 4) for name, (a, v) in ours.items()}
     robust.update({f"foolbox_{name}": round(run(), 4) for name, run in fb_runs.items()})
     report = {
         "model": args.model,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from advbench.engine import EvalConfig, run_eval
+from advbench.engine import EvalSpec, Runtime, run_eval
 from advbench.models.card import REPO_ZOO, ModelCard, card_path, load_model
 from advbench.models.paper import default_threat, paper_facts
 
@@ -34,8 +34,8 @@ def measure(model: str, db: str, stochastic: bool, settings: list[tuple] = SETTI
     for key, norm, eps, n in settings:
         # A random model's every step costs EOT draws x its own samples: 100 images, 2 draws on CPU.
         n = 100 if stochastic else n
-        config = EvalConfig(model=model, attacks=("pgd",), eps=(eps,), norm=norm, n=n, db=db, batch_size=500, checks=False, eot=2 if stochastic else None)
-        summary = run_eval(config).summary
+        spec = EvalSpec(model=model, attacks=("pgd",), eps=(eps,), norm=norm, n=n, checks=False, eot=2 if stochastic else None)
+        summary = run_eval(spec, Runtime(db=db, batch_size=500)).summary
         if key == SETTINGS[0][0]:
             metrics["clean_accuracy"] = round(summary.clean_accuracy, 4)
             metrics["test_images"] = summary.n

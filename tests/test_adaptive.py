@@ -24,8 +24,8 @@ def digits_polarizer(tmp_path_factory):
 
 def robust_accuracy(model, x, y, threat, eot=None, bpda=None) -> float:
     _, attack, _ = build_attack("pgd")
-    attack.adapt(model, eot, bpda)
-    return 1 - attack(model, x, y, threat).success.float().mean().item()
+    view = attack.view(model, eot, True if bpda is None else bpda)
+    return 1 - attack(view, x, y, threat).success.float().mean().item()
 
 
 def test_bpda_beats_plain_pgd_on_the_polarizing_front_end(digits_polarizer, digits_data) -> None:
@@ -62,17 +62,22 @@ def test_masking_checks_flag_a_masked_evaluation_and_pass_an_adaptive_one(digits
 
 
 def test_engine_records_adaptations_and_check_results(digits_zoo, tmp_path) -> None:
-    from advbench.engine import EvalConfig, run_eval
+    from dataclasses import replace
+
+    from advbench.engine import EvalSpec, Runtime, run_eval
     from advbench.store import Store
 
     db = tmp_path / "r.sqlite"
-    config = EvalConfig(model="rn18-nt", dataset="digits", attacks=("pgd", "fgsm"), eps=(0.05,), n=60, db=str(db), zoo=str(digits_zoo), check_n=40)
-    outcome = run_eval(config)
+    config = EvalSpec(model="rn18-nt", dataset="digits", attacks=("pgd", "fgsm"), eps=(0.05,), n=60, check_n=40)
+    runtime = Runtime(db=db, zoo=digits_zoo)
+    outcome = run_eval(config, runtime)
     with Store(db) as store:
         run = store.get_run(outcome.summary.run_id)
     assert run.config["adaptations"]["pgd"] == {"eot_draws": 1, "bpda": False, "stochastic_model": False}
     assert set(run.summary["checks"]) >= {"pgd", "fgsm", "pgd_double_steps", "large_eps"}
     assert run.warnings == outcome.warnings
     # The adaptation is part of the run's identity: forcing EOT starts a new run.
-    forced = run_eval(EvalConfig(**{**config.__dict__, "eot": 2}))
+    assert [c.name for c in outcome.checks] == [c["name"] for c in run.summary["check_results"]]
+    assert all(isinstance(c.passed, bool) and c.why for c in outcome.checks)
+    forced = run_eval(replace(config, eot=2), runtime)
     assert forced.summary.run_id != outcome.summary.run_id

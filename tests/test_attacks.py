@@ -137,8 +137,12 @@ def test_transfer_from_the_model_itself_equals_white_box_pgd(digits_model, digit
     threat = ThreatModel("linf", 0.05)
     label, transfer, config = build_attack("transfer:pgd", surrogate="rn18-nt")
     assert label == "transfer:pgd" and config["surrogate"] == "rn18-nt"
-    transfer.surrogate_model = digits_model
-    assert torch.equal(transfer(digits_model, x, y, threat).success, build_attack("pgd")[1](digits_model, x, y, threat).success)
+    from advbench.attacks.wrappers import TransferModel, view_for
+
+    composite = TransferModel(digits_model, view_for(digits_model, True), "rn18-nt")
+    assert torch.equal(transfer(composite, x, y, threat).success, build_attack("pgd")[1](digits_model, x, y, threat).success)
+    with pytest.raises(UsageError, match="TransferModel"):
+        transfer(digits_model, x, y, threat)  # the attack holds no model: the surrogate is model-side
     with pytest.raises(UsageError, match="surrogate"):
         build_attack("transfer:pgd")
 
@@ -148,17 +152,19 @@ def test_eot_averages_draws_and_is_chosen_for_random_models(digits_model) -> Non
     from advbench.models.wrapper import RobustModel
 
     _, attack, _ = build_attack("pgd")
-    assert attack.adapt(digits_model) == {"eot_draws": 1, "bpda": False, "stochastic_model": False}
+    assert attack.adaptations(attack.view(digits_model)) == {"eot_draws": 1, "bpda": False, "stochastic_model": False}
     noisy_net = torch.nn.Sequential(GaussianNoise(0.0, inference_sigma=0.5), torch.nn.Flatten(), torch.nn.Linear(64, 10))
     noisy = RobustModel(noisy_net, (1, 8, 8), 10)
-    assert attack.adapt(noisy)["eot_draws"] == 20
-    assert attack.adapt(noisy, eot_draws=1)["eot_draws"] == 1
+    assert attack.adaptations(attack.view(noisy))["eot_draws"] == 20
+    assert attack.adaptations(attack.view(noisy, eot_draws=1))["eot_draws"] == 1
+    assert not hasattr(attack, "eot_draws")  # the attack object is never changed by a model
     x, y = torch.rand(6, 1, 8, 8), torch.randint(0, 10, (6,))
-    from advbench.attacks.gradient import loss_and_grad
+    from advbench.attacks.losses import loss_and_grad
+    from advbench.attacks.wrappers import AttackedModel
 
     # For a linear model with additive input noise the CE gradient's EOT mean converges: 200
     # draws are far closer to 400 draws than one draw is.
-    _, one = loss_and_grad(noisy, x, y, draws=1)
-    _, many = loss_and_grad(noisy, x, y, draws=200)
-    _, more = loss_and_grad(noisy, x, y, draws=400)
+    _, one = loss_and_grad(AttackedModel(noisy, 1), x, y)
+    _, many = loss_and_grad(AttackedModel(noisy, 200), x, y)
+    _, more = loss_and_grad(AttackedModel(noisy, 400), x, y)
     assert (many - more).norm() < 0.5 * (one - more).norm()

@@ -183,8 +183,8 @@ def test_auto_version_picks_rand_for_random_models(digits_model):
     from advbench.models.wrapper import RobustModel
 
     attack = build_attack("autoattack")[1]
-    assert attack.adapt(digits_model)["autoattack_version"] == "standard"
+    assert attack.adaptations(attack.view(digits_model))["autoattack_version"] == "standard"
     noisy = RobustModel(MODELS.get("cpni-w").build(in_channels=1, num_classes=10), (1, 8, 8), 10, name="cpni-w")
-    assert attack.adapt(noisy)["autoattack_version"] == "rand" and attack.version() == "rand"
+    assert attack.adaptations(attack.view(noisy))["autoattack_version"] == "rand" and attack.version(noisy) == "rand"
     forced = build_attack("autoattack:version=standard")[1]
-    assert forced.adapt(noisy)["autoattack_version"] == "standard"
+    assert forced.adaptations(forced.view(noisy))["autoattack_version"] == "standard"

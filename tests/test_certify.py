@@ -64,18 +64,20 @@ def test_certification_is_reproducible_and_sample_seeded(digits_model, digits_da
 
 
 def test_certify_run_stores_every_certificate_and_resumes(digits_zoo, tmp_path) -> None:
-    from advbench.engine.certify import CertifyRunConfig, run_certify
+    from advbench.engine.certify import run_certify
+    from advbench.engine.spec import CertifySpec, Runtime
     from advbench.store import Store
 
     db = tmp_path / "c.sqlite"
-    config = CertifyRunConfig("rn18-nt", sigmas=(0.12, 0.25), n0=10, n=100, n_samples=6, dataset="digits", batch_size=100, db=str(db), zoo=str(digits_zoo))
-    summary = run_certify(config)
+    config = CertifySpec("rn18-nt", sigmas=(0.12, 0.25), n0=10, n=100, n_samples=6, dataset="digits")
+    runtime = Runtime(db=db, zoo=digits_zoo, batch_size=100)
+    summary = run_certify(config, runtime)
     with Store(db) as store:
         rows = store.certificate_rows(summary.run_id)
     assert len(rows) == 12 and {r["sigma"] for r in rows} == {0.12, 0.25}
     curve = summary.curves["0.25"]["certified_accuracy"]
     assert curve == sorted(curve, reverse=True) and 0 <= curve[0] <= 1
-    again = run_certify(config)
+    again = run_certify(config, runtime)
     assert again.run_id == summary.run_id and again.curves == summary.curves
     assert not math.isnan(summary.forward_passes_per_second)
 

@@ -12,13 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from advbench.engine import EvalConfig, run_eval
-from advbench.engine.certify import CertifyRunConfig, run_certify
+from advbench.engine import EvalSpec, Runtime, run_eval
+from advbench.engine.certify import run_certify
+from advbench.engine.spec import CertifySpec
 from advbench.store import Store
 from test_cli import advbench, assert_one_line_error
 
-PGD = dict(model="rn18-nt", attacks=("fgsm", "pgd:steps=5"), eps=(0.02, 0.05), n=64, batch_size=16, check_n=16)
-CERT = dict(model="rn18-nt", sigmas=(0.25, 0.5), n0=20, n=200, n_samples=12, batch_size=200)
+PGD = EvalSpec(model="rn18-nt", attacks=("fgsm", "pgd:steps=5"), eps=(0.02, 0.05), n=64, check_n=16)
+CERT = CertifySpec(model="rn18-nt", sigmas=(0.25, 0.5), n0=20, n=200, n_samples=12)
+
+
+def runtime(db: Path, ray: str | None = None, batch_size: int = 16) -> Runtime:
+    return Runtime(db=db, batch_size=batch_size, ray=ray)
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +45,9 @@ def _eval_rows(db: Path, run_id: str) -> tuple[list, list, dict | None, str]:
 
 
 def test_sharded_pgd_equals_single_process_and_resumes(ray_local, tmp_path: Path) -> None:
-    single = run_eval(EvalConfig(**PGD, db=str(tmp_path / "single.sqlite")))
+    single = run_eval(PGD, runtime(tmp_path / "single.sqlite"))
     progress: list[tuple[int, int]] = []
-    sharded = run_eval(EvalConfig(**PGD, db=str(tmp_path / "ray.sqlite")), progress=lambda d, t: progress.append((d, t)), ray="local")
+    sharded = run_eval(PGD, runtime(tmp_path / "ray.sqlite", "local"), progress=lambda d, t: progress.append((d, t)))
     want = _eval_rows(tmp_path / "single.sqlite", single.summary.run_id)
     got = _eval_rows(tmp_path / "ray.sqlite", sharded.summary.run_id)
     assert len(want[0]) == 64 and len(want[1]) == 64 * 2 * 2
@@ -59,15 +64,15 @@ def test_sharded_pgd_equals_single_process_and_resumes(ray_local, tmp_path: Path
         conn.execute(f"DELETE FROM samples WHERE sample_idx IN ({marks})", lost)
         conn.execute("UPDATE runs SET status = 'running'")
     progress.clear()
-    again = run_eval(EvalConfig(**PGD, db=str(db)), progress=lambda d, t: progress.append((d, t)), ray="local")
+    again = run_eval(PGD, runtime(db, "local"), progress=lambda d, t: progress.append((d, t)))
     assert again.resumed and not again.already_finished and again.summary.run_id == sharded.summary.run_id
     assert progress[0] == (32, 64) and progress[-1] == (64, 64)
     assert _eval_rows(db, again.summary.run_id) == want
 
 
 def test_sharded_certification_equals_single_process_and_resumes(ray_local, tmp_path: Path) -> None:
-    single = run_certify(CertifyRunConfig(**CERT, db=str(tmp_path / "single.sqlite")))
-    sharded = run_certify(CertifyRunConfig(**CERT, db=str(tmp_path / "ray.sqlite")), ray="local")
+    single = run_certify(CERT, runtime(tmp_path / "single.sqlite", batch_size=200))
+    sharded = run_certify(CERT, runtime(tmp_path / "ray.sqlite", "local", batch_size=200))
     with Store(tmp_path / "single.sqlite") as a, Store(tmp_path / "ray.sqlite") as b:
         want = _without_seconds(a.certificate_rows(single.run_id))
         assert len(want) == 12 * 2
@@ -80,7 +85,7 @@ def test_sharded_certification_equals_single_process_and_resumes(ray_local, tmp_
         conn.execute("DELETE FROM certificates WHERE sigma = 0.5 AND sample_idx IN (SELECT sample_idx FROM certificates ORDER BY sample_idx LIMIT 10)")
         conn.execute("UPDATE runs SET status = 'running'")
     progress: list[tuple[int, int]] = []
-    again = run_certify(CertifyRunConfig(**CERT, db=str(db)), progress=lambda d, t: progress.append((d, t)), ray="local")
+    again = run_certify(CERT, runtime(db, "local", batch_size=200), progress=lambda d, t: progress.append((d, t)))
     assert progress[0][0] < 24 and progress[-1] == (24, 24)
     with Store(db) as store:
         assert _without_seconds(store.certificate_rows(again.run_id)) == want
@@ -88,25 +93,36 @@ def test_sharded_certification_equals_single_process_and_resumes(ray_local, tmp_
 
 def test_dead_workers_are_retried_and_worker_errors_come_back_as_themselves(ray_local, tmp_path: Path) -> None:
     from advbench.core.errors import CheckpointError
-    from advbench.engine.distributed import _run_tasks
+    from advbench.engine.executors import RayExecutor
 
-    def dies_once(marker: str, value: int) -> int:
+    builds = tmp_path / "builds"
+
+    def build_plan() -> str:  # a worker builds its plan once, and again only when it was restarted
+        with open(builds, "a") as f:
+            f.write("x")
+        return "plan"
+
+    def dies_once(plan: str, shard: tuple[str, int]) -> tuple[str, int]:
         import os
 
+        marker, value = shard
         if not os.path.exists(marker):
             open(marker, "w").close()
             os._exit(1)  # the worker process dies, as on a lost node or an OOM kill
-        return value
+        return plan, value
 
-    got: list[int] = []
-    _run_tasks(dies_once, [(str(tmp_path / "died"), 7)], "cpu", got.append)
-    assert got == [7] and (tmp_path / "died").exists()
+    got: list = []
+    executor = RayExecutor("local", "cpu", build_plan, workers=1)
+    executor.map(dies_once, [(str(tmp_path / "died"), 7), (str(tmp_path / "died"), 8)], got.append)
+    assert got == [("plan", 7), ("plan", 8)] and (tmp_path / "died").exists()
+    assert builds.read_text() == "xx"  # one build, one rebuild after the crash: not one per shard
+    executor.close()
 
-    def tampered() -> None:
+    def tampered(plan: str, shard: tuple) -> None:
         raise CheckpointError("sha256 mismatch")
 
     with pytest.raises(CheckpointError, match="sha256 mismatch"):
-        _run_tasks(tampered, [()], "cpu", got.append)
+        RayExecutor("local", "cpu", build_plan).map(tampered, [()], got.append)
 
 
 def test_suite_over_ray_from_the_cli(ray_local, tmp_path: Path) -> None:

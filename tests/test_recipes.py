@@ -145,7 +145,8 @@ def test_adam_training_resumes_to_the_same_weights(tmp_path) -> None:
 
 @pytest.mark.parametrize("code", ["A1N2", "A2N1"])
 def test_partial_adversarial_training_freezes_one_part_and_retrains_the_other(tmp_path, code: str) -> None:
-    from advbench.train.partial import split_modules, train_partial
+    from advbench.train import train_partial
+    from advbench.train.stages import split_modules
 
     config = config_for("madry-cnn", **DIGITS, epochs=1, model_kwargs={"input_size": 8, "hidden": 32})
     card = train_partial(code, "conv2", config, tmp_path / "digits", torch.device("cpu"))
@@ -173,3 +174,101 @@ def test_layer_sweep_writes_one_row_per_cutoff(tmp_path) -> None:
     )
     assert result.column("cutoff") == ["conv1", "fc1"]
     assert all(0 <= a <= 1 for a in result.column("pgd_accuracy")) and paths["png"].stat().st_size > 0
+
+
+def test_train_partial_passes_data_dir_and_resume_to_both_stages(tmp_path, monkeypatch) -> None:
+    from advbench.train import partial
+
+    calls = []
+    monkeypatch.setattr(partial, "train_model", lambda config, out_dir, device, *args, **kw: calls.append((config, out_dir, args, kw)))
+    config = config_for("madry-cnn", **DIGITS, epochs=1)
+    partial.train_partial("N1A2", "conv2", config, tmp_path, torch.device("cpu"), data_dir="/data", resume=True)
+    assert [c.recipe for c, *_ in calls] == ["normal", "pgd-at"] and [d for _, d, *_ in calls] == [tmp_path / "stage1", tmp_path]
+    assert all(args == ("/data", True) for _, _, args, _ in calls)
+    calls.clear()
+    partial.train_partial("N1A2", "conv2", config, tmp_path, torch.device("cpu"))
+    assert all(args == (None, False) for _, _, args, _ in calls)
+
+
+def test_resumed_partial_training_keeps_a_finished_stage_1(tmp_path, monkeypatch) -> None:
+    from advbench.train import partial
+    from advbench.train.loop import finished_card
+
+    config = config_for("madry-cnn", **DIGITS, epochs=0, model_kwargs={"input_size": 8, "hidden": 32})
+    stage1 = TrainConfig(**{**config.__dict__, "recipe": "normal"})
+    assert finished_card(stage1, tmp_path / "stage1") is None
+    card = train_model(stage1, tmp_path / "stage1", torch.device("cpu"))
+    assert finished_card(stage1, tmp_path / "stage1") == card
+    assert finished_card(TrainConfig(**{**stage1.__dict__, "lr": 0.2}), tmp_path / "stage1") is None
+    assert finished_card(TrainConfig(**{**stage1.__dict__, "model_kwargs": {"input_size": 8, "hidden": 16}}), tmp_path / "stage1") is None
+    calls = []
+    monkeypatch.setattr(partial, "train_model", lambda config, out_dir, *args, **kw: calls.append(config.recipe))
+    partial.train_partial("N1A2", "conv2", config, tmp_path, torch.device("cpu"), resume=True)
+    assert calls == ["pgd-at"]  # stage 2 only
+    calls.clear()
+    partial.train_partial("N1A2", "conv2", config, tmp_path, torch.device("cpu"))
+    assert calls == ["normal", "pgd-at"]  # without resume both stages train again
+
+
+def test_interrupted_partial_training_resumes_to_the_same_weights(tmp_path) -> None:
+    from advbench.train import train_partial
+
+    config = config_for("madry-cnn", **DIGITS, epochs=2, max_train=400, model_kwargs={"input_size": 8, "hidden": 32})
+    train_partial("A1N2", "conv2", config, tmp_path / "a" / "digits", torch.device("cpu"))
+
+    class Stop(Exception):
+        pass
+
+    epochs_seen = []
+
+    def stop_in_stage_2(log) -> None:
+        epochs_seen.append(log.epoch)
+        if len(epochs_seen) == 3:  # stage 1's two epochs, then stage 2's first
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_partial("A1N2", "conv2", config, tmp_path / "b" / "digits", torch.device("cpu"), on_epoch=stop_in_stage_2)
+    epochs_seen.clear()
+    train_partial("A1N2", "conv2", config, tmp_path / "b" / "digits", torch.device("cpu"), resume=True, on_epoch=lambda log: epochs_seen.append(log.epoch))
+    assert epochs_seen == [2]  # stage 1 kept, stage 2 continued from its state
+    a, _ = load_model("madry-cnn", "digits", tmp_path / "a")
+    b, _ = load_model("madry-cnn", "digits", tmp_path / "b")
+    assert all(torch.equal(a.net.state_dict()[k], v) for k, v in b.net.state_dict().items())
+
+
+def test_layer_sweep_uses_the_seed_and_data_dir_it_is_given(tmp_path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from advbench.analysis import layers
+
+    seen: dict[str, object] = {}
+
+    def fake_partial(code, cutoff, config, out_dir, device, data_dir=None, resume=False):
+        seen.update(train_seed=config.seed, at_eps=config.at_eps, data_dir=data_dir)
+        return train_model(replace(config, epochs=0), out_dir, device, data_dir)
+
+    def spy_indices(labels, n, seed=0, balanced=False):
+        seen["subset_seed"] = seed
+        return select_indices(labels, n, seed, balanced)
+
+    def spy_attack(text):
+        label, attack, config = build_attack(text)
+
+        def call(model, x, y, threat, indices=None, seed=0):
+            seen["attack_seed"] = seed
+            return attack(model, x, y, threat, indices, seed)
+
+        return label, call, config
+
+    from advbench.attacks import build_attack
+    from advbench.data import select_indices
+
+    monkeypatch.setattr(layers, "train_partial", fake_partial)
+    monkeypatch.setattr(layers, "select_indices", spy_indices)
+    monkeypatch.setattr(layers, "build_attack", spy_attack)
+    result, _ = layers.layer_sweep(
+        "madry-cnn", "A1N2", ["conv2"], tmp_path, torch.device("cpu"), dataset="digits", n=20, eps=0.05, seed=7,
+        data_dir=str(tmp_path), **{**{k: v for k, v in DIGITS.items() if k != "dataset"}, "model_kwargs": {"input_size": 8, "hidden": 32}},
+    )
+    assert seen == {"subset_seed": 7, "train_seed": 7, "attack_seed": 7, "at_eps": 0.05, "data_dir": str(tmp_path)}
+    assert result.config["seed"] == 7

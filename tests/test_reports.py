@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from advbench.engine import EvalConfig, run_eval
+from advbench.engine import EvalSpec, Runtime, run_eval
 from advbench.report.curves import curves_from_run, parse_eps_range, plot_curves
 from advbench.report.leaderboard import build_leaderboard, render_csv, render_json, render_markdown
 from advbench.store import Store, summarize
@@ -21,8 +21,8 @@ from test_cli import advbench
 def report_db(digits_zoo, tmp_path_factory) -> Path:
     db = tmp_path_factory.mktemp("reports") / "r.sqlite"
     for eps in ((0.02, 0.05, 0.1),):
-        run_eval(EvalConfig(model="rn18-nt", dataset="digits", attacks=("fgsm", "pgd"), eps=eps, n=80, db=str(db), zoo=str(digits_zoo), checks=False))
-    run_eval(EvalConfig(model="rn18-nt", dataset="digits", attacks=("pgd",), eps=(1.0,), norm="l2", n=80, db=str(db), zoo=str(digits_zoo), checks=False))
+        run_eval(EvalSpec(model="rn18-nt", dataset="digits", attacks=("fgsm", "pgd"), eps=eps, n=80, checks=False), Runtime(db=db, zoo=digits_zoo))
+    run_eval(EvalSpec(model="rn18-nt", dataset="digits", attacks=("pgd",), eps=(1.0,), norm="l2", n=80, checks=False), Runtime(db=db, zoo=digits_zoo))
     return db
 
 
@@ -69,7 +69,7 @@ def test_minimum_norm_attack_gives_a_whole_curve_from_one_run(digits_zoo, tmp_pa
 
     db = tmp_path / "m.sqlite"
     grid = [0.0, 0.05, 0.1, 0.2, 0.5, 1.0]
-    out = run_eval(EvalConfig(model="rn18-nt", dataset="digits", attacks=("deepfool",), eps=tuple(grid), norm="l2", n=60, db=str(db), zoo=str(digits_zoo), checks=False))
+    out = run_eval(EvalSpec(model="rn18-nt", dataset="digits", attacks=("deepfool",), eps=tuple(grid), norm="l2", n=60, checks=False), Runtime(db=db, zoo=digits_zoo))
     with Store(db) as store:
         derived = minimum_norm_curve(store, out.summary.run_id, "deepfool", grid)
         stats = minimum_norm_stats(store, out.summary.run_id, "deepfool")

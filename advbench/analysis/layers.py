@@ -7,7 +7,6 @@ accuracy, PGD accuracy and the mean adversarial CE loss; one row per cutoff, plo
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -18,33 +17,34 @@ from advbench.attacks import build_attack
 from advbench.core.threat import ThreatModel
 from advbench.data import load_dataset, select_indices
 from advbench.data.registry import dataset_labels
-from advbench.models.card import ModelCard, build_from_card
-from advbench.train import config_for
-from advbench.train.partial import parse_code, train_partial
+from advbench.models.card import build_from_card
+from advbench.train import config_for, train_partial
+from advbench.train.stages import parse_code
 
 
 def layer_sweep(
     model: str, code: str, cutoffs: list[str], out: Path, device: torch.device, dataset: str = "fashion-mnist", n: int = 500,
-    eps: float = 0.1, **train_overrides: object,
+    eps: float = 0.1, *, seed: int = 0, data_dir: str | None = None, **train_overrides: object,
 ) -> tuple[AnalysisResult, dict[str, Path]]:
+    """One row per cutoff; `seed` picks the test subset, seeds the PGD evaluation and the training."""
     parse_code(code)
-    idx = select_indices(dataset_labels(dataset), n, seed=0)
-    data = load_dataset(dataset, "test", indices=idx)
+    idx = select_indices(dataset_labels(dataset, "test", data_dir), n, seed=seed)
+    data = load_dataset(dataset, "test", data_dir, indices=idx)
     x, y = data.images.to(device), data.labels.to(device)
     threat = ThreatModel("linf", eps)
-    base = config_for(model, dataset=dataset, **train_overrides)
+    base = config_for(model, dataset=dataset, **{**train_overrides, "seed": seed, "at_eps": eps})
     rows = []
     for cutoff in cutoffs:
         folder = out / f"{model}-{code}-{cutoff}"
-        card = train_partial(code, cutoff, replace(base, at_eps=eps), folder, device)
-        net = build_from_card(ModelCard.from_yaml(folder / f"{card.name}.yaml"), folder).to(device)
-        result = build_attack("pgd")[1](net, x, y, threat, idx.to(device))
+        card = train_partial(code, cutoff, base, folder, device, data_dir)
+        net = build_from_card(card, folder).to(device)
+        result = build_attack("pgd")[1](net, x, y, threat, idx.to(device), seed)
         with torch.no_grad():
             loss = F.cross_entropy(net(result.x_adv), y).item()
             clean = (net.predict(x) == y).float().mean().item()
         rows.append([cutoff, clean, 1 - result.success.float().mean().item(), loss])
     analysis = AnalysisResult("layers", ["cutoff", "clean_accuracy", "pgd_accuracy", "adversarial_loss"], rows,
-                              config={"model": model, "code": code, "eps": eps, "n": n, "dataset": dataset})
+                              config={"model": model, "code": code, "eps": eps, "n": n, "dataset": dataset, "seed": seed})
     paths = write_outputs(analysis, out, f"{model}_{code}_{timestamp()}", plot_layers, {"analysis": "layers"})
     return analysis, paths
 

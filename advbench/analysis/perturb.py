@@ -32,7 +32,7 @@ def adversarial_examples(
         raise UsageError(f"unknown norm {norm!r}; use {', '.join(n.value for n in Norm)}")
     label, instance, _ = build_attack(attack)
     threat = ThreatModel(norm, eps)
-    instance.adapt(model)
+    model = instance.view(model)  # EOT on random models, BPDA where there are surrogates
     if indices is None:
         indices = torch.arange(len(x))
     if eps == 0:

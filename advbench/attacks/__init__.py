@@ -1,7 +1,14 @@
 """Attacks: each a small class with a frozen typed config, called as attack(model, x, y, threat)."""
 
 # Importing the modules registers their attacks.
-from advbench.attacks import autoattack, blackbox, gradient, minimum_norm, search, transfer  # noqa: E402,F401
+from advbench.attacks import (  # noqa: E402,F401
+    autoattack,
+    blackbox,
+    gradient,
+    minimum_norm,
+    search,
+    transfer,
+)
 from advbench.attacks.base import Attack, AttackResult, MinimumNormAttack
 from advbench.attacks.registry import ATTACKS, build_attack, register_attack
 

@@ -38,9 +38,9 @@ from pyautoattack import AutoAttack
 
 from advbench.attacks.base import Attack
 from advbench.attacks.registry import register_attack
+from advbench.attacks.wrappers import AttackedModel
 from advbench.core.errors import UsageError
 from advbench.core.threat import Norm, ThreatModel
-from advbench.models.wrapper import RobustModel
 
 log = logging.getLogger(__name__)
 
@@ -145,25 +145,26 @@ class _AutoAttackBase(Attack):
     def __init__(self, config: Any) -> None:
         self.config = config
 
-    def version(self) -> str:
+    def version(self, model: AttackedModel | None = None) -> str:
+        """pyautoattack's version for this attack on `model`."""
         return "custom"
 
     def configure(self, aa: Any, num_classes: int) -> None:
         """Adjust the package's attack objects after construction (defaults: leave them be)."""
 
-    def build(self, model: RobustModel, threat: ThreatModel, seed: int, device: torch.device) -> Any:
+    def build(self, model: AttackedModel, threat: ThreatModel, seed: int, device: torch.device) -> Any:
         attacks = None if self.aa_attack is None else [self.aa_attack]
-        aa = AutoAttack(model, norm=AA_NORMS[threat.norm], eps=threat.eps, version=self.version(), attacks=attacks, device=device, seed=seed)
+        aa = AutoAttack(model, norm=AA_NORMS[threat.norm], eps=threat.eps, version=self.version(model), attacks=attacks, device=device, seed=seed)
         self.configure(aa, model.num_classes)
         return aa
 
     def run(
-        self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         steps = torch.zeros(len(x), dtype=torch.int64, device=x.device)
         if threat.eps == 0 or len(x) == 0:
             return x.clone(), steps
-        if model.stochastic and self.version() != "rand":
+        if model.stochastic and self.version(model) != "rand":
             log.info("%s: model %s is random at inference; autoattack:version=rand (EOT) is the version meant for it", self.name, model.name)
         with _contained(seed, x.device):
             aa = self.build(model, threat, seed, x.device)
@@ -181,18 +182,14 @@ class AutoAttackEnsemble(_AutoAttackBase):
     name = "autoattack"
     config: AutoAttackConfig
 
-    chosen: str | None = None  # set by `adapt`
+    def version(self, model: AttackedModel | None = None) -> str:
+        """Adaptive by default: version 'auto' is 'rand' (EOT) on a model random at inference, else 'standard'."""
+        if self.config.version != "auto":
+            return self.config.version
+        return "rand" if model is not None and model.stochastic else "standard"
 
-    def adapt(self, model: RobustModel, eot_draws: int | None = None, bpda: bool | None = None) -> dict[str, object]:
-        """Adaptive by default: version 'auto' becomes 'rand' (EOT) on a model random at inference."""
-        used = super().adapt(model, eot_draws, bpda)
-        self.chosen = ("rand" if model.stochastic else "standard") if self.config.version == "auto" else self.config.version
-        return {**used, "autoattack_version": self.chosen}
-
-    def version(self) -> str:
-        if self.chosen is not None:
-            return self.chosen
-        return "standard" if self.config.version == "auto" else self.config.version
+    def adaptations(self, model: AttackedModel) -> dict[str, object]:
+        return {**super().adaptations(model), "autoattack_version": self.version(model)}
 
     def configure(self, aa: Any, num_classes: int) -> None:
         cfg = self.config

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import torch
 
+from advbench.attacks.wrappers import AttackedModel, view_for
 from advbench.core.errors import UsageError
 from advbench.core.threat import Norm, ThreatModel
 from advbench.models.wrapper import RobustModel
@@ -28,38 +29,33 @@ class AttackResult:
 class Attack:
     """Base of fixed-epsilon attacks. Subclasses implement `run`; `__call__` is the contract.
 
-    Adaptive evaluation (Athalye et al.; Tramer et al.): `bpda` routes gradients through the
-    model's BPDA surrogates (on by default); `eot_draws` averages gradient-based attacks'
-    gradients over that many forward passes of a random model. `adapt` sets both from the model.
+    An attack holds only its frozen config. How it reaches a particular model (BPDA surrogates,
+    EOT draws, a transfer surrogate) belongs to the model as attacked: pass an
+    `advbench.attacks.wrappers.AttackedModel`, or a plain `RobustModel` to get the adaptive
+    default (`view_for`: EOT on models random at inference, BPDA where there are surrogates).
     """
 
     name: ClassVar[str] = "attack"
     norms: ClassVar[tuple[str, ...]] = ("linf", "l2")
     uses_gradients: ClassVar[bool] = False
-    bpda: bool = True
-    eot_draws: int = 1
 
-    def adapt(self, model: RobustModel, eot_draws: int | None = None, bpda: bool | None = None) -> dict[str, object]:
-        """Choose the adaptations for `model` (None = automatic) and return what will be used.
+    def view(self, model: RobustModel | AttackedModel, eot_draws: int | None = None, bpda: bool = True) -> AttackedModel:
+        """The model as this attack will see it (the adaptive default unless already a view)."""
+        return view_for(model, self.uses_gradients, eot_draws, bpda)
 
-        Automatic: EOT with 20 draws per gradient when the model is random at inference
-        (gradient attacks only); BPDA whenever the model has surrogates.
-        """
-        if eot_draws is not None and eot_draws < 1:
-            raise UsageError(f"EOT needs at least 1 draw per gradient, got {eot_draws}")
-        self.eot_draws = eot_draws if eot_draws is not None else (20 if model.stochastic and self.uses_gradients else 1)
-        self.bpda = bpda if bpda is not None else True
-        return {"eot_draws": self.eot_draws, "bpda": self.bpda and model.has_bpda, "stochastic_model": model.stochastic}
+    def adaptations(self, model: AttackedModel) -> dict[str, object]:
+        """What adaptive evaluation uses against `model`; stored with the run, part of its identity."""
+        return model.adaptations()
 
     def run(
-        self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (x_adv, steps per sample)."""
         raise NotImplementedError
 
     def __call__(
         self,
-        model: RobustModel,
+        model: RobustModel | AttackedModel,
         x: torch.Tensor,
         y: torch.Tensor,
         threat: ThreatModel,
@@ -68,15 +64,15 @@ class Attack:
     ) -> AttackResult:
         if threat.norm.value not in self.norms:
             raise UsageError(f"attack {self.name!r} does not support the {threat.norm.value} norm (supports {', '.join(self.norms)})")
-        model.check_inputs(x)
+        view = self.view(model)
+        view.check_inputs(x)
         if y.shape != (len(x),):
             raise UsageError(f"labels must have shape ({len(x)},), got {tuple(y.shape)}")
         if indices is None:
             indices = torch.arange(len(x), device=x.device)
-        with model.attack_mode(self.bpda):
-            x_adv, steps = self.run(model, x, y, threat, indices, seed)
+        x_adv, steps = self.run(view, x, y, threat, indices, seed)
         x_adv = threat.project(x, x_adv.detach())
-        adv_pred = model.predict(x_adv)
+        adv_pred = view.verdict(x_adv)
         success = adv_pred != y
         return AttackResult(x_adv, success, threat.distance(x, x_adv), steps, adv_pred)
 
@@ -92,43 +88,55 @@ class MinimumNormAttack(Attack):
     minimum_norm: ClassVar[bool] = True
 
     @staticmethod
-    def unbounded_start(model: RobustModel, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def unbounded_start(model: AttackedModel, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(x_adv = a copy of x, zero steps, indices of the samples worth attacking: those the
         model still classifies correctly; misclassified ones cost nothing and keep x)."""
         todo = (model.predict(x) == y).nonzero().view(-1)
         return x.clone(), torch.zeros(len(x), dtype=torch.int64, device=x.device), todo
 
     def run_unbounded(
-        self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (x_adv in [0,1], the smallest adversarial found or x where none; steps or queries per sample)."""
         raise NotImplementedError
 
     def minimize(
-        self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, norm: Norm | str, indices: torch.Tensor | None = None, seed: int = 0
+        self, model: RobustModel | AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm | str, indices: torch.Tensor | None = None, seed: int = 0
     ) -> AttackResult:
         norm = Norm(norm)
         if norm.value not in self.norms:
             raise UsageError(f"attack {self.name!r} does not support the {norm.value} norm (supports {', '.join(self.norms)})")
-        model.check_inputs(x)
+        view = self.view(model)
+        view.check_inputs(x)
         if indices is None:
             indices = torch.arange(len(x), device=x.device)
-        with model.attack_mode(self.bpda):
-            x_adv, steps = self.run_unbounded(model, x, y, norm, indices, seed)
+        x_adv, steps = self.run_unbounded(view, x, y, norm, indices, seed)
         x_adv = x_adv.detach().clamp(0.0, 1.0)
-        adv_pred = model.predict(x_adv)
+        adv_pred = view.verdict(x_adv)
         success = adv_pred != y
         distance = ThreatModel(norm, 0.0).distance(x, x_adv)
         min_distance = torch.where(success, distance, torch.full_like(distance, float("inf")))
         return AttackResult(x_adv, success, distance, steps, adv_pred, min_distance)
 
     def run(
-        self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x_adv, steps = self.run_unbounded(model, x, y, threat.norm, indices, seed)
         # Beyond the budget the attack failed at this eps: the clean input stands in.
         far = threat.distance(x, x_adv) > threat.eps * (1 + 1e-6)
         return torch.where(far.view(-1, *([1] * (x.dim() - 1))), x, x_adv), steps
+
+    def sweep(
+        self, model: RobustModel | AttackedModel, x: torch.Tensor, y: torch.Tensor, threats: list[ThreatModel],
+        indices: torch.Tensor | None = None, seed: int = 0,
+    ) -> list[AttackResult]:
+        """Run once, read every budget (Foolbox 3's minimization attacks clipped to each epsilon):
+        one fixed-eps result per threat model, all of one norm."""
+        norms = {t.norm for t in threats}
+        if len(norms) != 1:
+            raise UsageError("a minimum-norm sweep needs threat models of one norm")
+        result = self.minimize(model, x, y, norms.pop(), indices, seed)
+        return [self.at_eps(result, x, y, threat) for threat in threats]
 
     @staticmethod
     def at_eps(result: AttackResult, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel) -> AttackResult:

@@ -15,13 +15,14 @@ import torch
 import torch.nn.functional as F
 
 from advbench.attacks.base import Attack
+from advbench.attacks.losses import LOSSES, loss_and_grad
 from advbench.attacks.registry import register_attack
+from advbench.attacks.wrappers import AttackedModel
 from advbench.core.errors import UsageError
 from advbench.core.seeding import sample_normal, sample_uniform
+from advbench.core.tensors import per_sample
 from advbench.core.threat import Norm, ThreatModel, batch_norm
-from advbench.models.wrapper import RobustModel
 
-LOSSES = ("ce", "cw", "dlr")
 EOT_MODES = ("mean", "sign-mean-normalized")
 
 
@@ -49,10 +50,6 @@ class PGDConfig:
             raise UsageError("l1_sparsity is a quantile in [0, 1)")
 
 
-def _expand(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return v.view(-1, *([1] * (like.dim() - 1)))
-
-
 def random_start(x: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int, restart: int) -> torch.Tensor:
     """Uniform point in the eps-ball, drawn from the sample's own index-seeded stream."""
     shape = tuple(x.shape[1:])
@@ -65,10 +62,10 @@ def random_start(x: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, se
         direction = sample_normal(seed, indices, shape, stream=restart, device=x.device)
         if threat.norm is Norm.L1:
             direction = torch.log(sample_uniform(seed, indices, shape, stream=500 + restart, device=x.device).clamp_min(1e-12)) * direction.sign()
-        direction = direction / _expand(batch_norm(direction, threat.norm).clamp_min(1e-12), x)
+        direction = direction / per_sample(batch_norm(direction, threat.norm).clamp_min(1e-12), x)
         d = x[0].numel()
         radius = sample_uniform(seed, indices, (1,), stream=1000 + restart, device=x.device).view(-1) ** (1.0 / d)
-        delta = direction * _expand(radius * threat.eps, x)
+        delta = direction * per_sample(radius * threat.eps, x)
     else:
         return x.clone()
     return threat.project(x, x + delta)
@@ -88,50 +85,7 @@ def ascent_step(x_adv: torch.Tensor, grad: torch.Tensor, norm: Norm, stepsize: f
         direction = direction / direction.abs().sum(1, keepdim=True).clamp_min(1)
         return x_adv + stepsize * direction.view_as(grad)
     g_norm = batch_norm(grad, Norm.L2).clamp_min(1e-12)
-    return x_adv + stepsize * grad / _expand(g_norm, grad)
-
-
-def margin_terms(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(true-class logit, largest other logit)."""
-    true = logits.gather(1, y.view(-1, 1)).squeeze(1)
-    other = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).amax(1)
-    return true, other
-
-
-def attack_loss(logits: torch.Tensor, y: torch.Tensor, loss: str, target: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-sample loss to maximize. With `target`: the targeted margin z_target - z_y."""
-    if target is not None:
-        return logits.gather(1, target.view(-1, 1)).squeeze(1) - logits.gather(1, y.view(-1, 1)).squeeze(1)
-    if loss == "ce":
-        return F.cross_entropy(logits, y, reduction="none")
-    true, other = margin_terms(logits, y)
-    if loss == "cw":
-        return other - true
-    top = logits.sort(1, descending=True).values  # DLR: scale-invariant margin
-    return (other - true) / (top[:, 0] - top[:, 2] + 1e-12)
-
-
-def loss_and_grad(
-    model: RobustModel, x: torch.Tensor, y: torch.Tensor, loss: str = "ce", draws: int = 1,
-    eot_mode: str = "mean", target: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and the input gradient of the summed loss; with draws > 1 the EOT average over
-    independent forward passes of a random model (samples are independent in eval mode)."""
-    x = x.detach().requires_grad_(True)
-    total, logits_sum = torch.zeros_like(x), None
-    for _ in range(draws):
-        logits = model(x)
-        if logits.requires_grad:
-            (grad,) = torch.autograd.grad(attack_loss(logits, y, loss, target).sum(), x, allow_unused=True)
-            grad = torch.zeros_like(x) if grad is None else grad
-        else:  # a non-differentiable model without surrogates (e.g. --no-bpda): no gradient signal
-            grad = torch.zeros_like(x)
-        if eot_mode == "sign-mean-normalized":
-            grad = grad / _expand(batch_norm(grad, Norm.L2).clamp_min(1e-12), grad)
-        total += grad
-        logits_sum = logits.detach() if logits_sum is None else logits_sum + logits.detach()
-    assert logits_sum is not None
-    return logits_sum / draws, total / draws
+    return x_adv + stepsize * grad / per_sample(g_norm, grad)
 
 
 @register_attack("pgd", config=PGDConfig, family="gradient", description="Projected gradient descent (Madry et al.): Linf, L2, L1; CE, CW or DLR loss; EOT on random models")
@@ -154,12 +108,12 @@ class PGD(Attack):
             broken[where] = True
             x_best[where] = x_adv[active[new]]
 
-    def targets(self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, restart: int) -> torch.Tensor | None:
+    def targets(self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, restart: int) -> torch.Tensor | None:
         """Per-sample target class for this restart (None: untargeted)."""
         return None
 
     def run(
-        self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         stepsize = cfg.rel_stepsize * threat.eps
@@ -180,7 +134,7 @@ class PGD(Attack):
             active = torch.arange(len(todo), device=x.device)
             for _ in range(cfg.steps):
                 target = None if target_all is None else target_all[active]
-                logits, grad = loss_and_grad(model, x_adv[active], y0[active], cfg.loss, self.eot_draws, cfg.eot_mode, target)
+                logits, grad = loss_and_grad(model, x_adv[active], y0[active], cfg.loss, target, cfg.eot_mode == "sign-mean-normalized")
                 if early_stop:
                     hit = logits.argmax(1) != y0[active]
                     self._record(hit, active, todo, x_adv, x_best, broken)
@@ -190,7 +144,7 @@ class PGD(Attack):
                             break
                 stepped = ascent_step(x_adv[active], grad, threat.norm, stepsize, cfg.l1_sparsity)
                 x_adv[active] = threat.project(x0[active], stepped)
-                steps[todo[active]] += self.eot_draws
+                steps[todo[active]] += model.eot_draws
             if len(active) and restart < cfg.restarts - 1:
                 # The next restart needs to know which last iterates succeeded; after the final
                 # restart the base class's clean forward pass decides success anyway.
@@ -262,7 +216,7 @@ class MultiTargeted(PGD):
         self.config = MultiTargetedConfig(**{**config.__dict__, "restarts": config.targets * config.restarts})
         self._per_target = config.restarts
 
-    def targets(self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, restart: int) -> torch.Tensor:
+    def targets(self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, restart: int) -> torch.Tensor:
         with torch.no_grad():
             logits = model(x)
         ranked = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).argsort(1, descending=True)

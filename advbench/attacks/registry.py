@@ -21,16 +21,22 @@ class AttackSpec:
     description: str
     norms: tuple[str, ...]
     defaults: dict[str, Any]
+    wraps: bool = False  # written NAME:INNER_SPEC; the class builds itself around the inner attack (`from_inner`)
 
 
 ATTACKS: Registry[AttackSpec] = Registry("attack")
 
 
-def register_attack(name: str, *, config: type, family: str, description: str, **defaults: Any) -> Callable[[type[Attack]], type[Attack]]:
-    """Register an attack class under `name`, with preset config values (e.g. fgsm = 1-step pgd)."""
+def register_attack(
+    name: str, *, config: type, family: str, description: str, wraps: bool = False, norms: tuple[str, ...] | None = None, **defaults: Any
+) -> Callable[[type[Attack]], type[Attack]]:
+    """Register an attack class under `name`, with preset config values (e.g. fgsm = 1-step pgd).
+
+    `wraps`: the attack is written `name:INNER` and built by `cls.from_inner(label, attack, config, surrogate)`.
+    """
 
     def wrap(cls: type[Attack]) -> type[Attack]:
-        ATTACKS.add(name, AttackSpec(name, cls, config, family, description, cls.norms, defaults))
+        ATTACKS.add(name, AttackSpec(name, cls, config, family, description, norms or cls.norms, defaults, wraps))
         return cls
 
     return wrap
@@ -61,8 +67,9 @@ def parse_attack_spec(text: str) -> tuple[str, dict[str, str]]:
 
 def attack_label(text: str) -> str:
     """Canonical label of a spec: `pgd` stays `pgd`, options are sorted (`pgd:restarts=2,steps=50`)."""
-    if text.strip().startswith("transfer:"):
-        return "transfer:" + attack_label(text.strip().partition(":")[2])
+    name, sep, rest = text.strip().partition(":")
+    if name in ATTACKS and ATTACKS.get(name).wraps:
+        return f"{name}:" + attack_label(rest)
     name, options = parse_attack_spec(text)
     return name if not options else f"{name}:{','.join(f'{k}={v}' for k, v in sorted(options.items()))}"
 
@@ -70,19 +77,15 @@ def attack_label(text: str) -> str:
 def build_attack(text: str, surrogate: str | None = None) -> tuple[str, Attack, dict[str, Any]]:
     """`pgd:steps=50,restarts=2` -> (label, attack instance, resolved config as a dict).
 
-    `transfer:SPEC` runs the attack SPEC on the `surrogate` model and judges on the target.
+    A wrapping attack (`transfer:SPEC`) builds the inner attack SPEC and itself around it.
     """
-    if text.strip().startswith("transfer"):
-        from advbench.attacks.transfer import Transfer, TransferConfig
-
+    head = text.strip().partition(":")[0].strip()
+    if head in ATTACKS and ATTACKS.get(head).wraps:
         inner_text = text.strip().partition(":")[2]
         if not inner_text:
-            raise UsageError("write a transfer attack as transfer:ATTACK, e.g. transfer:pgd:steps=50")
-        if not surrogate:
-            raise UsageError(f"{text!r} needs a surrogate model: pass --surrogate MODEL")
+            raise UsageError(f"write {head} as {head}:ATTACK, e.g. {head}:pgd:steps=50")
         inner_label, inner, inner_config = build_attack(inner_text)
-        config = TransferConfig(inner_label, surrogate)
-        return f"transfer:{inner_label}", Transfer(config, inner), {"inner": inner_label, "inner_config": inner_config, "surrogate": surrogate}
+        return ATTACKS.get(head).cls.from_inner(inner_label, inner, inner_config, surrogate)  # type: ignore[attr-defined]
     name, options = parse_attack_spec(text)
     spec = ATTACKS.get(name)
     hints = typing.get_type_hints(spec.config)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import torch
 
 from advbench.attacks.base import MinimumNormAttack
-from advbench.attacks.gradient import PGD, PGDConfig, loss_and_grad
+from advbench.attacks.gradient import PGD, PGDConfig
+from advbench.attacks.losses import loss_and_grad
 from advbench.attacks.registry import register_attack
 from advbench.core.errors import UsageError
 from advbench.core.seeding import derive_seed
@@ -63,10 +64,10 @@ class FGSMSearch(MinimumNormAttack):
         x_adv, steps, active = self.unbounded_start(model, x, y)
         if len(active) == 0:
             return x_adv, steps
-        _, grad = loss_and_grad(model, x[active], y[active], "ce", self.eot_draws)
+        _, grad = loss_and_grad(model, x[active], y[active], "ce")
         direction = torch.zeros_like(x)
         direction[active] = grad.sign()
-        steps[active] = self.eot_draws
+        steps[active] = model.eot_draws
         grid = torch.arange(1, cfg.epsilons + 1, device=x.device, dtype=x.dtype) * (cfg.max_epsilon / cfg.epsilons)
         start = 0
         while start < len(grid) and len(active):
@@ -134,7 +135,6 @@ class PGDSearch(MinimumNormAttack):
                 break
             budget = min(eps, 1.0)
             pgd = PGD(PGDConfig(steps=cfg.steps, rel_stepsize=cfg.stepsize / cfg.epsilon * eps / budget, random_start=cfg.random_start))
-            pgd.eot_draws = self.eot_draws
             found, spent = pgd.run(model, x[todo], y[todo], ThreatModel(Norm.LINF, budget), indices[todo], derive_seed(seed, "pgd-search", attempt))
             steps[todo] += spent
             fooled = model.predict(found) != y[todo]

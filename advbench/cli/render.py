@@ -1,10 +1,21 @@
-"""Rich rendering of library results (tables on stdout)."""
+"""Rich rendering of library results: tables on stdout, progress and diagnostics on stderr."""
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+import json
+from typing import Callable, Iterable, Sequence
 
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from advbench.store.sqlite import RunRecord
@@ -12,6 +23,46 @@ from advbench.store.summary import RunSummary
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+class LazyProgress:
+    """Rich progress bars on stderr that appear on the first update, so early errors print alone.
+
+    `update` drives the bar named by `description`; `task(name)` gives the update function of
+    another bar in the same display (one per model of a curve).
+    """
+
+    def __init__(self, description: str = "") -> None:
+        self.description = description
+        self.bar: Progress | None = None
+        self.tasks: dict[str, TaskID] = {}
+
+    def task(self, description: str) -> Callable[[int, int], None]:
+        return lambda done, total: self._update(description, done, total)
+
+    def update(self, done: int, total: int) -> None:
+        self._update(self.description, done, total)
+
+    def _update(self, description: str, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = Progress(
+                TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err_console,
+            )
+            self.bar.start()
+        if description not in self.tasks:
+            self.tasks[description] = self.bar.add_task(description, total=total)
+        self.bar.update(self.tasks[description], completed=done, total=total)
+
+    def print(self, text: str) -> None:
+        (self.bar.console if self.bar else err_console).print(text)
+
+    def __enter__(self) -> "LazyProgress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def pct(value: float | None) -> str:
@@ -78,3 +129,58 @@ def adaptation_line(adaptations: dict[str, dict[str, object]]) -> str:
         if any(bits):
             parts.append(f"{attack}: {', '.join(b for b in bits if b)}")
     return ("adaptive: " + "; ".join(parts)) if parts else ""
+
+
+def warnings(messages: Iterable[str]) -> None:
+    for message in messages:
+        err_console.print(f"[yellow]warning:[/yellow] {escape(message)}")
+
+
+def cell_line(i: int, total: int, label: str) -> None:
+    """One line per suite cell as it starts."""
+    err_console.print(f"\\[{i + 1}/{total}] {escape(label)}")
+
+
+def suite_table(name: str, results: Iterable[object]) -> Table:
+    rows = [[r.kind, r.model, r.setting, r.run_id, "stored" if r.skipped else "done"] for r in results]  # type: ignore[attr-defined]
+    return table(f"suite {name}", ["kind", "model", "setting", "run", "status"], rows)
+
+
+def curves_table(curves: Sequence[object]) -> Table:
+    eps = curves[0].eps if curves else []  # type: ignore[attr-defined]
+    return table("robust accuracy % vs eps", ["curve", *[f"{e:g}" for e in eps]], [[c.label, *[pct(a) for a in c.accuracy]] for c in curves])  # type: ignore[attr-defined]
+
+
+def regression_table(results: Iterable[object], title: str) -> Table:
+    rows = [
+        [c.entry.model, c.entry.dataset, f"{c.entry.norm} {c.entry.eps:g}", c.entry.attack, pct(c.entry.accuracy),  # type: ignore[attr-defined]
+         pct(c.current), "-" if c.drop_points is None else f"{c.drop_points:+.2f}", "-" if c.p_value is None else f"{c.p_value:.3g}",  # type: ignore[attr-defined]
+         "[red]REGRESSED[/red]" if c.regressed else "ok"]  # type: ignore[attr-defined]
+        for c in results
+    ]
+    return table(title, ["model", "dataset", "threat", "attack", "baseline %", "now %", "drop (points)", "p", "status"], rows)
+
+
+def run_info_table(record: RunRecord) -> Table:
+    """A stored run's provenance, adaptations and masking checks, one field per row."""
+    info = [
+        ("status", record.status), ("created", record.created), ("finished", record.finished), ("model", record.model),
+        ("checkpoint sha256", record.checkpoint_sha256), ("dataset", f"{record.dataset} (indices {record.indices_hash})"),
+        ("seed", record.seed), ("device", record.device), ("wall seconds", f"{record.wall_seconds:.1f}"),
+        ("advbench", record.package_version), ("git commit", record.git_commit),
+        ("libraries", ", ".join(f"{k} {v}" for k, v in record.libraries.items())),
+        ("attacks", json.dumps(record.config.get("attacks"))),
+        ("adaptations", json.dumps(record.config.get("adaptations"))),
+        ("masking checks", json.dumps((record.summary or {}).get("checks"))),
+        *[("warning", w) for w in record.warnings],
+    ]
+    return table(f"run {record.run_id}", ["field", "value"], info)
+
+
+def cost_table(rows: Iterable[tuple[str, object, object, str]]) -> Table:
+    """`models --cost`: one row per model (name, input shape, its cost or None, note)."""
+    cells = [[name, "x".join(map(str, shape or ())) or "-", *(["-"] * 4 if c is None else  # type: ignore[call-overload]
+              [f"{c.params / 1e6:.2f}", f"{c.flops / 1e6:.1f}", f"{c.activation_bytes / 2**20:.2f}", f"{c.receptive_field:g}"]), error]  # type: ignore[attr-defined]
+             for name, shape, c, error in rows]
+    return table("model cost of one image, default build (stride paper Figs. 6-7)",
+                 ["name", "input", "params (M)", "MFLOPs", "activations (MiB)", "receptive field (px)", "note"], cells)

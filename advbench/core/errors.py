@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class AdvbenchError(Exception):
     """Base error: the message is shown to the user as one line."""
@@ -29,3 +31,14 @@ class CheckpointError(AdvbenchError):
 
 class StoreError(AdvbenchError):
     """The result database cannot be used."""
+
+
+def is_positive_finite(value: float) -> bool:
+    return value > 0 and math.isfinite(value)
+
+
+def require_positive(owner: str, **values: float) -> None:
+    """UsageError naming `owner` and the key unless every value is a finite number > 0."""
+    for key, value in values.items():
+        if not is_positive_finite(value):
+            raise UsageError(f"{owner} {key} must be a positive number, got {value}")

@@ -1,14 +1,20 @@
-"""Threat models: a norm and a budget, with the projection helpers attacks share."""
+"""Threat models: a norm and a budget, with the projection helpers attacks share.
+
+torch is imported inside the tensor helpers only, so the CLI and the reports can name norms and
+parse threats without loading it.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from enum import Enum
-
-import torch
+from typing import TYPE_CHECKING
 
 from advbench.core.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Norm(str, Enum):
@@ -41,6 +47,8 @@ class ThreatModel:
 
     def project(self, x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
         """Project x_adv onto the eps-ball around x, then into [0,1]."""
+        import torch
+
         delta = x_adv - x
         if self.norm is Norm.LINF:
             delta = delta.clamp(-self.eps, self.eps)
@@ -77,6 +85,8 @@ def batch_norm(delta: torch.Tensor, norm: Norm) -> torch.Tensor:
 def project_l1(delta: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
     """Euclidean projection of each sample onto the L1 ball of radius eps (Duchi et al. 2008),
     batched; `eps` is one radius or one per sample."""
+    import torch
+
     flat = delta.flatten(1)
     mag = flat.abs()
     radius = torch.as_tensor(eps, dtype=delta.dtype, device=delta.device).reshape(-1, 1)
@@ -94,6 +104,8 @@ def project_l1(delta: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
 
 def keep_largest(delta: torch.Tensor, k: int) -> torch.Tensor:
     """The L0 projection: keep each sample's k largest-magnitude entries, zero the rest."""
+    import torch
+
     flat = delta.flatten(1)
     if k >= flat.shape[1]:
         return delta
@@ -108,3 +120,16 @@ def parse_norm(text: str) -> Norm:
         return Norm(text.lower())
     except ValueError:
         raise UsageError(f"unknown norm {text!r}; use one of: {', '.join(n.value for n in Norm)}") from None
+
+
+def parse_threat(text: str) -> ThreatModel:
+    """'NORM:EPS' (e.g. 'linf:0.1', 'l2:0.5') as an untargeted threat model; a UsageError otherwise."""
+    norm_text, sep, eps_text = text.strip().partition(":")
+    how = f"threat {text!r}: write NORM:EPS with NORM one of {', '.join(n.value for n in Norm)} and EPS a finite number >= 0, e.g. linf:0.1"
+    try:
+        norm, eps = Norm(norm_text.strip().lower()), float(eps_text)
+    except ValueError:
+        raise UsageError(how) from None
+    if not sep or not math.isfinite(eps) or eps < 0:
+        raise UsageError(how)
+    return ThreatModel(norm, eps)

@@ -1,5 +1,7 @@
-"""Runs evaluations: data -> model -> attacks -> store, batch by batch, resumable."""
+"""Runs evaluations and certifications: spec + runtime -> plan -> executor -> ledger -> store."""
 
-from advbench.engine.evaluate import EvalConfig, EvalOutcome, run_eval
+from advbench.engine.evaluate import EvalOutcome, evaluate, run_eval
+from advbench.engine.plan import EvalPlan, resolve
+from advbench.engine.spec import CertifySpec, EvalSpec, Runtime
 
-__all__ = ["EvalConfig", "EvalOutcome", "run_eval"]
+__all__ = ["CertifySpec", "EvalOutcome", "EvalPlan", "EvalSpec", "Runtime", "evaluate", "resolve", "run_eval"]

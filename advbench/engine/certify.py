@@ -3,50 +3,37 @@ every certificate committed as it finishes, runs found again by their configurat
 
 from __future__ import annotations
 
-import hashlib
-import json
+import functools
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import torch
 
-import advbench
 from advbench.certify.cohen import (
     CertifyConfig,
     certify_sample,
     certify_sample_adaptive,
 )
 from advbench.core.device import resolve_device
-from advbench.core.errors import UsageError
 from advbench.data.registry import check_dataset_spec, dataset_labels, load_dataset
 from advbench.data.subset import indices_hash, select_indices
-from advbench.engine.provenance import git_commit, library_versions
+from advbench.engine.executors import (
+    executor_for,
+    portable,
+    require,
+    same_checkpoint,
+    worker_device,
+)
+from advbench.engine.plan import config_key
+from advbench.engine.runs import RunLedger, run_meta
+from advbench.engine.spec import CertifySpec, Runtime, spec_dict
 from advbench.models.card import load_model
 from advbench.models.wrapper import RobustModel
-from advbench.store import DEFAULT_DB, Store
+from advbench.store import Store
 
-
-@dataclass(frozen=True)
-class CertifyRunConfig:
-    model: str
-    sigmas: tuple[float, ...] = (0.25,)
-    n0: int = 100
-    n: int = 100_000
-    alpha: float = 0.001
-    dataset: str = "fashion-mnist"
-    split: str = "test"
-    n_samples: int | None = 500
-    seed: int = 0
-    balanced: bool = False
-    batch_size: int = 1000
-    device: str = "auto"
-    db: str = str(DEFAULT_DB)
-    data_dir: str | None = None
-    zoo: str | None = None
-    fresh: bool = False
-    adaptive_radius: float | None = None  # sequential: stop each sample once its decision at this L2 radius is settled
+DEFAULT_NOISE_BATCH = 1000  # noisy copies per forward pass unless the runtime sets a batch size
+RAY_CERTIFY_SHARD = 8  # images per Ray shard (each is n0 + n forward passes per sigma)
 
 
 @dataclass
@@ -101,83 +88,104 @@ def _median(values: list[float]) -> float | None:
     return values[len(values) // 2] if values else None
 
 
-def certificate_row(model: RobustModel, image: torch.Tensor, label: int, index: int, setting: CertifyConfig, config: CertifyRunConfig) -> dict[str, Any]:
+def certificate_row(model: RobustModel, image: torch.Tensor, label: int, index: int, setting: CertifyConfig, spec: CertifySpec) -> dict[str, Any]:
     """One sample's certificate at one sigma as the store's row, with its forward passes and seconds."""
     t0 = time.perf_counter()
-    if config.adaptive_radius is None:
-        cert = certify_sample(model, image, label, index, setting, config.seed)
+    if spec.adaptive_radius is None:
+        cert = certify_sample(model, image, label, index, setting, spec.seed)
         passes = setting.n0 + setting.n
     else:
-        cert, passes = certify_sample_adaptive(model, image, label, index, setting, config.adaptive_radius, config.seed)
+        cert, passes = certify_sample_adaptive(model, image, label, index, setting, spec.adaptive_radius, spec.seed)
     return {**asdict(cert), "sigma": setting.sigma, "forward_passes": passes, "seconds": time.perf_counter() - t0}
 
 
-def run_certify(config: CertifyRunConfig, progress: Callable[[int, int], None] | None = None, ray: str | None = None) -> CertifySummary:
-    """Certify every selected sample at every sigma; resumable per sample.
+@dataclass
+class CertifyPlan:
+    """A resolved certification: the base model, the images, one Cohen setting per sigma."""
 
-    `ray`: a Ray address (`local`, `auto`, HOST:PORT); samples are then certified by Ray tasks
-    (advbench.engine.distributed) and this process only validates, bookkeeps and writes.
-    """
-    if not config.sigmas:
-        raise UsageError("give at least one --sigma")
-    settings = [CertifyConfig(s, config.n0, config.n, config.alpha, config.batch_size) for s in config.sigmas]
-    if config.adaptive_radius is not None and not config.adaptive_radius > 0:
-        raise UsageError(f"--radius must be positive, got {config.adaptive_radius}")
-    if config.n_samples is not None and config.n_samples <= 0:
-        raise UsageError(f"--n-samples must be positive, got {config.n_samples}")
-    check_dataset_spec(config.dataset)
-    if ray is None:
-        device = resolve_device(config.device)
+    spec: CertifySpec
+    model: RobustModel
+    sha256: str
+    indices: torch.Tensor
+    settings: list[CertifyConfig]
+    data_dir: str | None
+    device: torch.device
+
+    def payload(self) -> dict[str, Any]:
+        s = self.spec
+        return {
+            "kind": "certify", "model": s.model, "checkpoint_sha256": self.sha256, "dataset": s.dataset, "split": s.split,
+            "indices_hash": indices_hash(self.indices), "sigmas": [c.sigma for c in self.settings], "n0": s.n0, "n": s.n, "alpha": s.alpha,
+            "seed": s.seed, "adaptive_radius": s.adaptive_radius,
+        }
+
+
+def resolve_certify(spec: CertifySpec, runtime: Runtime, device: torch.device | None = None) -> CertifyPlan:
+    check_dataset_spec(spec.dataset)
+    settings = [CertifyConfig(s, spec.n0, spec.n, spec.alpha, runtime.batch(DEFAULT_NOISE_BATCH)) for s in spec.sigmas]
+    dev = device if device is not None else resolve_device(runtime.device)
+    model, card = load_model(spec.model, spec.dataset, runtime.zoo_str, spec.weights, runtime.data_dir_str)
+    model.to(dev)
+    labels = dataset_labels(spec.dataset, spec.split, runtime.data_dir_str)
+    indices = select_indices(labels, spec.n_samples, spec.seed, spec.balanced)
+    return CertifyPlan(spec, model, card.sha256, indices, settings, runtime.data_dir_str, dev)
+
+
+def certify_shard(plan: CertifyPlan, work: list[tuple[int, list[float]]]) -> list[dict[str, Any]]:
+    """Certificates for a few samples, each at its still-missing sigmas."""
+    data = load_dataset(plan.spec.dataset, plan.spec.split, plan.data_dir, torch.tensor([i for i, _ in work], dtype=torch.int64))
+    images = data.images.to(plan.device)
+    by_sigma = {c.sigma: c for c in plan.settings}
+    return [
+        certificate_row(plan.model, images[pos], int(data.labels[pos]), index, by_sigma[sigma], plan.spec)
+        for pos, (index, sigmas) in enumerate(work) for sigma in sigmas
+    ]
+
+
+def worker_certify_plan(spec: CertifySpec, runtime: Runtime, sha256: str) -> CertifyPlan:
+    plan = resolve_certify(spec, runtime, worker_device(runtime.device))
+    same_checkpoint(plan.sha256, sha256, spec.model)
+    return plan
+
+
+def run_certify(spec: CertifySpec, runtime: Runtime = Runtime(), progress: Callable[[int, int], None] | None = None) -> CertifySummary:
+    """Certify every selected sample at every sigma; resumable per sample. With `runtime.ray`,
+    samples are certified by Ray workers and this process only validates, bookkeeps and writes."""
+    if runtime.ray is not None:
+        require(runtime.ray, runtime.device)
+        plan = resolve_certify(spec, runtime, torch.device("cpu"))
     else:
-        from advbench.engine import distributed
-
-        distributed.require(ray, config.device)
-        device = torch.device("cpu")  # the driver only bookkeeps; the workers certify on their own devices
-    model, card = load_model(config.model, config.dataset, config.zoo)
-    model.to(device)
-    labels = dataset_labels(config.dataset, config.split, config.data_dir)
-    indices = select_indices(labels, config.n_samples, config.seed, config.balanced)
-    payload = {
-        "kind": "certify", "model": config.model, "checkpoint_sha256": card.sha256, "dataset": config.dataset, "split": config.split,
-        "indices_hash": indices_hash(indices), "sigmas": [s.sigma for s in settings], "n0": config.n0, "n": config.n, "alpha": config.alpha,
-        "seed": config.seed, "adaptive_radius": config.adaptive_radius,
-    }
-    key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-    with Store(config.db) as store:
-        run_id = None if config.fresh else store.find_run(key)
-        if run_id is not None and store.get_run(run_id).status == "finished":
-            return summarize_certificates(store, run_id)
-        if run_id is None:
-            run_id = uuid.uuid4().hex[:12]
-            meta = {
-                "model": config.model, "dataset": config.dataset, "n_samples": len(indices), "seed": config.seed,
-                "indices_hash": payload["indices_hash"], "checkpoint_sha256": card.sha256, "device": str(device) if ray is None else "ray",
-                "package_version": advbench.__version__, "git_commit": git_commit(), "libraries": library_versions(),
-            }
-            store.create_run(run_id, key, meta, {**payload, "certify_config": asdict(config)}, kind="certify")
-        else:
-            store.mark_resumed(run_id, str(device) if ray is None else "ray")
-        done = {(r["sample_idx"], r["sigma"]) for r in store.certificate_rows(run_id)}
-        total, finished = len(indices) * len(settings), len(done)
+        plan = resolve_certify(spec, runtime)
+    payload = plan.payload()
+    device_label = "ray" if runtime.ray is not None else str(plan.device)
+    meta = run_meta(spec.model, spec.dataset, len(plan.indices), spec.seed, payload["indices_hash"], plan.sha256, device_label)
+    with Store(runtime.db) as store:
+        ledger = RunLedger.open(store, config_key(payload), "certify", runtime.fresh, device_label, meta, {**payload, "certify_config": spec_dict(spec)})
+        if ledger.finished:
+            return summarize_certificates(store, ledger.run_id)
+        done = ledger.done_certificates()
+        sigmas = [c.sigma for c in plan.settings]
+        work = [(index, [s for s in sigmas if (index, s) not in done]) for index in plan.indices.tolist()]
+        work = [w for w in work if w[1]]
+        # One image's certificate can be minutes of GPU work: locally each is committed alone.
+        per_shard = 1 if runtime.ray is None else RAY_CERTIFY_SHARD
+        shards = [work[s : s + per_shard] for s in range(0, len(work), per_shard)]
+        total, finished = len(plan.indices) * len(sigmas), len(done)
         if progress:
             progress(finished, total)
-        if ray is not None:
-            distributed.certify_sharded(config, card.sha256, indices, [s.sigma for s in settings], done, store, run_id, progress)
-        else:
-            for start in range(0, len(indices), 64):
-                chunk = indices[start : start + 64]
-                data = load_dataset(config.dataset, config.split, config.data_dir, chunk)
-                images = data.images.to(device)
-                for pos, index in enumerate(chunk.tolist()):
-                    for setting in settings:
-                        if (index, setting.sigma) in done:
-                            continue
-                        row = certificate_row(model, images[pos], int(data.labels[pos]), index, setting, config)
-                        store.write_certificates(run_id, [row])  # one sample's certificate is minutes of GPU work: commit each
-                        store.add_wall_time(run_id, row["seconds"])
-                        finished += 1
-                        if progress:
-                            progress(finished, total)
-        summary = summarize_certificates(store, run_id)
-        store.finish_run(run_id, summary.to_dict(), [])
+
+        def commit(rows: list[dict[str, Any]]) -> None:
+            nonlocal finished
+            ledger.commit_certificates(rows)
+            finished += len(rows)
+            if progress:
+                progress(finished, total)
+
+        ledger.restart_clock()
+        executor = executor_for(runtime, plan, functools.partial(worker_certify_plan, spec, portable(runtime), plan.sha256))
+        executor.map(certify_shard, shards, commit)
+        if hasattr(executor, "close"):
+            executor.close()
+        summary = summarize_certificates(store, ledger.run_id)
+        ledger.finish(summary.to_dict(), [])
     return summary

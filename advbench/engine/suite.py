@@ -7,15 +7,16 @@ Unknown keys are errors, so a typo never silently shrinks a suite.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
 
 from advbench.core.errors import UsageError
-from advbench.engine.certify import CertifyRunConfig, run_certify
-from advbench.engine.evaluate import EvalConfig, run_eval
+from advbench.engine.certify import run_certify
+from advbench.engine.evaluate import run_eval
+from advbench.engine.spec import CertifySpec, EvalSpec, Runtime
 
 SUITE_KEYS = {"name", "dataset", "n", "seed", "batch_size", "models", "attacks", "threats", "certify", "eot", "checks"}
 THREAT_KEYS = {"norm", "eps", "attacks"}  # attacks: this budget's own list instead of the suite's
@@ -86,36 +87,36 @@ class CellResult:
     skipped: bool  # already finished before this call
 
 
-def suite_cells(suite: Suite, db: str, device: str = "auto", zoo: str | None = None) -> list[tuple[str, str, str, Any]]:
-    """Every cell as (kind, model, setting label, run config)."""
-    cells: list[tuple[str, str, str, Any]] = []
+def suite_cells(suite: Suite) -> list[tuple[str, str, str, EvalSpec | CertifySpec]]:
+    """Every cell as (kind, model, setting label, spec)."""
+    cells: list[tuple[str, str, str, EvalSpec | CertifySpec]] = []
     for model in suite.models:
         for norm, eps, attacks in suite.threats:
-            config = EvalConfig(model=model, attacks=attacks, eps=eps, norm=norm, dataset=suite.dataset, n=suite.n, seed=suite.seed,
-                                batch_size=suite.batch_size, device=device, db=db, zoo=zoo, eot=suite.eot, checks=suite.checks)
-            cells.append(("eval", model, f"{norm} {','.join(f'{e:g}' for e in eps)} {','.join(attacks)}", config))
+            spec = EvalSpec(model=model, attacks=attacks, eps=eps, norm=norm, dataset=suite.dataset, n=suite.n, seed=suite.seed,
+                            eot=suite.eot, checks=suite.checks)
+            cells.append(("eval", model, f"{norm} {','.join(f'{e:g}' for e in eps)} {','.join(attacks)}", spec))
         if suite.certify:
             c = suite.certify
-            config = CertifyRunConfig(model=model, sigmas=tuple(c.get("sigmas", [0.25])), n0=c.get("n0", 100), n=c.get("n", 100_000), alpha=c.get("alpha", 0.001),
-                                      dataset=suite.dataset, n_samples=c.get("n_samples", 500), seed=suite.seed, batch_size=c.get("batch_size", 1000),
-                                      device=device, db=db, zoo=zoo)
-            cells.append(("certify", model, f"sigma {','.join(str(s) for s in config.sigmas)}", config))
+            cert = CertifySpec(model=model, sigmas=tuple(c.get("sigmas", [0.25])), n0=c.get("n0", 100), n=c.get("n", 100_000), alpha=c.get("alpha", 0.001),
+                               dataset=suite.dataset, n_samples=c.get("n_samples", 500), seed=suite.seed)
+            cells.append(("certify", model, f"sigma {','.join(str(s) for s in cert.sigmas)}", cert))
     return cells
 
 
-def run_suite(
-    suite: Suite, db: str, device: str = "auto", zoo: str | None = None, on_cell: Callable[[int, int, str], None] | None = None, ray: str | None = None
-) -> list[CellResult]:
-    """Every cell in turn; with `ray` (a Ray address) each cell's samples are sharded over Ray tasks."""
-    cells = suite_cells(suite, db, device, zoo)
+def run_suite(suite: Suite, runtime: Runtime = Runtime(), on_cell: Callable[[int, int, str], None] | None = None) -> list[CellResult]:
+    """Every cell in turn, with the runtime (device, db, zoo, data dir, Ray...) of the caller.
+
+    The suite's `batch_size` (and its certify section's) apply where the runtime sets none.
+    """
     results = []
-    for i, (kind, model, setting, config) in enumerate(cells):
+    cells = suite_cells(suite)
+    for i, (kind, model, setting, spec) in enumerate(cells):
         if on_cell:
             on_cell(i, len(cells), f"{kind} {model} {setting}")
-        if kind == "eval":
-            outcome = run_eval(config, ray=ray)
+        if isinstance(spec, EvalSpec):
+            outcome = run_eval(spec, replace(runtime, batch_size=runtime.batch_size or suite.batch_size))
             results.append(CellResult(kind, model, setting, outcome.summary.run_id, outcome.already_finished))
         else:
-            summary = run_certify(config, ray=ray)
+            summary = run_certify(spec, replace(runtime, batch_size=runtime.batch_size or suite.certify.get("batch_size")))
             results.append(CellResult(kind, model, setting, summary.run_id, False))
     return results

@@ -125,11 +125,14 @@ def build_from_card(card: ModelCard, weights_dir: Path) -> RobustModel:
     return RobustModel(net, card.input_shape, card.num_classes, card.mean, card.std, name=card.name)
 
 
-def load_model(name: str, dataset: str, zoo: str | Path | None = None, weights: str | Path | None = None) -> tuple[RobustModel, ModelCard]:
+def load_model(
+    name: str, dataset: str, zoo: str | Path | None = None, weights: str | Path | None = None, data_dir: str | Path | None = None
+) -> tuple[RobustModel, ModelCard]:
     """The registered model `name` with its checkpoint for `dataset`, hash-checked; or an
-    external model `file:PATH.py:NAME` with `weights` (see advbench.models.external)."""
+    external model `file:PATH.py:NAME` with `weights` (see advbench.models.external), whose input
+    shape and class count are read off `dataset` (in `data_dir` when given)."""
     if is_external(name):
-        return _load_external(name, dataset, weights)
+        return _load_external(name, dataset, weights, data_dir)
     if weights is not None:
         raise CheckpointError("--weights goes with an external model (file:PATH.py:NAME); zoo models load their card's checkpoint")
     MODELS.get(name)  # unknown names fail here, with suggestions
@@ -142,7 +145,7 @@ def load_model(name: str, dataset: str, zoo: str | Path | None = None, weights: 
     return build_from_card(card, path.parent), card
 
 
-def _load_external(name: str, dataset: str, weights: str | Path | None) -> tuple[RobustModel, ModelCard]:
+def _load_external(name: str, dataset: str, weights: str | Path | None, data_dir: str | Path | None = None) -> tuple[RobustModel, ModelCard]:
     from advbench.data.registry import load_dataset
 
     if weights is None:
@@ -153,6 +156,6 @@ def _load_external(name: str, dataset: str, weights: str | Path | None) -> tuple
         net.load_state_dict(load_state(path), strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"weights {path} do not fit {name}: {str(exc).splitlines()[0]}") from None
-    sample = load_dataset(dataset, "test", indices=torch.tensor([0]))
+    sample = load_dataset(dataset, "test", data_dir, indices=torch.tensor([0]))
     card = ModelCard(name=name, dataset=dataset, weights=str(path), sha256=file_sha256(path), input_shape=list(sample.input_shape), num_classes=sample.num_classes)
     return RobustModel(net, card.input_shape, card.num_classes, name=name), card

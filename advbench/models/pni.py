@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advbench.models.randomness import DrawScope
+
 
 class ColoredNoise(nn.Module):
     """Gaussian vectors of length n with covariance D + L^T L (L: r x n)."""
@@ -30,11 +32,28 @@ class ColoredNoise(nn.Module):
         dev = self.log_d.device
         z1 = torch.randn(count, self.n, generator=generator, device=dev)
         z2 = torch.randn(count, self.rank, generator=generator, device=dev)
+        return self.color(z1, z2)
+
+    def color(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        """sqrt(D) z1 + L^T z2 for white draws z1 (..., n) and z2 (..., rank)."""
         return z1 * (0.5 * self.log_d).exp() + z2 @ self.low_rank
+
+    def sample_rows(self, draws: DrawScope, layer: nn.Module, rows: int, count: int) -> torch.Tensor:
+        """`count` draws per input row, shape (rows, count, n), from the wrapper's per-row keys."""
+        z = draws.normal(layer, rows, (count, self.n + self.rank)).to(self.log_d.device)
+        return self.color(z[..., : self.n], z[..., self.n :])
 
 
 class NoisyConv2d(nn.Conv2d):
-    """Conv whose weights get fresh noise every forward pass: alpha * std(w) * (white or colored) noise."""
+    """Conv whose weights get fresh noise every forward pass: alpha * std(w) * (white or colored) noise.
+
+    Training (and the bare network) draws one noisy weight per pass from torch's RNG. Under the
+    wrapper at inference, each input row gets its own noisy weights drawn from its key
+    (`models.randomness`), applied as one grouped convolution, so a sample's output does not
+    depend on its batch-mates.
+    """
+
+    draws: DrawScope | None = None  # set by the wrapper during a forward pass
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, colored_rank: int | None = None, alpha: float = 0.25) -> None:
         super().__init__(cin, cout, kernel, stride, kernel // 2, bias=False)
@@ -44,16 +63,35 @@ class NoisyConv2d(nn.Conv2d):
     is_stochastic = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.alpha * self.weight.detach().std()
+        if self.training or self.draws is None:
+            if self.colored is not None:
+                noise = self.colored.sample(self.out_channels).view_as(self.weight)
+            else:
+                noise = torch.randn_like(self.weight)
+            return self._conv_forward(x, self.weight + scale * noise, None)
+        n = len(x)
         if self.colored is not None:
-            noise = self.colored.sample(self.out_channels).view_as(self.weight)
+            noise = self.colored.sample_rows(self.draws, self, n, self.out_channels)
         else:
-            noise = torch.randn_like(self.weight)
-        weight = self.weight + self.alpha * self.weight.detach().std() * noise
-        return self._conv_forward(x, weight, None)
+            noise = self.draws.normal(self, n, tuple(self.weight.shape))
+        weights = self.weight + scale * noise.view(n, *self.weight.shape).to(self.weight.dtype)  # (N, out, in, k, k)
+        out = F.conv2d(
+            x.reshape(1, -1, *x.shape[2:]), weights.reshape(-1, *self.weight.shape[1:]), None,
+            self.stride, self.padding, self.dilation, self.groups * n,
+        )
+        return out.view(n, self.out_channels, *out.shape[2:])
 
 
 class NoisyActivation(nn.Module):
-    """x + alpha * std(x) * noise per sample (PNI-A-a); colored noise over the channels when rank is set."""
+    """x + alpha * std(x) * noise per sample (PNI-A-a); colored noise over the channels when rank is set.
+
+    std(x) is the batch's while training and each sample's own at inference, so that a sample's
+    output does not depend on its batch-mates; under the wrapper at inference the noise is drawn
+    from each row's key (`models.randomness`).
+    """
+
+    draws: DrawScope | None = None  # set by the wrapper during a forward pass
 
     def __init__(self, channels: int, colored_rank: int | None = None, alpha: float = 0.25) -> None:
         super().__init__()
@@ -63,12 +101,21 @@ class NoisyActivation(nn.Module):
     is_stochastic = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.colored is not None:
-            n, c, h, w = x.shape
-            noise = self.colored.sample(n * h * w).view(n, h, w, c).permute(0, 3, 1, 2)
+        n, c, h, w = x.shape
+        if self.training:
+            std = x.detach().std()
         else:
-            noise = torch.randn_like(x)
-        return x + self.alpha * x.detach().std() * noise
+            std = x.detach().flatten(1).std(dim=1).view(n, 1, 1, 1)
+        if self.training or self.draws is None:
+            if self.colored is not None:
+                noise = self.colored.sample(n * h * w).view(n, h, w, c).permute(0, 3, 1, 2)
+            else:
+                noise = torch.randn_like(x)
+        elif self.colored is not None:
+            noise = self.colored.sample_rows(self.draws, self, n, h * w).view(n, h, w, c).permute(0, 3, 1, 2)
+        else:
+            noise = self.draws.normal(self, n, (c, h, w))
+        return x + self.alpha * std * noise.to(x.dtype)
 
 
 class ResNet20(nn.Module):

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from advbench.models.bpda import BPDALayer
+from advbench.models.randomness import DrawScope
 
 MODES = ("prediction", "soft", "weighted")
 
@@ -36,7 +37,14 @@ def vote_scores(logits: torch.Tensor, mode: str, weight_c: float | None = None) 
 
 
 class Smoothing(BPDALayer):
-    """g(x) from M draws of base(x + N(0, sigma^2)); sigma in pixel units of [0,1] images."""
+    """g(x) from M draws of base(x + N(0, sigma^2)); sigma in pixel units of [0,1] images.
+
+    Under the wrapper the M noisy copies of each input row come from that row's key
+    (`models.randomness`), so the vote is reproducible per sample. The bare layer, and any layer
+    in training mode, draws from its own generator, seeded with `seed`.
+    """
+
+    draws: DrawScope | None = None  # set by the wrapper during a forward pass
 
     def __init__(
         self,
@@ -57,7 +65,7 @@ class Smoothing(BPDALayer):
         # The wrapper normalizes before the net; noise of sigma in pixels is sigma/std after it.
         std = torch.tensor(list(input_std) if input_std is not None else [1.0], dtype=torch.float32)
         self.register_buffer("noise_scale", (sigma / std).view(1, 1, -1, 1, 1), persistent=False)
-        self.generator: torch.Generator | None = None
+        self.generator: torch.Generator | None = None  # the bare layer's; under the wrapper, `draws`
         self.seed = seed
 
     @property
@@ -65,11 +73,20 @@ class Smoothing(BPDALayer):
         return self.sigma > 0
 
     def _noisy_logits(self, x: torch.Tensor) -> torch.Tensor:
-        if self.generator is None or self.generator.device != x.device:
-            self.generator = torch.Generator(device=x.device).manual_seed(self.seed)
-        noise = torch.randn((self.samples, *x.shape), generator=self.generator, device=x.device, dtype=x.dtype)
+        draws = None if self.training else self.draws
+        if draws is None:  # the bare layer (or training): its own generator, seeded once
+            if self.generator is None or self.generator.device != x.device:
+                self.generator = torch.Generator(device=x.device).manual_seed(self.seed)
+            noise = torch.randn((self.samples, *x.shape), generator=self.generator, device=x.device, dtype=x.dtype)
+        else:  # under the wrapper: each input row's M copies from its key, so batching changes nothing
+            rows = draws.normal(self, len(x), (self.samples, *x.shape[1:])).to(x.dtype)
+            noise = rows.transpose(0, 1)
         copies = x.unsqueeze(0) + noise * self.noise_scale.to(x.dtype)
-        logits = self.base(copies.flatten(0, 1))
+        if draws is None:
+            logits = self.base(copies.flatten(0, 1))
+        else:  # noise layers inside the base see M x N rows, each copy keyed apart
+            with draws.copies(self, self.samples):
+                logits = self.base(copies.flatten(0, 1))
         return logits.view(self.samples, x.shape[0], -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from advbench.models.bpda import BPDALayer
+from advbench.models.randomness import DrawScope
 from advbench.models.resnet import ResNet18
 
 
@@ -71,6 +72,11 @@ class DeadZoneQuantizer(BPDALayer):
 
 
 class SparseCodingFrontEnd(nn.Module):
+    """Under the wrapper at inference, each ensemble member's dropout mask is drawn from the input
+    row's key (`models.randomness`); training and the bare network use torch's RNG."""
+
+    draws: DrawScope | None = None  # set by the wrapper during a forward pass
+
     def __init__(
         self,
         num_classes: int = 10,
@@ -119,7 +125,11 @@ class SparseCodingFrontEnd(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         code = self.top(F.conv2d(x, self.dictionary, stride=self.stride))
         if self.dropout > 0:  # kept at test time too (eq. 4.5), without rescaling
-            code = code * (torch.rand_like(code) >= self.dropout).to(code.dtype)
+            if self.training or self.draws is None:
+                keep = torch.rand_like(code) >= self.dropout
+            else:  # each call (ensemble member) draws its own stream
+                keep = self.draws.uniform(self, len(code), tuple(code.shape[1:])) >= self.dropout
+            code = code * keep.to(code.dtype)
         return self.quantizer(code)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

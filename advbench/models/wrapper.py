@@ -14,6 +14,7 @@ from torch import nn
 
 from advbench.core.errors import UsageError
 from advbench.models.bpda import BPDALayer
+from advbench.models.randomness import Randomness
 
 
 class RobustModel(nn.Module):
@@ -46,6 +47,9 @@ class RobustModel(nn.Module):
         if freeze:
             for p in self.net.parameters():
                 p.requires_grad_(False)
+        # Noise layers draw per input row (models/randomness.py), so a sample's predictions do not
+        # depend on batching or resumes. The training wrapper keeps torch's RNG: training wants speed.
+        self.randomness = Randomness(net) if freeze else None
         super().train(False)
 
     bounds = (0.0, 1.0)
@@ -85,7 +89,19 @@ class RobustModel(nn.Module):
             raise UsageError(f"{self.name} expects inputs of shape N x {'x'.join(map(str, self.input_shape))}, got {tuple(x.shape)}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net((x - self.mean) / self.std)
+        if self.randomness is None:
+            return self.net((x - self.mean) / self.std)
+        with self.randomness.scope(x):
+            return self.net((x - self.mean) / self.std)
+
+    def reseed(self, seed: int = 0) -> "RobustModel":
+        """Restart the model's own randomness: draws depend on `seed`, every input counts as new.
+
+        Call it before each unit of work meant to be reproducible on its own (a batch, the checks).
+        """
+        if self.randomness is not None:
+            self.randomness.reseed(seed)
+        return self
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:

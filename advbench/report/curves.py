@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +103,23 @@ def plot_curves(curves: list[Curve], path: Path, title: str = "") -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def write_curves(db: str | Path, run_ids: Sequence[str], grid: list[float] | None, out: Path, title: str = "") -> tuple[list[Curve], Path, Path]:
+    """The curves of stored runs written as OUT.csv and OUT.png; returns the curves and both paths."""
+    from advbench.core.errors import UsageError
+
+    if not Path(db).is_file():
+        raise UsageError(f"no result database at {db}")
+    with Store(db) as store:
+        curves = [c for rid in run_ids for c in curves_from_run(store, rid, grid)]
+    if not curves:
+        raise UsageError("no curves to draw: give --model or --run")
+    csv_path, png_path = out.with_suffix(".csv"), out.with_suffix(".png")
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    csv_path.write_text(curves_csv(curves))
+    plot_curves(curves, png_path, title=title)
+    return curves, csv_path, png_path
 
 
 def parse_eps_range(text: str) -> list[float]:

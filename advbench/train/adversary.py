@@ -9,7 +9,7 @@ statistics frozen, as in the reference implementations); noise layers that act a
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

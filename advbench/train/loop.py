@@ -10,81 +10,30 @@ import json
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 import advbench
+from advbench.attacks.gradient import PGD, PGDConfig
 from advbench.core.errors import CheckpointError, UsageError
 from advbench.core.seeding import derive_seed
+from advbench.core.threat import ThreatModel
 from advbench.data import load_dataset
-from advbench.models.card import ModelCard, save_checkpoint
+from advbench.models.card import ModelCard, build_from_card, load_model, save_checkpoint
 from advbench.models.paper import default_threat, paper_facts
 from advbench.models.registry import MODELS
 from advbench.models.wrapper import RobustModel
 from advbench.train.augment import random_crop_flip
+from advbench.train.config import TrainConfig
 from advbench.train.recipes import RECIPES, StepContext
 from advbench.train.smooth_kernels import model_smoothness
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    model: str
-    dataset: str = "fashion-mnist"
-    epochs: int = 4
-    batch_size: int = 128
-    optimizer: str = "sgd"  # sgd (nesterov) or adam; both follow the triangular one-cycle schedule
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    crop_pad: int = 2
-    flip: bool = True
-    seed: int = 0
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    max_train: int | None = None  # use only the first N training images
-    normalize: bool = True  # False: the net sees [0,1] pixels (front ends whose thresholds are in pixel units)
-    init_from: str | None = None  # start from this zoo model's checkpoint (fine-tuning; 0 epochs copies it)
-    smooth_lambda: float = 0.0  # smooth-kernel regularizer weight (smooth-kernels §3); < 0 favours high frequencies
-    # Adversarial recipes: the threat model and PGD steps of the inner maximization.
-    at_norm: str = "linf"
-    at_eps: float = 0.1
-    at_steps: int = 10
-    at_rel_stepsize: float = 0.25
-    early_stop: bool = True  # adversarial recipes keep the epoch with the best robust validation accuracy
-    val_images: int = 1000  # held out from the end of the training set for that choice
-    trades_beta: float = 6.0
-    alp_weight: float = 0.5
-    pairing_gamma: float = 1.0
-    mart_beta: float = 6.0
-    fat_tau: int = 2
-    awp_gamma: float = 5e-3
-    gauss_q: float = 0.5
-    polarizer_sigma1: float = 0.35
-    polarizer_sigma2: float = 0.15
-    recipe: str | None = None  # override the model's own recipe (partial adversarial training's stages)
-    partial: str | None = None  # A1N2 | N1A2 | A2N1 | N2A1: stage 2 of partial adversarial training (advbench.train.partial)
-    cutoff: str | None = None  # the last module of the earlier layers, for `partial`
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in ("sgd", "adam"):
-            raise UsageError(f"optimizer is sgd or adam, not {self.optimizer!r}")
-        if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
-            raise UsageError("training needs epochs >= 0, batch size >= 1 and a positive learning rate")
-
-
-def config_for(model: str, **overrides: Any) -> TrainConfig:
-    """The model's Fashion-MNIST CPU recipe (its registry entry), then explicit overrides."""
-    spec = MODELS.get(model)
-    values = {**spec.cpu_train, **overrides}
-    values["model_kwargs"] = {**spec.cpu_train.get("model_kwargs", {}), **overrides.get("model_kwargs", {})}
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise UsageError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(known - {'model'}))}")
-    return TrainConfig(model=model, **values)
+from advbench.train.stages import freeze_and_reset, parse_code
 
 
 @dataclass
@@ -101,6 +50,27 @@ def _state_path(out_dir: Path, name: str) -> Path:
     return out_dir / f"{name}.train-state.safetensors"
 
 
+def _training_record(config: TrainConfig) -> dict[str, Any]:
+    """The settings a card's `training` records (its history and provenance come on top)."""
+    return {
+        **{k: v for k, v in asdict(config).items() if k not in ("model", "dataset", "model_kwargs", "recipe")},
+        "recipe": config.recipe or MODELS.get(config.model).recipe,
+        "optimizer": f"{config.optimizer}{' nesterov' if config.optimizer == 'sgd' else ''}",
+    }
+
+
+def finished_card(config: TrainConfig, out_dir: Path) -> ModelCard | None:
+    """The card of a finished training of exactly `config` in `out_dir` (no training state left), else None."""
+    path = out_dir / f"{config.model}.yaml"
+    if not path.is_file() or _state_path(out_dir, config.model).is_file():
+        return None
+    card = ModelCard.from_yaml(path)
+    want = {"dataset": config.dataset, "training": _training_record(config), "kwargs": config.model_kwargs}
+    have = {"dataset": card.dataset, "training": {k: card.training.get(k) for k in want["training"]},
+            "kwargs": {k: card.kwargs.get(k) for k in config.model_kwargs}}
+    return card if json.loads(json.dumps(want)) == json.loads(json.dumps(have)) else None
+
+
 def _save_state(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, epoch: int, config: TrainConfig, history: list[EpochLog], best: dict[str, torch.Tensor] | None) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     tensors.update({f"best.{k}": v.detach().cpu().contiguous() for k, v in (best or {}).items()})
@@ -115,8 +85,6 @@ def _save_state(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, ep
 
 
 def _load_state(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, config: TrainConfig) -> tuple[int, list[EpochLog], dict[str, torch.Tensor] | None]:
-    from safetensors import safe_open
-
     with safe_open(str(path), "pt") as f:
         meta = f.metadata()
     if json.loads(meta["config"]) != json.loads(json.dumps(asdict(config), sort_keys=True)):
@@ -136,8 +104,6 @@ def _load_state(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, co
 def _init_weights(net: torch.nn.Module, source: str, dataset: str, out_dir: Path) -> ModelCard:
     """Load a checkpoint (the output folder's first, else the zoo's) into `net`; a smoothing
     wrapper accepts its base's weights."""
-    from advbench.models.card import build_from_card, load_model
-
     local = Path(source) if source.endswith(".yaml") else out_dir / f"{source}.yaml"
     if local.is_file():
         card = ModelCard.from_yaml(local)
@@ -164,9 +130,6 @@ def _accuracy(model: RobustModel, x: torch.Tensor, y: torch.Tensor, batch: int =
 
 def _robust_accuracy(model: RobustModel, x: torch.Tensor, y: torch.Tensor, config: TrainConfig, epoch: int) -> float:
     """PGD-10 accuracy under the training threat model (early stopping's criterion)."""
-    from advbench.attacks.gradient import PGD, PGDConfig
-    from advbench.core.threat import ThreatModel
-
     model.net.eval()
     threat, attack, correct = ThreatModel(config.at_norm, config.at_eps), PGD(PGDConfig(steps=10, rel_stepsize=0.25)), 0
     for i in range(0, len(y), 500):
@@ -202,8 +165,6 @@ def train_model(
     source = _init_weights(net, config.init_from, config.dataset, out_dir) if config.init_from else None
     freeze_statistics = None
     if config.partial:
-        from advbench.train.partial import freeze_and_reset, parse_code
-
         (_, early_stage), _ = parse_code(config.partial)
         if not config.cutoff or source is None:
             raise UsageError("stage 2 of partial adversarial training needs --cutoff and the stage-1 weights (init_from)")
@@ -291,9 +252,7 @@ def train_model(
         mean=mean,
         std=std,
         training={
-            **{k: v for k, v in asdict(config).items() if k not in ("model", "dataset", "model_kwargs", "recipe")},
-            "recipe": config.recipe or spec.recipe,
-            "optimizer": f"{config.optimizer}{' nesterov' if config.optimizer == 'sgd' else ''}",
+            **_training_record(config),
             "schedule": "triangular one-cycle",
             "kept_epoch": kept,
             "history": [asdict(h) for h in history],

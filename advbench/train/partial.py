@@ -1,96 +1,50 @@
 """Partial adversarial training (dissertation Ch. 3): which layers does adversarial training need?
 
-A code like A1N2 names how the earlier layers (first pair) and the latter layers (second pair)
-are trained: A adversarially, N naturally; 1 in the first stage (then frozen), 2 re-initialized
-and trained in the second stage. Stage 1 trains the whole network with the method of the part
-marked 1; stage 2 freezes that part (weights fixed, batch-norm statistics frozen: its layers stay
-in eval mode), re-initializes the other part and trains it with its own method. The cutoff is
-the name of the last module of the earlier part (as in `named_modules()`).
+Stage 1 trains the whole network with the method of the part marked 1 in the code (A1N2, N1A2,
+A2N1, N2A1; advbench.train.stages); stage 2 freezes that part (weights fixed, batch-norm
+statistics frozen: its layers stay in eval mode), re-initializes the other part and trains it
+with its own method. Both stages run through the training loop, which this module sits above.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import torch
-from torch import nn
 
-from advbench.core.errors import UsageError
-
-CODE = re.compile(r"^([AN])([12])([AN])([12])$")
-METHOD = {"A": "pgd-at", "N": "normal"}
-
-
-def parse_code(code: str) -> tuple[tuple[str, int], tuple[str, int]]:
-    """'A1N2' -> (('A', 1), ('N', 2)); the two parts must be in different stages."""
-    m = CODE.match(code.upper())
-    if not m or m.group(2) == m.group(4):
-        raise UsageError(f"--partial is one of A1N2, N1A2, A2N1, N2A1 (earlier layers first), not {code!r}")
-    return (m.group(1), int(m.group(2))), (m.group(3), int(m.group(4)))
+from advbench.models.card import ModelCard
+from advbench.train.config import TrainConfig
+from advbench.train.loop import EpochLog, finished_card, train_model
+from advbench.train.stages import METHOD, parse_code
 
 
-def split_modules(net: nn.Module, cutoff: str) -> tuple[list[nn.Module], list[nn.Module]]:
-    """Leaf modules with parameters or buffers, in forward-definition order, split after `cutoff`."""
-    names = [name for name, _ in net.named_modules() if name]
-    if cutoff not in names:
-        close = [n for n in names if cutoff in n][:5]
-        raise UsageError(f"--cutoff {cutoff!r} is not a module of this model{'; close: ' + ', '.join(close) if close else ''}")
-    cut_module = dict(net.named_modules())[cutoff]
-    inside_cut = {id(m) for m in cut_module.modules()}
-    early: list[nn.Module] = []
-    late: list[nn.Module] = []
-    seen_cut = False
-    for name, module in net.named_modules():
-        if not name or list(module.children()):
-            continue  # containers: their leaves are visited on their own
-        if not (list(module.parameters(recurse=False)) or list(module.buffers(recurse=False))):
-            continue
-        if id(module) in inside_cut:
-            early.append(module)
-            seen_cut = True
-        elif seen_cut:
-            late.append(module)
-        else:
-            early.append(module)
-    return early, late
+def train_partial(
+    code: str,
+    cutoff: str,
+    base_config: TrainConfig,
+    out_dir: Path,
+    device: torch.device,
+    data_dir: str | None = None,
+    resume: bool = False,
+    on_batch: Callable[[int, int], None] | None = None,
+    on_epoch: Callable[[EpochLog], None] | None = None,
+) -> ModelCard:
+    """Both stages; returns the stage-2 card. Stage 1 is written to out_dir/stage1.
 
-
-def freeze_and_reset(net: nn.Module, cutoff: str, frozen: str) -> Callable[[], None]:
-    """Freeze one side ('early' or 'late'), re-initialize the other; returns the hook that puts
-    the frozen side back into eval mode after every `net.train()`."""
-    early, late = split_modules(net, cutoff)
-    keep, reset = (early, late) if frozen == "early" else (late, early)
-    for module in keep:
-        for p in module.parameters(recurse=False):
-            p.requires_grad_(False)
-    for module in reset:
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
-        if hasattr(module, "reset_running_stats"):
-            module.reset_running_stats()
-
-    def freeze_statistics() -> None:
-        for module in keep:
-            module.eval()
-
-    return freeze_statistics
-
-
-def train_partial(code: str, cutoff: str, base_config, out_dir: Path, device: torch.device, **kw):  # noqa: ANN001, ANN003
-    """Both stages; returns the stage-2 card. Stage 1 is written to out_dir/stage1."""
-    from advbench.train.loop import train_model
-
+    `data_dir` and `resume` go to both stages; resuming keeps a finished stage 1 made with the
+    same configuration instead of training it again.
+    """
     (early_method, early_stage), (late_method, _) = parse_code(code)
     first_method = early_method if early_stage == 1 else late_method
     second_method = late_method if early_stage == 1 else early_method
     stage1_dir = out_dir / "stage1"
     stage1 = replace(base_config, recipe=METHOD[first_method], partial=None, cutoff=None)
-    train_model(stage1, stage1_dir, device, **kw)
+    if not (resume and finished_card(stage1, stage1_dir)):
+        train_model(stage1, stage1_dir, device, data_dir, resume, on_batch=on_batch, on_epoch=on_epoch)
     stage2 = replace(
         base_config, recipe=METHOD[second_method], init_from=str(stage1_dir / f"{base_config.model}.yaml"),
         partial=code.upper(), cutoff=cutoff,
     )
-    return train_model(stage2, out_dir, device, **kw)
+    return train_model(stage2, out_dir, device, data_dir, resume, on_batch=on_batch, on_epoch=on_epoch)

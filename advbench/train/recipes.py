@@ -7,8 +7,8 @@ loss can queue to run after the optimizer step (AWP removes its weight perturbat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn.functional as F
@@ -19,9 +19,7 @@ from advbench.core.seeding import derive_seed
 from advbench.core.threat import ThreatModel
 from advbench.models.wrapper import RobustModel
 from advbench.train.adversary import maximize
-
-if TYPE_CHECKING:
-    from advbench.train.loop import TrainConfig
+from advbench.train.config import TrainConfig
 
 
 @dataclass
@@ -29,7 +27,7 @@ class StepContext:
     """What a recipe sees of the training state at one step."""
 
     model: RobustModel  # unfrozen wrapper around `net`: normalizes [0,1] inputs
-    config: "TrainConfig"
+    config: TrainConfig
     epoch: int
     progress: float  # fraction of the current epoch done, in [0, 1)
     after_step: list[Callable[[], None]] = field(default_factory=list)
@@ -74,10 +72,10 @@ class Recipe:
     name = "recipe"
     adversarial = False  # adversarial recipes keep the epoch with the best robust validation accuracy
 
-    def prepare(self, net: nn.Module, x_train: torch.Tensor, config: "TrainConfig") -> None:
+    def prepare(self, net: nn.Module, x_train: torch.Tensor, config: TrainConfig) -> None:
         """Once, before training (skipped when resuming: the state already holds its result)."""
 
-    def start_epoch(self, net: nn.Module, epoch: int, config: "TrainConfig") -> None:
+    def start_epoch(self, net: nn.Module, epoch: int, config: TrainConfig) -> None:
         """At the start of every epoch, also after resuming."""
 
     def loss(self, ctx: StepContext, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

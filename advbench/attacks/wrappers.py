@@ -1,0 +1,115 @@
+"""Model-side wrappers: what an attack sees of a model, chosen by the evaluation, not by the attack.
+
+Attacks hold only their configuration. How gradients are taken against a particular model is
+a property of the model as attacked (Foolbox's `ExpectationOverTransformationWrapper`, Foolbox
+2's `CompositeModel`):
+
+- `AttackedModel`: gradients through the model's BPDA surrogates (when on) and averaged over
+  `eot_draws` forward passes of a model random at inference (EOT); judged by the exact model.
+- `TransferModel`: gradients and intermediate predictions from a surrogate model, the verdict
+  from the target (transfer attacks).
+
+`view_for` picks the adaptive default for an attack on a model; `adaptations()` is the record
+of that choice that the run stores (it is part of the run's identity).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from advbench.core.errors import UsageError
+from advbench.models.wrapper import RobustModel
+
+EOT_DRAWS_RANDOM_MODEL = 20  # EOT draws per gradient on a model random at inference (Athalye et al.)
+
+
+class AttackedModel(nn.Module):
+    """A `RobustModel` as attacks see it: forward in BPDA attack mode, `eot_draws` passes per gradient."""
+
+    def __init__(self, model: RobustModel, eot_draws: int = 1, bpda: bool = True) -> None:
+        super().__init__()
+        if eot_draws < 1:
+            raise UsageError(f"EOT needs at least 1 draw per gradient, got {eot_draws}")
+        self.model = model
+        self.eot_draws = int(eot_draws)
+        self.bpda = bool(bpda)
+
+    # The traits attacks read, from the wrapped model.
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.num_classes
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.model.input_shape
+
+    @property
+    def stochastic(self) -> bool:
+        return self.model.stochastic
+
+    @property
+    def has_bpda(self) -> bool:
+        return self.model.has_bpda
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def target(self) -> RobustModel:
+        """The model whose predictions decide success."""
+        return self.model
+
+    def check_inputs(self, x: torch.Tensor) -> None:
+        self.target.check_inputs(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with self.model.attack_mode(self.bpda):
+            return self.model(x)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """What the attack sees as the prediction (for its own early stopping and bookkeeping)."""
+        return self(x).argmax(dim=1)
+
+    def verdict(self, x: torch.Tensor) -> torch.Tensor:
+        """The exact target model's prediction: the only judge of success."""
+        return self.target.predict(x)
+
+    def adaptations(self) -> dict[str, Any]:
+        return {"eot_draws": self.eot_draws, "bpda": self.bpda and self.has_bpda, "stochastic_model": self.stochastic}
+
+
+class TransferModel(AttackedModel):
+    """Gradients and predictions from `surrogate`, success judged on `target` (transfer attacks)."""
+
+    def __init__(self, target: RobustModel, surrogate: AttackedModel, surrogate_name: str) -> None:
+        super().__init__(surrogate.model, surrogate.eot_draws, surrogate.bpda)
+        self.judge = target
+        self.surrogate_name = surrogate_name
+
+    @property
+    def target(self) -> RobustModel:
+        return self.judge
+
+    def adaptations(self) -> dict[str, Any]:
+        return {**super().adaptations(), "surrogate": self.surrogate_name}
+
+
+def view_for(model: RobustModel | AttackedModel, uses_gradients: bool, eot_draws: int | None = None, bpda: bool = True) -> AttackedModel:
+    """The adaptive default: EOT with 20 draws per gradient for gradient attacks on a model random
+    at inference (1 otherwise, or `eot_draws` when given); BPDA whenever the model has surrogates.
+    An `AttackedModel` is returned as it is: whoever built it chose."""
+    if isinstance(model, AttackedModel):
+        return model
+    if eot_draws is not None and eot_draws < 1:
+        raise UsageError(f"EOT needs at least 1 draw per gradient, got {eot_draws}")
+    draws = eot_draws if eot_draws is not None else (EOT_DRAWS_RANDOM_MODEL if model.stochastic and uses_gradients else 1)
+    return AttackedModel(model, draws, bpda)

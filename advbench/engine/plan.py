@@ -1,0 +1,236 @@
+"""Resolve a spec into a plan: the model with its card, the samples, the threats, the attacks and
+the model as each attack sees it. Everything a batch of work needs, so workers keep one plan.
+
+`resolve(spec, runtime)` builds a plan from names (the CLI's path); `EvalPlan.from_objects`
+builds one from a model object and tensors a library user already holds (RobustBench's
+`benchmark()` style). Either way the plan carries the run's identity (`key`), computed from the
+spec, the checkpoint's hash, the subset's hash and what adaptive evaluation chose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from advbench.attacks import build_attack
+from advbench.attacks.base import Attack
+from advbench.attacks.transfer import Transfer
+from advbench.attacks.wrappers import AttackedModel, TransferModel, view_for
+from advbench.core.device import resolve_device
+from advbench.core.errors import UsageError
+from advbench.core.threat import ThreatModel, parse_norm
+from advbench.data.registry import check_dataset_spec, dataset_labels, load_dataset
+from advbench.data.subset import indices_hash, select_indices
+from advbench.engine.spec import EvalSpec, Runtime
+from advbench.models.card import ModelCard, load_model
+from advbench.models.wrapper import RobustModel
+
+Loader = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # dataset indices -> (images, labels)
+
+
+def config_key(payload: dict[str, Any]) -> str:
+    """A run's identity: the hash of everything that determines its results."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class PlannedAttack:
+    label: str
+    attack: Attack
+    config: dict[str, Any]
+    view: AttackedModel  # the model as this attack sees it (EOT draws, BPDA, transfer surrogate)
+
+
+@dataclass
+class EvalPlan:
+    """A resolved evaluation. `adaptations` (per attack: EOT draws, BPDA, ...) is what adaptive
+    evaluation chose for this model; it is stored with the run and is part of its key."""
+
+    name: str
+    model: RobustModel
+    sha256: str
+    dataset: str
+    split: str
+    indices: torch.Tensor
+    threats: list[ThreatModel]
+    attacks: list[PlannedAttack]
+    seed: int
+    load: Loader
+    device: torch.device
+    checks: bool = True
+    check_n: int = 100
+    eot: int | None = None
+    bpda: bool = True
+    card: ModelCard | None = None
+    spec: EvalSpec | None = None
+    extra_config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def adaptations(self) -> dict[str, dict[str, Any]]:
+        return {a.label: a.attack.adaptations(a.view) for a in self.attacks}
+
+    @property
+    def indices_hash(self) -> str:
+        return indices_hash(self.indices)
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "model": self.name,
+            "checkpoint_sha256": self.sha256,
+            "dataset": self.dataset,
+            "split": self.split,
+            "indices_hash": self.indices_hash,
+            "norm": self.threats[0].norm.value,
+            "eps": [t.eps for t in self.threats],
+            "attacks": [{"name": a.label, "config": a.config} for a in self.attacks],
+            "adaptations": self.adaptations,
+            "seed": self.seed,
+        }
+
+    @property
+    def key(self) -> str:
+        return config_key(self.payload())
+
+    def paper(self) -> dict[str, Any]:
+        """The paper's own numbers travel with the run, so reports can show them without loading models."""
+        facts = self.card.paper_facts if self.card is not None else None
+        return {k: facts.get(k) for k in ("paper", "section", "paper_name", "dataset", "threat_model", "reported")} if facts else {}
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The samples at dataset indices `idx`, on the plan's device."""
+        x, y = self.load(idx)
+        return x.to(self.device), y.to(self.device)
+
+    @classmethod
+    def from_objects(
+        cls,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        attacks: Sequence[str] = ("pgd",),
+        eps: Sequence[float] = (0.1,),
+        norm: str = "linf",
+        seed: int = 0,
+        indices: torch.Tensor | None = None,
+        name: str | None = None,
+        num_classes: int | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        checks: bool = False,
+        check_n: int = 100,
+        eot: int | None = None,
+        bpda: bool = True,
+        device: str | torch.device = "auto",
+    ) -> "EvalPlan":
+        """A plan for a model object and images `x` in [0,1] (N x C x H x W) with labels `y`.
+
+        A bare `nn.Module` is wrapped as a `RobustModel` (normalization `mean`/`std` when its
+        inputs are not [0,1] pixels); `indices` name the samples (default 0..N-1) for per-sample
+        randomness and the stored rows. The key hashes the weights and the tensors.
+        """
+        if x.dim() != 4 or y.shape != (len(x),) or len(x) == 0:
+            raise UsageError(f"give images as N x C x H x W and N labels, got {tuple(x.shape)} and {tuple(y.shape)}")
+        dev = device if isinstance(device, torch.device) else resolve_device(device)
+        if not isinstance(model, RobustModel):
+            if num_classes is None:
+                with torch.no_grad():
+                    num_classes = int(model.eval()(x[:1].to(next(iter(model.parameters()), torch.empty(0)).device)).shape[1])
+            model = RobustModel(model, tuple(x.shape[1:]), num_classes, mean, std, name=name or type(model).__name__)
+        model.to(dev)
+        idx = torch.arange(len(x), dtype=torch.int64) if indices is None else indices.to(torch.int64).cpu()
+        if idx.shape != (len(x),):
+            raise UsageError(f"indices must name each of the {len(x)} samples")
+        images, labels = x.detach().cpu().float(), y.detach().cpu().to(torch.int64)
+        position = {int(i): p for p, i in enumerate(idx.tolist())}
+
+        def load(chosen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            rows = torch.tensor([position[int(i)] for i in chosen.tolist()], dtype=torch.int64)
+            return images[rows], labels[rows]
+
+        digest = hashlib.sha256()
+        for key, tensor in sorted(model.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        data_hash = hashlib.sha256(images.numpy().tobytes() + labels.numpy().tobytes()).hexdigest()[:16]
+        threats = _threats(norm, eps)
+        planned = _plan_attacks(tuple(attacks), threats, model, None, eot, bpda, load_surrogate=None)
+        return cls(
+            name=name or model.name, model=model, sha256=digest.hexdigest(), dataset=f"tensors:{data_hash}", split="-",
+            indices=idx, threats=threats, attacks=planned, seed=seed, load=load, device=dev, checks=checks, check_n=check_n,
+            eot=eot, bpda=bpda,
+        )
+
+
+def _threats(norm: str, eps: Sequence[float]) -> list[ThreatModel]:
+    parsed = parse_norm(norm)
+    return [ThreatModel(parsed, float(e)) for e in eps]
+
+
+def validate_attacks(names: tuple[str, ...], threats: list[ThreatModel], surrogate: str | None) -> list[tuple[str, Attack, dict[str, Any]]]:
+    """Every attack name, option and norm checked before anything heavy is loaded."""
+    built = [build_attack(a, surrogate) for a in names]
+    labels = [b[0] for b in built]
+    if len(set(labels)) != len(labels):
+        raise UsageError("each attack (with its options) may appear once per run")
+    norm = threats[0].norm.value
+    for label, attack, _ in built:
+        if norm not in attack.norms:
+            raise UsageError(f"attack {label!r} does not support the {norm} norm")
+    return built
+
+
+def _plan_attacks(
+    names: tuple[str, ...], threats: list[ThreatModel], model: RobustModel, surrogate: str | None, eot: int | None, bpda: bool,
+    load_surrogate: Callable[[str], RobustModel] | None,
+) -> list[PlannedAttack]:
+    planned, surrogates = [], {}
+    for label, attack, config in validate_attacks(names, threats, surrogate):
+        if isinstance(attack, Transfer):
+            if load_surrogate is None:
+                raise UsageError("transfer attacks need a named surrogate model; evaluate by name (resolve) to use them")
+            name = attack.config.surrogate
+            if name not in surrogates:
+                surrogates[name] = load_surrogate(name)
+            inner = view_for(surrogates[name], attack.inner.uses_gradients, eot, bpda)
+            view: AttackedModel = TransferModel(model, inner, name)
+        else:
+            view = attack.view(model, eot, bpda)
+        planned.append(PlannedAttack(label, attack, config, view))
+    return planned
+
+
+def resolve(spec: EvalSpec, runtime: Runtime, device: torch.device | None = None) -> EvalPlan:
+    """The plan for `spec`: names checked first, then the model (hash-checked) and the subset.
+
+    `device`: where the model goes (default: the runtime's device; a Ray driver passes the CPU).
+    """
+    check_dataset_spec(spec.dataset)
+    threats = _threats(spec.norm, spec.eps)
+    validate_attacks(spec.attacks, threats, spec.surrogate)
+    dev = device if device is not None else resolve_device(runtime.device)
+    zoo, data_dir = runtime.zoo_str, runtime.data_dir_str
+    model, card = load_model(spec.model, spec.dataset, zoo, spec.weights, data_dir)
+    model.to(dev)
+
+    def load_surrogate(name: str) -> RobustModel:
+        return load_model(name, spec.dataset, zoo, None, data_dir)[0].to(dev)
+
+    planned = _plan_attacks(spec.attacks, threats, model, spec.surrogate, spec.eot, spec.bpda, load_surrogate)
+    labels = dataset_labels(spec.dataset, spec.split, data_dir)
+    indices = select_indices(labels, spec.n, spec.seed, spec.balanced)
+
+    def load(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        data = load_dataset(spec.dataset, spec.split, data_dir, idx)
+        return data.images, data.labels
+
+    model.check_inputs(load(indices[:1])[0])
+    return EvalPlan(
+        name=spec.model, model=model, sha256=card.sha256, dataset=spec.dataset, split=spec.split, indices=indices, threats=threats,
+        attacks=planned, seed=spec.seed, load=load, device=dev, checks=spec.checks, check_n=spec.check_n, eot=spec.eot, bpda=spec.bpda,
+        card=card, spec=spec,
+    )

@@ -1,0 +1,169 @@
+"""Per-sample randomness for models random at inference.
+
+Attacks hand the model sub-batches (`x[active]`) without dataset indices, so the wrapper keys
+each input row by its content: a 63-bit hash of its exact values (`core.seeding.row_keys`),
+together with how many times that same input has been through the model since the last
+`reseed` (its occurrence count), and the seed. A noise layer's draw for a row is a function of
+that key, the layer's stream (its name in the network) and how often the layer has drawn in this
+forward pass. So:
+
+- a sample gets the same noise in a batch of 1, 5 or 64, in any order, in a resumed run;
+- forwarding the same input again draws fresh noise (occurrence 1, 2, ...), which EOT needs;
+- all of it is batched tensor work on the input's device.
+
+The occurrence count is per input, not a counter per model: a model-wide counter would make a
+sample's draws depend on how many forward passes its batch-mates caused before it (an ensemble
+skips an attack when a batch has nothing left to attack; batches of 5 and 12 make different
+numbers of calls). It is exact (a sorted table of the inputs seen since `reseed`), so it grows
+with the distinct inputs forwarded; `RobustModel.reseed` clears it, and an engine that reseeds
+before each batch keeps it to one batch's inputs. The one input the scheme cannot tell apart is
+an exact duplicate: two identical images in one run share the occurrence count.
+
+Layers opt in with a `draws: DrawScope | None = None` attribute, which the wrapper sets for the
+duration of a forward pass. When it is None (the bare network, the training wrapper) or the layer
+is training, they draw from torch's RNG as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from advbench.core.seeding import (
+    derive_seed,
+    mix_keys,
+    normal_rows,
+    row_keys,
+    uniform_rows,
+)
+
+
+class InputHistory:
+    """How many times each input (by 63-bit key) has been forwarded: a sorted table on the device."""
+
+    def __init__(self) -> None:
+        self.keys: torch.Tensor | None = None  # sorted, unique int64
+        self.counts: torch.Tensor | None = None
+
+    def clear(self) -> None:
+        self.keys = self.counts = None
+
+    def __len__(self) -> int:
+        return 0 if self.keys is None else len(self.keys)
+
+    def occurrences(self, keys: torch.Tensor) -> torch.Tensor:
+        """For each row, the number of earlier forwards of the same input (earlier rows of this batch
+        included), then record this batch."""
+        device = keys.device
+        if self.keys is None or self.counts is None:
+            self.keys = torch.empty(0, dtype=torch.int64, device=device)
+            self.counts = torch.empty(0, dtype=torch.int64, device=device)
+        elif self.keys.device != device:
+            self.keys, self.counts = self.keys.to(device), self.counts.to(device)
+        order = torch.argsort(keys, stable=True)
+        unique, group, multiplicity = torch.unique_consecutive(keys[order], return_inverse=True, return_counts=True)
+        start = torch.cumsum(multiplicity, 0) - multiplicity
+        rank = torch.arange(len(keys), device=device) - start[group]  # repeats within this batch, in row order
+        pos = torch.searchsorted(self.keys, unique).clamp_max(max(len(self.keys) - 1, 0))
+        found = self.keys[pos] == unique if len(self.keys) else torch.zeros_like(unique, dtype=torch.bool)
+        prior = torch.where(found, self.counts[pos] if len(self.keys) else torch.zeros_like(unique), torch.zeros_like(unique))
+        result = torch.empty_like(keys)
+        result[order] = prior[group] + rank
+        # Record: bump the known inputs, merge the new ones into the sorted table.
+        self.counts[pos[found]] += multiplicity[found]
+        new_keys, new_counts = unique[~found], multiplicity[~found]
+        if len(new_keys):
+            total = len(self.keys) + len(new_keys)
+            at = torch.searchsorted(self.keys, new_keys) + torch.arange(len(new_keys), device=device)
+            old = torch.ones(total, dtype=torch.bool, device=device)
+            old[at] = False
+            merged_keys = torch.empty(total, dtype=torch.int64, device=device)
+            merged_counts = torch.empty(total, dtype=torch.int64, device=device)
+            merged_keys[at], merged_counts[at] = new_keys, new_counts
+            merged_keys[old], merged_counts[old] = self.keys, self.counts
+            self.keys, self.counts = merged_keys, merged_counts
+        return result
+
+
+class DrawScope:
+    """What the noise layers of one forward pass draw from: a 32-bit key per input row."""
+
+    def __init__(self, keys: torch.Tensor, streams: dict[int, int]) -> None:
+        self.keys = keys
+        self._streams = streams
+        self._calls: dict[int, int] = {}
+
+    def stream(self, layer: nn.Module) -> int:
+        """The layer's stream for its next draw: its name's hash and how often it drew in this pass."""
+        call = self._calls.get(id(layer), 0)
+        self._calls[id(layer)] = call + 1
+        return (self._streams.get(id(layer), 0) << 16) + call
+
+    def _check(self, rows: int) -> None:
+        if rows != len(self.keys):
+            raise RuntimeError(
+                f"a noise layer got {rows} rows but the wrapper keyed {len(self.keys)} inputs; "
+                "a layer that multiplies the batch must draw its copies through DrawScope.copies"
+            )
+
+    def normal(self, layer: nn.Module, rows: int, shape: tuple[int, ...]) -> torch.Tensor:
+        """(rows, *shape) standard normal draws for `layer`, one row per input."""
+        self._check(rows)
+        return normal_rows(self.keys, tuple(shape), self.stream(layer))
+
+    def uniform(self, layer: nn.Module, rows: int, shape: tuple[int, ...]) -> torch.Tensor:
+        """(rows, *shape) uniform (0,1) draws for `layer`, one row per input."""
+        self._check(rows)
+        return uniform_rows(self.keys, tuple(shape), self.stream(layer))
+
+    @contextlib.contextmanager
+    def copies(self, layer: nn.Module, count: int) -> Iterator[None]:
+        """Inside: `count` copies of the batch, copy-major ((count, N) flattened), each row its own key."""
+        keys = self.keys
+        copy = torch.arange(count, device=keys.device, dtype=torch.int64).view(-1, 1)
+        self.keys = mix_keys(keys.view(1, -1), copy, self.stream(layer)).flatten()
+        try:
+            yield
+        finally:
+            self.keys = keys
+
+
+class Randomness:
+    """The per-sample draw source of one wrapped network: its seed, its noise layers and their
+    streams, and the history of inputs it has seen."""
+
+    def __init__(self, net: nn.Module, seed: int = 0) -> None:
+        self.seed = seed
+        self.layers = [module for _, module in net.named_modules() if hasattr(module, "draws")]
+        self.streams = {id(module): derive_seed("noise-layer", name) for name, module in net.named_modules() if hasattr(module, "draws")}
+        self.history = InputHistory()
+
+    def reseed(self, seed: int = 0) -> None:
+        """Start over: draws from now on depend on `seed`, and every input counts as new."""
+        self.seed = int(seed)
+        self.history.clear()
+
+    @property
+    def active(self) -> bool:
+        return any(getattr(m, "is_stochastic", False) for m in self.layers)
+
+    @contextlib.contextmanager
+    def scope(self, x: torch.Tensor) -> Iterator[DrawScope | None]:
+        """Within: the network's noise layers draw per input row of x (nothing to do if none is random)."""
+        if not self.active or x.dim() == 0 or len(x) == 0:
+            yield None
+            return
+        content = row_keys(x)
+        occurrence = self.history.occurrences(content)
+        scope = DrawScope(mix_keys(content, occurrence, self.seed), self.streams)
+        previous = [m.draws for m in self.layers]
+        for m in self.layers:
+            m.draws = scope
+        try:
+            yield scope
+        finally:
+            for m, old in zip(self.layers, previous):
+                m.draws = old

@@ -1,0 +1,210 @@
+"""Models random at inference draw per sample: batching, order and resumes change nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from advbench.core.seeding import normal_rows, row_keys, uniform_rows
+from advbench.models import MODELS
+from advbench.models.noise import GaussianNoise
+from advbench.models.randomness import InputHistory
+from advbench.models.wrapper import RobustModel
+from conftest import REPO
+
+SHAPE = (1, 12, 12)
+NOISY = ["gauss", "pni-w", "cpni-w", "pni-a", "cpni-a", "cpni-w-smooth-soft"]
+
+
+class Gauss(nn.Module):
+    """GaussianNoise at inference, then a linear layer: logits move with every draw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.noise = GaussianNoise(sigma=0.3, inference_sigma=0.3)
+        self.fc = nn.Linear(144, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.noise(x).flatten(1))
+
+
+def build(name: str) -> nn.Module:
+    torch.manual_seed(0)
+    if name == "gauss":
+        return Gauss()
+    return MODELS.get(name).build(in_channels=1, num_classes=10, width=4)
+
+
+def wrap(net: nn.Module) -> RobustModel:
+    return RobustModel(net, SHAPE, 10, mean=[0.5], std=[0.25])
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    return torch.rand(64, *SHAPE, generator=torch.Generator().manual_seed(3))
+
+
+@pytest.mark.parametrize("name", NOISY)
+def test_a_sample_gets_the_same_logits_in_any_batch(name: str, images: torch.Tensor) -> None:
+    model = wrap(build(name))
+    assert model.stochastic
+    with torch.no_grad():
+        whole = model.reseed(0)(images)
+        single = model.reseed(0)(images[[7]])
+        five = model.reseed(0)(images[5:10])
+        shuffled = model.reseed(0)(images.flip(0))
+        again = model.reseed(0)(images)
+    # Same noise; the float kernels may round differently for different batch sizes.
+    torch.testing.assert_close(single[0], whole[7], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(five[2], whole[7], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(shuffled.flip(0), whole, rtol=1e-5, atol=1e-5)
+    assert torch.equal(again, whole)  # same batch, same seed: bit for bit
+
+
+@pytest.mark.parametrize("name", NOISY)
+def test_batches_of_a_run_match_the_whole_without_reseeding(name: str, images: torch.Tensor) -> None:
+    """What a run with batch size 5 and one with 12 see: each input's history is its own."""
+    net = build(name)
+    split, whole = wrap(net), wrap(net)
+    with torch.no_grad():
+        parts = [torch.cat([split(images[i : i + 5]), split(images[i : i + 5])], 1) for i in range(0, 20, 5)]
+        full = torch.cat([whole(images[:20]), whole(images[:20])], 1)
+    torch.testing.assert_close(torch.cat(parts), full, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NOISY)
+def test_repeated_passes_draw_fresh_noise_and_seeds_differ(name: str, images: torch.Tensor) -> None:
+    model = wrap(build(name))
+    x = images[:8]
+    with torch.no_grad():
+        first, second = model.reseed(0)(x), model(x)
+        other_seed = model.reseed(1)(x)
+    differs = lambda a, b: bool(((a - b).abs().amax(dim=1) > 1e-6).all())  # noqa: E731
+    assert differs(first, second)  # EOT needs a new draw every pass
+    assert differs(first, other_seed)
+
+
+def test_gaussian_noise_is_exactly_the_row_draw_and_layers_are_released(images: torch.Tensor) -> None:
+    noise = GaussianNoise(sigma=0.0, inference_sigma=0.5)
+    model = RobustModel(nn.Sequential(noise), SHAPE, 10)
+    with torch.no_grad():
+        whole = model(images)
+        model.reseed(0)
+        single = model(images[[30]])
+    assert torch.equal(single[0], whole[30])  # elementwise noise: batching changes no bit
+    assert abs(float((whole - images).std()) - 0.5) < 0.01
+    assert noise.draws is None  # the scope ends with the forward pass
+
+
+def test_training_draws_from_torch_rng(images: torch.Tensor) -> None:
+    """The bare network and the training wrapper (unfrozen) keep torch's RNG, noise on."""
+    for name in ("pni-w", "cpni-a"):
+        net = build(name).train()
+        torch.manual_seed(5)
+        a = net(images[:4])
+        torch.manual_seed(5)
+        b = net(images[:4])
+        assert torch.equal(a, b) and not torch.equal(a, net(images[:4]))
+    layer = GaussianNoise(sigma=0.2).train()
+    torch.manual_seed(1)
+    out = layer(images)
+    torch.manual_seed(1)
+    torch.testing.assert_close(out, images + 0.2 * torch.randn_like(images))
+    trainer = RobustModel(build("pni-w"), SHAPE, 10, freeze=False)
+    assert trainer.randomness is None and trainer.stochastic
+    torch.manual_seed(2)
+    c = trainer(images[:4])
+    torch.manual_seed(2)
+    assert torch.equal(c, trainer(images[:4]))
+
+
+def test_sparse_coding_dropout_is_drawn_per_sample() -> None:
+    from advbench.models.sparse_coding import SparseCodingFrontEnd
+
+    torch.manual_seed(0)
+    net = SparseCodingFrontEnd(in_channels=1, input_size=16, atoms=12, top_t=4, dropout=0.5, eps=0.1, ensemble=3, classifier_width=4)
+    model = RobustModel(net, (1, 16, 16), 10)
+    codes: list[torch.Tensor] = []  # the dropped-out codes, one per ensemble member
+    net.quantizer.register_forward_hook(lambda module, args, out: codes.append(args[0]))
+    x = torch.rand(6, 1, 16, 16)
+
+    def masks(batch: torch.Tensor) -> torch.Tensor:
+        codes.clear()
+        with torch.no_grad():
+            model(batch)
+        return torch.stack(codes, 1) != 0  # (N, ensemble, atoms, h, w)
+
+    model.reseed(0)
+    whole = masks(x)
+    model.reseed(0)
+    part = masks(x[[4, 1]])
+    assert torch.equal(part, whole[[4, 1]])
+    assert not torch.equal(part[:, 0], part[:, 1])  # each ensemble member its own mask
+    assert not torch.equal(part, masks(x[[4, 1]]))  # and every pass a fresh one
+
+
+def test_row_keys_follow_the_exact_bits() -> None:
+    x = torch.rand(5, 3, 4, 4)
+    keys = row_keys(x)
+    assert keys.dtype == torch.int64 and keys.shape == (5,) and len(set(keys.tolist())) == 5
+    assert torch.equal(row_keys(x[[3, 1]]), keys[[3, 1]])
+    y = x.clone()
+    y[2, 1, 2, 3] = torch.nextafter(y[2, 1, 2, 3], torch.tensor(2.0))  # one ulp
+    changed = row_keys(y) != keys
+    assert changed.tolist() == [False, False, True, False, False]
+    swapped = x.clone()
+    swapped[0, 0, 0, 0], swapped[0, 0, 0, 1] = x[0, 0, 0, 1], x[0, 0, 0, 0]
+    assert row_keys(swapped)[0] != keys[0]  # positions count, not just the values
+
+
+def test_row_draws_depend_on_key_and_stream_only() -> None:
+    keys = torch.randint(0, 2**62, (300,), generator=torch.Generator().manual_seed(0))
+    z = normal_rows(keys, (2, 501))
+    torch.testing.assert_close(normal_rows(keys[[17, 4]], (2, 501)), z[[17, 4]], rtol=0, atol=0)
+    assert not torch.equal(z, normal_rows(keys, (2, 501), stream=1))
+    assert abs(float(z.mean())) < 0.01 and abs(float(z.std()) - 1.0) < 0.01
+    corr = torch.corrcoef(z.flatten(1)[:50])
+    assert float((corr - torch.eye(50)).abs().max()) < 0.15  # rows are independent
+    u = uniform_rows(keys, (1001,))
+    assert 0.0 < float(u.min()) and float(u.max()) < 1.0 and abs(float(u.mean()) - 0.5) < 0.01
+
+
+def test_input_history_counts_each_input() -> None:
+    history = InputHistory()
+    a = torch.tensor([5, 9, 5, 2])
+    assert history.occurrences(a).tolist() == [0, 0, 1, 0]
+    assert history.occurrences(torch.tensor([9, 7, 5])).tolist() == [1, 0, 2]
+    assert history.occurrences(torch.tensor([-3, 7, 7])).tolist() == [0, 1, 2]
+    assert history.keys.tolist() == [-3, 2, 5, 7, 9] and history.counts.tolist() == [1, 1, 3, 3, 2]
+    history.clear()
+    assert history.occurrences(a).tolist() == [0, 0, 1, 0]
+
+
+def _rows(db: Path) -> tuple[list[tuple], list[tuple]]:
+    with sqlite3.connect(db) as conn:
+        samples = conn.execute("SELECT sample_idx, attack, eps, adv_pred, success FROM samples ORDER BY sample_idx, attack, eps").fetchall()
+        clean = conn.execute("SELECT sample_idx, pred FROM clean ORDER BY sample_idx").fetchall()
+    return samples, clean
+
+
+def test_eval_of_a_random_model_stores_the_same_rows_for_any_batch_size(tmp_path: Path) -> None:
+    """cpni-w-smooth-soft (CPNI-W noise + smoothing, random at inference) through the CLI."""
+    dbs = []
+    for batch_size in (5, 12):
+        db = tmp_path / f"b{batch_size}.sqlite"
+        args = ["eval", "--model", "cpni-w-smooth-soft", "--attack", "fgsm", "--eps", "0.05", "--n", "12",
+                "--batch-size", str(batch_size), "--no-checks", "--db", str(db)]
+        proc = subprocess.run([sys.executable, "-m", "advbench", *args], capture_output=True, text=True, cwd=REPO, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        dbs.append(db)
+    samples_a, clean_a = _rows(dbs[0])
+    samples_b, clean_b = _rows(dbs[1])
+    assert len(samples_a) == 12 and len(clean_a) == 12
+    assert samples_a == samples_b
+    assert clean_a == clean_b
