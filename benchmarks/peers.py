@@ -88,7 +88,7 @@ def version_of(module: object | None, dist: str) -> str | None:
         return getattr(module, "__version__", None)
 
 
-def build_rows(model, x, y, idx, eps: float, seed: int, autoattack: bool) -> tuple[list[Row], dict[str, str | None]]:
+def build_rows(model, x, y, idx, eps: float, seed: int, aa_n: int) -> tuple[list[Row], dict[str, str | None]]:
     device = x.device
     threat = ThreatModel(Norm.LINF, eps)
     step = REL_STEPSIZE * eps
@@ -144,14 +144,16 @@ def build_rows(model, x, y, idx, eps: float, seed: int, autoattack: bool) -> tup
     else:
         rows.append(Row("art", pgd_label, None, art_status))
 
-    if autoattack:
+    if aa_n > 0:
+        # AutoAttack rows attack the first aa_n images of the batch (all of it by default).
+        xa, ya, ia = x[:aa_n], y[:aa_n], idx[:aa_n]
         aa_label = "AutoAttack standard"
-        base_aa = advbench_row("autoattack:version=standard", aa_label)
-        base_aa.warm_up = False
+        aa = build_attack("autoattack:version=standard")[1]
+        base_aa = Row("advbench", aa_label, lambda: aa(model, xa, ya, threat, ia, seed).x_adv, warm_up=False)
         rows.append(base_aa)
         if ta is not None:
             ta_aa = ta.AutoAttack(model, norm="Linf", eps=eps, version="standard", n_classes=model.num_classes, seed=seed)
-            rows.append(Row("torchattacks", aa_label, lambda: ta_aa(x, y), baseline=base_aa.key, warm_up=False))
+            rows.append(Row("torchattacks", aa_label, lambda: ta_aa(xa, ya), baseline=base_aa.key, warm_up=False))
         else:
             rows.append(Row("torchattacks", aa_label, None, ta_status))
     return rows, versions
@@ -187,16 +189,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds (after a warm-up of the PGD rows)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-autoattack", action="store_true", help="PGD rows only (a quick run)")
+    parser.add_argument("--aa-n", type=int, help="AutoAttack rows on the first AA_N images of the batch (default: all --n)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     parser.add_argument("--json", help="also write the full report (times per round, versions) to this file")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    aa_n = 0 if args.skip_autoattack else min(args.n, args.aa_n or args.n)
     torch.manual_seed(args.seed)  # the peers draw their random starts from the global RNG
     model, _ = load_model(args.model, "fashion-mnist")
     model.to(device)
     x, y, idx = fashion_batch(args.n, device)
-    rows, versions = build_rows(model, x, y, idx, args.eps, args.seed, not args.skip_autoattack)
+    rows, versions = build_rows(model, x, y, idx, args.eps, args.seed, aa_n)
     live = [r for r in rows if r.run is not None]
     load_before = os.getloadavg()
 
@@ -220,9 +227,12 @@ def main() -> None:
     for row in rows:
         entry: dict[str, object] = {"library": row.library, "attack": row.attack, "status": row.status}
         if row.status == "ok" and row.times:
+            k = len(row.x_adv)  # AutoAttack rows: the first aa_n images
             with torch.no_grad():
-                entry["robust_accuracy"] = round((model(row.x_adv).argmax(1) == y).float().mean().item(), 4)
-            entry["max_linf"] = round((row.x_adv - x).abs().amax().item(), 6)
+                entry["robust_accuracy"] = round((model(row.x_adv).argmax(1) == y[:k]).float().mean().item(), 4)
+                entry["clean_accuracy"] = round((model(x[:k]).argmax(1) == y[:k]).float().mean().item(), 4)
+            entry["n"] = k
+            entry["max_linf"] = round((row.x_adv - x[:k]).abs().amax().item(), 6)
             entry["seconds"] = round(statistics.median(row.times), 3)
             entry["seconds_per_round"] = [round(t, 3) for t in row.times]
             base = by_key.get(row.baseline)
@@ -241,6 +251,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "load_average_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "n": args.n,
+        "autoattack_n": aa_n,
         "eps_linf": args.eps,
         "pgd_steps": STEPS,
         "pgd_stepsize": REL_STEPSIZE * args.eps,
@@ -253,11 +264,11 @@ def main() -> None:
 
     print(f"{args.model}, {args.n} Fashion-MNIST test images, Linf {args.eps}, {args.repeats} interleaved rounds, "
           f"{device}, {torch.get_num_threads()} torch threads, clean accuracy {clean:.4f}")
-    print(f"{'library':<13} {'attack':<30} {'robust acc':>10} {'seconds':>9} {'ratio':>7}")
+    print(f"{'library':<13} {'attack':<30} {'n':>5} {'robust acc':>10} {'seconds':>9} {'ratio':>7}")
     for e in report_rows:
         if "seconds" in e:
             ratio = e.get("ratio_to_advbench")
-            print(f"{e['library']:<13} {e['attack']:<30} {e['robust_accuracy']:>10.4f} {e['seconds']:>9.2f} {ratio if ratio is not None else '-':>7}")
+            print(f"{e['library']:<13} {e['attack']:<30} {e['n']:>5} {e['robust_accuracy']:>10.4f} {e['seconds']:>9.2f} {ratio if ratio is not None else '-':>7}")
         else:
             print(f"{e['library']:<13} {e['attack']:<30} {e['status']}")
     if args.json:

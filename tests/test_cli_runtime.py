@@ -37,8 +37,7 @@ class Recorder:
 
 
 def patch(monkeypatch: pytest.MonkeyPatch, target: str, value: object) -> None:
-    """Replace MODULE.NAME on the module itself (from sys.modules): `advbench.engine.evaluate` as
-    an attribute path would find the package's re-exported `evaluate` function, not the module."""
+    """Replace MODULE.NAME on the module itself (from sys.modules)."""
     module, _, name = target.rpartition(".")
     monkeypatch.setattr(importlib.import_module(module), name, value)
 

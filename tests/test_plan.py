@@ -16,7 +16,7 @@ import torch
 from advbench.data import load_dataset
 from advbench.data.registry import dataset_labels
 from advbench.data.subset import select_indices
-from advbench.engine import EvalPlan, EvalSpec, Runtime, evaluate, resolve
+from advbench.engine import EvalPlan, EvalSpec, Runtime, evaluate_plan, resolve
 from advbench.models.card import load_model
 from advbench.store import Store
 from conftest import REPO
@@ -44,11 +44,11 @@ def test_plan_from_objects_gives_the_rows_of_the_cli(digits_zoo: Path, tmp_path:
     data = load_dataset("digits", "test", indices=indices)
     plan = EvalPlan.from_objects(net, data.images, data.labels, attacks=ATTACKS, eps=(0.05, 0.1), indices=indices,
                                  mean=wrapped.mean.flatten().tolist(), std=wrapped.std.flatten().tolist(), device="cpu")
-    outcome = evaluate(plan, Runtime(db=tmp_path / "objects.sqlite", batch_size=13))
+    outcome = evaluate_plan(plan, Runtime(db=tmp_path / "objects.sqlite"))
     assert rows(tmp_path / "objects.sqlite") == rows(tmp_path / "cli.sqlite")
     assert 0 < outcome.summary.clean_accuracy <= 1 and outcome.summary.per_eps[1].worst_case <= outcome.summary.per_eps[0].worst_case
     # The same objects again: found by their key, not re-run.
-    again = evaluate(EvalPlan.from_objects(net, data.images, data.labels, attacks=ATTACKS, eps=(0.05, 0.1), indices=indices,
+    again = evaluate_plan(EvalPlan.from_objects(net, data.images, data.labels, attacks=ATTACKS, eps=(0.05, 0.1), indices=indices,
                                            mean=wrapped.mean.flatten().tolist(), std=wrapped.std.flatten().tolist(), device="cpu"),
                      Runtime(db=tmp_path / "objects.sqlite"))
     assert again.already_finished and again.summary.run_id == outcome.summary.run_id
@@ -87,3 +87,33 @@ def test_runs_stored_before_the_reshaped_core_keep_their_identity(tmp_path: Path
         assert plan.key == key, stored
         checked.add(stored["model"])
     assert len(checked) >= 3, checked
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_a_model_random_at_inference_stores_the_same_rows_across_batch_sizes_and_a_resume(digits_model, digits_data, tmp_path: Path) -> None:
+    from advbench.models.noise import GaussianNoise
+    from advbench.models.wrapper import RobustModel
+
+    noisy = RobustModel(torch.nn.Sequential(GaussianNoise(0.0, inference_sigma=0.5), digits_model.net), digits_model.input_shape, 10,
+                        digits_model.mean.flatten().tolist(), digits_model.std.flatten().tolist(), name="noisy-digits")
+    assert noisy.stochastic
+    x, y = digits_data[0][:24], digits_data[1][:24]
+
+    def plan() -> EvalPlan:
+        return EvalPlan.from_objects(noisy, x, y, attacks=("fgsm", "pgd:steps=3"), eps=(0.1,), eot=2, checks=True, check_n=8, device="cpu")
+
+    whole = evaluate_plan(plan(), Runtime(db=tmp_path / "whole.sqlite", batch_size=24))
+    assert whole.summary.clean_accuracy < 1  # the noise is strong enough to matter
+
+    def stop_after_first_batch(done: int, total: int) -> None:
+        if done >= 7:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        evaluate_plan(plan(), Runtime(db=tmp_path / "resumed.sqlite", batch_size=7), progress=stop_after_first_batch)
+    resumed = evaluate_plan(plan(), Runtime(db=tmp_path / "resumed.sqlite", batch_size=5))
+    assert resumed.resumed and not resumed.already_finished
+    assert rows(tmp_path / "resumed.sqlite") == rows(tmp_path / "whole.sqlite")

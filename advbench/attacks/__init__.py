@@ -9,6 +9,7 @@ from advbench.attacks import (  # noqa: E402,F401
     search,
     transfer,
 )
+from advbench.attacks import apgd, auto  # noqa: E402,F401
 from advbench.attacks.base import Attack, AttackResult, MinimumNormAttack
 from advbench.attacks.registry import ATTACKS, build_attack, register_attack
 

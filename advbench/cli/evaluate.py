@@ -7,7 +7,6 @@ library function and renders what it returns. Engine modules are imported inside
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Annotated, Optional
@@ -49,11 +48,8 @@ def eval_cmd(
     ray: options.Ray = None,
 ) -> None:
     """Clean and robust accuracy of a model; every per-sample result is stored and the run resumes."""
-    from advbench.engine import spec
+    from advbench.engine import evaluate, spec
 
-    # The module, not `from advbench.engine import evaluate`: the package re-exports a function of
-    # that name, which shadows the submodule as a package attribute.
-    evaluate = importlib.import_module("advbench.engine.evaluate")
     run_spec = spec.EvalSpec(
         model=model, attacks=tuple(attack), eps=tuple(eps), norm=norm.value, dataset=dataset, split=split, n=None if n == 0 else n,
         seed=seed, balanced=balanced, weights=str(weights) if weights else None, surrogate=surrogate, eot=eot, bpda=bpda,

@@ -16,6 +16,7 @@ from advbench.certify.cohen import (
     certify_sample_adaptive,
 )
 from advbench.core.device import resolve_device
+from advbench.core.seeding import derive_seed
 from advbench.data.registry import check_dataset_spec, dataset_labels, load_dataset
 from advbench.data.subset import indices_hash, select_indices
 from advbench.engine.executors import (
@@ -136,6 +137,7 @@ def certify_shard(plan: CertifyPlan, work: list[tuple[int, list[float]]]) -> lis
     data = load_dataset(plan.spec.dataset, plan.spec.split, plan.data_dir, torch.tensor([i for i, _ in work], dtype=torch.int64))
     images = data.images.to(plan.device)
     by_sigma = {c.sigma: c for c in plan.settings}
+    plan.model.reseed(derive_seed(plan.spec.seed, "model-noise", "certify"))  # noise layers: per-sample draws in any shard
     return [
         certificate_row(plan.model, images[pos], int(data.labels[pos]), index, by_sigma[sigma], plan.spec)
         for pos, (index, sigmas) in enumerate(work) for sigma in sigmas

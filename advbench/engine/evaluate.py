@@ -1,6 +1,6 @@
 """`advbench eval` as a library function: spec + runtime -> plan -> executor -> ledger -> summary.
 
-`run_eval(spec, runtime)` evaluates a model by name; `evaluate(plan, runtime)` takes any plan,
+`run_eval(spec, runtime)` evaluates a model by name; `evaluate_plan(plan, runtime)` takes any plan,
 including `EvalPlan.from_objects(model, x, y)` for a model object and tensors. Every batch is
 committed as it finishes, and the same call resumes an interrupted run.
 """
@@ -48,6 +48,7 @@ def evaluate_shard(plan: EvalPlan, indices: list[int]) -> tuple[list[tuple[int, 
     """One batch: clean predictions, then per eps each attack on the samples no earlier attack broke."""
     idx = torch.tensor(indices, dtype=torch.int64)
     x, y = plan.batch(idx)
+    plan.reseed("batch")
     clean_pred = plan.model.predict(x)
     correct = clean_pred == y
     outcomes = robust_ensemble([(a.label, a.attack, a.view) for a in plan.attacks], x, y, plan.threats, idx.to(x.device), plan.seed, correct)
@@ -85,6 +86,7 @@ def batch_rows(
 def masking_checks(plan: EvalPlan, indices: list[int]) -> CheckReport:
     """The gradient-masking checks on `indices` at the plan's largest eps."""
     x, y = plan.batch(torch.tensor(indices, dtype=torch.int64))
+    plan.reseed("checks")
     threat = max(plan.threats, key=lambda t: t.eps)
     return gradient_masking_checks(plan.model, x, y, threat, plan.eot, plan.bpda, derive_seed(plan.seed, "checks"))
 
@@ -105,10 +107,10 @@ def run_eval(spec: EvalSpec, runtime: Runtime = Runtime(), progress: ProgressFn 
         plan = resolve(spec, runtime, torch.device("cpu"))  # the driver only validates; workers attack on their own devices
     else:
         plan = resolve(spec, runtime)
-    return evaluate(plan, runtime, progress)
+    return evaluate_plan(plan, runtime, progress)
 
 
-def evaluate(plan: EvalPlan, runtime: Runtime = Runtime(), progress: ProgressFn | None = None) -> EvalOutcome:
+def evaluate_plan(plan: EvalPlan, runtime: Runtime = Runtime(), progress: ProgressFn | None = None) -> EvalOutcome:
     """Run `plan`: checks on a subset, then the still-robust ensemble batch by batch, each batch
     committed to the store as it finishes; an identical unfinished run is resumed."""
     if runtime.ray is not None and plan.spec is None:

@@ -23,6 +23,7 @@ from advbench.attacks.transfer import Transfer
 from advbench.attacks.wrappers import AttackedModel, TransferModel, view_for
 from advbench.core.device import resolve_device
 from advbench.core.errors import UsageError
+from advbench.core.seeding import derive_seed
 from advbench.core.threat import ThreatModel, parse_norm
 from advbench.data.registry import check_dataset_spec, dataset_labels, load_dataset
 from advbench.data.subset import indices_hash, select_indices
@@ -100,6 +101,15 @@ class EvalPlan:
         """The paper's own numbers travel with the run, so reports can show them without loading models."""
         facts = self.card.paper_facts if self.card is not None else None
         return {k: facts.get(k) for k in ("paper", "section", "paper_name", "dataset", "threat_model", "reported")} if facts else {}
+
+    def reseed(self, stream: str) -> None:
+        """Restart the randomness of every model in the plan (target and surrogates) for one unit
+        of work, so a model random at inference draws the same noise for a sample in any batch,
+        shard or resumed run."""
+        seed = derive_seed(self.seed, "model-noise", stream)
+        for model in {id(m): m for a in self.attacks for m in (a.view.model, a.view.target)}.values():
+            model.reseed(seed)
+        self.model.reseed(seed)
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The samples at dataset indices `idx`, on the plan's device."""

@@ -40,7 +40,7 @@ class ColoredNoise(nn.Module):
 
     def sample_rows(self, draws: DrawScope, layer: nn.Module, rows: int, count: int) -> torch.Tensor:
         """`count` draws per input row, shape (rows, count, n), from the wrapper's per-row keys."""
-        z = draws.normal(layer, rows, (count, self.n + self.rank)).to(self.log_d.device)
+        z = draws.normal(layer, rows, (count, self.n + self.rank)).to(self.log_d)
         return self.color(z[..., : self.n], z[..., self.n :])
 
 

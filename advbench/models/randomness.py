@@ -27,7 +27,7 @@ is training, they draw from torch's RNG as before.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -137,8 +137,9 @@ class Randomness:
 
     def __init__(self, net: nn.Module, seed: int = 0) -> None:
         self.seed = seed
-        self.layers = [module for _, module in net.named_modules() if hasattr(module, "draws")]
-        self.streams = {id(module): derive_seed("noise-layer", name) for name, module in net.named_modules() if hasattr(module, "draws")}
+        named = [(name, module) for name, module in net.named_modules() if hasattr(module, "draws")]
+        self.layers = [module for _, module in named]
+        self.stream_ids = [derive_seed("noise-layer", name) for name, _ in named]  # by name: stable across processes
         self.history = InputHistory()
 
     def reseed(self, seed: int = 0) -> None:
@@ -158,7 +159,8 @@ class Randomness:
             return
         content = row_keys(x)
         occurrence = self.history.occurrences(content)
-        scope = DrawScope(mix_keys(content, occurrence, self.seed), self.streams)
+        streams = {id(m): stream for m, stream in zip(self.layers, self.stream_ids)}  # ids of this copy's layers
+        scope = DrawScope(mix_keys(content, occurrence, self.seed), streams)
         previous = [m.draws for m in self.layers]
         for m in self.layers:
             m.draws = scope

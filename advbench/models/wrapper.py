@@ -94,7 +94,7 @@ class RobustModel(nn.Module):
         with self.randomness.scope(x):
             return self.net((x - self.mean) / self.std)
 
-    def reseed(self, seed: int = 0) -> "RobustModel":
+    def reseed(self, seed: int = 0) -> RobustModel:
         """Restart the model's own randomness: draws depend on `seed`, every input counts as new.
 
         Call it before each unit of work meant to be reproducible on its own (a batch, the checks).

@@ -1,0 +1,243 @@
+"""APGD (Croce & Hein, ICML 2020, "Reliable evaluation of adversarial robustness..."), native and batched.
+
+Why native: the authors' package (`apgd-ce`, `apgd-t` in `autoattack.py`) runs every sample for
+all its iterations and seeds from the global RNG, so a sample's result depends on its batch.
+Here, as in PGD (`gradient.py`):
+
+- a sample leaves the active set as soon as a forward pass shows it misclassified and keeps that
+  iterate (not on models random at inference: one lucky pass proves nothing, so there every
+  sample runs all its steps and the point of highest EOT-averaged loss is returned);
+- random starts come from the sample's own index-seeded stream (`gradient.random_start`);
+- `steps` counts gradient steps taken per sample, times the view's EOT draws.
+
+The step-size rule is the authors' (fra31/auto-attack `autopgd_base.py`): step 2 eps; checkpoints
+after w_1 = int(0.22 N) iterations, then windows shrinking by int(0.03 N) down to int(0.06 N);
+at a checkpoint a sample's step halves, and it restarts from its best point, when at most rho
+of the window's steps increased the loss, or when its step was not halved at the previous
+checkpoint and its best loss has not improved since. Momentum alpha = 0.75 (1 on the first
+step). One deliberate difference: the first window's first step is compared with the loss at
+the starting point, as the paper defines it (the reference compares it with an unset zero).
+
+Losses: `ce`, `dlr` (untargeted), `dlr-targeted` (one run per target over the
+`n_target_classes` most likely wrong classes of the clean input, as AutoAttack's APGD-T).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from advbench.attacks.base import Attack
+from advbench.attacks.gradient import random_start
+from advbench.attacks.losses import attack_loss
+from advbench.attacks.registry import register_attack
+from advbench.attacks.wrappers import AttackedModel
+from advbench.core.errors import UsageError
+from advbench.core.tensors import per_sample
+from advbench.core.threat import Norm, ThreatModel, batch_norm
+
+APGD_LOSSES = ("ce", "dlr", "dlr-targeted")
+
+
+@dataclass(frozen=True)
+class APGDConfig:
+    steps: int = 100
+    restarts: int = 1  # per target class for dlr-targeted
+    loss: str = "ce"  # ce | dlr | dlr-targeted
+    n_target_classes: int = 9  # dlr-targeted: the most likely wrong classes, one run each (capped at classes - 1)
+    rho: float = 0.75  # halve the step when at most this fraction of a window's steps raised the loss
+    alpha: float = 0.75  # momentum: weight of the new projected step against the previous move
+    early_stop: bool = True
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.restarts < 1:
+            raise UsageError("apgd needs steps >= 1 and restarts >= 1")
+        if self.loss not in APGD_LOSSES:
+            raise UsageError(f"apgd loss is one of {', '.join(APGD_LOSSES)}, not {self.loss!r}")
+        if self.n_target_classes < 1:
+            raise UsageError("apgd needs n_target_classes >= 1")
+        if not (0 < self.rho <= 1 and math.isfinite(self.rho)):
+            raise UsageError(f"apgd rho must be in (0, 1], got {self.rho}")
+        if not (0 < self.alpha <= 1 and math.isfinite(self.alpha)):
+            raise UsageError(f"apgd alpha (momentum) must be in (0, 1], got {self.alpha}")
+
+
+def checkpoints(steps: int) -> dict[int, int]:
+    """{iterations done: window length} at which the step-size rule is checked (the reference's
+    int(0.22 N) first window, shrinking by int(0.03 N) per checkpoint to int(0.06 N))."""
+    first, least, shrink = max(int(0.22 * steps), 1), max(int(0.06 * steps), 1), max(int(0.03 * steps), 1)
+    out, at, k = {}, first, first
+    while at <= steps:
+        out[at] = k
+        k = max(k - shrink, least)
+        at += k
+    return out
+
+
+def targeted_dlr(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Targeted DLR (to maximize): (z_t - z_y) / (z_pi1 - (z_pi3 + z_pi4) / 2), scale-invariant like DLR."""
+    top = logits.sort(1, descending=True).values
+    gap = logits.gather(1, target.view(-1, 1)).squeeze(1) - logits.gather(1, y.view(-1, 1)).squeeze(1)
+    return gap / (top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)
+
+
+def _loss_grad(
+    model: AttackedModel, x: torch.Tensor, y: torch.Tensor, loss: str, target: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(logits, loss per sample, input gradient), each averaged over the view's EOT draws.
+
+    Like `losses.loss_and_grad`, but also returns the per-sample loss the step-size rule needs."""
+    draws = int(getattr(model, "eot_draws", 1))
+    x = x.detach().requires_grad_(True)
+    grad_sum, loss_sum, logits_sum = torch.zeros_like(x), x.new_zeros(len(x)), None
+    for _ in range(draws):
+        with torch.enable_grad():
+            logits = model(x)
+            values = targeted_dlr(logits, y, target) if target is not None else attack_loss(logits, y, loss)
+            if values.requires_grad:
+                (grad,) = torch.autograd.grad(values.sum(), x, allow_unused=True)
+                grad_sum += 0 if grad is None else grad
+        loss_sum += values.detach()
+        logits_sum = logits.detach() if logits_sum is None else logits_sum + logits.detach()
+    assert logits_sum is not None
+    return logits_sum / draws, loss_sum / draws, grad_sum / draws
+
+
+def _direction(grad: torch.Tensor, norm: Norm) -> torch.Tensor:
+    """The steepest-ascent unit step: sign for Linf, the L2-normalized gradient for L2."""
+    if norm is Norm.LINF:
+        return grad.sign()
+    return grad / per_sample(batch_norm(grad, Norm.L2) + 1e-12, grad)
+
+
+@register_attack("apgd", config=APGDConfig, family="gradient", description="Auto-PGD (Croce & Hein), native and batched: step-size-free PGD with momentum; CE, DLR or targeted DLR; per-sample early stopping")
+class APGD(Attack):
+    name = "apgd"
+    norms = ("linf", "l2")
+    uses_gradients = True
+
+    def __init__(self, config: APGDConfig = APGDConfig()) -> None:
+        self.config = config
+
+    def run(
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.config
+        n = len(x)
+        steps = torch.zeros(n, dtype=torch.int64, device=x.device)
+        x_out = x.clone()
+        if threat.eps == 0 or n == 0:
+            return x_out, steps
+        judge = not model.stochastic  # may a forward pass declare a sample broken?
+        broken = torch.zeros(n, dtype=torch.bool, device=x.device)
+        kept_loss = torch.full((n,), float("-inf"), device=x.device)
+        with torch.no_grad():
+            clean = model(x)
+        if judge:  # misclassified already: keep x and spend nothing
+            broken = clean.argmax(1) != y
+        targets: torch.Tensor | None = None
+        runs = cfg.restarts
+        if cfg.loss == "dlr-targeted":
+            if model.num_classes < 4:
+                raise UsageError(f"apgd loss=dlr-targeted needs at least 4 classes, the model has {model.num_classes}")
+            n_targets = min(cfg.n_target_classes, model.num_classes - 1)
+            ranked = clean.masked_fill(F.one_hot(y, clean.shape[1]).bool(), float("-inf")).argsort(1, descending=True)
+            targets = ranked[:, :n_targets]
+            runs *= n_targets
+        elif cfg.loss == "dlr" and model.num_classes < 3:
+            raise UsageError(f"apgd loss=dlr needs at least 3 classes, the model has {model.num_classes}")
+        for run in range(runs):
+            # Each run (a restart, or a target class) attacks only what no earlier run broke.
+            todo = (~broken).nonzero().view(-1)
+            if len(todo) == 0:
+                break
+            target = None if targets is None else targets[todo, run // cfg.restarts]
+            start = random_start(x[todo], threat, indices[todo], seed, run)
+            x_run, hit, loss, used = self._single_run(model, x[todo], y[todo], target, start, threat, judge)
+            steps[todo] += used
+            keep = hit | (loss > kept_loss[todo])
+            x_out[todo[keep]] = x_run[keep]
+            kept_loss[todo] = torch.maximum(kept_loss[todo], loss)
+            broken[todo[hit]] = True
+        return x_out, steps
+
+    def _single_run(
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
+        start: torch.Tensor, threat: ThreatModel, judge: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One APGD run from `start`: (x_adv, hit, best loss, steps used) per sample.
+
+        x_adv is the first misclassified iterate where `hit`, else the iterate of highest loss.
+        The state of the samples still running is kept compact (rows `pos` of the batch)."""
+        cfg = self.config
+        n = len(x)
+        draws = int(model.eot_draws)
+        early = cfg.early_stop and judge
+        x_out, hit = start.clone(), torch.zeros(n, dtype=torch.bool, device=x.device)
+        loss_out = torch.full((n,), float("-inf"), device=x.device)
+        used = torch.zeros(n, dtype=torch.int64, device=x.device)
+        marks = checkpoints(cfg.steps)
+
+        logits, loss, grad = _loss_grad(model, start, y, cfg.loss, target)
+        s: dict[str, torch.Tensor] = {
+            "pos": torch.arange(n, device=x.device), "x0": x, "y": y, "xa": start.clone(), "grad": grad, "loss": loss,
+        }
+        if target is not None:
+            s["target"] = target
+
+        def observe(state: dict[str, torch.Tensor], logits: torch.Tensor) -> dict[str, torch.Tensor]:
+            """Record first hits; with early stopping, drop them from the state."""
+            if not judge:
+                return state
+            now = logits.argmax(1) != state["y"]
+            new = now & ~hit[state["pos"]]
+            if bool(new.any()):
+                where = state["pos"][new]
+                hit[where] = True
+                x_out[where] = state["xa"][new]
+            if early and bool(now.any()):
+                return {k: v[~now] for k, v in state.items()}
+            return state
+
+        s = observe(s, logits)
+        s["x_old"], s["x_best"], s["g_best"] = s["xa"].clone(), s["xa"].clone(), s["grad"].clone()
+        s["l_best"], s["l_check"] = s["loss"].clone(), s["loss"].clone()
+        s["step"] = torch.full((len(s["pos"]),), 2.0 * threat.eps, device=x.device)
+        s["rises"] = torch.zeros(len(s["pos"]), device=x.device)
+        s["reduced"] = torch.ones(len(s["pos"]), dtype=torch.bool, device=x.device)  # no "no improvement" halving at the first checkpoint
+
+        for i in range(cfg.steps):
+            if len(s["pos"]) == 0:
+                break
+            a = cfg.alpha if i > 0 else 1.0
+            xa, x0 = s["xa"], s["x0"]
+            z = threat.project(x0, xa + per_sample(s["step"], xa) * _direction(s["grad"], threat.norm))
+            x_new = threat.project(x0, xa + a * (z - xa) + (1 - a) * (xa - s["x_old"]))
+            s["x_old"], s["xa"] = xa, x_new
+            used[s["pos"]] += draws
+            logits, loss, grad = _loss_grad(model, x_new, s["y"], cfg.loss, s.get("target"))
+            s["grad"] = grad
+            s["rises"] += (loss > s["loss"]).float()
+            s["loss"] = loss
+            better = loss > s["l_best"]
+            s["x_best"] = torch.where(per_sample(better, x_new), x_new, s["x_best"])
+            s["g_best"] = torch.where(per_sample(better, grad), grad, s["g_best"])
+            s["l_best"] = torch.where(better, loss, s["l_best"])
+            s = observe(s, logits)
+            window = marks.get(i + 1)
+            if window is not None and len(s["pos"]):
+                halve = (s["rises"] <= window * cfg.rho) | (~s["reduced"] & (s["l_check"] >= s["l_best"]))
+                s["reduced"], s["l_check"], s["rises"] = halve, s["l_best"].clone(), torch.zeros_like(s["rises"])
+                s["step"] = torch.where(halve, s["step"] / 2, s["step"])
+                s["xa"] = torch.where(per_sample(halve, x_new), s["x_best"], s["xa"])
+                s["grad"] = torch.where(per_sample(halve, grad), s["g_best"], s["grad"])
+
+        # Samples never hit return their highest-loss iterate.
+        rest = s["pos"][~hit[s["pos"]]]
+        keep = ~hit[s["pos"]]
+        x_out[rest] = s["x_best"][keep]
+        loss_out[s["pos"]] = s["l_best"]
+        return x_out, hit, loss_out, used

@@ -1,0 +1,112 @@
+"""`auto`: the default strong, adaptive and fast evaluation, a still-robust ensemble inside one attack.
+
+Why: AutoAttack (standard) spends ~10^4 model passes on every robust sample (APGD-CE, APGD-T
+over 9 targets, FAB-T over 9 targets, Square with 5000 queries) and its components run every
+sample to the end. On models without gradient masking the later components rarely break
+anything APGD did not. `auto` keeps AutoAttack's idea, cheapest first, each stage only on the
+samples no earlier stage broke, with native batched attacks that stop per sample:
+
+1. APGD on cross-entropy (`apgd`, `ce_steps`, `ce_restarts`);
+2. APGD on the targeted DLR loss over the `targets` most likely wrong classes (`t_steps`,
+   scale-invariant: catches what CE misses on models with huge or saturated logits);
+3. Square Attack (`square_queries`, Linf and L2): a score-based search for what gradients cannot
+   break (masked or obfuscated gradients). Skipped on models random at inference, as
+   AutoAttack's `rand` version does: there a single lucky query proves nothing.
+
+A stage budget of 0 (`targets=0`, `square_queries=0`) drops that stage. Every stage's seed is
+`derive_seed(seed, "auto", stage)`; its randomness is index-seeded, so a sample's result never
+depends on its batch. A sample broken by a stage keeps that stage's adversarial point (success
+is judged by the exact model); one no stage breaks keeps the stage point of lowest margin, the
+per-sample worst case. `steps` adds APGD gradient steps (times EOT draws) and Square queries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from advbench.attacks.apgd import APGD, APGDConfig
+from advbench.attacks.base import Attack
+from advbench.attacks.blackbox import Square, SquareConfig
+from advbench.attacks.losses import margin
+from advbench.attacks.registry import register_attack
+from advbench.attacks.wrappers import AttackedModel
+from advbench.core.errors import UsageError
+from advbench.core.seeding import derive_seed
+from advbench.core.threat import ThreatModel
+
+
+@dataclass(frozen=True)
+class AutoConfig:
+    ce_steps: int = 50
+    ce_restarts: int = 1
+    targets: int = 3  # APGD-T target classes (the most likely wrong ones); 0 skips the stage
+    t_steps: int = 50
+    t_restarts: int = 1
+    square_queries: int = 1000  # 0 skips the stage
+    early_stop: bool = True
+
+    def __post_init__(self) -> None:
+        if self.ce_steps < 1 or self.ce_restarts < 1 or self.t_steps < 1 or self.t_restarts < 1:
+            raise UsageError("auto needs ce_steps, ce_restarts, t_steps and t_restarts >= 1")
+        if self.targets < 0 or self.square_queries < 0:
+            raise UsageError("auto targets and square_queries must be >= 0 (0 skips the stage)")
+
+
+@register_attack("auto", config=AutoConfig, family="ensemble", description="Fast default ensemble: native APGD-CE, then APGD targeted DLR, then Square, each on what earlier stages left robust; per-sample early stopping")
+class Auto(Attack):
+    name = "auto"
+    norms = ("linf", "l2")
+    uses_gradients = True
+
+    def __init__(self, config: AutoConfig = AutoConfig()) -> None:
+        self.config = config
+
+    def stages(self, model: AttackedModel) -> list[tuple[str, Attack]]:
+        """The stages (name, attack) this config runs against `model`, cheapest first."""
+        cfg = self.config
+        out: list[tuple[str, Attack]] = [
+            ("apgd-ce", APGD(APGDConfig(steps=cfg.ce_steps, restarts=cfg.ce_restarts, loss="ce", early_stop=cfg.early_stop)))
+        ]
+        if cfg.targets and model.num_classes >= 4:
+            targets = min(cfg.targets, model.num_classes - 1)
+            out.append(("apgd-t", APGD(APGDConfig(steps=cfg.t_steps, restarts=cfg.t_restarts, loss="dlr-targeted", n_target_classes=targets, early_stop=cfg.early_stop))))
+        if cfg.square_queries and not model.stochastic:
+            out.append(("square", Square(SquareConfig(n_queries=cfg.square_queries))))
+        return out
+
+    def run(
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        n = len(x)
+        x_adv = x.clone()
+        steps = torch.zeros(n, dtype=torch.int64, device=x.device)
+        if threat.eps == 0 or n == 0:
+            return x_adv, steps
+        still = torch.ones(n, dtype=torch.bool, device=x.device)
+        worst = torch.full((n,), float("inf"), device=x.device)  # lowest margin seen on unbroken samples
+        for stage, attack in self.stages(model):
+            todo = still.nonzero().view(-1)
+            if len(todo) == 0:
+                break
+            result = attack(model, x[todo], y[todo], threat, indices[todo], derive_seed(seed, "auto", stage))
+            steps[todo] += result.steps
+            broke = result.success
+            x_adv[todo[broke]] = result.x_adv[broke]
+            still[todo[broke]] = False
+            rest = todo[~broke]
+            if len(rest):
+                m = _mean_margin(model, result.x_adv[~broke], y[rest])
+                lower = m < worst[rest]
+                x_adv[rest[lower]] = result.x_adv[~broke][lower]
+                worst[rest] = torch.minimum(worst[rest], m)
+        return x_adv, steps
+
+
+@torch.no_grad()
+def _mean_margin(model: AttackedModel, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Margin of the logits averaged over the view's EOT draws (one pass on deterministic models)."""
+    draws = int(model.eot_draws) if model.stochastic else 1
+    logits = sum(model(x) for _ in range(draws)) / draws
+    return margin(logits, y)
