@@ -16,14 +16,12 @@ import statistics
 
 import torch
 from pyautoattack import AutoAttack
+from timing import fashion_batch, interleaved  # noqa: E402 (benchmarks/timing.py, beside this script)
 
 from advbench.attacks import build_attack
 from advbench.core.device import resolve_device
 from advbench.core.threat import Norm, ThreatModel
 from advbench.models.card import load_model
-from timing import fashion_batch, interleaved  # noqa: E402 (benchmarks/timing.py, beside this script)
-
-
 
 
 def main() -> None:

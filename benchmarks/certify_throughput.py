@@ -15,7 +15,11 @@ import time
 
 import torch
 
-from advbench.certify.cohen import CertifyConfig, certify_sample, certify_sample_adaptive
+from advbench.certify.cohen import (
+    CertifyConfig,
+    certify_sample,
+    certify_sample_adaptive,
+)
 from advbench.core.device import resolve_device
 from advbench.data import load_dataset, select_indices
 from advbench.data.registry import dataset_labels

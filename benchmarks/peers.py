@@ -6,7 +6,11 @@ steps once it is misclassified) and, for a like-for-like row, `pgd:early_stop=fa
 `torchattacks.PGD`; Foolbox 3 `LinfPGD(steps=20, rel_stepsize=0.125)`; ART
 `ProjectedGradientDescent` on a `PyTorchClassifier`. AutoAttack (version standard: APGD-CE,
 APGD-T, FAB-T, Square 5000) where a peer ships it: advbench `build_attack("autoattack")`, which
-runs the authors' `pyautoattack`, vs `torchattacks.AutoAttack`. Foolbox has no AutoAttack; ART's
+runs the authors' `pyautoattack`, vs `torchattacks.AutoAttack` twice: as it comes, and with its
+APGD-CE, APGD-T and FAB-T set to the standard version's 100 iterations (torchattacks builds them
+with its own default of 10, so out of the box it does about a tenth of the gradient work; Square's
+5000 queries are the same). `--aa-n K` runs the AutoAttack rows on the first K images only
+(Square's queries make them slow on a CPU). Foolbox has no AutoAttack; ART's
 `AutoAttack` is a different ensemble by default (APGD-CE and APGD-DLR with 5 restarts each,
 DeepFool, Square with 5 restarts), so it is not timed against the standard one.
 
@@ -23,7 +27,8 @@ each x_adv stays inside the eps-ball.
 A peer that is not installed (they are the optional `bench` extra, installed with --no-deps
 beside our torch) is reported as "not installed" and the rest still runs; a peer that fails at
 run time is reported with its error.
-Run: python benchmarks/peers.py [--model madry-cnn-at] [--n 500] [--eps 0.1] [--repeats 3] [--skip-autoattack] [--device auto] [--json out.json]
+Run: python benchmarks/peers.py [--model madry-cnn-at] [--n 500] [--eps 0.1] [--repeats 3] [--skip-autoattack | --aa-n K]
+     [--device auto] [--threads N] [--json out.json]
 """
 
 from __future__ import annotations
@@ -39,15 +44,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from timing import fashion_batch, time_once  # benchmarks/timing.py, beside this script
 
 from advbench.attacks import build_attack
 from advbench.core.device import resolve_device
 from advbench.core.threat import Norm, ThreatModel
 from advbench.models.card import load_model
-from timing import fashion_batch, time_once  # noqa: E402 (benchmarks/timing.py, beside this script)
 
 STEPS = 20
 REL_STEPSIZE = 2.5 / STEPS  # Madry et al.: step 2.5 * eps / steps
+AA_ITERATIONS = 100  # APGD-CE, APGD-T and FAB-T iterations in AutoAttack's standard version
 PEERS = {"torchattacks": "torchattacks", "foolbox": "foolbox", "art": "adversarial-robustness-toolbox"}
 
 
@@ -73,7 +79,7 @@ def import_peer(module: str) -> tuple[object | None, str]:
         return None, "not installed"
     try:
         return importlib.import_module(module), "ok"
-    except Exception as err:  # e.g. a peer that needs a torchvision built for another torch
+    except Exception as err:  # noqa: BLE001 (any failure, e.g. a torchvision built for another torch)
         return None, f"import failed: {type(err).__name__}: {err}"
 
 
@@ -125,7 +131,7 @@ def build_rows(model, x, y, idx, eps: float, seed: int, aa_n: int) -> tuple[list
             import numpy as np
             from art.attacks.evasion import ProjectedGradientDescent
             from art.estimators.classification import PyTorchClassifier
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 (reported in the row, like a failed import)
             rows.append(Row("art", pgd_label, None, f"import failed: {type(err).__name__}: {err}"))
         else:
             classifier = PyTorchClassifier(
@@ -153,7 +159,14 @@ def build_rows(model, x, y, idx, eps: float, seed: int, aa_n: int) -> tuple[list
         rows.append(base_aa)
         if ta is not None:
             ta_aa = ta.AutoAttack(model, norm="Linf", eps=eps, version="standard", n_classes=model.num_classes, seed=seed)
-            rows.append(Row("torchattacks", aa_label, lambda: ta_aa(xa, ya), baseline=base_aa.key, warm_up=False))
+            rows.append(Row("torchattacks", f"{aa_label} (its defaults)", lambda: ta_aa(xa, ya), baseline=base_aa.key, warm_up=False))
+            # torchattacks builds APGD-CE, APGD-T and FAB-T with its own default of 10 iterations;
+            # AutoAttack's standard version (pyautoattack) runs 100. This row matches that budget.
+            ta_aa100 = ta.AutoAttack(model, norm="Linf", eps=eps, version="standard", n_classes=model.num_classes, seed=seed)
+            for sub in ta_aa100._autoattack.attacks:
+                if isinstance(sub, (ta.APGD, ta.APGDT, ta.FAB)):
+                    sub.steps = AA_ITERATIONS
+            rows.append(Row("torchattacks", f"{aa_label}, {AA_ITERATIONS} iterations", lambda: ta_aa100(xa, ya), baseline=base_aa.key, warm_up=False))
         else:
             rows.append(Row("torchattacks", aa_label, None, ta_status))
     return rows, versions
@@ -264,13 +277,13 @@ def main() -> None:
 
     print(f"{args.model}, {args.n} Fashion-MNIST test images, Linf {args.eps}, {args.repeats} interleaved rounds, "
           f"{device}, {torch.get_num_threads()} torch threads, clean accuracy {clean:.4f}")
-    print(f"{'library':<13} {'attack':<30} {'n':>5} {'robust acc':>10} {'seconds':>9} {'ratio':>7}")
+    print(f"{'library':<13} {'attack':<42} {'n':>5} {'robust acc':>10} {'seconds':>9} {'ratio':>7}")
     for e in report_rows:
         if "seconds" in e:
             ratio = e.get("ratio_to_advbench")
-            print(f"{e['library']:<13} {e['attack']:<30} {e['n']:>5} {e['robust_accuracy']:>10.4f} {e['seconds']:>9.2f} {ratio if ratio is not None else '-':>7}")
+            print(f"{e['library']:<13} {e['attack']:<42} {e['n']:>5} {e['robust_accuracy']:>10.4f} {e['seconds']:>9.2f} {ratio if ratio is not None else '-':>7}")
         else:
-            print(f"{e['library']:<13} {e['attack']:<30} {e['status']}")
+            print(f"{e['library']:<13} {e['attack']:<42} {e['status']}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=2)

@@ -6,7 +6,11 @@ import pytest
 import torch
 
 from advbench.models.kernel_pooling import KernelPool
-from advbench.train.smooth_kernels import model_smoothness, neighbour_penalty, smooth_kernel_regularizer
+from advbench.train.smooth_kernels import (
+    model_smoothness,
+    neighbour_penalty,
+    smooth_kernel_regularizer,
+)
 
 
 def test_kap_on_linear_layer_equals_averaging_neighbouring_kernels() -> None:

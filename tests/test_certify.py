@@ -8,7 +8,12 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from advbench.certify.cohen import ABSTAIN, CertifyConfig, certify_sample, lower_confidence_bound
+from advbench.certify.cohen import (
+    ABSTAIN,
+    CertifyConfig,
+    certify_sample,
+    lower_confidence_bound,
+)
 from advbench.models.wrapper import RobustModel
 
 

@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import CIFAR_JPG
 
 from advbench.core.errors import DataError, UsageError
 from advbench.data import load_dataset, select_indices
 from advbench.data.fashion_mnist import load_fashion_mnist, read_idx
 from advbench.data.registry import dataset_labels
 from advbench.data.subset import indices_hash
-from conftest import CIFAR_JPG
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -7,7 +7,6 @@ import pytest
 from advbench.engine import EvalSpec, Runtime, run_eval
 from advbench.store import Store
 
-
 RUNTIME_KEYS = {"batch_size", "device", "db", "zoo", "fresh"}
 
 

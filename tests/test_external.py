@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import CIFAR_JPG
 
 from advbench.core.errors import CheckpointError, UsageError
 from advbench.core.threat import ThreatModel
 from advbench.data import load_dataset, select_indices
 from advbench.data.registry import dataset_labels
 from advbench.models.card import load_model
-from conftest import CIFAR_JPG
 
 pyautoattack = pytest.importorskip("pyautoattack")
 EXAMPLES = Path(pyautoattack.__file__).parent / "examples"

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
+from test_cli import advbench
 
 from advbench.data import load_dataset
 from advbench.data.registry import dataset_labels
@@ -19,8 +21,6 @@ from advbench.data.subset import select_indices
 from advbench.engine import EvalPlan, EvalSpec, Runtime, evaluate_plan, resolve
 from advbench.models.card import load_model
 from advbench.store import Store
-from conftest import REPO
-from test_cli import advbench
 
 ATTACKS = ("fgsm", "pgd:steps=5", "deepfool")
 SPEC_FIELDS = {f.name for f in fields(EvalSpec)}

@@ -11,12 +11,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from test_cli import advbench, assert_one_line_error
 
 from advbench.engine import EvalSpec, Runtime, run_eval
 from advbench.engine.certify import run_certify
 from advbench.engine.spec import CertifySpec
 from advbench.store import Store
-from test_cli import advbench, assert_one_line_error
 
 PGD = EvalSpec(model="rn18-nt", attacks=("fgsm", "pgd:steps=5"), eps=(0.02, 0.05), n=64, check_n=16)
 CERT = CertifySpec(model="rn18-nt", sigmas=(0.25, 0.5), n0=20, n=200, n_samples=12)

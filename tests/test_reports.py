@@ -9,12 +9,17 @@ import struct
 from pathlib import Path
 
 import pytest
+from test_cli import advbench
 
 from advbench.engine import EvalSpec, Runtime, run_eval
 from advbench.report.curves import curves_from_run, parse_eps_range, plot_curves
-from advbench.report.leaderboard import build_leaderboard, render_csv, render_json, render_markdown
+from advbench.report.leaderboard import (
+    build_leaderboard,
+    render_csv,
+    render_json,
+    render_markdown,
+)
 from advbench.store import Store, summarize
-from test_cli import advbench
 
 
 @pytest.fixture(scope="module")

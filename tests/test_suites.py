@@ -7,12 +7,12 @@ import shutil
 import sys
 
 import pytest
+from conftest import REPO
 
 from advbench.attacks import build_attack
 from advbench.engine.suite import load_suite
 from advbench.models import MODELS
 from advbench.store import Store
-from conftest import REPO
 
 SUITES = sorted((REPO / "docs" / "suites").glob("*.yaml"))
 

@@ -1,17 +1,16 @@
 """Every registered model builds; every shipped Fashion-MNIST checkpoint loads and is accurate."""
 
 import math
+
 import pytest
 import torch
 
 from advbench.data import load_dataset, select_indices
 from advbench.data.registry import dataset_labels
 from advbench.models import MODELS
-from advbench.models.card import card_path, load_model
+from advbench.models.card import REPO_ZOO, card_path, load_model
 from advbench.models.kernel_pooling import KAPConv2d
 from advbench.models.noise import GaussianNoise
-
-from advbench.models.card import REPO_ZOO
 
 SHIPPED = sorted(p.stem for p in (REPO_ZOO / "fashion-mnist").glob("*.yaml"))
 

@@ -1,7 +1,9 @@
 """Attacks: each a small class with a frozen typed config, called as attack(model, x, y, threat)."""
 
 # Importing the modules registers their attacks.
-from advbench.attacks import (  # noqa: E402,F401
+from advbench.attacks import (  # noqa: E402,F401  # noqa: E402,F401
+    apgd,
+    auto,
     autoattack,
     blackbox,
     gradient,
@@ -9,7 +11,6 @@ from advbench.attacks import (  # noqa: E402,F401
     search,
     transfer,
 )
-from advbench.attacks import apgd, auto  # noqa: E402,F401
 from advbench.attacks.base import Attack, AttackResult, MinimumNormAttack
 from advbench.attacks.registry import ATTACKS, build_attack, register_attack
 

@@ -99,7 +99,8 @@ def _loss_grad(
             values = targeted_dlr(logits, y, target) if target is not None else attack_loss(logits, y, loss)
             if values.requires_grad:
                 (grad,) = torch.autograd.grad(values.sum(), x, allow_unused=True)
-                grad_sum += 0 if grad is None else grad
+                if grad is not None:  # None: a model without gradient signal (e.g. --no-bpda)
+                    grad_sum += grad
         loss_sum += values.detach()
         logits_sum = logits.detach() if logits_sum is None else logits_sum + logits.detach()
     assert logits_sum is not None

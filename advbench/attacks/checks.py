@@ -2,8 +2,8 @@
 
 On a small subset: white-box accuracy at a very large eps must be ~0; a single-step attack
 must not beat the iterative one; a black-box attack (Square) must not beat the white-box one
-by a clear margin; doubling the steps must not drop accuracy much further; a deterministic
-model must predict the same twice. Each check is a `CheckResult` (name, passed, value, limit,
+by a clear margin; doubling the steps must not drop accuracy much further; the scale-invariant
+DLR loss must not beat cross-entropy. (Checks on the model itself: `model_checks`.) Each check is a `CheckResult` (name, passed, value, limit,
 why) that the engine can act on; every measured number is kept so the run can store it.
 """
 
@@ -17,6 +17,7 @@ import torch
 from advbench.attacks.base import Attack
 from advbench.attacks.gradient import FGSM, PGD, FGSMConfig, PGDConfig
 from advbench.attacks.registry import ATTACKS
+from advbench.attacks.wrappers import AttackedModel
 from advbench.core.threat import Norm, ThreatModel
 from advbench.models.wrapper import RobustModel
 
@@ -45,6 +46,10 @@ class CheckReport:
     n: int
     numbers: dict[str, Any] = field(default_factory=dict)
     results: list[CheckResult] = field(default_factory=list)
+    # Per probe attack at the run's threat: which checked samples it broke. Worst case means worst
+    # case, so the evaluation counts these too. `indices` are the checked samples' dataset indices.
+    probes: dict[str, torch.Tensor] = field(default_factory=dict)
+    indices: torch.Tensor | None = None
 
     @property
     def failed(self) -> list[CheckResult]:
@@ -60,40 +65,42 @@ def large_eps(norm: Norm, dims: int) -> float:
     return {Norm.LINF: 0.5, Norm.L2: 0.5 * dims**0.5, Norm.L1: 0.5 * dims, Norm.L0: float(dims)}[norm]
 
 
-def _accuracy(model: RobustModel, attack: Attack, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, seed: int, eot: int | None, bpda: bool) -> float:
-    idx = torch.arange(len(x), device=x.device)
-    return 1.0 - attack(attack.view(model, eot, bpda), x, y, threat, idx, seed).success.float().mean().item()
-
-
 def gradient_masking_checks(
-    model: RobustModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, eot_draws: int | None = None, bpda: bool | None = None, seed: int = 0
+    model: RobustModel | AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, eot_draws: int | None = None,
+    bpda: bool | None = None, seed: int = 0, indices: torch.Tensor | None = None,
 ) -> CheckReport:
-    """Run the checks on the correctly classified samples among (x, y) at the run's largest eps."""
+    """Run the probe attacks on the correctly classified samples among (x, y) at the run's largest eps.
+
+    `model` may be a view (`AttackedModel`) fixing how the probes see it; else each probe gets the
+    adaptive default with `eot_draws` and `bpda`. `indices` name the samples (default 0..N-1).
+    """
     use_bpda = True if bpda is None else bpda
     report = CheckReport(0)
-    with torch.no_grad():
-        first = model.predict(x)
-        second = torch.cat([model.predict(x[i : i + 7]) for i in range(0, len(x), 7)])  # other batch sizes
-    if not model.stochastic:
-        changed = int((first != second).sum())
-        report.results.append(CheckResult(
-            "deterministic", changed == 0, changed / max(1, len(x)), 0.0,
-            f"model {model.name} claims to be deterministic but {changed}/{len(x)} predictions changed between calls",
-        ))
-    keep = first == y
-    x, y = x[keep], y[keep]
-    report.n = len(x)
+    idx = torch.arange(len(x), device=x.device) if indices is None else indices.to(x.device)
+    judge = model.verdict if isinstance(model, AttackedModel) else model.predict
+    keep = judge(x) == y
+    x, y, idx = x[keep], y[keep], idx[keep]
+    report.n, report.indices = len(x), idx.cpu()
     if len(x) == 0 or threat.eps == 0 or threat.norm is Norm.L0:
         return report
 
-    def acc(attack: Attack, at: ThreatModel = threat) -> float:
-        return _accuracy(model, attack, x, y, at, seed, eot_draws, use_bpda)
+    def acc(attack: Attack, at: ThreatModel = threat, label: str | None = None) -> float:
+        success = attack(attack.view(model, eot_draws, use_bpda), x, y, at, idx, seed).success
+        if label is not None:
+            report.probes[label] = success.cpu()
+        return 1.0 - success.float().mean().item()
 
     numbers, results = report.numbers, report.results
-    numbers["pgd"] = pgd = acc(PGD(PGDConfig(early_stop=True)))
-    numbers["pgd_double_steps"] = pgd2 = acc(PGD(PGDConfig(steps=40, rel_stepsize=0.0625)))
+    numbers["pgd"] = pgd = acc(PGD(PGDConfig(early_stop=True)), label="check:pgd")
+    numbers["pgd_double_steps"] = pgd2 = acc(PGD(PGDConfig(steps=40, rel_stepsize=0.0625)), label="check:pgd-40")
+    numbers["pgd_dlr"] = dlr = acc(PGD(PGDConfig(loss="dlr")), label="check:pgd-dlr")
+    results.append(CheckResult(
+        "scale-invariant-loss", not dlr < pgd - MARGIN, dlr, pgd - MARGIN,
+        f"the scale-invariant DLR loss leaves {100 * dlr:.1f}% < cross-entropy's {100 * pgd:.1f}% at {threat.label()}: "
+        "cross-entropy is saturated or mis-scaled here; margin and DLR losses are added",
+    ))
     if threat.norm is not Norm.L1:
-        numbers["fgsm"] = fgsm = acc(FGSM(FGSMConfig()))
+        numbers["fgsm"] = fgsm = acc(FGSM(FGSMConfig()), label="check:fgsm")
         results.append(CheckResult(
             "single-step-vs-iterative", not fgsm < pgd - MARGIN, fgsm, pgd - MARGIN,
             f"gradient masking? FGSM leaves {100 * fgsm:.1f}% < PGD-20 {100 * pgd:.1f}% at {threat.label()} (n={len(x)})",
@@ -111,7 +118,7 @@ def gradient_masking_checks(
     ))
     if "square" in ATTACKS.names() and threat.norm.value in ATTACKS.get("square").norms:
         spec = ATTACKS.get("square")
-        numbers["square_500"] = sq = acc(spec.cls(spec.config(**{**spec.defaults, "n_queries": 500})))
+        numbers["square_500"] = sq = acc(spec.cls(spec.config(**{**spec.defaults, "n_queries": 500})), label="check:square-500")
         white = min(pgd, pgd2)
         results.append(CheckResult(
             "black-box-vs-white-box", not sq < white - BLACK_BOX_MARGIN, sq, white - BLACK_BOX_MARGIN,

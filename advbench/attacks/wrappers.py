@@ -29,13 +29,17 @@ EOT_DRAWS_RANDOM_MODEL = 20  # EOT draws per gradient on a model random at infer
 class AttackedModel(nn.Module):
     """A `RobustModel` as attacks see it: forward in BPDA attack mode, `eot_draws` passes per gradient."""
 
-    def __init__(self, model: RobustModel, eot_draws: int = 1, bpda: bool = True) -> None:
+    def __init__(self, model: RobustModel, eot_draws: int = 1, bpda: bool = True, random: bool = False, log_outputs: bool = False) -> None:
         super().__init__()
         if eot_draws < 1:
             raise UsageError(f"EOT needs at least 1 draw per gradient, got {eot_draws}")
         self.model = model
         self.eot_draws = int(eot_draws)
         self.bpda = bool(bpda)
+        # Set by adaptive evaluation when checks find it: an undeclared random model is treated as
+        # random (no early stopping on one lucky pass); probabilities are attacked as log-probabilities.
+        self.random = bool(random)
+        self.log_outputs = bool(log_outputs)
 
     # The traits attacks read, from the wrapped model.
     @property
@@ -52,7 +56,7 @@ class AttackedModel(nn.Module):
 
     @property
     def stochastic(self) -> bool:
-        return self.model.stochastic
+        return self.model.stochastic or self.random
 
     @property
     def has_bpda(self) -> bool:
@@ -72,7 +76,9 @@ class AttackedModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with self.model.attack_mode(self.bpda):
-            return self.model(x)
+            out = self.model(x)
+        # log is monotone: the argmax, hence every prediction, is unchanged.
+        return out.clamp_min(1e-30).log() if self.log_outputs else out
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,7 +90,9 @@ class AttackedModel(nn.Module):
         return self.target.predict(x)
 
     def adaptations(self) -> dict[str, Any]:
-        return {"eot_draws": self.eot_draws, "bpda": self.bpda and self.has_bpda, "stochastic_model": self.stochastic}
+        chosen = {"eot_draws": self.eot_draws, "bpda": self.bpda and self.has_bpda, "stochastic_model": self.stochastic}
+        # Keys appear only when set, so runs stored before they existed keep their identity.
+        return {**chosen, **({"treated_as_random": True} if self.random else {}), **({"log_outputs": True} if self.log_outputs else {})}
 
 
 class TransferModel(AttackedModel):

@@ -46,6 +46,7 @@ def eval_cmd(
     resume: options.Resume = True,
     as_json: options.AsJson = False,
     ray: options.Ray = None,
+    strict: Annotated[bool, typer.Option("--strict", help="exit 1 when the evaluation's verdict is unreliable")] = False,
 ) -> None:
     """Clean and robust accuracy of a model; every per-sample result is stored and the run resumes."""
     from advbench.engine import evaluate, spec
@@ -63,13 +64,18 @@ def eval_cmd(
     elif outcome.resumed:
         render.err_console.print(f"resumed run {outcome.summary.run_id}")
     if as_json:
-        print(json.dumps(outcome.summary.to_dict(), indent=2))
+        print(json.dumps(outcome.to_dict(), indent=2))
     else:
         render.console.print(render.summary_table(outcome.summary))
         adaptive = render.adaptation_line(outcome.adaptations)
         if adaptive:
             render.console.print(adaptive)
+        for line in render.escalation_lines(outcome.escalation, outcome.verdict):
+            render.console.print(line)
     render.warnings(outcome.warnings)
+    if strict and outcome.verdict == "unreliable":
+        render.err_console.print("the evaluation is unreliable (a check still fails after escalation); --strict makes that an error")
+        raise typer.Exit(1)
 
 
 def curve_cmd(
@@ -141,8 +147,9 @@ def check_cmd(
     batch_size: options.SuiteBatch = None,
     fresh: options.Fresh = False,
     ray: options.Ray = None,
+    allow_unreliable: Annotated[bool, typer.Option("--allow-unreliable", help="do not fail on results whose evaluation verdict is unreliable")] = False,
 ) -> None:
-    """Regression gate: exit 1 when a robust accuracy fell below the baseline."""
+    """Regression gate: exit 1 when a robust accuracy fell below the baseline or its evaluation is unreliable."""
     from advbench.report import regression
     from advbench.store import Store
 
@@ -160,6 +167,10 @@ def check_cmd(
         results = regression.compare(store, regression.read_baseline(baseline), tolerance, stat)
     render.console.print(render.regression_table(results, f"regression check against {baseline} (tolerance {tolerance:g} points{', z-test' if stat else ''})"))
     failed = [c for c in results if c.regressed]
+    unreliable = [c for c in results if c.unreliable and not allow_unreliable]
     if failed:
         render.err_console.print(f"{len(failed)} of {len(results)} baseline entries regressed")
+    if unreliable:
+        render.err_console.print(f"{len(unreliable)} of {len(results)} baseline entries come from an unreliable evaluation (--allow-unreliable to accept)")
+    if failed or unreliable:
         raise typer.Exit(1)

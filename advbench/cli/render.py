@@ -85,7 +85,27 @@ def summary_table(summary: RunSummary) -> Table:
         [f"{e.eps:g}", pct(summary.clean_accuracy), *[pct(e.robust_after[a]) for a in summary.attacks], f"[bold]{pct(e.worst_case)}[/bold]"]
         for e in summary.per_eps
     ]
-    return table(title, columns, rows, caption=f"run {summary.run_id} ({summary.wall_seconds:.1f} s)")
+    verdict = f", evaluation {verdict_text(summary.verdict)}" if summary.verdict else ""
+    return table(title, columns, rows, caption=f"run {summary.run_id} ({summary.wall_seconds:.1f} s){verdict}")
+
+
+VERDICT_STYLE = {"reliable": "green", "escalated": "yellow", "unreliable": "bold red"}
+
+
+def verdict_text(verdict: str | None) -> str:
+    """The reliability verdict, coloured (rich markup)."""
+    if not verdict:
+        return "-"
+    return f"[{VERDICT_STYLE.get(verdict, 'white')}]{verdict}[/{VERDICT_STYLE.get(verdict, 'white')}]"
+
+
+def escalation_lines(escalation: dict[str, object] | None, verdict: str | None) -> list[str]:
+    """What the checks found and what the evaluation changed because of it."""
+    if not escalation or not escalation.get("failed"):
+        return []
+    lines = [f"checks failed: {', '.join(escalation['failed'])}; evaluation {verdict}"]  # type: ignore[arg-type]
+    lines += [f"  adapted: {change}" for change in escalation.get("changes") or []]  # type: ignore[union-attr]
+    return lines
 
 
 def runs_table(runs: list[RunRecord]) -> Table:
@@ -125,7 +145,8 @@ def adaptation_line(adaptations: dict[str, dict[str, object]]) -> str:
     """What adaptive evaluation used, in one line (empty when nothing was adapted)."""
     parts = []
     for attack, used in adaptations.items():
-        bits = [f"EOT {used['eot_draws']} draws" if used.get("eot_draws", 1) != 1 else "", "BPDA" if used.get("bpda") else ""]
+        bits = [f"EOT {used['eot_draws']} draws" if used.get("eot_draws", 1) != 1 else "", "BPDA" if used.get("bpda") else "",
+                "treated as random" if used.get("treated_as_random") else "", "log of outputs" if used.get("log_outputs") else ""]
         if any(bits):
             parts.append(f"{attack}: {', '.join(b for b in bits if b)}")
     return ("adaptive: " + "; ".join(parts)) if parts else ""
@@ -155,10 +176,10 @@ def regression_table(results: Iterable[object], title: str) -> Table:
     rows = [
         [c.entry.model, c.entry.dataset, f"{c.entry.norm} {c.entry.eps:g}", c.entry.attack, pct(c.entry.accuracy),  # type: ignore[attr-defined]
          pct(c.current), "-" if c.drop_points is None else f"{c.drop_points:+.2f}", "-" if c.p_value is None else f"{c.p_value:.3g}",  # type: ignore[attr-defined]
-         "[red]REGRESSED[/red]" if c.regressed else "ok"]  # type: ignore[attr-defined]
+         verdict_text(c.verdict or None), "[red]REGRESSED[/red]" if c.regressed else "[red]UNRELIABLE[/red]" if c.unreliable else "ok"]  # type: ignore[attr-defined]
         for c in results
     ]
-    return table(title, ["model", "dataset", "threat", "attack", "baseline %", "now %", "drop (points)", "p", "status"], rows)
+    return table(title, ["model", "dataset", "threat", "attack", "baseline %", "now %", "drop (points)", "p", "verdict", "status"], rows)
 
 
 def run_info_table(record: RunRecord) -> Table:
@@ -172,6 +193,12 @@ def run_info_table(record: RunRecord) -> Table:
         ("attacks", json.dumps(record.config.get("attacks"))),
         ("adaptations", json.dumps(record.config.get("adaptations"))),
         ("masking checks", json.dumps((record.summary or {}).get("checks"))),
+        ("verdict", verdict_text(record.config.get("verdict"))),
+        *[(f"check {c['name']}", f"{'passed' if c['passed'] else '[red]failed[/red]'}: {c['value']:.4g} (limit {c['limit']:.4g})")
+          for c in record.config.get("check_results") or []],
+        *[(c['name'], f"{'passed' if c['passed'] else '[red]failed[/red]'}: {c['value']:.4g} (limit {c['limit']:.4g})")
+          for c in record.config.get("rechecks") or []],
+        *[("adapted", change) for change in (record.config.get("escalation") or {}).get("changes") or []],
         *[("warning", w) for w in record.warnings],
     ]
     return table(f"run {record.run_id}", ["field", "value"], info)

@@ -21,6 +21,10 @@ class UnknownNameError(UsageError):
     """A registry lookup for a name that does not exist."""
 
 
+class ModelOutputError(UsageError):
+    """A model whose outputs cannot be evaluated (NaN/inf, wrong shape): an error, never a result."""
+
+
 class DataError(AdvbenchError):
     """A dataset is missing, unreadable or malformed."""
 

@@ -13,10 +13,10 @@ from typing import Any, Callable
 
 import torch
 
-from advbench.attacks.checks import CheckReport, CheckResult, gradient_masking_checks
+from advbench.attacks.checks import CheckResult
 from advbench.attacks.ensemble import robust_ensemble
 from advbench.core.errors import UsageError
-from advbench.core.seeding import derive_seed
+from advbench.engine.adaptive import CheckOutcome, Escalation, apply, run_checks
 from advbench.engine.executors import (
     executor_for,
     portable,
@@ -41,6 +41,12 @@ class EvalOutcome:
     warnings: list[str] = field(default_factory=list)
     adaptations: dict[str, dict[str, Any]] = field(default_factory=dict)  # attack -> EOT draws / BPDA used
     checks: list[CheckResult] = field(default_factory=list)
+    verdict: str | None = None  # reliable | escalated | unreliable; None when the checks were off
+    escalation: dict[str, Any] | None = None  # what the checks found and what the evaluation changed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.summary.to_dict(), "checks": [c.to_dict() for c in self.checks], "escalation": self.escalation,
+                "adaptations": self.adaptations, "resumed": self.resumed}
 
 
 # jobs (run by an executor on a plan) ----------------------------------------------------------
@@ -83,18 +89,17 @@ def batch_rows(
     return list(zip(indices, labels, clean)), rows
 
 
-def masking_checks(plan: EvalPlan, indices: list[int]) -> CheckReport:
-    """The gradient-masking checks on `indices` at the plan's largest eps."""
-    x, y = plan.batch(torch.tensor(indices, dtype=torch.int64))
-    plan.reseed("checks")
-    threat = max(plan.threats, key=lambda t: t.eps)
-    return gradient_masking_checks(plan.model, x, y, threat, plan.eot, plan.bpda, derive_seed(plan.seed, "checks"))
+def checks_job(plan: EvalPlan, indices: list[int]) -> CheckOutcome:
+    """The checks on `indices`; the plan they ran on is adapted to what they found."""
+    return run_checks(plan, indices)
 
 
-def worker_plan(spec: EvalSpec, runtime: Runtime, sha256: str) -> EvalPlan:
-    """The plan a Ray worker builds once: on its own device, the driver's checkpoint or an error."""
+def worker_plan(spec: EvalSpec, runtime: Runtime, sha256: str, escalation: dict[str, Any] | None = None) -> EvalPlan:
+    """The plan a Ray worker builds once: on its own device, the driver's checkpoint or an error,
+    adapted as the run's checks decided."""
     plan = resolve(spec, runtime, worker_device(runtime.device))
     same_checkpoint(plan.sha256, sha256, spec.model)
+    apply(plan, Escalation.from_dict(escalation))
     return plan
 
 
@@ -111,27 +116,54 @@ def run_eval(spec: EvalSpec, runtime: Runtime = Runtime(), progress: ProgressFn 
 
 
 def evaluate_plan(plan: EvalPlan, runtime: Runtime = Runtime(), progress: ProgressFn | None = None) -> EvalOutcome:
-    """Run `plan`: checks on a subset, then the still-robust ensemble batch by batch, each batch
-    committed to the store as it finishes; an identical unfinished run is resumed."""
+    """Run `plan`: checks on a subset that adapt the evaluation to what they find, then the
+    still-robust ensemble batch by batch, each batch committed to the store as it finishes; an
+    identical unfinished run is resumed with the adaptation stored at its start."""
     if runtime.ray is not None and plan.spec is None:
         raise UsageError("--ray shards runs of named models; a plan built from objects runs locally")
     device_label = "ray" if runtime.ray is not None else str(plan.device)
-    payload = plan.payload()
-    stored_config = {**payload, "attack_names": [a.label for a in plan.attacks], "eval_config": spec_dict(plan.spec) if plan.spec else {},
-                     "paper": plan.paper(), **plan.extra_config}
+    key = plan.key  # the identity of what was asked; what the checks change is stored with the run
     meta = run_meta(plan.name, plan.dataset, len(plan.indices), plan.seed, plan.indices_hash, plan.sha256, device_label)
-    adaptations = plan.adaptations
+    build = functools.partial(worker_plan, plan.spec, portable(runtime), plan.sha256) if plan.spec is not None else None
+    checked: list[CheckOutcome] = []
+
+    def new_run_config() -> dict[str, Any]:
+        if plan.checks:
+            # Locally the checks adapt `plan` itself; a Ray worker adapts its own, so apply here too.
+            checker = executor_for(runtime, plan, build)  # type: ignore[arg-type]
+            try:
+                checker.map(checks_job, [plan.indices[: plan.check_n].tolist()], checked.append)
+            finally:
+                if hasattr(checker, "close"):
+                    checker.close()
+            if runtime.ray is not None:
+                apply(plan, checked[0].escalation)
+        outcome = checked[0] if checked else None
+        probes = list(outcome.report.probes) if outcome else []
+        return {
+            **plan.payload(), "attack_names": [a.label for a in plan.attacks] + probes, "adaptations": plan.adaptations,
+            "eval_config": spec_dict(plan.spec) if plan.spec else {}, "paper": plan.paper(), **plan.extra_config,
+            "escalation": outcome.escalation.to_dict() if outcome else None, "verdict": outcome.verdict if outcome else None,
+            "check_results": [c.to_dict() for c in outcome.results] if outcome else [],
+            "check_numbers": outcome.report.numbers if outcome else None,
+            "rechecks": [c.to_dict() for c in outcome.rechecks] if outcome else [],
+        }
+
     with Store(runtime.db) as store:
-        ledger = RunLedger.open(store, plan.key, "eval", runtime.fresh, device_label, meta, stored_config)
+        ledger = RunLedger.open(store, key, "eval", runtime.fresh, device_label, meta, new_run_config)
+        config = ledger.config()
+        stored_checks = [CheckResult(**c) for c in config.get("check_results") or []]
         if ledger.finished:
             record = store.get_run(ledger.run_id)
-            stored = [CheckResult(**c) for c in ((record.summary or {}).get("check_results") or [])]
-            return EvalOutcome(summarize(store, ledger.run_id), True, True, record.warnings, adaptations, stored)
-        build = functools.partial(worker_plan, plan.spec, portable(runtime), plan.sha256) if plan.spec is not None else None
-        executor = executor_for(runtime, plan, build)  # type: ignore[arg-type]
-        reports: list[CheckReport] = []
-        if plan.checks:
-            executor.map(masking_checks, [plan.indices[: plan.check_n].tolist()], reports.append)
+            return EvalOutcome(summarize(store, ledger.run_id), True, True, record.warnings, config["adaptations"], stored_checks,
+                               config.get("verdict"), config.get("escalation"))
+        escalation = Escalation.from_dict(config.get("escalation"))
+        if checked:
+            ledger.store.write_batch(ledger.run_id, [], checked[0].probe_rows(max(t.eps for t in plan.threats)))
+        elif ledger.resumed:
+            apply(plan, escalation)  # the adaptation decided when the run started
+        if build is not None:
+            build = functools.partial(build, escalation=escalation.to_dict())
         done = ledger.done_samples()
         todo = plan.indices[~torch.isin(plan.indices, torch.tensor(sorted(done), dtype=torch.int64))]
         batch = runtime.batch(DEFAULT_BATCH)
@@ -148,13 +180,13 @@ def evaluate_plan(plan: EvalPlan, runtime: Runtime = Runtime(), progress: Progre
                 progress(finished, len(plan.indices))
 
         ledger.restart_clock()
+        executor = executor_for(runtime, plan, build)  # type: ignore[arg-type]
         executor.map(evaluate_shard, shards, commit)
         if hasattr(executor, "close"):
             executor.close()
         summary = summarize(store, ledger.run_id)
-        report = reports[0] if reports else None
-        checks = report.results if report else []
-        warnings = report.warnings if report else []
-        ledger.finish({**summary.to_dict(), "checks": report.numbers if report else None, "check_results": [c.to_dict() for c in checks]}, warnings)
-    return EvalOutcome(summary, ledger.resumed, False, warnings, adaptations, checks)
-
+        warnings = [c.why for c in stored_checks if not c.passed]
+        rechecks = config.get("rechecks") or []
+        ledger.finish({**summary.to_dict(), "checks": config.get("check_numbers"),
+                       "check_results": [c.to_dict() for c in stored_checks], "rechecks": rechecks, "verdict": config.get("verdict")}, warnings)
+    return EvalOutcome(summary, ledger.resumed, False, warnings, config["adaptations"], stored_checks, config.get("verdict"), config.get("escalation"))

@@ -70,6 +70,7 @@ class EvalPlan:
     card: ModelCard | None = None
     spec: EvalSpec | None = None
     extra_config: dict[str, Any] = field(default_factory=dict)
+    load_surrogate: Callable[[str], RobustModel] | None = None  # a named model on the plan's device (transfer attacks)
 
     @property
     def adaptations(self) -> dict[str, dict[str, Any]]:
@@ -242,5 +243,5 @@ def resolve(spec: EvalSpec, runtime: Runtime, device: torch.device | None = None
     return EvalPlan(
         name=spec.model, model=model, sha256=card.sha256, dataset=spec.dataset, split=spec.split, indices=indices, threats=threats,
         attacks=planned, seed=spec.seed, load=load, device=dev, checks=spec.checks, check_n=spec.check_n, eot=spec.eot, bpda=spec.bpda,
-        card=card, spec=spec,
+        card=card, spec=spec, load_surrogate=load_surrogate,
     )

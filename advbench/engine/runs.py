@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import advbench
 from advbench.engine.provenance import git_commit, library_versions
@@ -38,9 +38,11 @@ class RunLedger:
 
     @classmethod
     def open(
-        cls, store: Store, key: str, kind: str, fresh: bool, device: str, meta: dict[str, Any], config: dict[str, Any]
+        cls, store: Store, key: str, kind: str, fresh: bool, device: str, meta: dict[str, Any],
+        config: dict[str, Any] | Callable[[], dict[str, Any]],
     ) -> "RunLedger":
-        """Find the run with `key` (unless `fresh`) or create it with `meta` and `config`."""
+        """Find the run with `key` (unless `fresh`) or create it with `meta` and `config` (a
+        callable is called only when the run is created: work done once per run, e.g. checks)."""
         run_id = None if fresh else store.find_run(key)
         if run_id is not None:
             if store.get_run(run_id).status == "finished":
@@ -48,7 +50,7 @@ class RunLedger:
             store.mark_resumed(run_id, device)
             return cls(store, run_id, True, False)
         run_id = uuid.uuid4().hex[:12]
-        store.create_run(run_id, key, meta, config, kind=kind)
+        store.create_run(run_id, key, meta, config() if callable(config) else config, kind=kind)
         return cls(store, run_id, False, False)
 
     def _tick(self) -> None:
@@ -68,6 +70,9 @@ class RunLedger:
     def commit_batch(self, clean_rows: Iterable[tuple[int, int, int]], rows: Iterable[dict[str, Any]]) -> None:
         self.store.write_batch(self.run_id, clean_rows, rows)
         self._tick()
+
+    def config(self) -> dict[str, Any]:
+        return self.store.get_run(self.run_id).config
 
     def commit_certificates(self, rows: list[dict[str, Any]]) -> None:
         self.store.write_certificates(self.run_id, rows)

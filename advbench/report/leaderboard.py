@@ -38,6 +38,7 @@ class LeaderboardRow:
     date: str = ""
     commit: str = ""
     warnings: int = 0
+    verdict: str = ""  # reliable | escalated | unreliable (adaptive evaluation); "" when the checks were off
 
 
 def wilson(share: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -87,6 +88,7 @@ def build_leaderboard(store: Store, dataset: str | None = None, norm: str | None
             model, data, nrm, e, summary.n, summary.clean_accuracy, wilson(summary.clean_accuracy, summary.n), dict(per.robust_after),
             per.worst_case, wilson(per.worst_case, summary.n), certified.get((model, data), {}),
             paper_number(run.config.get("paper") or {}, data, nrm, e), run.run_id, run.created[:10], (run.git_commit or "")[:10], len(run.warnings),
+            summary.verdict or "",
         ))
     return sorted(rows, key=lambda r: (r.dataset, r.norm, r.eps, -r.worst_case, -r.clean))
 
@@ -119,13 +121,13 @@ def _pct(v: float) -> str:
 
 def to_table(rows: list[LeaderboardRow]) -> tuple[list[str], list[list[str]]]:
     attacks, radii = _columns(rows)
-    header = ["rank", "model", "dataset", "threat", "clean %", *[f"{a} %" for a in attacks], "worst case %", "95% CI",
+    header = ["rank", "model", "dataset", "threat", "clean %", *[f"{a} %" for a in attacks], "worst case %", "95% CI", "verdict",
               *[f"certified {r} %" for r in radii], "paper", "n", "date", "commit", "run"]
     body = []
     for rank, r in enumerate(rows, 1):
         body.append([
             str(rank), r.model, r.dataset, f"{r.norm} {r.eps:g}", _pct(r.clean), *[_pct(r.robust[a]) if a in r.robust else "-" for a in attacks],
-            _pct(r.worst_case), f"{_pct(r.worst_case_ci[0])}-{_pct(r.worst_case_ci[1])}", *[_pct(r.certified[k]) if k in r.certified else "-" for k in radii],
+            _pct(r.worst_case), f"{_pct(r.worst_case_ci[0])}-{_pct(r.worst_case_ci[1])}", r.verdict or "-", *[_pct(r.certified[k]) if k in r.certified else "-" for k in radii],
             r.paper, str(r.n), r.date, r.commit, r.run_id,
         ])
     return header, body

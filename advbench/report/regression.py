@@ -2,7 +2,8 @@
 
 A baseline entry is (model, dataset, norm, eps, attack, accuracy, n); "attack" is an attack
 label or "worst case". A drop larger than the tolerance (in points) fails, and with `stat` a
-drop that a one-sided two-proportion z-test (statsmodels) finds significant at 5% fails too.
+drop that a one-sided two-proportion z-test (statsmodels) finds significant at 5% fails too. A
+current result whose evaluation is `unreliable` fails the gate unless the caller allows it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ class Comparison:
     drop_points: float | None
     p_value: float | None
     regressed: bool
+    verdict: str = ""  # the current run's reliability verdict
+
+    @property
+    def unreliable(self) -> bool:
+        return self.verdict == "unreliable"
 
 
 def current_entries(store: Store, dataset: str | None = None) -> list[Entry]:
@@ -63,13 +69,13 @@ def read_baseline(path: Path) -> list[Entry]:
         raise UsageError(f"cannot read baseline {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
-def _lookup(rows: list[LeaderboardRow], e: Entry) -> tuple[float, int] | None:
+def _lookup(rows: list[LeaderboardRow], e: Entry) -> tuple[float, int, str] | None:
     for row in rows:
         if (row.model, row.dataset, row.norm) == (e.model, e.dataset, e.norm) and math.isclose(row.eps, e.eps, rel_tol=1e-6):
             if e.attack == WORST:
-                return row.worst_case, row.n
+                return row.worst_case, row.n, row.verdict
             if e.attack in row.robust:
-                return row.robust[e.attack], row.n
+                return row.robust[e.attack], row.n, row.verdict
     return None
 
 
@@ -81,7 +87,7 @@ def compare(store: Store, baseline: list[Entry], tolerance: float = 1.0, stat: b
         if found is None:
             out.append(Comparison(e, None, 0, None, None, True))  # a result that vanished is a failure, not a pass
             continue
-        acc, n = found
+        acc, n, verdict = found
         drop = 100 * (e.accuracy - acc)
         p_value = None
         if stat and n and e.n:
@@ -90,5 +96,5 @@ def compare(store: Store, baseline: list[Entry], tolerance: float = 1.0, stat: b
                 # H1: the baseline accuracy is larger than the current one.
                 p_value = float(proportions_ztest(count, [e.n, n], alternative="larger")[1])
         regressed = drop > tolerance or (p_value is not None and p_value < 0.05 and drop > 0)
-        out.append(Comparison(e, acc, n, drop, p_value, regressed))
+        out.append(Comparison(e, acc, n, drop, p_value, regressed, verdict))
     return out

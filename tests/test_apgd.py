@@ -1,0 +1,170 @@
+"""Native APGD and the `auto` ensemble: as strong as the authors' code, batch-independent, in the ball."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from advbench.attacks import build_attack
+from advbench.attacks.apgd import checkpoints
+from advbench.core.errors import AdvbenchError, UsageError
+from advbench.core.threat import Norm, ThreatModel
+from advbench.models.smoothing import Smoothing
+from advbench.models.wrapper import RobustModel
+
+CHEAP_AUTO = "auto:ce_steps=10,t_steps=10,targets=2,square_queries=50"
+
+
+def robust(result) -> float:
+    return float((~result.success).float().mean())
+
+
+def test_checkpoints_follow_the_reference_schedule() -> None:
+    # p_0 = 0, p_1 = 0.22, p_j+1 = p_j + max(p_j - p_j-1 - 0.03, 0.06): 22, 41, 57, 70, 80, 87, 93, 99.
+    assert checkpoints(100) == {22: 22, 41: 19, 57: 16, 70: 13, 80: 10, 87: 7, 93: 6, 99: 6}
+    assert list(checkpoints(50))[:3] == [11, 21, 30]
+    assert checkpoints(1) == {1: 1}
+
+
+@pytest.mark.parametrize("threat", [ThreatModel(Norm.LINF, 0.06), ThreatModel(Norm.L2, 0.5)], ids=lambda t: t.label())
+def test_apgd_ce_as_strong_as_autoattacks(digits_model, digits_data, threat: ThreatModel) -> None:
+    """Ours against pyautoattack's APGD-CE at the same budget (its default: 5 restarts of 100 steps)."""
+    x, y = digits_data[0][:150], digits_data[1][:150]
+    idx = torch.arange(len(x))
+    ours = build_attack("apgd:restarts=5")[1](digits_model, x, y, threat, idx, seed=0)
+    theirs = build_attack("apgd-ce")[1](digits_model, x, y, threat, idx, seed=0)
+    print(f"{threat.label()}: robust accuracy ours {robust(ours):.3f}, pyautoattack apgd-ce {robust(theirs):.3f}")
+    assert robust(ours) <= robust(theirs) + 0.02
+    both = int((ours.success & theirs.success).sum())
+    assert both >= 0.9 * int(theirs.success.sum()), "most of what theirs breaks, ours breaks"
+    assert 0 < int(theirs.success.sum()) < len(x)  # an informative budget
+
+
+def test_auto_as_strong_as_autoattack_on_an_adversarially_trained_model() -> None:
+    """`auto` (defaults) against AutoAttack standard on the shipped madry-cnn-at, Linf 0.1."""
+    from advbench.data import load_dataset, select_indices
+    from advbench.data.registry import dataset_labels
+    from advbench.models.card import load_model
+
+    try:
+        model, _ = load_model("madry-cnn-at", "fashion-mnist")
+        idx = select_indices(dataset_labels("fashion-mnist"), 32, seed=0)
+        data = load_dataset("fashion-mnist", "test", indices=idx)
+    except AdvbenchError as exc:
+        pytest.skip(f"shipped madry-cnn-at or Fashion-MNIST test set unavailable: {exc}")
+    x, y = data.images, data.labels
+    threat = ThreatModel(Norm.LINF, 0.1)
+    ours = build_attack("auto")[1](model, x, y, threat, idx, seed=0)
+    theirs = build_attack("autoattack:version=standard")[1](model, x, y, threat, idx, seed=0)
+    print(f"madry-cnn-at linf 0.1, {len(x)} images: auto {robust(ours):.3f}, autoattack {robust(theirs):.3f}")
+    assert robust(ours) <= robust(theirs) + 0.01
+    assert robust(theirs) < float((model.predict(x) == y).float().mean())  # the budget breaks some
+
+
+@pytest.mark.parametrize(
+    "spec,threat",
+    [
+        ("apgd:steps=20", ThreatModel(Norm.LINF, 0.05)),
+        ("apgd:steps=15,loss=dlr", ThreatModel(Norm.L2, 0.4)),
+        ("apgd:steps=15,loss=dlr-targeted,n_target_classes=3,restarts=2", ThreatModel(Norm.L2, 0.4)),
+        (CHEAP_AUTO, ThreatModel(Norm.LINF, 0.05)),
+    ],
+)
+def test_results_do_not_depend_on_the_batch(digits_model, digits_data, spec: str, threat: ThreatModel) -> None:
+    x, y = digits_data[0][:20], digits_data[1][:20]
+    idx = torch.arange(20)
+    attack = build_attack(spec)[1]
+    whole = attack(digits_model, x, y, threat, idx, seed=5)
+    first = attack(digits_model, x[:10], y[:10], threat, idx[:10], seed=5)
+    second = attack(digits_model, x[10:], y[10:], threat, idx[10:], seed=5)
+    assert torch.equal(whole.x_adv, torch.cat([first.x_adv, second.x_adv]))
+    assert torch.equal(whole.steps, torch.cat([first.steps, second.steps]))
+    assert torch.equal(whole.success, torch.cat([first.success, second.success]))
+    assert 0 < int(whole.success.sum()) < 20  # an informative budget
+    other = attack(digits_model, x, y, threat, idx, seed=6)
+    assert not torch.equal(other.x_adv, whole.x_adv)  # the seed matters
+
+
+@pytest.mark.parametrize("threat", [ThreatModel(Norm.LINF, 0.1), ThreatModel(Norm.LINF, 0.3), ThreatModel(Norm.L2, 0.5), ThreatModel(Norm.L2, 2.0)], ids=lambda t: t.label())
+@pytest.mark.parametrize("spec", ["apgd:steps=10", "apgd:steps=10,loss=dlr-targeted,n_target_classes=2,early_stop=false", CHEAP_AUTO])
+def test_every_point_in_the_ball_and_box(digits_model, digits_data, threat: ThreatModel, spec: str) -> None:
+    x, y = digits_data[0][:60], digits_data[1][:60]
+    attack = build_attack(spec)[1]
+    run = attack.run
+    raw: dict = {}
+
+    def spy(*args):  # what the attack itself returns, before the base class projects it
+        raw["x_adv"], steps = run(*args)
+        return raw["x_adv"].clone(), steps
+
+    attack.run = spy
+    result = attack(digits_model, x, y, threat)
+    for x_adv in (raw["x_adv"], result.x_adv):
+        assert float(ThreatModel(threat.norm, 0).distance(x, x_adv).max()) <= threat.eps * (1 + 1e-6) + 1e-7
+        assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
+    assert torch.equal(result.x_adv, raw["x_adv"])  # already inside: returned bit for bit
+    assert torch.equal(result.success, digits_model.predict(result.x_adv) != y)
+
+
+def test_early_stopping_changes_nothing_but_the_cost(digits_model, digits_data) -> None:
+    x, y = digits_data
+    threat = ThreatModel(Norm.LINF, 0.06)
+    fast = build_attack("apgd:steps=20")[1](digits_model, x, y, threat)
+    full = build_attack("apgd:steps=20,early_stop=false")[1](digits_model, x, y, threat)
+    assert torch.equal(fast.success, full.success)
+    assert 0 < int(fast.success.sum()) < len(y)
+    assert int(fast.steps.sum()) < int(full.steps.sum())
+    assert int(full.steps.max()) == 20
+
+
+def test_auto_stages_only_attack_what_is_left(digits_model, digits_data) -> None:
+    """Later stages add to what APGD-CE broke, never lose it; zero budgets drop stages."""
+    x, y = digits_data[0][:80], digits_data[1][:80]
+    threat = ThreatModel(Norm.LINF, 0.06)
+    ce = build_attack("auto:ce_steps=20,targets=0,square_queries=0")[1](digits_model, x, y, threat, seed=1)
+    alone = build_attack("apgd:steps=20")[1](digits_model, x, y, threat, seed=0)
+    everything = build_attack("auto:ce_steps=20,t_steps=20,targets=3,square_queries=200")[1](digits_model, x, y, threat, seed=1)
+    assert not bool((ce.success & ~everything.success).any())
+    assert abs(robust(ce) - robust(alone)) <= 0.05  # the first stage is plain APGD-CE (another seed)
+    assert int(everything.steps.max()) <= 20 + 3 * 20 + 200
+
+
+def test_random_model_runs_every_step_with_eot(digits_model, digits_data) -> None:
+    """On a model random at inference one lucky pass proves nothing: no early stopping, EOT draws counted."""
+    smoothed = RobustModel(Smoothing(digits_model.net, sigma=0.25, samples=2, input_std=digits_model.std.flatten().tolist()),
+                           digits_model.input_shape, 10, digits_model.mean.flatten().tolist(), digits_model.std.flatten().tolist(), name="smoothed")
+    assert smoothed.stochastic
+    x, y = digits_data[0][:12], digits_data[1][:12]
+    threat = ThreatModel(Norm.LINF, 0.1)
+    attack = build_attack("apgd:steps=4")[1]
+    result = attack(attack.view(smoothed, eot_draws=2), x, y, threat)
+    assert torch.equal(result.steps, torch.full((12,), 8))
+    assert float(result.distance.max()) <= 0.1 + 1e-6
+    auto = build_attack("auto:ce_steps=3,t_steps=2,targets=1,square_queries=100")[1]
+    assert [name for name, _ in auto.stages(auto.view(smoothed))] == ["apgd-ce", "apgd-t"]  # no Square on random models
+
+
+def test_zero_eps_changes_nothing(digits_model, digits_data) -> None:
+    x, y = digits_data[0][:10], digits_data[1][:10]
+    for spec in ("apgd", CHEAP_AUTO):
+        result = build_attack(spec)[1](digits_model, x, y, ThreatModel(Norm.LINF, 0.0))
+        assert torch.equal(result.x_adv, x)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "apgd:steps=0", "apgd:restarts=0", "apgd:loss=cw", "apgd:loss=ce-targeted", "apgd:n_target_classes=0",
+        "apgd:rho=0", "apgd:rho=1.5", "apgd:alpha=0", "apgd:alpha=2", "apgd:rho=nan", "apgd:steps=ten", "apgd:eps=0.1",
+        "auto:ce_steps=0", "auto:t_steps=0", "auto:ce_restarts=0", "auto:targets=-1", "auto:square_queries=-1", "auto:steps=5",
+    ],
+)
+def test_bad_configs(spec: str) -> None:
+    with pytest.raises(UsageError):
+        build_attack(spec)
+
+
+@pytest.mark.parametrize("spec", ["apgd", "auto"])
+def test_unsupported_norm(digits_model, digits_data, spec: str) -> None:
+    with pytest.raises(UsageError):
+        build_attack(spec)[1](digits_model, digits_data[0][:2], digits_data[1][:2], ThreatModel(Norm.L1, 1.0))
