@@ -48,8 +48,9 @@ def test_missing_dataset(tmp_path: Path, digits_zoo: Path) -> None:
         "eval", "--model", "rn18-nt", "--dataset", "cifar10", "--zoo", str(digits_zoo), "--data-dir", str(tmp_path), "--db", str(tmp_path / "x.sqlite"),
         env_extra={"XDG_CACHE_HOME": str(tmp_path / "cache")},
     )
-    # The model has no cifar10 checkpoint: the card lookup fails first, clearly.
-    assert_one_line_error(proc, 1, "no cifar10 checkpoint")
+    # The model has no cifar10 checkpoint and the --zoo no cifar10/ folder: the card lookup fails
+    # first, clearly, as bad input (a --zoo typo must not fall back to the shipped checkpoints).
+    assert_one_line_error(proc, 2, "no cifar10 checkpoint")
 
 
 def test_missing_data_files(tmp_path: Path, digits_zoo: Path) -> None:

@@ -50,7 +50,8 @@ def invoke(*args: str) -> Any:
 
 def eval_outcome(run_id: str = "run-1") -> SimpleNamespace:
     summary = SimpleNamespace(run_id=run_id, to_dict=lambda: {"run_id": run_id})
-    return SimpleNamespace(summary=summary, resumed=False, already_finished=False, warnings=[], adaptations={}, checks=[])
+    return SimpleNamespace(summary=summary, resumed=False, already_finished=False, warnings=[], adaptations={}, checks=[],
+                           verdict=None, escalation=None, to_dict=lambda: {"run_id": run_id})
 
 
 @pytest.fixture
@@ -163,6 +164,8 @@ def test_runtime_options_reach_the_library(command: str, paths: SimpleNamespace,
 
         with Store(paths.db):  # the gate reads the database the suite wrote
             pass
+        # The stand-in suite stores nothing, and --update refuses to write an empty baseline.
+        monkeypatch.setattr("advbench.report.regression.update_baseline", Recorder([]))
     invoke(*argv(paths))
     assert recorder.calls, f"{command} did not call {target}"
     check(recorder, paths)

@@ -44,7 +44,7 @@ class AutoConfig:
     targets: int = 3  # APGD-T target classes (the most likely wrong ones); 0 skips the stage
     t_steps: int = 50
     t_restarts: int = 1
-    square_queries: int = 1000  # 0 skips the stage
+    square_queries: int = 500  # 0 skips the stage; raise it (e.g. 5000) where gradients are masked
     early_stop: bool = True
 
     def __post_init__(self) -> None:

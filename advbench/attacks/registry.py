@@ -61,7 +61,10 @@ def parse_attack_spec(text: str) -> tuple[str, dict[str, str]]:
         key, sep, value = part.partition("=")
         if not sep:
             raise UsageError(f"attack option {part!r} in {text!r} must look like key=value")
-        options[key.strip().replace("-", "_")] = value.strip()
+        key = key.strip().replace("-", "_")
+        if key in options:
+            raise UsageError(f"attack option {key!r} is given twice in {text!r}; give each option once")
+        options[key] = value.strip()
     return name.strip(), options
 
 

@@ -23,7 +23,7 @@ AttackList = Annotated[list[str], typer.Option("--attack", "-a", help="attack, o
 
 def eval_cmd(
     model: options.Model,
-    attack: AttackList = ["pgd"],
+    attack: AttackList = ["auto"],
     eps: Annotated[list[float], typer.Option("--eps", help="budget (repeatable)")] = [0.1],
     norm: options.NormOption = Norm.LINF,
     dataset: options.Dataset = "fashion-mnist",
@@ -80,7 +80,7 @@ def eval_cmd(
 
 def curve_cmd(
     model: Annotated[list[str], typer.Option("--model", "-m", help="model (repeatable: several on one plot)")] = [],
-    attack: Annotated[list[str], typer.Option("--attack", "-a", help="attack spec (repeatable)")] = ["pgd"],
+    attack: Annotated[list[str], typer.Option("--attack", "-a", help="attack spec (repeatable)")] = ["auto"],
     norm: options.NormOption = Norm.LINF,
     eps: Annotated[str, typer.Option(help="start:stop:step (stop included) or a comma list")] = "0:0.3:0.02",
     run: Annotated[list[str], typer.Option("--run", help="draw from stored run(s) instead of evaluating (repeatable)")] = [],
@@ -125,10 +125,12 @@ def run_cmd(
     ray: options.Ray = None,
 ) -> None:
     """Run every cell of a suite; finished cells are skipped, interrupted ones resume."""
+    from advbench.engine.suite_schema import Suite
+
+    loaded = Suite.from_yaml(suite)  # every key checked before anything (torch included) loads
+    runtime = options.runtime(device, db, zoo, data_dir, batch_size, fresh, ray=ray)
     from advbench.engine import suite as suites
 
-    runtime = options.runtime(device, db, zoo, data_dir, batch_size, fresh, ray=ray)
-    loaded = suites.load_suite(suite)
     results = suites.run_suite(loaded, runtime, on_cell=render.cell_line)
     render.console.print(render.suite_table(loaded.name, results))
 
@@ -153,24 +155,34 @@ def check_cmd(
     from advbench.report import regression
     from advbench.store import Store
 
+    # Every input is checked before the suite runs: a bad tolerance or baseline never costs an evaluation.
+    regression.check_tolerance(tolerance)
+    if dataset is not None and not update:
+        raise UsageError("--dataset applies only with --update (the check compares every baseline entry)")
+    expected = None if update else regression.read_baseline(baseline)
     if suite:
+        from advbench.engine.suite_schema import Suite
+
+        loaded = Suite.from_yaml(suite)
+        runtime = options.runtime(device, db, zoo, data_dir, batch_size, fresh, ray=ray)
         from advbench.engine import suite as suites
 
-        runtime = options.runtime(device, db, zoo, data_dir, batch_size, fresh, ray=ray)
-        suites.run_suite(suites.load_suite(suite), runtime, on_cell=render.cell_line)
+        suites.run_suite(loaded, runtime, on_cell=render.cell_line)
     with Store(options.require_db(db)) as store:
-        if update:
-            entries = regression.current_entries(store, dataset)
-            regression.write_baseline(baseline, entries)
+        if expected is None:
+            entries = regression.update_baseline(store, baseline, dataset)
             render.console.print(f"wrote {baseline} ({len(entries)} entries)")
             return
-        results = regression.compare(store, regression.read_baseline(baseline), tolerance, stat)
+        results = regression.compare(store, expected, tolerance, stat)
     render.console.print(render.regression_table(results, f"regression check against {baseline} (tolerance {tolerance:g} points{', z-test' if stat else ''})"))
-    failed = [c for c in results if c.regressed]
+    missing = [c for c in results if c.missing]
+    failed = [c for c in results if c.regressed and not c.missing]
     unreliable = [c for c in results if c.unreliable and not allow_unreliable]
+    if missing:
+        render.err_console.print(f"{len(missing)} of {len(results)} baseline entries have no stored result (first: {missing[0].entry.label})")
     if failed:
         render.err_console.print(f"{len(failed)} of {len(results)} baseline entries regressed")
     if unreliable:
         render.err_console.print(f"{len(unreliable)} of {len(results)} baseline entries come from an unreliable evaluation (--allow-unreliable to accept)")
-    if failed or unreliable:
+    if missing or failed or unreliable:
         raise typer.Exit(1)

@@ -86,6 +86,8 @@ def summary_table(summary: RunSummary) -> Table:
         for e in summary.per_eps
     ]
     verdict = f", evaluation {verdict_text(summary.verdict)}" if summary.verdict else ""
+    extra = sum(e.broken_by_checks_only for e in summary.per_eps)
+    verdict += f"; worst case includes {extra} sample(s) only the checks' probe attacks broke" if extra else ""
     return table(title, columns, rows, caption=f"run {summary.run_id} ({summary.wall_seconds:.1f} s){verdict}")
 
 

@@ -37,6 +37,7 @@ def leaderboard_cmd(
     from advbench.store import Store
 
     budget = parse_threat(threat) if threat else None
+    leaderboard.check_filters(budget.eps if budget else None, tuple(radius))  # before the database is opened
     with Store(options.require_db(db)) as store:
         rows = leaderboard.build_leaderboard(store, dataset, budget.norm.value if budget else None, budget.eps if budget else None, tuple(radius))
         if fmt is Format.HTML:

@@ -33,8 +33,28 @@ class CheckpointError(AdvbenchError):
     """A checkpoint or model card is missing, corrupt or tampered with."""
 
 
+class ZooFolderError(CheckpointError, UsageError):
+    """A --zoo folder that does not exist or holds no folder for the dataset: a typo, never a
+    silent fall-back to the shipped checkpoints."""
+
+    exit_code = 2
+
+
 class StoreError(AdvbenchError):
     """The result database cannot be used."""
+
+
+class UnusableDatabaseError(StoreError, UsageError):
+    """A --db advbench must not write to: read-only, not a database, another program's or another
+    schema's. Bad input, so exit 2; the file is left as it was."""
+
+    exit_code = 2
+
+
+class UnknownRunError(StoreError, UsageError):
+    """A run id (or prefix) that names no run, or more than one, in the database."""
+
+    exit_code = 2
 
 
 def is_positive_finite(value: float) -> bool:

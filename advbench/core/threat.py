@@ -41,6 +41,23 @@ class ThreatModel:
         if self.norm is Norm.L0 and self.eps != int(self.eps):
             raise UsageError(f"L0 eps counts changed input elements and must be a whole number, got {self.eps}")
 
+    def diameter(self, dims: int) -> float:
+        """The largest distance between two inputs of `dims` values in [0,1] under this norm:
+        a budget above it allows every input, so a robust accuracy at it means nothing."""
+        if dims < 1:
+            raise UsageError(f"inputs have at least one value, got dimension {dims}")
+        return {Norm.LINF: 1.0, Norm.L2: math.sqrt(dims), Norm.L1: float(dims), Norm.L0: float(dims)}[self.norm]
+
+    def check_for(self, dims: int) -> None:
+        """A UsageError when eps exceeds the diameter of the [0,1] box of `dims` values
+        (Linf 1, L2 sqrt(dims), L1 and L0 dims): such a budget is a typo, not a threat model."""
+        limit = self.diameter(dims)
+        if self.eps > limit:
+            raise UsageError(
+                f"{self.norm.value.upper()} eps {self.eps:g} exceeds {limit:g}, the largest {self.norm.value} distance between two"
+                f" inputs of {dims} values in [0,1]"
+            )
+
     def distance(self, x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
         """Per-sample perturbation norm."""
         return batch_norm(x_adv - x, self.norm)

@@ -141,7 +141,7 @@ def evaluate_plan(plan: EvalPlan, runtime: Runtime = Runtime(), progress: Progre
         outcome = checked[0] if checked else None
         probes = list(outcome.report.probes) if outcome else []
         return {
-            **plan.payload(), "attack_names": [a.label for a in plan.attacks] + probes, "adaptations": plan.adaptations,
+            **plan.payload(), "attack_names": [a.label for a in plan.attacks], "probe_names": probes, "adaptations": plan.adaptations,
             "eval_config": spec_dict(plan.spec) if plan.spec else {}, "paper": plan.paper(), **plan.extra_config,
             "escalation": outcome.escalation.to_dict() if outcome else None, "verdict": outcome.verdict if outcome else None,
             "check_results": [c.to_dict() for c in outcome.results] if outcome else [],

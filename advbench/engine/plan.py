@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -123,7 +124,7 @@ class EvalPlan:
         model: nn.Module,
         x: torch.Tensor,
         y: torch.Tensor,
-        attacks: Sequence[str] = ("pgd",),
+        attacks: Sequence[str] = ("auto",),
         eps: Sequence[float] = (0.1,),
         norm: str = "linf",
         seed: int = 0,
@@ -169,6 +170,8 @@ class EvalPlan:
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         data_hash = hashlib.sha256(images.numpy().tobytes() + labels.numpy().tobytes()).hexdigest()[:16]
         threats = _threats(norm, eps)
+        for threat in threats:
+            threat.check_for(int(x[0].numel()))
         planned = _plan_attacks(tuple(attacks), threats, model, None, eot, bpda, load_surrogate=None)
         return cls(
             name=name or model.name, model=model, sha256=digest.hexdigest(), dataset=f"tensors:{data_hash}", split="-",
@@ -226,6 +229,8 @@ def resolve(spec: EvalSpec, runtime: Runtime, device: torch.device | None = None
     dev = device if device is not None else resolve_device(runtime.device)
     zoo, data_dir = runtime.zoo_str, runtime.data_dir_str
     model, card = load_model(spec.model, spec.dataset, zoo, spec.weights, data_dir)
+    for threat in threats:
+        threat.check_for(math.prod(card.input_shape))
     model.to(dev)
 
     def load_surrogate(name: str) -> RobustModel:

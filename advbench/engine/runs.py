@@ -42,16 +42,25 @@ class RunLedger:
         config: dict[str, Any] | Callable[[], dict[str, Any]],
     ) -> "RunLedger":
         """Find the run with `key` (unless `fresh`) or create it with `meta` and `config` (a
-        callable is called only when the run is created: work done once per run, e.g. checks)."""
+        callable is called only when the run is created: work done once per run, e.g. checks).
+
+        Two processes opening one key at once agree on one run: the run is created under the
+        database's write lock after a second look for it, and the one that finds it resumes it
+        (their batches' rows are identical, so either may commit a sample first). A read-only
+        database serves finished runs only, and refuses before `config` is computed."""
         run_id = None if fresh else store.find_run(key)
-        if run_id is not None:
-            if store.get_run(run_id).status == "finished":
+        if run_id is not None and store.get_run(run_id).status == "finished":
+            return cls(store, run_id, True, True)
+        store.require_writable()
+        if run_id is None:
+            new_id = uuid.uuid4().hex[:12]
+            run_id, created = store.create_run(new_id, key, meta, config() if callable(config) else config, kind=kind, reuse=not fresh)
+            if created:
+                return cls(store, run_id, False, False)
+            if store.get_run(run_id).status == "finished":  # another process created and finished it meanwhile
                 return cls(store, run_id, True, True)
-            store.mark_resumed(run_id, device)
-            return cls(store, run_id, True, False)
-        run_id = uuid.uuid4().hex[:12]
-        store.create_run(run_id, key, meta, config() if callable(config) else config, kind=kind)
-        return cls(store, run_id, False, False)
+        store.mark_resumed(run_id, device)
+        return cls(store, run_id, True, False)
 
     def _tick(self) -> None:
         now = time.perf_counter()

@@ -76,7 +76,7 @@ class EvalSpec:
     """An evaluation: clean and robust accuracy of `model` under `attacks` at every eps."""
 
     model: str
-    attacks: tuple[str, ...] = ("pgd",)
+    attacks: tuple[str, ...] = ("auto",)
     eps: tuple[float, ...] = (0.1,)
     norm: str = "linf"
     dataset: str = "fashion-mnist"

@@ -13,8 +13,13 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from advbench.core.errors import CheckpointError
-from advbench.models.external import build_external, is_external, load_state
+from advbench.core.errors import CheckpointError, ZooFolderError
+from advbench.models.external import (
+    build_external,
+    external_sha256,
+    is_external,
+    load_state,
+)
 from advbench.models.registry import MODELS
 from advbench.models.wrapper import RobustModel
 
@@ -77,6 +82,20 @@ def zoo_dirs(zoo: str | Path | None = None) -> list[Path]:
     return dirs + [REPO_ZOO]
 
 
+def check_zoo(zoo: str | Path | None, dataset: str, name: str) -> None:
+    """A --zoo that is not a folder, or holds no DATASET/ folder, is a mistake (a typo would
+    otherwise fall back to the shipped checkpoints without a word)."""
+    if zoo is None:
+        return
+    root = Path(zoo)
+    if not root.is_dir():
+        raise ZooFolderError(f"no {dataset} checkpoint for model {name!r}: the model zoo folder {root} (--zoo) does not exist")
+    if not (root / dataset).is_dir():
+        have = sorted(p.name for p in root.iterdir() if p.is_dir())
+        where = f" (it has: {', '.join(have)})" if have else ""
+        raise ZooFolderError(f"no {dataset} checkpoint for model {name!r}: the model zoo folder {root} (--zoo) has no {dataset}/ folder{where}")
+
+
 def card_path(name: str, dataset: str, zoo: str | Path | None = None) -> Path | None:
     for root in zoo_dirs(zoo):
         candidate = root / dataset / f"{name}.yaml"
@@ -136,6 +155,7 @@ def load_model(
     if weights is not None:
         raise CheckpointError("--weights goes with an external model (file:PATH.py:NAME); zoo models load their card's checkpoint")
     MODELS.get(name)  # unknown names fail here, with suggestions
+    check_zoo(zoo, dataset, name)
     path = card_path(name, dataset, zoo)
     if path is None:
         have = available_checkpoints(name, zoo)
@@ -157,5 +177,7 @@ def _load_external(name: str, dataset: str, weights: str | Path | None, data_dir
     except RuntimeError as exc:
         raise CheckpointError(f"weights {path} do not fit {name}: {str(exc).splitlines()[0]}") from None
     sample = load_dataset(dataset, "test", data_dir, indices=torch.tensor([0]))
-    card = ModelCard(name=name, dataset=dataset, weights=str(path), sha256=file_sha256(path), input_shape=list(sample.input_shape), num_classes=sample.num_classes)
+    # The run's identity covers the model's code as well as its weights: an edited PATH.py is a new run.
+    sha256 = external_sha256(name, file_sha256(path))
+    card = ModelCard(name=name, dataset=dataset, weights=str(path), sha256=sha256, input_shape=list(sample.input_shape), num_classes=sample.num_classes)
     return RobustModel(net, card.input_shape, card.num_classes, name=name), card

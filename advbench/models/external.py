@@ -3,14 +3,18 @@
 NAME is a class or factory in the Python file PATH.py, called without arguments; W is its
 state dict, read with `torch.load(weights_only=True)` (never unpickling arbitrary objects) or
 from safetensors. The model must take [0,1] images of the dataset's shape (normalization
-inside it, as in AutoAttack's example ResNet18) and return logits. The run records the
-weights' sha256 like a zoo card's.
+inside it, as in AutoAttack's example ResNet18) and return logits. The run records one sha256
+of the weights and of PATH.py's source together (`external_sha256`), so editing either is a new run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import pickle
+import re
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -25,14 +29,30 @@ def is_external(name: str) -> bool:
     return name.startswith(PREFIX)
 
 
-def build_external(spec: str) -> nn.Module:
-    """Import PATH.py and call NAME() from `file:PATH.py:NAME`."""
+def external_source(spec: str) -> tuple[Path, str]:
+    """(PATH.py, NAME) of `file:PATH.py:NAME`; the file must exist."""
     path_text, sep, attr = spec[len(PREFIX) :].rpartition(":")
     if not sep or not path_text or not attr:
         raise UsageError(f"write an external model as file:PATH.py:NAME, got {spec!r}")
     path = Path(path_text).expanduser()
     if not path.is_file():
         raise UsageError(f"external model file {path} does not exist")
+    return path, attr
+
+
+def external_sha256(spec: str, weights_sha256: str) -> str:
+    """The identity of an external model: its weights' sha256 and its source file's bytes, so a
+    run of an edited model is a new run (the source's own imports are not followed)."""
+    path, attr = external_source(spec)
+    digest = hashlib.sha256(b"advbench external model\0")
+    digest.update(f"{attr}\0{weights_sha256}\0".encode())
+    digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def build_external(spec: str) -> nn.Module:
+    """Import PATH.py and call NAME() from `file:PATH.py:NAME`."""
+    path, attr = external_source(spec)
     module_name = f"advbench_external_{abs(hash(path.resolve()))}"
     loader_spec = importlib.util.spec_from_file_location(module_name, path)
     if loader_spec is None or loader_spec.loader is None:
@@ -46,7 +66,11 @@ def build_external(spec: str) -> nn.Module:
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise UsageError(f"{path} has no class or function {attr!r}")
-    net = factory()
+    try:
+        net = factory()
+    except Exception as exc:  # noqa: BLE001 - the user's constructor: report it in one line
+        detail = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise UsageError(f"building external model {path}:{attr} failed: {attr}() raised {type(exc).__name__}" + (f": {detail}" if detail else "")) from None
     if not isinstance(net, nn.Module):
         raise UsageError(f"{path}:{attr}() returned {type(net).__name__}, not a torch.nn.Module")
     return net
@@ -61,7 +85,11 @@ def load_state(weights: Path) -> dict[str, torch.Tensor]:
             from safetensors.torch import load_file
 
             return load_file(str(weights))
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the error below says it in one line
+            warnings.simplefilter("ignore")
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(_unpickle_refusal(weights, str(exc))) from None
     except Exception as exc:  # noqa: BLE001 - corrupt or unsafe files: one line, no traceback
         raise CheckpointError(f"cannot read weights {weights} safely: {str(exc).splitlines()[0][:200]}") from None
     for key in ("state_dict", "model", "net"):
@@ -70,3 +98,14 @@ def load_state(weights: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict):
         raise CheckpointError(f"{weights} does not hold a state dict")
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _unpickle_refusal(weights: Path, message: str) -> str:
+    """Our one line for torch's weights_only refusal, whose text advises turning the protection off."""
+    code = re.search(r"Unsupported global: GLOBAL (\S+?)(?: was|$)", message, re.MULTILINE)
+    if code:
+        return f"cannot read weights {weights} safely: refusing to unpickle code ({code.group(1)}) from {weights}; save a state dict of tensors or use safetensors"
+    after = message.partition("WeightsUnpickler error:")[2]
+    detail = next((line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", after).splitlines() if line.strip()), "")
+    why = f" ({detail[:120]})" if detail else ""
+    return f"cannot read weights {weights} safely: it is not a state dict of tensors{why}; save one with torch.save(model.state_dict(), PATH) or use safetensors"

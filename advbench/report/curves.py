@@ -122,17 +122,35 @@ def write_curves(db: str | Path, run_ids: Sequence[str], grid: list[float] | Non
     return curves, csv_path, png_path
 
 
-def parse_eps_range(text: str) -> list[float]:
-    """'0:0.3:0.02' (start:stop:step, stop included) or '0.01,0.03,0.1'."""
+MAX_GRID = 1000  # budgets in one curve: each is a point of every attack's run
+
+
+def parse_eps_range(text: str, max_points: int = MAX_GRID) -> list[float]:
+    """'0:0.3:0.02' (start:stop:step, stop included) or '0.01,0.03,0.1'; finite budgets >= 0, at most `max_points`.
+
+    The grid's size is checked before it is built, so '0:1:1e-7' is an error, not ten million budgets.
+    """
     from advbench.core.errors import UsageError
 
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    how = f"--eps {shown!r}: write start:stop:step (e.g. 0:0.3:0.02) or a list (0.01,0.03), finite numbers >= 0"
     try:
         if ":" in text:
             start, stop, step = (float(v) for v in text.split(":"))
-            if step <= 0 or stop < start:
-                raise ValueError
-            count = int(math.floor((stop - start) / step + 1e-9)) + 1
-            return [round(start + i * step, 10) for i in range(count)]
-        return [float(v) for v in text.split(",") if v.strip()]
+        else:
+            values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise UsageError(f"--eps {text!r}: write start:stop:step (e.g. 0:0.3:0.02) or a list (0.01,0.03)") from None
+        raise UsageError(how) from None
+    if ":" in text:
+        if not all(math.isfinite(v) for v in (start, stop, step)) or start < 0 or step <= 0 or stop < start:
+            raise UsageError(f"{how}; step > 0 and stop >= start")
+        steps = (stop - start) / step
+        count = math.floor(steps + 1e-9) + 1 if steps <= max_points else math.inf
+        if count > max_points:
+            raise UsageError(f"--eps {shown!r} is {steps + 1:.4g} budgets; at most {max_points} (use a larger step)")
+        return [round(start + i * step, 10) for i in range(count)]
+    if not values or not all(math.isfinite(v) and v >= 0 for v in values):
+        raise UsageError(how)
+    if len(values) > max_points:
+        raise UsageError(f"--eps {shown!r} is {len(values)} budgets; at most {max_points}")
+    return values

@@ -17,6 +17,7 @@ from typing import Any
 
 from statsmodels.stats.proportion import proportion_confint
 
+from advbench.core.errors import UsageError
 from advbench.store import Store, summarize
 
 
@@ -70,7 +71,17 @@ def paper_number(paper: dict[str, Any], dataset: str, norm: str, eps: float) -> 
     return "not reported"
 
 
+def check_filters(eps: float | None = None, radii: tuple[float, ...] = ()) -> None:
+    """UsageError unless the budget and the radii are finite numbers >= 0 (NaN would match nothing, silently)."""
+    for radius in radii:
+        if not (math.isfinite(radius) and radius >= 0):
+            raise UsageError(f"--radius must be a finite number >= 0, got {radius:g}")
+    if eps is not None and not (math.isfinite(eps) and eps >= 0):
+        raise UsageError(f"eps must be a finite number >= 0, got {eps:g}")
+
+
 def build_leaderboard(store: Store, dataset: str | None = None, norm: str | None = None, eps: float | None = None, radii: tuple[float, ...] = ()) -> list[LeaderboardRow]:
+    check_filters(eps, radii)
     runs = [r for r in store.list_runs(limit=100_000) if r.status == "finished"]
     newest: dict[tuple[str, str, str, float], Any] = {}
     for run in sorted(runs, key=lambda r: r.created):
@@ -101,12 +112,20 @@ def _certified(runs: list[Any], dataset: str | None, radii: tuple[float, ...]) -
             continue
         best = {}
         for radius in radii:
-            values = [
-                dict(zip(curve["radii"], curve["certified_accuracy"])).get(round(radius, 2), 0.0) for curve in run.summary["curves"].values()
-            ]
+            values = [_at_radius(curve, radius) for curve in run.summary["curves"].values()]
             best[f"r={radius:g}"] = max(values) if values else 0.0
         out[(run.model, run.dataset)] = best
     return out
+
+
+def _at_radius(curve: dict[str, Any], radius: float) -> float:
+    """Certified accuracy at a radius of the stored grid; another radius would be a made-up number."""
+    for r, acc in zip(curve["radii"], curve["certified_accuracy"]):
+        if math.isclose(r, radius, abs_tol=1e-9):
+            return acc
+    grid = curve["radii"]
+    step = f"{grid[0]:g}, {grid[1]:g}, ..., {grid[-1]:g}" if len(grid) > 2 else ", ".join(f"{r:g}" for r in grid)
+    raise UsageError(f"--radius {radius:g}: certifications store certified accuracy at radii {step} only")
 
 
 def _columns(rows: list[LeaderboardRow]) -> tuple[list[str], list[str]]:

@@ -1,41 +1,34 @@
 """The CI regression gate: compare stored robust accuracies with a baseline file.
 
-A baseline entry is (model, dataset, norm, eps, attack, accuracy, n); "attack" is an attack
-label or "worst case". A drop larger than the tolerance (in points) fails, and with `stat` a
-drop that a one-sided two-proportion z-test (statsmodels) finds significant at 5% fails too. A
-current result whose evaluation is `unreliable` fails the gate unless the caller allows it.
+A baseline entry (`report/baseline.py`) is (model, dataset, norm, eps, attack, accuracy, n,
+seed); "attack" is an attack label or "worst case". A drop larger than the tolerance (in points)
+fails, and with `stat` a drop that a one-sided two-proportion z-test (statsmodels) finds
+significant at 5% fails too. A current result whose evaluation is `unreliable` fails the gate
+unless the caller allows it. The gate cannot be fooled into passing: a bad tolerance, a bad or
+empty baseline, or a stored run measured with another n, seed or dataset than the entry records
+is a UsageError, and an entry without a stored result fails.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from statsmodels.stats.proportion import proportions_ztest
 
 from advbench.core.errors import UsageError
+from advbench.report.baseline import Baseline, BaselineEntry
 from advbench.report.leaderboard import LeaderboardRow, build_leaderboard
 from advbench.store import Store
 
 WORST = "worst case"
-
-
-@dataclass
-class Entry:
-    model: str
-    dataset: str
-    norm: str
-    eps: float
-    attack: str
-    accuracy: float
-    n: int
+Entry = BaselineEntry  # the name this module used before the typed schema
 
 
 @dataclass
 class Comparison:
-    entry: Entry
+    entry: BaselineEntry
     current: float | None  # None: no stored result for this entry
     current_n: int
     drop_points: float | None
@@ -47,47 +40,96 @@ class Comparison:
     def unreliable(self) -> bool:
         return self.verdict == "unreliable"
 
+    @property
+    def missing(self) -> bool:
+        return self.current is None
 
-def current_entries(store: Store, dataset: str | None = None) -> list[Entry]:
+
+def check_tolerance(tolerance: float) -> float:
+    """The allowed drop in points: a finite number >= 0 (NaN would let every drop pass)."""
+    if not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance) and tolerance >= 0):
+        raise UsageError(f"--tolerance must be a finite number of points >= 0, got {tolerance}")
+    return float(tolerance)
+
+
+def current_entries(store: Store, dataset: str | None = None) -> list[BaselineEntry]:
+    """Every stored result as a baseline entry, with the n and seed of the run it comes from."""
     entries = []
+    seeds: dict[str, int] = {}
     for row in build_leaderboard(store, dataset):
-        entries += [Entry(row.model, row.dataset, row.norm, row.eps, attack, acc, row.n) for attack, acc in row.robust.items()]
-        entries.append(Entry(row.model, row.dataset, row.norm, row.eps, WORST, row.worst_case, row.n))
+        if row.run_id not in seeds:
+            seeds[row.run_id] = store.get_run(row.run_id).seed
+        seed = seeds[row.run_id]
+        entries += [BaselineEntry(row.model, row.dataset, row.norm, row.eps, attack, acc, row.n, seed) for attack, acc in row.robust.items()]
+        entries.append(BaselineEntry(row.model, row.dataset, row.norm, row.eps, WORST, row.worst_case, row.n, seed))
     return entries
 
 
-def write_baseline(path: Path, entries: list[Entry]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"entries": [asdict(e) for e in entries]}, indent=2) + "\n")
+def update_baseline(store: Store, path: Path, dataset: str | None = None) -> list[BaselineEntry]:
+    """Write the baseline from the stored results; nothing is written when there are none."""
+    entries = current_entries(store, dataset)
+    if not entries:
+        which = f" on dataset {dataset!r}" if dataset else ""
+        raise UsageError(f"no finished evaluations{which} in the result database; {path} was not written")
+    write_baseline(path, entries)
+    return entries
 
 
-def read_baseline(path: Path) -> list[Entry]:
-    try:
-        data = json.loads(Path(path).read_text())
-        return [Entry(**e) for e in data["entries"]]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise UsageError(f"cannot read baseline {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+def write_baseline(path: Path, entries: list[BaselineEntry]) -> None:
+    Baseline(tuple(entries)).write(Path(path))
 
 
-def _lookup(rows: list[LeaderboardRow], e: Entry) -> tuple[float, int, str] | None:
+def read_baseline(path: Path) -> list[BaselineEntry]:
+    """The baseline's entries, every value checked (`Baseline.from_json`); UsageError otherwise."""
+    return list(Baseline.from_json(path).entries)
+
+
+def _lookup(rows: list[LeaderboardRow], e: BaselineEntry) -> tuple[float, LeaderboardRow] | None:
     for row in rows:
         if (row.model, row.dataset, row.norm) == (e.model, e.dataset, e.norm) and math.isclose(row.eps, e.eps, rel_tol=1e-6):
             if e.attack == WORST:
-                return row.worst_case, row.n, row.verdict
+                return row.worst_case, row
             if e.attack in row.robust:
-                return row.robust[e.attack], row.n, row.verdict
+                return row.robust[e.attack], row
     return None
 
 
-def compare(store: Store, baseline: list[Entry], tolerance: float = 1.0, stat: bool = False) -> list[Comparison]:
+def settings_mismatch(store: Store, rows: list[LeaderboardRow], e: BaselineEntry, found: LeaderboardRow | None) -> str | None:
+    """Why the stored result cannot be compared with the entry (another n, seed or dataset), or None."""
+    if found is None:
+        elsewhere = sorted({r.dataset for r in rows if (r.model, r.norm) == (e.model, e.norm) and math.isclose(r.eps, e.eps, rel_tol=1e-6)})
+        if elsewhere:
+            return f"{e.label}: the baseline's dataset is {e.dataset}, the stored runs are on {', '.join(elsewhere)}"
+        return None
+    differs = []
+    if found.n != e.n:
+        differs.append(f"n {found.n} (baseline {e.n})")
+    if e.seed is not None:
+        seed = store.get_run(found.run_id).seed
+        if seed != e.seed:
+            differs.append(f"seed {seed} (baseline {e.seed})")
+    return f"{e.label}: the newest stored run {found.run_id} has {' and '.join(differs)}" if differs else None
+
+
+def compare(store: Store, baseline: list[BaselineEntry], tolerance: float = 1.0, stat: bool = False) -> list[Comparison]:
+    """One comparison per baseline entry; UsageError when any cannot be compared like with like."""
+    tolerance = check_tolerance(tolerance)
+    if not baseline:
+        raise UsageError("the baseline has no entries: nothing would be checked")
     rows = build_leaderboard(store)
+    found_rows = [_lookup(rows, e) for e in baseline]
+    reasons = (settings_mismatch(store, rows, e, found[1] if found else None) for e, found in zip(baseline, found_rows))
+    mismatches = [reason for reason in reasons if reason]
+    if mismatches:
+        more = f" (and {len(mismatches) - 1} more entries)" if len(mismatches) > 1 else ""
+        raise UsageError(f"not comparable with the baseline: {mismatches[0]}{more}; re-run with the baseline's settings or refresh it with --update")
     out = []
-    for e in baseline:
-        found = _lookup(rows, e)
+    for e, found in zip(baseline, found_rows):
         if found is None:
             out.append(Comparison(e, None, 0, None, None, True))  # a result that vanished is a failure, not a pass
             continue
-        acc, n, verdict = found
+        acc, row = found
+        n, verdict = row.n, row.verdict
         drop = 100 * (e.accuracy - acc)
         p_value = None
         if stat and n and e.n:
@@ -95,6 +137,6 @@ def compare(store: Store, baseline: list[Entry], tolerance: float = 1.0, stat: b
             if count[0] != count[1] or e.n != n:
                 # H1: the baseline accuracy is larger than the current one.
                 p_value = float(proportions_ztest(count, [e.n, n], alternative="larger")[1])
-        regressed = drop > tolerance or (p_value is not None and p_value < 0.05 and drop > 0)
+        regressed = not math.isfinite(drop) or drop > tolerance or (p_value is not None and p_value < 0.05 and drop > 0)
         out.append(Comparison(e, acc, n, drop, p_value, regressed, verdict))
     return out

@@ -1,16 +1,26 @@
 """The result database. Every batch is committed in one transaction, so a killed run loses
-at most the batch in flight, and a run is found again by the hash of its configuration."""
+at most the batch in flight, and a run is found again by the hash of its configuration.
+
+A database is inspected read-only before anything is written: a file that is not advbench's (or
+is of another schema) is refused untouched, a read-only one can be read but not written, and an
+earlier version's is upgraded in place (added columns and tables only). Several processes may
+share one database: a run is found or created under one write lock, so they agree on its id,
+and rows are deterministic per sample, so a row another process committed first is kept.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
-from advbench.core.errors import StoreError
+from advbench.core.errors import StoreError, UnknownRunError, UnusableDatabaseError
 
 DEFAULT_DB = Path("results") / "advbench.sqlite"
 
@@ -69,6 +79,11 @@ CREATE TABLE IF NOT EXISTS certificates (
 );
 """
 
+# What earlier versions' databases may lack; opening one (writable) adds it.
+OPTIONAL_TABLES = frozenset({"certificates"})
+OPTIONAL_COLUMNS = {("samples", "min_distance"): "ALTER TABLE samples ADD COLUMN min_distance REAL"}
+BUSY_TIMEOUT_S = 60.0  # how long a writer waits for another process's transaction
+
 SAMPLE_COLUMNS = ("sample_idx", "attack", "eps", "status", "label", "clean_pred", "adv_pred", "success", "distance", "steps", "seconds", "min_distance")
 
 
@@ -99,24 +114,164 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
+@functools.cache
+def _expected_columns() -> dict[str, frozenset[str]]:
+    """Each table's columns, as SCHEMA defines them."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(SCHEMA)
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: frozenset(r[1] for r in conn.execute(f"PRAGMA table_info({t})")) for t in tables}
+    finally:
+        conn.close()
+
+
+def _schema_statements() -> list[str]:
+    """SCHEMA as single statements, to run inside one transaction (executescript would commit)."""
+    statements, buffer = [], ""
+    for line in SCHEMA.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    return statements
+
+
+def _upgrades(conn: sqlite3.Connection, path: Path) -> list[str]:
+    """The statements that bring the database on `conn` to SCHEMA: all of it for an empty
+    database, an earlier version's missing columns and tables, nothing for a current one.
+    Raises UnusableDatabaseError, before anything is written, for any other database."""
+    objects = [(kind, name) for kind, name in conn.execute("SELECT type, name FROM sqlite_master") if not name.startswith("sqlite_")]
+    if not objects:
+        return _schema_statements()
+    expected = _expected_columns()
+    tables = {name for kind, name in objects if kind == "table"}
+    foreign = sorted(tables - set(expected)) + sorted(f"{kind} {name}" for kind, name in objects if kind in ("view", "trigger"))
+    if foreign or "runs" not in tables:
+        held = ", ".join(foreign) or ", ".join(sorted(tables)) or "no tables"
+        raise UnusableDatabaseError(
+            f"{path} is not an advbench result database (it holds {held}); refusing to add advbench's tables to it: give a new file as --db"
+        )
+    problems, upgrades = [], []
+    for table, columns in expected.items():
+        if table not in tables:
+            if table in OPTIONAL_TABLES:
+                upgrades.append(next(s for s in _schema_statements() if f"EXISTS {table} (" in s))
+            else:
+                problems.append(f"no table {table}")
+            continue
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        upgrades += [OPTIONAL_COLUMNS[(table, c)] for c in sorted(columns - have) if (table, c) in OPTIONAL_COLUMNS]
+        lacking = sorted(c for c in columns - have if (table, c) not in OPTIONAL_COLUMNS)
+        unknown = sorted(have - columns)
+        if lacking:
+            problems.append(f"table {table} lacks column(s) {_some(lacking)}")
+        if unknown:
+            problems.append(f"table {table} has unknown column(s) {_some(unknown)}")
+    if problems:
+        raise UnusableDatabaseError(
+            f"result database {path} has another schema ({'; '.join(problems)}); it was not written by this advbench version, so it is left untouched"
+        )
+    if upgrades:
+        upgrades.append("CREATE INDEX IF NOT EXISTS runs_by_key ON runs(config_key);")
+    return upgrades
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def _writable(path: Path) -> bool:
+    """False for a file without write permission (even for root, who could write it anyway: the
+    user marked it read-only) or in a folder where SQLite cannot create its journal."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return True
+    return bool(mode & 0o222) and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _database_error(path: Path, exc: sqlite3.Error, doing: str) -> StoreError:
+    """A one-line error for an SQLite failure: the user's file (exit 2) or the machine (exit 1)."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name.startswith("SQLITE_READONLY") or "readonly" in str(exc):
+        return UnusableDatabaseError(f"result database {path} is read-only; make it writable or give another --db")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in str(exc):
+        return StoreError(f"result database {path} stayed locked by another process for {BUSY_TIMEOUT_S:g} s while {doing}; try again")
+    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT", "SQLITE_CANTOPEN")) or (
+        isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+    ):
+        return UnusableDatabaseError(f"cannot use result database {path}: {exc}")
+    return StoreError(f"cannot use result database {path} ({doing}): {exc}")
+
+
 class Store:
+    """The result database at `path` (created when absent). `readonly` when the file is
+    write-protected: runs can be listed and shown, and any write is a one-line error."""
+
     def __init__(self, path: str | Path = DEFAULT_DB) -> None:
         self.path = Path(path)
+        self.readonly = False
+        try:
+            self.conn = self._open()
+        except sqlite3.Error as exc:
+            raise _database_error(self.path, exc, "opening it") from None
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path.exists() and not self.path.is_file():
+            raise UnusableDatabaseError(f"result database {self.path} is not a file")
+        upgrades = _schema_statements()
+        exists = self.path.exists()
+        if exists and self.path.stat().st_size > 0:
+            # Look before touching: a read-only connection changes nothing, not even the journal mode.
+            probe = self._connect_readonly()
+            try:
+                upgrades = _upgrades(probe, self.path)
+            finally:
+                probe.close()
+        if exists and not _writable(self.path):
+            if upgrades:
+                raise UnusableDatabaseError(f"result database {self.path} is read-only and needs advbench's tables first; make it writable or give another --db")
+            self.readonly = True
+            return self._connect_readonly()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(self.path, timeout=60)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.executescript(SCHEMA)
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot use result database {self.path}: {exc}") from None
+        except OSError as exc:
+            raise UnusableDatabaseError(f"cannot create result database {self.path}: {exc.strerror or exc}") from None
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+        try:
+            if upgrades:
+                conn.execute("PRAGMA journal_mode=WAL")  # persistent: set once, by whoever creates the tables
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _upgrades(conn, self.path):  # again under the lock: another process may have done it
+                        conn.execute(statement)
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
-    def _migrate(self) -> None:
-        """Databases written by older versions lack later columns; add them (nothing is lost)."""
-        columns = {r[1] for r in self.conn.execute("PRAGMA table_info(samples)")}
-        if "min_distance" not in columns:
+    def _connect_readonly(self) -> sqlite3.Connection:
+        return sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+
+    @contextlib.contextmanager
+    def _writing(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction, its SQLite errors as one-line errors."""
+        self.require_writable()
+        try:
             with self.conn:
-                self.conn.execute("ALTER TABLE samples ADD COLUMN min_distance REAL")
+                yield self.conn
+        except sqlite3.Error as exc:
+            raise _database_error(self.path, exc, doing) from None
+
+    def require_writable(self) -> None:
+        if self.readonly:
+            raise UnusableDatabaseError(f"result database {self.path} is read-only; make it writable or give another --db")
 
     def close(self) -> None:
         self.conn.close()
@@ -135,9 +290,19 @@ class Store:
         ).fetchone()
         return row[0] if row else None
 
-    def create_run(self, run_id: str, config_key: str, meta: dict[str, Any], config: dict[str, Any], kind: str = "eval") -> None:
-        with self.conn:
-            self.conn.execute(
+    def create_run(
+        self, run_id: str, config_key: str, meta: dict[str, Any], config: dict[str, Any], kind: str = "eval", reuse: bool = False
+    ) -> tuple[str, bool]:
+        """Insert run `run_id` -> (run_id, True). With `reuse`, under the same write lock, first
+        look for a run with `config_key` that another process created meanwhile -> (its id, False),
+        so processes started at once on one database agree on one run."""
+        with self._writing("creating a run") as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            if reuse:
+                existing = self.find_run(config_key)
+                if existing is not None:
+                    return existing, False
+            conn.execute(
                 "INSERT INTO runs (run_id, config_key, kind, status, created, model, dataset, n_samples, seed, indices_hash,"
                 " checkpoint_sha256, device, package_version, git_commit, libraries, config)"
                 " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -147,18 +312,20 @@ class Store:
                     meta.get("git_commit"), json.dumps(meta.get("libraries", {})), json.dumps(config, sort_keys=True),
                 ),
             )
+        return run_id, True
 
     def mark_resumed(self, run_id: str, device: str) -> None:
-        with self.conn:
-            self.conn.execute("UPDATE runs SET status = 'running', device = ? WHERE run_id = ?", (device, run_id))
+        """Running again (on `device`); a run another process finished meanwhile stays finished."""
+        with self._writing("resuming a run") as conn:
+            conn.execute("UPDATE runs SET status = 'running', device = ? WHERE run_id = ? AND status != 'finished'", (device, run_id))
 
     def add_wall_time(self, run_id: str, seconds: float) -> None:
-        with self.conn:
-            self.conn.execute("UPDATE runs SET wall_seconds = wall_seconds + ? WHERE run_id = ?", (seconds, run_id))
+        with self._writing("recording wall time") as conn:
+            conn.execute("UPDATE runs SET wall_seconds = wall_seconds + ? WHERE run_id = ?", (seconds, run_id))
 
     def finish_run(self, run_id: str, summary: dict[str, Any], warnings: list[str]) -> None:
-        with self.conn:
-            self.conn.execute(
+        with self._writing("finishing a run") as conn:
+            conn.execute(
                 "UPDATE runs SET status = 'finished', finished = ?, summary = ?, warnings = ? WHERE run_id = ?",
                 (_now(), json.dumps(summary), json.dumps(warnings), run_id),
             )
@@ -166,9 +333,9 @@ class Store:
     def get_run(self, run_id: str) -> RunRecord:
         rows = self.conn.execute("SELECT * FROM runs WHERE run_id LIKE ?", (run_id + "%",)).fetchall()
         if not rows:
-            raise StoreError(f"no run {run_id!r} in {self.path}")
+            raise UnknownRunError(f"no run {run_id!r} in {self.path}")
         if len(rows) > 1:
-            raise StoreError(f"run id prefix {run_id!r} is ambiguous in {self.path}")
+            raise UnknownRunError(f"run id prefix {run_id!r} is ambiguous in {self.path}")
         return self._record(rows[0])
 
     def list_runs(self, limit: int = 50) -> list[RunRecord]:
@@ -195,10 +362,12 @@ class Store:
     def write_batch(self, run_id: str, clean_rows: Iterable[tuple[int, int, int]], sample_rows: Iterable[dict[str, Any]]) -> None:
         """Commit one batch's clean predictions and attack rows atomically."""
         placeholders = ", ".join("?" * (len(SAMPLE_COLUMNS) + 1))
-        with self.conn:
-            self.conn.executemany("INSERT INTO clean (run_id, sample_idx, label, pred) VALUES (?, ?, ?, ?)", [(run_id, *r) for r in clean_rows])
-            self.conn.executemany(
-                f"INSERT INTO samples (run_id, {', '.join(SAMPLE_COLUMNS)}) VALUES ({placeholders})",
+        # OR IGNORE: rows are deterministic per sample, so a row another process running the same
+        # run committed first is this one (up to its timing), and is kept.
+        with self._writing("storing a batch") as conn:
+            conn.executemany("INSERT OR IGNORE INTO clean (run_id, sample_idx, label, pred) VALUES (?, ?, ?, ?)", [(run_id, *r) for r in clean_rows])
+            conn.executemany(
+                f"INSERT OR IGNORE INTO samples (run_id, {', '.join(SAMPLE_COLUMNS)}) VALUES ({placeholders})",
                 [(run_id, *(row.get(c) for c in SAMPLE_COLUMNS)) for row in sample_rows],
             )
 
@@ -216,9 +385,9 @@ class Store:
 
     def write_certificates(self, run_id: str, rows: Iterable[dict[str, Any]]) -> None:
         cols = self.CERTIFICATE_COLUMNS
-        with self.conn:
-            self.conn.executemany(
-                f"INSERT INTO certificates (run_id, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 1))})",
+        with self._writing("storing certificates") as conn:
+            conn.executemany(
+                f"INSERT OR IGNORE INTO certificates (run_id, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 1))})",
                 [(run_id, *(row[c] for c in cols)) for row in rows],
             )
 

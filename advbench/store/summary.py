@@ -12,8 +12,9 @@ from advbench.store.sqlite import Store
 class EpsSummary:
     eps: float
     robust_after: dict[str, float]  # attack -> robust accuracy after it and every attack before it
-    worst_case: float
+    worst_case: float  # over every attack that ran, the checks' probe attacks included
     median_distance: dict[str, float | None] = field(default_factory=dict)
+    broken_by_checks_only: int = 0  # samples only a check's probe attack broke (counted in worst_case)
 
 
 @dataclass
@@ -37,6 +38,7 @@ def summarize(store: Store, run_id: str) -> RunSummary:
     run = store.get_run(run_id)
     config = run.config
     attacks: list[str] = config["attack_names"]
+    probes: list[str] = config.get("probe_names") or []
     clean = store.clean_rows(run.run_id)
     n = len(clean)
     correct = {idx for idx, label, pred in clean if label == pred}
@@ -51,13 +53,15 @@ def summarize(store: Store, run_id: str) -> RunSummary:
         robust_after, median = {}, {}
         for attack in attacks:
             attacked = [r for r in rows.get(attack, []) if r["status"] == "attacked"]
-            # Only samples correct on the clean pass count (a check's probe may have judged a random model's draw differently).
             broken |= {r["sample_idx"] for r in attacked if r["success"]} & correct
             robust_after[attack] = (clean_correct - len(broken)) / n if n else 0.0
             dists = sorted(r["distance"] for r in attacked if r["success"] and r["distance"] is not None)
             median[attack] = dists[len(dists) // 2] if dists else None
-        worst = (clean_correct - len(broken)) / n if n else 0.0
-        per_eps.append(EpsSummary(float(eps), robust_after, worst, median))
+        # Worst case means worst case: what the checks' probes broke counts too (only samples correct
+        # on the clean pass: a probe may have judged a random model's draw differently).
+        by_probes = {r["sample_idx"] for p in probes for r in rows.get(p, []) if r["status"] == "attacked" and r["success"]} & correct
+        worst = (clean_correct - len(broken | by_probes)) / n if n else 0.0
+        per_eps.append(EpsSummary(float(eps), robust_after, worst, median, len(by_probes - broken)))
     return RunSummary(
         run.run_id, run.model, run.dataset, config["norm"], attacks, n, clean_correct / n if n else 0.0, per_eps, run.wall_seconds,
         config.get("verdict"),

@@ -9,6 +9,7 @@ addresses them by name; the comments group them by the recipes that read them.
 from __future__ import annotations
 
 import json
+import math
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields
@@ -64,6 +65,14 @@ class TrainConfig:
             raise UsageError(f"optimizer is sgd or adam, not {self.optimizer!r}")
         if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
             raise UsageError("training needs epochs >= 0, batch size >= 1 and a positive learning rate")
+        if self.max_train is not None and self.max_train < 1:
+            raise UsageError(f"--max-train must be a positive number of training images, got {self.max_train}")
+        if self.val_images < 0:
+            raise UsageError(f"val_images must be >= 0, got {self.val_images}")
+        if self.at_steps < 0:
+            raise UsageError(f"--at-steps must be >= 0, got {self.at_steps}")
+        if not (math.isfinite(self.at_eps) and self.at_eps >= 0):
+            raise UsageError(f"--at-eps must be a finite number >= 0, got {self.at_eps}")
 
 
 def config_for(model: str, **overrides: Any) -> TrainConfig:
