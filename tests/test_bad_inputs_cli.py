@@ -17,7 +17,6 @@ import torch
 from conftest import REPO
 from torch import nn
 
-import advbench.engine.plan as plan_module
 from advbench.cli.app import INTERRUPTED
 from advbench.core.errors import UsageError
 from advbench.core.threat import ThreatModel
@@ -62,10 +61,43 @@ def Net():
 """
 
 
+MISBEHAVING = """
+import torch
+from torch import nn
+
+class Base(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(64, 10)
+
+class NaNs(Base):
+    def forward(self, x):
+        return self.lin(x.flatten(1)) * float("nan")
+
+class Seven(Base):
+    def forward(self, x):
+        return self.lin(x.flatten(1))[:, :7]
+
+class ThreeD(Base):
+    def forward(self, x):
+        return self.lin(x.flatten(1)).unsqueeze(2).repeat(1, 1, 2)
+
+class Pair(Base):
+    def forward(self, x):
+        return self.lin(x.flatten(1)), x
+
+class Scalar(Base):
+    def forward(self, x):
+        return self.lin(x.flatten(1)).sum()
+"""
+
+
 @pytest.fixture
 def files(tmp_path: Path) -> Path:
     """Model files, weights and zoo folders the cases below name as {tmp}/..."""
     (tmp_path / "boom.py").write_text(BOOM)
+    (tmp_path / "bad.py").write_text(MISBEHAVING)
+    torch.save({"lin." + k: v for k, v in nn.Linear(64, 10).state_dict().items()}, tmp_path / "lin.pt")
     (tmp_path / "tiny.py").write_text(TINY)
     torch.manual_seed(0)
     torch.save(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).state_dict(), tmp_path / "tiny.pt")
@@ -76,7 +108,6 @@ def files(tmp_path: Path) -> Path:
 
 KAP = ["eval", "--model", "kap-rn18"]
 FILE_EVAL = ["eval", "--dataset", "digits", "--n", "8", "--attack", "fgsm", "--no-checks", "--device", "cpu"]
-WIRED = "check_for" in Path(plan_module.__file__).read_text()
 
 
 @pytest.mark.parametrize(
@@ -96,13 +127,17 @@ WIRED = "check_for" in Path(plan_module.__file__).read_text()
         (["train", "--model", "rn18-nt", "--set", "max_train=0", "--out", "{tmp}/out", "--device", "cpu"], 2, "--max-train must be a positive"),
         ([*KAP, "--check-n", "-5", "--db", "{tmp}/r.sqlite"], 2, "--check-n must be positive"),
         ([*KAP, "--attack", "pgd:steps=1,steps=2", "--db", "{tmp}/r.sqlite"], 2, "'steps' is given twice"),
-        pytest.param([*KAP, "--norm", "l2", "--eps", "1e9", "--db", "{tmp}/r.sqlite"], 2, "exceeds 28",
-                     marks=pytest.mark.skipif(not WIRED, reason="engine/plan.py does not call ThreatModel.check_for yet")),
+        ([*KAP, "--norm", "l2", "--eps", "1e9", "--db", "{tmp}/r.sqlite"], 2, "exceeds 28"),
         # Models that misbehave at load time.
         ([*FILE_EVAL, "--model", "file:{tmp}/boom.py:Net", "--weights", "{tmp}/tiny.pt", "--db", "{tmp}/r.sqlite"], 2,
          "boom.py:Net failed: Net() raised ValueError: no GPU here"),
         ([*FILE_EVAL, "--model", "file:{tmp}/tiny.py:Net", "--weights", "{tmp}/code.pt", "--db", "{tmp}/r.sqlite"], 1,
          "refusing to unpickle code ("),
+        # Models whose outputs cannot be evaluated: an error naming the model and its output, never an accuracy.
+        *[([*FILE_EVAL, "--model", f"file:{{tmp}}/bad.py:{cls}", "--weights", "{tmp}/lin.pt", "--db", "{tmp}/r.sqlite"], 2, needle)
+          for cls, needle in [("NaNs", "returns NaN or infinite outputs"), ("Seven", "returns outputs of shape (1, 7)"),
+                              ("ThreeD", "returns outputs of shape (1, 10, 2)"), ("Pair", "returns a tuple, not a tensor"),
+                              ("Scalar", "returns outputs of shape ()")]],
         (["eval", "--model", "rn18-nt", "--dataset", "digits", "--zoo", "{tmp}/nozoo", "--db", "{tmp}/r.sqlite"], 2,
          "nozoo (--zoo) does not exist"),
         (["eval", "--model", "kap-rn18", "--zoo", "{tmp}/otherzoo", "--db", "{tmp}/r.sqlite"], 2,

@@ -1,7 +1,7 @@
 """Attacks: each a small class with a frozen typed config, called as attack(model, x, y, threat)."""
 
 # Importing the modules registers their attacks.
-from advbench.attacks import (  # noqa: E402,F401  # noqa: E402,F401
+from advbench.attacks import (  # noqa: E402,F401
     apgd,
     auto,
     autoattack,

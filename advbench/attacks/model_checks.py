@@ -20,10 +20,25 @@ PROBABILITY_TOLERANCE = 1e-3  # rows summing to 1 within this, all entries >= 0:
 DEAD_GRADIENT_LIMIT = 0.05  # share of samples whose input gradient is zero or not finite
 
 
+def validate_outputs(model: torch.nn.Module, out: object, n: int, num_classes: int) -> torch.Tensor:
+    """`out` as logits of `n` images over `num_classes` classes, or a `ModelOutputError` naming the model."""
+    name = getattr(model, "name", type(model).__name__)
+    if not isinstance(out, torch.Tensor):
+        raise ModelOutputError(f"model {name} returns a {type(out).__name__}, not a tensor of {n} x {num_classes} logits")
+    if out.dim() != 2 or out.shape != (n, num_classes):
+        raise ModelOutputError(
+            f"model {name} returns outputs of shape {tuple(out.shape)} for {n} images; expected {n} x {num_classes} logits (one per class of the dataset)"
+        )
+    bad = int((~torch.isfinite(out)).any(1).sum())
+    if bad:
+        raise ModelOutputError(f"model {name} returns NaN or infinite outputs for {bad} of {n} images; a broken model has no robust accuracy")
+    return out
+
+
 def output_checks(model: RobustModel, x: torch.Tensor, num_classes: int) -> CheckResult:
     """Raise on unusable outputs; return whether they look like probabilities rather than logits."""
     with torch.no_grad():
-        out = model(x)
+        out = validate_outputs(model, model(x), len(x), num_classes)
     if out.dim() != 2 or out.shape != (len(x), num_classes):
         raise ModelOutputError(
             f"model {model.name} returns outputs of shape {tuple(out.shape)} for {len(x)} images; expected {len(x)} x {num_classes} logits (one per class of the dataset)"

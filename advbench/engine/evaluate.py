@@ -15,6 +15,7 @@ import torch
 
 from advbench.attacks.checks import CheckResult
 from advbench.attacks.ensemble import robust_ensemble
+from advbench.attacks.model_checks import validate_outputs
 from advbench.core.errors import UsageError
 from advbench.engine.adaptive import CheckOutcome, Escalation, apply, run_checks
 from advbench.engine.executors import (
@@ -55,7 +56,8 @@ def evaluate_shard(plan: EvalPlan, indices: list[int]) -> tuple[list[tuple[int, 
     idx = torch.tensor(indices, dtype=torch.int64)
     x, y = plan.batch(idx)
     plan.reseed("batch")
-    clean_pred = plan.model.predict(x)
+    with torch.no_grad():  # every batch's outputs are checked: a NaN model is an error, never an accuracy
+        clean_pred = validate_outputs(plan.model, plan.model(x), len(x), plan.num_classes).argmax(1)
     correct = clean_pred == y
     outcomes = robust_ensemble([(a.label, a.attack, a.view) for a in plan.attacks], x, y, plan.threats, idx.to(x.device), plan.seed, correct)
     return batch_rows(indices, y.tolist(), clean_pred.tolist(), correct.tolist(), outcomes)

@@ -20,6 +20,7 @@ from torch import nn
 
 from advbench.attacks import build_attack
 from advbench.attacks.base import Attack
+from advbench.attacks.model_checks import validate_outputs
 from advbench.attacks.transfer import Transfer
 from advbench.attacks.wrappers import AttackedModel, TransferModel, view_for
 from advbench.core.device import resolve_device
@@ -72,6 +73,11 @@ class EvalPlan:
     spec: EvalSpec | None = None
     extra_config: dict[str, Any] = field(default_factory=dict)
     load_surrogate: Callable[[str], RobustModel] | None = None  # a named model on the plan's device (transfer attacks)
+
+    num_classes: int = 0  # the dataset's class count (the model's outputs must match it); 0: the model's own
+
+    def __post_init__(self) -> None:
+        self.num_classes = self.num_classes or self.model.num_classes
 
     @property
     def adaptations(self) -> dict[str, dict[str, Any]]:
@@ -151,9 +157,13 @@ class EvalPlan:
         if not isinstance(model, RobustModel):
             if num_classes is None:
                 with torch.no_grad():
-                    num_classes = int(model.eval()(x[:1].to(next(iter(model.parameters()), torch.empty(0)).device)).shape[1])
+                    out = model.eval()(x[:1].to(next(iter(model.parameters()), torch.empty(0)).device))
+                num_classes = int(out.shape[1]) if isinstance(out, torch.Tensor) and out.dim() == 2 else 0
+                validate_outputs(model, out, 1, num_classes)
             model = RobustModel(model, tuple(x.shape[1:]), num_classes, mean, std, name=name or type(model).__name__)
         model.to(dev)
+        with torch.no_grad():
+            validate_outputs(model, model(x[:1].to(dev)), 1, model.num_classes)
         idx = torch.arange(len(x), dtype=torch.int64) if indices is None else indices.to(torch.int64).cpu()
         if idx.shape != (len(x),):
             raise UsageError(f"indices must name each of the {len(x)} samples")
@@ -244,7 +254,10 @@ def resolve(spec: EvalSpec, runtime: Runtime, device: torch.device | None = None
         data = load_dataset(spec.dataset, spec.split, data_dir, idx)
         return data.images, data.labels
 
-    model.check_inputs(load(indices[:1])[0])
+    first = load(indices[:1])[0]
+    model.check_inputs(first)
+    with torch.no_grad():  # a model whose outputs are unusable fails here, before any run is stored
+        validate_outputs(model, model(first.to(dev)), 1, model.num_classes)
     return EvalPlan(
         name=spec.model, model=model, sha256=card.sha256, dataset=spec.dataset, split=spec.split, indices=indices, threats=threats,
         attacks=planned, seed=spec.seed, load=load, device=dev, checks=spec.checks, check_n=spec.check_n, eot=spec.eot, bpda=spec.bpda,
