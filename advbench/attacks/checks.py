@@ -36,7 +36,7 @@ class CheckResult:
     value: float
     limit: float
     why: str
-
+    at_least: bool = False  # passes when value >= limit (a probe must not beat the evaluation); else value <= limit
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -98,16 +98,19 @@ def gradient_masking_checks(
         "scale-invariant-loss", not dlr < pgd - MARGIN, dlr, pgd - MARGIN,
         f"the scale-invariant DLR loss leaves {100 * dlr:.1f}% < cross-entropy's {100 * pgd:.1f}% at {threat.label()}: "
         "cross-entropy is saturated or mis-scaled here; margin and DLR losses are added",
+        at_least=True,
     ))
     if threat.norm is not Norm.L1:
         numbers["fgsm"] = fgsm = acc(FGSM(FGSMConfig()), label="check:fgsm")
         results.append(CheckResult(
             "single-step-vs-iterative", not fgsm < pgd - MARGIN, fgsm, pgd - MARGIN,
             f"gradient masking? FGSM leaves {100 * fgsm:.1f}% < PGD-20 {100 * pgd:.1f}% at {threat.label()} (n={len(x)})",
+            at_least=True,
         ))
     results.append(CheckResult(
         "more-steps", not pgd2 < pgd - MARGIN, pgd2, pgd - MARGIN,
         f"PGD has not converged: 40 steps leave {100 * pgd2:.1f}% vs {100 * pgd:.1f}% with 20 at {threat.label()}; use more steps or restarts",
+        at_least=True,
     ))
     big = ThreatModel(threat.norm, large_eps(threat.norm, x[0].numel()))
     large = acc(PGD(PGDConfig(steps=50, rel_stepsize=0.1)), big)
@@ -123,6 +126,7 @@ def gradient_masking_checks(
         results.append(CheckResult(
             "black-box-vs-white-box", not sq < white - BLACK_BOX_MARGIN, sq, white - BLACK_BOX_MARGIN,
             f"gradient masking? black-box Square (500 queries) leaves {100 * sq:.1f}% < white-box PGD {100 * white:.1f}% at {threat.label()}",
+            at_least=True,
         ))
     numbers["eps"] = threat.eps
     return report

@@ -101,6 +101,12 @@ def verdict_text(verdict: str | None) -> str:
     return f"[{VERDICT_STYLE.get(verdict, 'white')}]{verdict}[/{VERDICT_STYLE.get(verdict, 'white')}]"
 
 
+def check_text(check: dict[str, object]) -> str:
+    """A stored check result in one cell: passed/failed, its value and the limit with its direction."""
+    status = "passed" if check["passed"] else "[red]failed[/red]"
+    return f"{status}: {check['value']:.4g} (must be {'>=' if check.get('at_least') else '<='} {check['limit']:.4g})"
+
+
 def escalation_lines(escalation: dict[str, object] | None, verdict: str | None) -> list[str]:
     """What the checks found and what the evaluation changed because of it."""
     if not escalation or not escalation.get("failed"):
@@ -196,10 +202,8 @@ def run_info_table(record: RunRecord) -> Table:
         ("adaptations", json.dumps(record.config.get("adaptations"))),
         ("masking checks", json.dumps((record.summary or {}).get("checks"))),
         ("verdict", verdict_text(record.config.get("verdict"))),
-        *[(f"check {c['name']}", f"{'passed' if c['passed'] else '[red]failed[/red]'}: {c['value']:.4g} (limit {c['limit']:.4g})")
-          for c in record.config.get("check_results") or []],
-        *[(c['name'], f"{'passed' if c['passed'] else '[red]failed[/red]'}: {c['value']:.4g} (limit {c['limit']:.4g})")
-          for c in record.config.get("rechecks") or []],
+        *[(f"check {c['name']}", check_text(c)) for c in record.config.get("check_results") or []],
+        *[(c["name"], check_text(c)) for c in record.config.get("rechecks") or []],
         *[("adapted", change) for change in (record.config.get("escalation") or {}).get("changes") or []],
         *[("warning", w) for w in record.warnings],
     ]
