@@ -77,7 +77,10 @@ def test_results_do_not_depend_on_the_batch(digits_model, digits_data, spec: str
     whole = attack(digits_model, x, y, threat, idx, seed=5)
     first = attack(digits_model, x[:10], y[:10], threat, idx[:10], seed=5)
     second = attack(digits_model, x[10:], y[10:], threat, idx[10:], seed=5)
-    assert torch.equal(whole.x_adv, torch.cat([first.x_adv, second.x_adv]))
+    # Bit for bit along Linf sign steps; L2 steps carry the last-bit differences that a CPU's
+    # multi-threaded convolutions make between batch sizes, so there the points agree closely.
+    parts = torch.cat([first.x_adv, second.x_adv])
+    assert torch.equal(whole.x_adv, parts) if threat.norm is Norm.LINF else torch.allclose(whole.x_adv, parts, atol=1e-4)
     assert torch.equal(whole.steps, torch.cat([first.steps, second.steps]))
     assert torch.equal(whole.success, torch.cat([first.success, second.success]))
     assert 0 < int(whole.success.sum()) < 20  # an informative budget

@@ -83,5 +83,7 @@ def test_suite_threats_can_name_their_own_attacks(tmp_path) -> None:
     loaded = load_suite(suite)
     assert loaded.threats == (("linf", (1.0,), ("fgsm-search", "deepfool")), ("l2", (1000.0,), ("fgsm",)))
     suite.write_text("models: [m]\nthreats:\n  - {norm: l2, eps: [1000]}\n")
-    with pytest.raises(UsageError, match="no attacks"):
+    assert load_suite(suite).threats == (("l2", (1000.0,), ("auto",)),)  # no attacks named: the default evaluation
+    suite.write_text("models: [m]\nattacks: []\nthreats:\n  - {norm: l2, eps: [1000]}\n")
+    with pytest.raises(UsageError, match="attacks"):
         load_suite(suite)

@@ -21,7 +21,7 @@ def test_auto_is_the_default_attack() -> None:
 @pytest.mark.parametrize("model,eps,compare", [("rn18-nt", 0.02, True), ("madry-cnn-at", 0.1, False)])
 def test_honest_models_are_reliable_and_auto_is_at_least_as_strong_as_autoattack(model: str, eps: float, compare: bool, tmp_path: Path) -> None:
     """(AutoAttack on the adversarially trained model is tests/test_apgd.py's, on more samples.)"""
-    n = 32
+    n = 16 if compare else 32  # AutoAttack on a ResNet-18 costs ~3 s per image on a CPU
     outcome = run_eval(EvalSpec(model=model, eps=(eps,), n=n, check_n=n), Runtime(db=tmp_path / "r.sqlite", device="cpu"))
     assert outcome.verdict == "reliable", outcome.escalation
     if not compare:
@@ -41,7 +41,7 @@ def test_honest_models_are_reliable_and_auto_is_at_least_as_strong_as_autoattack
     broken_by_aa = {int(i) for i, ok, c in zip(idx, aa.success.tolist(), [clean[int(i)] for i in idx]) if ok and c}
     robust_auto = sum(clean.values()) - len(broken_by_auto)
     robust_aa = sum(clean.values()) - len(broken_by_aa)
-    assert robust_auto <= robust_aa + 1  # one sample of slack in 32
+    assert robust_auto <= robust_aa + 1  # one sample of slack
     assert outcome.summary.per_eps[0].worst_case <= robust_auto / n + 1e-9  # probes only lower it
 
 

@@ -193,13 +193,18 @@ def test_yaml_1_2_floats_and_null_n_are_read_as_meant(tmp_path: Path) -> None:
 
 
 def test_shipped_ci_baseline_still_reads() -> None:
-    """Baselines written before seeds were recorded keep working (their seed is not checked)."""
+    """The shipped baseline reads, and baselines written before seeds were recorded keep working
+    (their seed is not checked)."""
     from conftest import REPO
 
     from advbench.report.baseline import Baseline
 
     baseline = Baseline.from_json(REPO / "docs" / "suites" / "ci-baseline.json")
-    assert len(baseline.entries) == 6 and {e.n for e in baseline.entries} == {200} and {e.seed for e in baseline.entries} == {None}
+    assert len(baseline.entries) == 4 and {e.n for e in baseline.entries} == {200} and {e.seed for e in baseline.entries} == {0}
+    legacy = json.loads((REPO / "docs" / "suites" / "ci-baseline.json").read_text())
+    for entry in legacy["entries"]:
+        entry.pop("seed")
+    assert {e.seed for e in Baseline.from_data(legacy).entries} == {None}
 
 
 def test_off_grid_radius_is_refused_not_read_as_zero() -> None:
