@@ -209,3 +209,16 @@ def test_sigint_during_eval_stores_whole_batches_and_says_how_to_resume(tmp_path
         (run,) = store.list_runs()
         stored = len(store.done_samples(run.run_id))
     assert run.status == "running" and 16 <= stored < 200 and stored % 8 == 0
+
+
+def test_turning_the_checks_on_is_a_new_run(files: Path) -> None:
+    """Checks change the evaluation, so a run without them is not the answer to a run with them."""
+    db = files / "r.sqlite"
+    args = ["eval", "--dataset", "digits", "--n", "8", "--attack", "fgsm", "--device", "cpu", "--model", f"file:{files}/tiny.py:Net",
+            "--weights", str(files / "tiny.pt"), "--db", str(db), "--check-n", "8"]
+    off = advbench(*args, "--no-checks")
+    assert off.returncode == 0, off.stderr
+    on = advbench(*args)
+    assert on.returncode == 0 and "already finished" not in on.stderr, on.stderr
+    again = advbench(*args)
+    assert again.returncode == 0 and "already finished" in again.stderr

@@ -152,3 +152,12 @@ def test_ray_flag_without_ray_installed_says_how_to_install(tmp_path: Path) -> N
         proc = advbench(*command, "--db", str(tmp_path / "x.sqlite"), "--ray", "local", env_extra={"PYTHONPATH": str(blocker)})
         assert_one_line_error(proc, 2, "Ray is not installed: pip install 'advbench[ray]'")
     assert not (tmp_path / "x.sqlite").exists()  # nothing was started or written
+
+
+def test_sharded_default_evaluation_equals_single_process(ray_local, tmp_path: Path) -> None:
+    """`auto` with its checks (which ran first, as one more shard) shards to the same rows and verdict."""
+    spec = EvalSpec(model="rn18-nt", eps=(0.02,), n=16, check_n=8)
+    single = run_eval(spec, runtime(tmp_path / "single.sqlite", batch_size=8))
+    sharded = run_eval(spec, runtime(tmp_path / "ray.sqlite", "local", batch_size=8))
+    assert _eval_rows(tmp_path / "ray.sqlite", sharded.summary.run_id) == _eval_rows(tmp_path / "single.sqlite", single.summary.run_id)
+    assert sharded.verdict == single.verdict and sharded.adaptations == single.adaptations

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from advbench.attacks.base import Attack
 from advbench.attacks.gradient import random_start
-from advbench.attacks.losses import attack_loss
+from advbench.attacks.losses import attack_loss, targeted_dlr, value_and_grad
 from advbench.attacks.registry import register_attack
 from advbench.attacks.wrappers import AttackedModel
 from advbench.core.errors import UsageError
@@ -77,34 +77,11 @@ def checkpoints(steps: int) -> dict[int, int]:
     return out
 
 
-def targeted_dlr(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Targeted DLR (to maximize): (z_t - z_y) / (z_pi1 - (z_pi3 + z_pi4) / 2), scale-invariant like DLR."""
-    top = logits.sort(1, descending=True).values
-    gap = logits.gather(1, target.view(-1, 1)).squeeze(1) - logits.gather(1, y.view(-1, 1)).squeeze(1)
-    return gap / (top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)
-
-
 def _loss_grad(
     model: AttackedModel, x: torch.Tensor, y: torch.Tensor, loss: str, target: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(logits, loss per sample, input gradient), each averaged over the view's EOT draws.
-
-    Like `losses.loss_and_grad`, but also returns the per-sample loss the step-size rule needs."""
-    draws = int(getattr(model, "eot_draws", 1))
-    x = x.detach().requires_grad_(True)
-    grad_sum, loss_sum, logits_sum = torch.zeros_like(x), x.new_zeros(len(x)), None
-    for _ in range(draws):
-        with torch.enable_grad():
-            logits = model(x)
-            values = targeted_dlr(logits, y, target) if target is not None else attack_loss(logits, y, loss)
-            if values.requires_grad:
-                (grad,) = torch.autograd.grad(values.sum(), x, allow_unused=True)
-                if grad is not None:  # None: a model without gradient signal (e.g. --no-bpda)
-                    grad_sum += grad
-        loss_sum += values.detach()
-        logits_sum = logits.detach() if logits_sum is None else logits_sum + logits.detach()
-    assert logits_sum is not None
-    return logits_sum / draws, loss_sum / draws, grad_sum / draws
+    """(logits, loss per sample, input gradient), each averaged over the view's EOT draws."""
+    return value_and_grad(model, x, lambda z: targeted_dlr(z, y, target) if target is not None else attack_loss(z, y, loss))
 
 
 def _direction(grad: torch.Tensor, norm: Norm) -> torch.Tensor:

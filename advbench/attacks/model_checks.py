@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from advbench.attacks.checks import CheckResult
+from advbench.attacks.losses import loss_and_grad
 from advbench.attacks.wrappers import AttackedModel
 from advbench.core.errors import ModelOutputError
 from advbench.models.wrapper import RobustModel
@@ -73,8 +74,6 @@ def determinism_check(model: RobustModel, x: torch.Tensor) -> CheckResult:
 def gradient_check(view: AttackedModel, x: torch.Tensor, y: torch.Tensor) -> CheckResult:
     """Share of samples whose cross-entropy input gradient is all zero or not finite (as attacked:
     through BPDA surrogates, averaged over EOT draws)."""
-    from advbench.attacks.losses import loss_and_grad
-
     _, grad = loss_and_grad(view, x, y, "ce")
     flat = grad.flatten(1)
     dead = (~torch.isfinite(flat).all(1)) | (flat.abs().amax(1) == 0)

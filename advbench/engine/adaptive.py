@@ -129,7 +129,7 @@ def apply(plan: EvalPlan, esc: Escalation) -> None:
     """Change `plan` in place: views for random / log-probability models, escalation attacks appended."""
     if not (esc.random or esc.log_outputs or esc.attacks):
         return
-    eot = plan.eot if plan.eot is not None or not esc.random else None
+    eot = plan.eot  # a user-forced --eot wins; otherwise `adapted` raises the draws for a random model
 
     def adapted(view: AttackedModel, uses_gradients: bool) -> AttackedModel:
         draws = view.eot_draws

@@ -99,6 +99,10 @@ class EvalPlan:
             "attacks": [{"name": a.label, "config": a.config} for a in self.attacks],
             "adaptations": self.adaptations,
             "seed": self.seed,
+            # The checks adapt the evaluation, so they are part of what was asked; written only
+            # when not the default, so runs stored before keep their identity.
+            **({"checks": "off"} if not self.checks else {}),
+            **({"check_n": self.check_n} if self.checks and self.check_n != 100 else {}),
         }
 
     @property
