@@ -125,9 +125,9 @@ def main() -> None:
         report["rows"].append(row)
         print(f"{label:32} {threat.label():11} {n:4d} {100 * row['clean']:6.1f} {100 * robust_ours:6.1f} {100 * robust_aa:6.1f} {100 * caught:6.1f}% "
               f"{t_ours:8.1f} {t_theirs:8.1f} {row['speed_up']:7.1f}x {row['auto_in_forward_backward_passes']:8.0f} {row['autoattack_in_forward_backward_passes']:8.0f}", flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        if args.json:  # after every model: a long panel keeps what it measured
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
