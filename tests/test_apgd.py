@@ -7,7 +7,7 @@ import torch
 
 from advbench.attacks import build_attack
 from advbench.attacks.apgd import checkpoints
-from advbench.core.errors import AdvbenchError, UsageError
+from advbench.core.errors import UsageError
 from advbench.core.threat import Norm, ThreatModel
 from advbench.models.smoothing import Smoothing
 from advbench.models.wrapper import RobustModel
@@ -46,12 +46,9 @@ def test_auto_as_strong_as_autoattack_on_an_adversarially_trained_model() -> Non
     from advbench.data.registry import dataset_labels
     from advbench.models.card import load_model
 
-    try:
-        model, _ = load_model("madry-cnn-at", "fashion-mnist")
-        idx = select_indices(dataset_labels("fashion-mnist"), 32, seed=0)
-        data = load_dataset("fashion-mnist", "test", indices=idx)
-    except AdvbenchError as exc:
-        pytest.skip(f"shipped madry-cnn-at or Fashion-MNIST test set unavailable: {exc}")
+    model, _ = load_model("madry-cnn-at", "fashion-mnist")
+    idx = select_indices(dataset_labels("fashion-mnist"), 32, seed=0)
+    data = load_dataset("fashion-mnist", "test", indices=idx)
     x, y = data.images, data.labels
     threat = ThreatModel(Norm.LINF, 0.1)
     ours = build_attack("auto")[1](model, x, y, threat, idx, seed=0)

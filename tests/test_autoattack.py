@@ -16,7 +16,7 @@ from pyautoattack import AutoAttack
 
 from advbench.attacks import ATTACKS, build_attack
 from advbench.attacks import autoattack as aa_module
-from advbench.core.errors import AdvbenchError, UsageError
+from advbench.core.errors import UsageError
 from advbench.core.threat import ThreatModel
 
 AA_NORM = {"linf": "Linf", "l2": "L2", "l1": "L1"}
@@ -97,12 +97,9 @@ def test_fashion_rn18_equals_pyautoattack():
     from advbench.data.registry import dataset_labels
     from advbench.models.card import load_model
 
-    try:
-        model, _ = load_model("rn18-nt", "fashion-mnist")
-        idx = select_indices(dataset_labels("fashion-mnist"), 8, seed=0)
-        data = load_dataset("fashion-mnist", "test", indices=idx)
-    except AdvbenchError as exc:
-        pytest.skip(f"shipped rn18-nt or Fashion-MNIST test set unavailable: {exc}")
+    model, _ = load_model("rn18-nt", "fashion-mnist")
+    idx = select_indices(dataset_labels("fashion-mnist"), 8, seed=0)
+    data = load_dataset("fashion-mnist", "test", indices=idx)
     threat = ThreatModel("linf", 0.03)
     assert_agrees("apgd-ce:n_restarts=1", model, data.images, data.labels, threat, 0, {"attacks": ["apgd-ce"], "apgd__n_restarts": 1})
 
