@@ -28,7 +28,12 @@ from advbench.engine.executors import (
     same_checkpoint,
     worker_device,
 )
-from advbench.engine.objects import Loader, TensorSource, as_robust_model, weights_sha256
+from advbench.engine.objects import (
+    Loader,
+    TensorSource,
+    as_robust_model,
+    weights_sha256,
+)
 from advbench.engine.plan import config_key
 from advbench.engine.runs import RunLedger, run_meta
 from advbench.engine.spec import CertifySpec, Runtime, spec_dict

@@ -30,7 +30,12 @@ from advbench.core.seeding import derive_seed
 from advbench.core.threat import ThreatModel, parse_norm
 from advbench.data.registry import check_dataset_spec, dataset_labels, load_dataset
 from advbench.data.subset import indices_hash, select_indices
-from advbench.engine.objects import Loader, TensorSource, as_robust_model, weights_sha256
+from advbench.engine.objects import (
+    Loader,
+    TensorSource,
+    as_robust_model,
+    weights_sha256,
+)
 from advbench.engine.spec import EvalSpec, Runtime
 from advbench.models.card import ModelCard, load_model
 from advbench.models.wrapper import RobustModel

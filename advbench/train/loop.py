@@ -22,8 +22,8 @@ from safetensors.torch import load_file, save_file
 from advbench.attacks.gradient import PGD, PGDConfig
 from advbench.core.errors import CheckpointError, UsageError
 from advbench.core.seeding import derive_seed
-from advbench.core.version import __version__
 from advbench.core.threat import ThreatModel
+from advbench.core.version import __version__
 from advbench.data import load_dataset
 from advbench.models.card import ModelCard, build_from_card, load_model, save_checkpoint
 from advbench.models.paper import default_threat, paper_facts
