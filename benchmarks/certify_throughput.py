@@ -4,7 +4,7 @@
    throughput on batches of the same size in the same run (target ratio >= 0.90).
 2. On the same images: forward passes used by --adaptive at one radius vs the fixed-n
    procedure, and the certified accuracy of both at that radius (target >= 5x fewer).
-Run: python benchmarks/certify_throughput.py [--model rn18-nt] [--batch-size 1000] [--n 10000]
+Run: python benchmarks/certify_throughput.py [--model rn18-nt] [--batch-size 1000] [--n 40] [--noise-draws 10000]
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from advbench.certify.cohen import (
+from advbench.certification.cohen import (
     CertifyConfig,
     certify_sample,
     certify_sample_adaptive,
@@ -30,19 +30,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="rn18-nt")
     parser.add_argument("--batch-size", type=int, default=1000)
-    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--n", type=int, default=40, help="test images")
+    parser.add_argument("--noise-draws", type=int, default=10_000, help="noise draws that bound the top class's probability")
     parser.add_argument("--sigma", type=float, default=0.25)
     parser.add_argument("--radius", type=float, default=0.25)
-    parser.add_argument("--images", type=int, default=40)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     device = resolve_device(args.device)
     model, _ = load_model(args.model, "fashion-mnist")
     model.to(device)
-    idx = select_indices(dataset_labels("fashion-mnist"), args.images, seed=0)
+    idx = select_indices(dataset_labels("fashion-mnist"), args.n, seed=0)
     data = load_dataset("fashion-mnist", "test", indices=idx)
     x, y = data.images.to(device), data.labels.tolist()
-    config = CertifyConfig(sigma=args.sigma, n0=100, n=args.n, batch_size=args.batch_size)
+    config = CertifyConfig(sigma=args.sigma, n0=100, n=args.noise_draws, batch_size=args.batch_size)
 
     def sync() -> None:
         if device.type == "cuda":
@@ -78,7 +78,7 @@ def main() -> None:
 
     print(json.dumps({
         "model": args.model, "device": str(device), "torch_threads": torch.get_num_threads(), "batch_size": args.batch_size,
-        "n0": config.n0, "n": config.n, "sigma": args.sigma, "images": len(y),
+        "n0": config.n0, "noise_draws": config.n, "sigma": args.sigma, "n": len(y),
         "bare_forward_per_s": round(bare, 1), "certify_forward_per_s": round(certify_rate, 1),
         "throughput_ratio": round(certify_rate / bare, 3), "target_ratio": 0.9,
         "radius": args.radius, "certified_accuracy_fixed": accuracy(fixed), "certified_accuracy_adaptive": accuracy(adaptive),

@@ -39,6 +39,9 @@ SUITE_CASES = [
     ("certify-sigma-negative", GOOD_SUITE + "certify: {sigmas: [-0.25]}\n", "'sigmas[0]' must be a finite number > 0"),
     ("certify-alpha", GOOD_SUITE + "certify: {alpha: 2}\n", "'alpha' must be a number in (0, 1)"),
     ("certify-unknown", GOOD_SUITE + "certify: {sigma: [0.25]}\n", "certify: unknown key(s) sigma"),
+    # The schema before `n` meant images everywhere: n_samples was the images and n the noise draws.
+    ("certify-old-names", GOOD_SUITE + "certify: {n: 100000, n_samples: 20}\n",
+     "certify: 'n_samples' is no longer a key: the images are now 'n' and Cohen's noise draws (formerly 'n') are 'noise_draws'"),
     ("models-nested", GOOD_SUITE.replace("[rn18-nt]", "[[madry-cnn]]"), "'models[0]' must be a model name (a non-empty string), got the list ['madry-cnn']"),
     ("models-string", GOOD_SUITE.replace("[rn18-nt]", "madry-cnn"), "'models' must be a non-empty list of model names (write [madry-cnn]), got the string 'madry-cnn'"),
     ("models-empty", GOOD_SUITE.replace("[rn18-nt]", "[]"), "'models' must be a non-empty list of model names"),
@@ -186,10 +189,10 @@ def test_yaml_1_2_floats_and_null_n_are_read_as_meant(tmp_path: Path) -> None:
     from advbench.engine.suite_schema import Suite
 
     path = tmp_path / "s.yaml"
-    path.write_text("models: [m]\nattacks: [fgsm]\nn: null\nthreats: [{norm: LINF, eps: 1e-3}]\ncertify: {sigmas: 0.25, n_samples: null}\n")
+    path.write_text("models: [m]\nattacks: [fgsm]\nn: null\nthreats: [{norm: LINF, eps: 1e-3}]\ncertify: {sigmas: 0.25, n: null}\n")
     suite = Suite.from_yaml(path)
     assert suite.n is None and suite.threats[0].eps == (0.001,) and suite.threats[0].norm == "linf"
-    assert suite.certify.sigmas == (0.25,) and suite.certify.n_samples is None
+    assert suite.certify.sigmas == (0.25,) and suite.certify.n is None
 
 
 def test_shipped_ci_baseline_still_reads() -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from advbench.certify.cohen import (
+from advbench.certification.cohen import (
     ABSTAIN,
     CertifyConfig,
     certify_sample,
@@ -62,7 +62,7 @@ def test_certification_is_reproducible_and_sample_seeded(digits_model, digits_da
     assert a == b
     # The noise stream is keyed by the sample's dataset index: another index draws other noise
     # (counts alone could coincide by chance, so compare the draws themselves).
-    from advbench.certify.cohen import _generator
+    from advbench.certification.cohen import _generator
 
     draw = lambda index: torch.randn(50, generator=_generator(x.device, 1, index, 0.25))  # noqa: E731
     assert torch.equal(draw(3), draw(3)) and not torch.equal(draw(3), draw(4))
@@ -74,7 +74,7 @@ def test_certify_run_stores_every_certificate_and_resumes(digits_zoo, tmp_path) 
     from advbench.store import Store
 
     db = tmp_path / "c.sqlite"
-    config = CertifySpec("rn18-nt", sigmas=(0.12, 0.25), n0=10, n=100, n_samples=6, dataset="digits")
+    config = CertifySpec("rn18-nt", sigmas=(0.12, 0.25), n0=10, noise_draws=100, n=6, dataset="digits")
     runtime = Runtime(db=db, zoo=digits_zoo, batch_size=100)
     summary = run_certify(config, runtime)
     with Store(db) as store:
@@ -88,7 +88,7 @@ def test_certify_run_stores_every_certificate_and_resumes(digits_zoo, tmp_path) 
 
 
 def test_adaptive_certification_matches_fixed_n_at_its_radius_with_fewer_draws() -> None:
-    from advbench.certify.cohen import certify_sample_adaptive
+    from advbench.certification.cohen import certify_sample_adaptive
 
     torch.manual_seed(1)
     sigma, target = 0.25, 0.2
@@ -109,3 +109,47 @@ def test_adaptive_certification_matches_fixed_n_at_its_radius_with_fewer_draws()
         assert adaptive.radius <= margin + 1e-9  # never above the exact radius
     assert abs(fixed_hits - adaptive_hits) <= 1
     assert fixed_passes >= 5 * adaptive_passes
+
+
+def test_certify_runs_keep_the_key_they_were_stored_with(digits_zoo) -> None:
+    """`n` became the images and Cohen's draws `noise_draws`; the run key keeps the field names
+    runs were stored under ("n" = draws, the images only through their indices' hash), so
+    certifications stored before the rename are found again and resume."""
+    from advbench.data.registry import dataset_labels
+    from advbench.data.subset import indices_hash, select_indices
+    from advbench.engine.certify import resolve_certify
+    from advbench.engine.plan import config_key
+    from advbench.engine.spec import CertifySpec, Runtime
+
+    spec = CertifySpec("rn18-nt", sigmas=(0.12, 0.25), n0=10, noise_draws=300, n=6, dataset="digits", alpha=0.01, seed=2)
+    plan = resolve_certify(spec, Runtime(zoo=digits_zoo, device="cpu"))
+    stored_before = {  # the payload as the code before the rename wrote it for `--n 300 --n-samples 6`
+        "kind": "certify", "model": "rn18-nt", "checkpoint_sha256": plan.sha256, "dataset": "digits", "split": "test",
+        "indices_hash": indices_hash(select_indices(dataset_labels("digits"), 6, 2)), "sigmas": [0.12, 0.25], "n0": 10, "n": 300,
+        "alpha": 0.01, "seed": 2, "adaptive_radius": None,
+    }
+    assert config_key(plan.payload()) == config_key(stored_before)
+
+
+def test_certify_plan_from_objects_stores_the_certificates_of_the_named_run(digits_zoo, tmp_path) -> None:
+    from advbench.data import load_dataset
+    from advbench.engine.certify import CertifyPlan, certify_plan, run_certify
+    from advbench.engine.spec import CertifySpec, Runtime
+    from advbench.models.card import load_model
+    from advbench.store import Store
+
+    spec = CertifySpec("rn18-nt", sigmas=(0.25,), n0=10, noise_draws=100, n=5, dataset="digits")
+    named = run_certify(spec, Runtime(db=tmp_path / "named.sqlite", zoo=digits_zoo, batch_size=50))
+    with Store(tmp_path / "named.sqlite") as store:
+        indices = sorted({r["sample_idx"] for r in store.certificate_rows(named.run_id)})
+        expected = store.certificate_rows(named.run_id)
+    model, _ = load_model("rn18-nt", "digits", digits_zoo)
+    data = load_dataset("digits", "test", indices=torch.tensor(indices))
+    plan = CertifyPlan.from_objects(model.net, data.images, data.labels, sigmas=(0.25,), n0=10, noise_draws=100, indices=torch.tensor(indices),
+                                    mean=model.mean.flatten().tolist(), std=model.std.flatten().tolist(), device="cpu", batch_size=50)
+    objects = certify_plan(plan, Runtime(db=tmp_path / "objects.sqlite"))
+    with Store(tmp_path / "objects.sqlite") as store:
+        got = store.certificate_rows(objects.run_id)
+    drop = ("seconds",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in got] == [{k: v for k, v in r.items() if k not in drop} for r in expected]
+    assert objects.curves == named.curves and plan.spec.dataset.startswith("tensors:")

@@ -36,6 +36,9 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, needle: 
         (["eval", "--model", "kap-rn18", "--dataset", "cifar1"], 2, "unknown dataset"),
         (["eval", "--model", "kap-rn18", "--device", "tpu"], 2, "unknown device"),
         (["eval", "--model", "kap-rn18", "--n", "-5"], 2, "--n must be positive"),
+        (["certify", "--model", "rn18-nt", "--n", "-5"], 2, "--n must be positive"),
+        (["certify", "--model", "rn18-nt", "--noise-draws", "0"], 2, "--noise-draws must be positive"),
+        (["certify", "--model", "rn18-nt", "--n-samples", "20"], 2, "--n-samples is now --n (the images"),
         (["show", "nosuchrun"], 2, "no result database"),
     ],
 )

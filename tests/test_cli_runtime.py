@@ -87,7 +87,7 @@ def _eval_check(rec: Recorder, p: SimpleNamespace) -> None:
 def _certify_check(rec: Recorder, p: SimpleNamespace) -> None:
     (spec, runtime), _ = rec.calls[0]
     assert runtime == expected_runtime(p)
-    assert isinstance(spec, CertifySpec) and spec.weights == str(p.tmp / "w.pt") and spec.n_samples is None
+    assert isinstance(spec, CertifySpec) and spec.weights == str(p.tmp / "w.pt") and spec.n is None
 
 
 def _curve_check(rec: Recorder, p: SimpleNamespace) -> None:
@@ -131,7 +131,7 @@ CASES: dict[str, Case] = {
     "eval": ("advbench.engine.evaluate.run_eval", lambda p: eval_outcome(),
              lambda p: ["eval", "-m", "rn18-nt", "--norm", "L2", "--n", "0", "--weights", str(p.tmp / "w.pt"), "--json", *runtime_args(p)], _eval_check),
     "certify": ("advbench.engine.certify.run_certify", lambda p: SimpleNamespace(to_dict=lambda: {}),
-                lambda p: ["certify", "-m", "rn18-nt", "--n-samples", "0", "--weights", str(p.tmp / "w.pt"), "--json", *runtime_args(p)], _certify_check),
+                lambda p: ["certify", "-m", "rn18-nt", "--n", "0", "--weights", str(p.tmp / "w.pt"), "--json", *runtime_args(p)], _certify_check),
     "curve": ("advbench.engine.curve.run_eval", lambda p: eval_outcome(),
               lambda p: ["curve", "-m", "rn18-nt", "-m", "kap-rn18", "--norm", "l2", "--eps", "0:0.1:0.05", "--out", str(p.out), *runtime_args(p)], _curve_check),
     "run": ("advbench.engine.suite.run_suite", lambda p: [], lambda p: ["run", str(suite_file(p)), *runtime_args(p)], _suite_check),

@@ -19,7 +19,7 @@ from advbench.engine.spec import CertifySpec
 from advbench.store import Store
 
 PGD = EvalSpec(model="rn18-nt", attacks=("fgsm", "pgd:steps=5"), eps=(0.02, 0.05), n=64, check_n=16)
-CERT = CertifySpec(model="rn18-nt", sigmas=(0.25, 0.5), n0=20, n=200, n_samples=12)
+CERT = CertifySpec(model="rn18-nt", sigmas=(0.25, 0.5), n0=20, noise_draws=200, n=12)
 
 
 def runtime(db: Path, ray: str | None = None, batch_size: int = 16) -> Runtime:
@@ -132,7 +132,7 @@ def test_suite_over_ray_from_the_cli(ray_local, tmp_path: Path) -> None:
     suite = tmp_path / "tiny.yaml"
     suite.write_text(
         "name: tiny\nn: 16\nbatch_size: 8\nmodels: [rn18-nt]\nattacks: ['pgd:steps=2']\nthreats:\n  - {norm: linf, eps: [0.05]}\n"
-        "checks: false\ncertify: {sigmas: [0.25], n0: 10, n: 50, n_samples: 4, batch_size: 50}\n"
+        "checks: false\ncertify: {sigmas: [0.25], n0: 10, noise_draws: 50, n: 4, batch_size: 50}\n"
     )
     proc = advbench("run", str(suite), "--db", str(tmp_path / "suite.sqlite"), "--ray", "local")
     assert proc.returncode == 0, proc.stderr
@@ -148,7 +148,7 @@ def test_ray_flag_without_ray_installed_says_how_to_install(tmp_path: Path) -> N
     blocker = tmp_path / "noray"
     blocker.mkdir()
     (blocker / "ray.py").write_text("raise ImportError('No module named ray')\n")
-    for command in (["eval", "--model", "rn18-nt", "--n", "8"], ["certify", "--model", "rn18-nt", "--n-samples", "2"]):
+    for command in (["eval", "--model", "rn18-nt", "--n", "8"], ["certify", "--model", "rn18-nt", "--n", "2"]):
         proc = advbench(*command, "--db", str(tmp_path / "x.sqlite"), "--ray", "local", env_extra={"PYTHONPATH": str(blocker)})
         assert_one_line_error(proc, 2, "Ray is not installed: pip install 'advbench[ray]'")
     assert not (tmp_path / "x.sqlite").exists()  # nothing was started or written

@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
-from advbench import __version__
 from advbench.analysis.common import AnalysisResult, timestamp, write_outputs
 from advbench.core.device import resolve_device
 from advbench.core.errors import UsageError
 from advbench.core.registry import Registry
+from advbench.core.version import __version__
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,19 @@
-"""Rows describing registered attacks, for `advbench attacks`."""
+"""Records describing registered attacks, for `advbench attacks` (a table, JSON or names)."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from advbench.attacks.registry import ATTACKS
 
 
-def attack_rows(pattern: str = "*") -> list[list[str]]:
-    rows = []
+def attack_records(pattern: str = "*") -> list[dict[str, Any]]:
+    """One record per registered attack matching `pattern`: name, family, norms, its default
+    options (the resolved config), description."""
+    records = []
     for name in ATTACKS.names(pattern):
         spec = ATTACKS.get(name)
-        config = dataclasses.asdict(spec.config(**spec.defaults))
-        rows.append([name, spec.family, ", ".join(spec.norms), ",".join(f"{k}={v}" for k, v in config.items()), spec.description])
-    return rows
+        records.append({"name": name, "family": spec.family, "norms": list(spec.norms),
+                        "defaults": dataclasses.asdict(spec.config(**spec.defaults)), "description": spec.description})
+    return records

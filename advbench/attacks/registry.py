@@ -98,3 +98,22 @@ def build_attack(text: str, surrogate: str | None = None) -> tuple[str, Attack, 
     values = {**spec.defaults, **{k: _convert(v, hints[k], k, name) for k, v in options.items()}}
     config = spec.config(**values)
     return attack_label(text), spec.cls(config), dataclasses.asdict(config)
+
+
+def attack_identity(attack: Attack) -> tuple[str, dict[str, Any]]:
+    """(label, config as a dict) of an attack object, as `build_attack` gives them for the spec
+    that builds it: `PGD(PGDConfig(steps=50))` is labelled `pgd:steps=50`, so a run keyed by it is
+    the run the spec asks for. An attack class outside the registry keeps its `name` and adds its
+    class to the config (its key then names the class)."""
+    if not isinstance(attack, Attack):
+        raise UsageError(f"give an attack as a spec such as 'pgd:steps=50' or an advbench Attack, got {type(attack).__name__}")
+    config = getattr(attack, "config", None)
+    values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) and not isinstance(config, type) else {}
+    spec = ATTACKS.get(attack.name) if attack.name in ATTACKS else None
+    if spec is None or type(attack) is not spec.cls:
+        return attack.name, {**values, "class": f"{type(attack).__module__}.{type(attack).__qualname__}"}
+    if spec.wraps:
+        return attack.name, values
+    defaults = dataclasses.asdict(spec.config(**spec.defaults))
+    changed = sorted(((k, v) for k, v in values.items() if defaults.get(k) != v), key=lambda kv: kv[0])
+    return (f"{attack.name}:{','.join(f'{k}={v}' for k, v in changed)}" if changed else attack.name), values

@@ -7,30 +7,32 @@ from typing import Annotated, Optional
 
 import typer
 
-from advbench.cli import render
+from advbench.cli import options, render
+from advbench.cli.listing import ListFormat, print_listing
 from advbench.core.errors import UsageError
 
 
 def models_cmd(
     pattern: Annotated[str, typer.Argument(help="wildcard filter, e.g. 'kap-*'")] = "*",
     cost: Annotated[bool, typer.Option("--cost", help="parameters, FLOPs, activation memory and receptive field of each default build (3x32x32, or 1x28x28 for grey models)")] = False,
+    fmt: options.ListingFormat = ListFormat.TABLE,
 ) -> None:
     """List registered models with the datasets they have checkpoints for."""
     if cost:
         from advbench.analysis.cost import cost_rows
 
-        render.console.print(render.cost_table(cost_rows(pattern)))
+        print_listing(render.cost_listing(cost_rows(pattern)), fmt, render.console)
         return
-    from advbench.models.catalog import model_rows
+    from advbench.models.catalog import model_records
 
-    render.console.print(render.table("models", ["name", "family", "paper, section", "recipe", "checkpoints", "description"], model_rows(pattern)))
+    print_listing(render.models_listing(model_records(pattern)), fmt, render.console)
 
 
-def attacks_cmd(pattern: Annotated[str, typer.Argument(help="wildcard filter")] = "*") -> None:
+def attacks_cmd(pattern: Annotated[str, typer.Argument(help="wildcard filter")] = "*", fmt: options.ListingFormat = ListFormat.TABLE) -> None:
     """List registered attacks and their threat models."""
-    from advbench.attacks.catalog import attack_rows
+    from advbench.attacks.catalog import attack_records
 
-    render.console.print(render.table("attacks", ["name", "family", "threat models", "defaults", "description"], attack_rows(pattern)))
+    print_listing(render.attacks_listing(attack_records(pattern)), fmt, render.console)
 
 
 def download_cmd(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Callable, Optional, TypeVar
 
 import typer
 
+from advbench.cli.listing import ListFormat
 from advbench.core.threat import Norm
 from advbench.store import DEFAULT_DB
 
@@ -89,3 +90,8 @@ Dataset = Annotated[str, typer.Option(help="fashion-mnist, cifar10, cifar100, di
 Weights = Annotated[Optional[Path], typer.Option(help="state dict for an external model given as --model file:PATH.py:NAME")]
 Seed = Annotated[int, typer.Option(help="seed for the subset and the attacks")]
 AsJson = Annotated[bool, typer.Option("--json", help="print the summary as JSON")]
+
+
+# ----------------------------------------------------------------------------- listings
+ListingFormat = Annotated[ListFormat, typer.Option("--format", parser=choice(ListFormat, "format"), metavar=metavar(ListFormat),
+                                            help="table (fits the width, never cuts a name or number), json, or names (one per line)")]

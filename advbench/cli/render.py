@@ -18,6 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from advbench.cli.listing import Column, Listing
 from advbench.store.sqlite import RunRecord
 from advbench.store.summary import RunSummary
 
@@ -116,16 +117,41 @@ def escalation_lines(escalation: dict[str, object] | None, verdict: str | None) 
     return lines
 
 
-def runs_table(runs: list[RunRecord]) -> Table:
-    rows = [
-        [
-            r.run_id, r.status, r.created, r.model, r.dataset, r.n_samples,
-            ",".join(r.config.get("attack_names", [])), r.config.get("norm", ""),
-            ",".join(f"{e:g}" for e in r.config.get("eps", [])), f"{r.wall_seconds:.1f}",
-        ]
+def runs_listing(runs: list[RunRecord]) -> Listing:
+    """`advbench runs`: one record per stored run, newest first."""
+    records = [
+        {"run_id": r.run_id, "kind": r.kind, "status": r.status, "created": r.created, "model": r.model, "dataset": r.dataset,
+         "n": r.n_samples, "attacks": r.config.get("attack_names", []), "norm": r.config.get("norm"), "eps": r.config.get("eps", []),
+         "sigmas": r.config.get("sigmas", []), "seconds": round(r.wall_seconds, 1)}
         for r in runs
     ]
-    return table("runs", ["run", "status", "created", "model", "dataset", "n", "attacks", "norm", "eps", "seconds"], rows)
+    columns = [Column("run", "run_id", keep=True), Column("kind", "kind"), Column("status", "status"), Column("created", "created"),
+               Column("model", "model", keep=True), Column("dataset", "dataset"), Column("n", "n"), Column("attacks", "attacks", "list"),
+               Column("norm", "norm"), Column("eps", "eps", "list"), Column("seconds", "seconds")]
+    return Listing("runs", columns, records, "run_id", drop=("created", "seconds", "kind", "norm", "dataset", "eps", "attacks", "status", "n"))
+
+
+def models_listing(records: list[dict[str, object]]) -> Listing:
+    columns = [Column("name", "name", keep=True), Column("family", "family"), Column("paper, section", "paper", "text"),
+               Column("recipe", "recipe"), Column("checkpoints", "checkpoints", "list"), Column("description", "description", "text")]
+    return Listing("models", columns, records, "name", drop=("paper", "recipe", "family", "description", "checkpoints"))
+
+
+def attacks_listing(records: list[dict[str, object]]) -> Listing:
+    columns = [Column("name", "name", keep=True), Column("family", "family"), Column("threat models", "norms", "list"),
+               Column("defaults", "defaults", "list"), Column("description", "description", "text")]
+    return Listing("attacks", columns, records, "name", drop=("defaults", "family", "description", "norms"))
+
+
+def recipes_listing(records: list[dict[str, object]]) -> Listing:
+    columns = [Column("recipe", "name", keep=True), Column("adversarial", "adversarial", show=lambda v: "yes" if v else ""),
+               Column("what it minimizes", "minimizes", "text")]
+    return Listing("training recipes", columns, records, "name", drop=("adversarial",))
+
+
+def options_listing(records: list[dict[str, object]]) -> Listing:
+    columns = [Column("option", "option", keep=True), Column("type", "type", "list"), Column("default", "default", "list")]
+    return Listing("training options (--set KEY=VALUE)", columns, records, "option")
 
 
 def epoch_line(log: object) -> str:
@@ -210,10 +236,21 @@ def run_info_table(record: RunRecord) -> Table:
     return table(f"run {record.run_id}", ["field", "value"], info)
 
 
-def cost_table(rows: Iterable[tuple[str, object, object, str]]) -> Table:
-    """`models --cost`: one row per model (name, input shape, its cost or None, note)."""
-    cells = [[name, "x".join(map(str, shape or ())) or "-", *(["-"] * 4 if c is None else  # type: ignore[call-overload]
-              [f"{c.params / 1e6:.2f}", f"{c.flops / 1e6:.1f}", f"{c.activation_bytes / 2**20:.2f}", f"{c.receptive_field:g}"]), error]  # type: ignore[attr-defined]
-             for name, shape, c, error in rows]
-    return table("model cost of one image, default build (stride paper Figs. 6-7)",
-                 ["name", "input", "params (M)", "MFLOPs", "activations (MiB)", "receptive field (px)", "note"], cells)
+def cost_listing(rows: Iterable[tuple[str, object, object, str]]) -> Listing:
+    """`models --cost`: one record per model (name, input shape, its cost or None, note)."""
+    records = [
+        {"name": name, "input": list(shape) if shape else None, **({"params": None, "flops": None, "activation_bytes": None, "receptive_field": None}
+         if c is None else {"params": c.params, "flops": c.flops, "activation_bytes": c.activation_bytes, "receptive_field": c.receptive_field}),  # type: ignore[attr-defined]
+         "note": error}
+        for name, shape, c, error in rows
+    ]
+
+    def scaled(divisor: float, digits: int) -> Callable[[object], str]:
+        return lambda v: "-" if v is None else f"{v / divisor:.{digits}f}"  # type: ignore[operator]
+
+    columns = [Column("name", "name", keep=True), Column("input", "input", show=lambda v: "x".join(map(str, v)) if v else "-"),
+               Column("params (M)", "params", show=scaled(1e6, 2)), Column("MFLOPs", "flops", show=scaled(1e6, 1)),
+               Column("activations (MiB)", "activation_bytes", show=scaled(2**20, 2)),
+               Column("receptive field (px)", "receptive_field", show=lambda v: "-" if v is None else f"{v:g}"), Column("note", "note", "text")]
+    return Listing("model cost of one image, default build (stride paper Figs. 6-7)", columns, records, "name",
+                   drop=("note", "activation_bytes", "flops", "receptive_field", "params", "input"))

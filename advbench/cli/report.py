@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from advbench.cli import options, render
+from advbench.cli.listing import ListFormat, print_listing
 from advbench.store import DEFAULT_DB
 
 
@@ -57,12 +58,14 @@ def leaderboard_cmd(
 def runs_cmd(
     db: options.Db = DEFAULT_DB,
     limit: Annotated[int, typer.Option(help="newest N runs")] = 50,
+    fmt: options.ListingFormat = ListFormat.TABLE,
 ) -> None:
     """List stored runs, newest first."""
     from advbench.store import Store
 
     with Store(options.require_db(db)) as store:
-        render.console.print(render.runs_table(store.list_runs(limit)))
+        runs = store.list_runs(limit)
+    print_listing(render.runs_listing(runs), fmt, render.console)
 
 
 def show_cmd(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from advbench.cli import options, render
+from advbench.cli.listing import ListFormat, print_listing
 from advbench.core.errors import UsageError
 
 
@@ -60,11 +62,17 @@ def train_cmd(
     render.console.print(f"wrote {out_dir / card.weights} (sha256 {card.sha256[:16]}) and its card {out_dir / (card.name + '.yaml')}")
 
 
-def recipes_cmd() -> None:
-    """List the training recipes and the training options they read."""
+def recipes_cmd(fmt: options.ListingFormat = ListFormat.TABLE) -> None:
+    """List the training recipes and the training options they read (json: {"recipes": [...], "options": [...]})."""
     from advbench.train import config as train_config
     from advbench.train.recipes import RECIPES
 
-    rows = [[name, "yes" if RECIPES.get(name).adversarial else "", " ".join((RECIPES.get(name).__doc__ or "").split())] for name in RECIPES.names()]
-    render.console.print(render.table("training recipes", ["recipe", "adversarial", "what it minimizes"], rows))
-    render.console.print(render.table("training options (--set KEY=VALUE)", ["option", "type", "default"], train_config.option_rows()))
+    recipes = [{"name": name, "adversarial": RECIPES.get(name).adversarial, "minimizes": " ".join((RECIPES.get(name).__doc__ or "").split())}
+               for name in RECIPES.names()]
+    settings = [{"option": option, "type": kind, "default": default} for option, kind, default in train_config.option_rows()]
+    if fmt is ListFormat.JSON:  # two tables: one object holding both lists
+        print(json.dumps({"recipes": recipes, "options": settings}, indent=2, default=str))
+        return
+    print_listing(render.recipes_listing(recipes), fmt, render.console)
+    if fmt is ListFormat.TABLE:
+        print_listing(render.options_listing(settings), fmt, render.console)

@@ -161,9 +161,12 @@ class Section:
     `where` names the file and the place in it ("suite s.yaml", "baseline b.json, entries[3]").
     """
 
-    def __init__(self, where: str, data: Any, allowed: Iterable[str], what: str = "a mapping") -> None:
+    def __init__(self, where: str, data: Any, allowed: Iterable[str], what: str = "a mapping", renamed: dict[str, str] | None = None) -> None:
+        """`renamed`: keys of an older schema, each with what replaced it (refused with that line)."""
         if not isinstance(data, dict):
             raise UsageError(f"{where} must be {what}, got {describe(data)}")
+        for old in sorted(str(k) for k in data if str(k) in (renamed or {})):
+            raise UsageError(f"{where}: '{old}' is no longer a key: {(renamed or {})[old]}")
         allowed = set(allowed)
         unknown = sorted(str(k) for k in set(data) - allowed)
         if unknown:
@@ -244,11 +247,11 @@ class Section:
                 self.fail(f"{key}[{i}]", number_range(low, high, open_low, False), item)
         return tuple(float(v) for v in value)
 
-    def section(self, key: str, allowed: Iterable[str], what: str) -> Section | None:
+    def section(self, key: str, allowed: Iterable[str], what: str, renamed: dict[str, str] | None = None) -> Section | None:
         value = self.value(key)
         if value is None:
             return None
-        return Section(f"{self.where}, {key}", value, allowed, what)
+        return Section(f"{self.where}, {key}", value, allowed, what, renamed)
 
     def items(self, key: str, what: str, required: bool = True) -> list[Any]:
         value = self.value(key, required=required)

@@ -6,16 +6,18 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
+from torch import nn
 
-from advbench.certify.cohen import (
+from advbench.certification.cohen import (
     CertifyConfig,
     certify_sample,
     certify_sample_adaptive,
 )
 from advbench.core.device import resolve_device
+from advbench.core.errors import UsageError
 from advbench.core.seeding import derive_seed
 from advbench.data.registry import check_dataset_spec, dataset_labels, load_dataset
 from advbench.data.subset import indices_hash, select_indices
@@ -25,6 +27,12 @@ from advbench.engine.executors import (
     require,
     same_checkpoint,
     worker_device,
+)
+from advbench.engine.objects import (
+    Loader,
+    TensorSource,
+    as_robust_model,
+    weights_sha256,
 )
 from advbench.engine.plan import config_key
 from advbench.engine.runs import RunLedger, run_meta
@@ -102,44 +110,75 @@ def certificate_row(model: RobustModel, image: torch.Tensor, label: int, index: 
 
 @dataclass
 class CertifyPlan:
-    """A resolved certification: the base model, the images, one Cohen setting per sigma."""
+    """A resolved certification: the base model, the images, one Cohen setting per sigma.
+
+    Built from names (`resolve_certify`) or from a model object and tensors (`from_objects`);
+    `spec` is what is measured either way (for objects its dataset is the tensors' hash).
+    """
 
     spec: CertifySpec
     model: RobustModel
     sha256: str
     indices: torch.Tensor
     settings: list[CertifyConfig]
-    data_dir: str | None
+    load: Loader
     device: torch.device
+    named: bool = True  # the model and data have names a Ray worker can load again
 
     def payload(self) -> dict[str, Any]:
         s = self.spec
+        # The key's field names predate `--n` meaning images everywhere: "n" is Cohen's noise
+        # draws, so runs stored before the rename keep their identity and resume.
         return {
             "kind": "certify", "model": s.model, "checkpoint_sha256": self.sha256, "dataset": s.dataset, "split": s.split,
-            "indices_hash": indices_hash(self.indices), "sigmas": [c.sigma for c in self.settings], "n0": s.n0, "n": s.n, "alpha": s.alpha,
-            "seed": s.seed, "adaptive_radius": s.adaptive_radius,
+            "indices_hash": indices_hash(self.indices), "sigmas": [c.sigma for c in self.settings], "n0": s.n0, "n": s.noise_draws,
+            "alpha": s.alpha, "seed": s.seed, "adaptive_radius": s.adaptive_radius,
         }
+
+    @classmethod
+    def from_objects(
+        cls, model: nn.Module, x: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float] = (0.25,), n0: int = 100,
+        noise_draws: int = 100_000, alpha: float = 0.001, seed: int = 0, adaptive_radius: float | None = None,
+        indices: torch.Tensor | None = None, name: str | None = None, num_classes: int | None = None,
+        mean: Sequence[float] | None = None, std: Sequence[float] | None = None, device: str | torch.device = "auto",
+        batch_size: int = DEFAULT_NOISE_BATCH,
+    ) -> CertifyPlan:
+        """A certification of a model object on images `x` in [0,1] (N x C x H x W) with labels `y`
+        (`nn.Module`s are wrapped as `EvalPlan.from_objects` wraps them)."""
+        source = TensorSource.of(x, y, indices)
+        dev = device if isinstance(device, torch.device) else resolve_device(device)
+        wrapped = as_robust_model(model, x, dev, num_classes, mean, std, name)
+        spec = CertifySpec(model=name or wrapped.name, sigmas=tuple(sigmas), n0=n0, noise_draws=noise_draws, alpha=alpha,
+                           dataset=source.dataset, split="-", n=len(source.indices), seed=seed, adaptive_radius=adaptive_radius)
+        settings = [CertifyConfig(s, spec.n0, spec.noise_draws, spec.alpha, batch_size) for s in spec.sigmas]
+        return cls(spec, wrapped, weights_sha256(wrapped), source.indices, settings, source.loader(), dev, named=False)
 
 
 def resolve_certify(spec: CertifySpec, runtime: Runtime, device: torch.device | None = None) -> CertifyPlan:
     check_dataset_spec(spec.dataset)
-    settings = [CertifyConfig(s, spec.n0, spec.n, spec.alpha, runtime.batch(DEFAULT_NOISE_BATCH)) for s in spec.sigmas]
+    settings = [CertifyConfig(s, spec.n0, spec.noise_draws, spec.alpha, runtime.batch(DEFAULT_NOISE_BATCH)) for s in spec.sigmas]
     dev = device if device is not None else resolve_device(runtime.device)
     model, card = load_model(spec.model, spec.dataset, runtime.zoo_str, spec.weights, runtime.data_dir_str)
     model.to(dev)
     labels = dataset_labels(spec.dataset, spec.split, runtime.data_dir_str)
-    indices = select_indices(labels, spec.n_samples, spec.seed, spec.balanced)
-    return CertifyPlan(spec, model, card.sha256, indices, settings, runtime.data_dir_str, dev)
+    indices = select_indices(labels, spec.n, spec.seed, spec.balanced)
+    data_dir = runtime.data_dir_str
+
+    def load(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        data = load_dataset(spec.dataset, spec.split, data_dir, idx)
+        return data.images, data.labels
+
+    return CertifyPlan(spec, model, card.sha256, indices, settings, load, dev)
 
 
 def certify_shard(plan: CertifyPlan, work: list[tuple[int, list[float]]]) -> list[dict[str, Any]]:
     """Certificates for a few samples, each at its still-missing sigmas."""
-    data = load_dataset(plan.spec.dataset, plan.spec.split, plan.data_dir, torch.tensor([i for i, _ in work], dtype=torch.int64))
-    images = data.images.to(plan.device)
+    images, labels = plan.load(torch.tensor([i for i, _ in work], dtype=torch.int64))
+    images = images.to(plan.device)
     by_sigma = {c.sigma: c for c in plan.settings}
     plan.model.reseed(derive_seed(plan.spec.seed, "model-noise", "certify"))  # noise layers: per-sample draws in any shard
     return [
-        certificate_row(plan.model, images[pos], int(data.labels[pos]), index, by_sigma[sigma], plan.spec)
+        certificate_row(plan.model, images[pos], int(labels[pos]), index, by_sigma[sigma], plan.spec)
         for pos, (index, sigmas) in enumerate(work) for sigma in sigmas
     ]
 
@@ -158,6 +197,15 @@ def run_certify(spec: CertifySpec, runtime: Runtime = Runtime(), progress: Calla
         plan = resolve_certify(spec, runtime, torch.device("cpu"))
     else:
         plan = resolve_certify(spec, runtime)
+    return certify_plan(plan, runtime, progress)
+
+
+def certify_plan(plan: CertifyPlan, runtime: Runtime = Runtime(), progress: Callable[[int, int], None] | None = None) -> CertifySummary:
+    """Run `plan` (from names or from objects): each certificate committed as it finishes, an
+    identical unfinished run resumed, a finished one returned as stored."""
+    if runtime.ray is not None and not plan.named:
+        raise UsageError("--ray shards runs of named models; a plan built from objects runs locally")
+    spec = plan.spec
     payload = plan.payload()
     device_label = "ray" if runtime.ray is not None else str(plan.device)
     meta = run_meta(spec.model, spec.dataset, len(plan.indices), spec.seed, payload["indices_hash"], plan.sha256, device_label)

@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -21,6 +21,7 @@ from torch import nn
 from advbench.attacks import build_attack
 from advbench.attacks.base import Attack
 from advbench.attacks.model_checks import validate_outputs
+from advbench.attacks.registry import attack_identity
 from advbench.attacks.transfer import Transfer
 from advbench.attacks.wrappers import AttackedModel, TransferModel, view_for
 from advbench.core.device import resolve_device
@@ -29,11 +30,15 @@ from advbench.core.seeding import derive_seed
 from advbench.core.threat import ThreatModel, parse_norm
 from advbench.data.registry import check_dataset_spec, dataset_labels, load_dataset
 from advbench.data.subset import indices_hash, select_indices
+from advbench.engine.objects import (
+    Loader,
+    TensorSource,
+    as_robust_model,
+    weights_sha256,
+)
 from advbench.engine.spec import EvalSpec, Runtime
 from advbench.models.card import ModelCard, load_model
 from advbench.models.wrapper import RobustModel
-
-Loader = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # dataset indices -> (images, labels)
 
 
 def config_key(payload: dict[str, Any]) -> str:
@@ -134,7 +139,7 @@ class EvalPlan:
         model: nn.Module,
         x: torch.Tensor,
         y: torch.Tensor,
-        attacks: Sequence[str] = ("auto",),
+        attacks: Sequence[str | Attack] = ("auto",),
         eps: Sequence[float] = (0.1,),
         norm: str = "linf",
         seed: int = 0,
@@ -153,44 +158,22 @@ class EvalPlan:
 
         A bare `nn.Module` is wrapped as a `RobustModel` (normalization `mean`/`std` when its
         inputs are not [0,1] pixels); `indices` name the samples (default 0..N-1) for per-sample
-        randomness and the stored rows. The key hashes the weights and the tensors.
+        randomness and the stored rows. `attacks` are specs or `Attack` objects. The key hashes
+        the weights and the tensors.
         """
-        if x.dim() != 4 or y.shape != (len(x),) or len(x) == 0:
-            raise UsageError(f"give images as N x C x H x W and N labels, got {tuple(x.shape)} and {tuple(y.shape)}")
+        source = TensorSource.of(x, y, indices)
         dev = device if isinstance(device, torch.device) else resolve_device(device)
-        if not isinstance(model, RobustModel):
-            if num_classes is None:
-                with torch.no_grad():
-                    out = model.eval()(x[:1].to(next(iter(model.parameters()), torch.empty(0)).device))
-                num_classes = int(out.shape[1]) if isinstance(out, torch.Tensor) and out.dim() == 2 else 0
-                validate_outputs(model, out, 1, num_classes)
-            model = RobustModel(model, tuple(x.shape[1:]), num_classes, mean, std, name=name or type(model).__name__)
-        model.to(dev)
-        with torch.no_grad():
-            validate_outputs(model, model(x[:1].to(dev)), 1, model.num_classes)
-        idx = torch.arange(len(x), dtype=torch.int64) if indices is None else indices.to(torch.int64).cpu()
-        if idx.shape != (len(x),):
-            raise UsageError(f"indices must name each of the {len(x)} samples")
-        images, labels = x.detach().cpu().float(), y.detach().cpu().to(torch.int64)
-        position = {int(i): p for p, i in enumerate(idx.tolist())}
-
-        def load(chosen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            rows = torch.tensor([position[int(i)] for i in chosen.tolist()], dtype=torch.int64)
-            return images[rows], labels[rows]
-
-        digest = hashlib.sha256()
-        for key, tensor in sorted(model.state_dict().items()):
-            digest.update(key.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        data_hash = hashlib.sha256(images.numpy().tobytes() + labels.numpy().tobytes()).hexdigest()[:16]
+        model = as_robust_model(model, x, dev, num_classes, mean, std, name)
         threats = _threats(norm, eps)
         for threat in threats:
             threat.check_for(int(x[0].numel()))
-        planned = _plan_attacks(tuple(attacks), threats, model, None, eot, bpda, load_surrogate=None)
+        # A single spec is one attack, not its letters; anything else that is not a list is refused by name.
+        one = isinstance(attacks, (str, Attack)) or not isinstance(attacks, Iterable)
+        planned = _plan_attacks((attacks,) if one else tuple(attacks), threats, model, None, eot, bpda, load_surrogate=None)  # type: ignore[arg-type]
         return cls(
-            name=name or model.name, model=model, sha256=digest.hexdigest(), dataset=f"tensors:{data_hash}", split="-",
-            indices=idx, threats=threats, attacks=planned, seed=seed, load=load, device=dev, checks=checks, check_n=check_n,
-            eot=eot, bpda=bpda,
+            name=name or model.name, model=model, sha256=weights_sha256(model), dataset=source.dataset, split="-",
+            indices=source.indices, threats=threats, attacks=planned, seed=seed, load=source.loader(), device=dev, checks=checks,
+            check_n=check_n, eot=eot, bpda=bpda,
         )
 
 
@@ -199,9 +182,10 @@ def _threats(norm: str, eps: Sequence[float]) -> list[ThreatModel]:
     return [ThreatModel(parsed, float(e)) for e in eps]
 
 
-def validate_attacks(names: tuple[str, ...], threats: list[ThreatModel], surrogate: str | None) -> list[tuple[str, Attack, dict[str, Any]]]:
-    """Every attack name, option and norm checked before anything heavy is loaded."""
-    built = [build_attack(a, surrogate) for a in names]
+def validate_attacks(names: tuple[str | Attack, ...], threats: list[ThreatModel], surrogate: str | None) -> list[tuple[str, Attack, dict[str, Any]]]:
+    """Every attack name, option and norm checked before anything heavy is loaded (an `Attack`
+    object is taken as is, labelled as the spec that builds it)."""
+    built = [build_attack(a, surrogate) if isinstance(a, str) else _built_object(a) for a in names]
     labels = [b[0] for b in built]
     if len(set(labels)) != len(labels):
         raise UsageError("each attack (with its options) may appear once per run")
@@ -212,8 +196,13 @@ def validate_attacks(names: tuple[str, ...], threats: list[ThreatModel], surroga
     return built
 
 
+def _built_object(attack: Attack) -> tuple[str, Attack, dict[str, Any]]:
+    label, config = attack_identity(attack)
+    return label, attack, config
+
+
 def _plan_attacks(
-    names: tuple[str, ...], threats: list[ThreatModel], model: RobustModel, surrogate: str | None, eot: int | None, bpda: bool,
+    names: tuple[str | Attack, ...], threats: list[ThreatModel], model: RobustModel, surrogate: str | None, eot: int | None, bpda: bool,
     load_surrogate: Callable[[str], RobustModel] | None,
 ) -> list[PlannedAttack]:
     planned, surrogates = [], {}

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-import advbench
+from advbench.core.version import __version__
 from advbench.engine.provenance import git_commit, library_versions
 from advbench.store import Store
 
@@ -21,7 +21,7 @@ def run_meta(model: str, dataset: str, n_samples: int, seed: int, indices_hash: 
     """Provenance stored with every run."""
     return {
         "model": model, "dataset": dataset, "n_samples": n_samples, "seed": seed, "indices_hash": indices_hash,
-        "checkpoint_sha256": sha256, "device": device, "package_version": advbench.__version__, "git_commit": git_commit(),
+        "checkpoint_sha256": sha256, "device": device, "package_version": __version__, "git_commit": git_commit(),
         "libraries": library_versions(),
     }
 

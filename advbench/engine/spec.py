@@ -113,12 +113,12 @@ class CertifySpec:
 
     model: str
     sigmas: tuple[float, ...] = (0.25,)
-    n0: int = 100
-    n: int = 100_000  # noise draws that bound the top class's probability
+    n0: int = 100  # noise draws that pick the top class
+    noise_draws: int = 100_000  # noise draws that bound its probability (Cohen et al.'s n)
     alpha: float = 0.001
     dataset: str = "fashion-mnist"
     split: str = "test"
-    n_samples: int | None = 500  # images; None: the whole split
+    n: int | None = 500  # images, as `--n` everywhere; None: the whole split
     seed: int = 0
     balanced: bool = False
     weights: str | None = None
@@ -131,8 +131,8 @@ class CertifySpec:
         if any(not math.isfinite(s) or s <= 0 for s in self.sigmas):
             raise UsageError(f"--sigma must be positive numbers, got {', '.join(f'{s:g}' for s in self.sigmas)}")
         _positive("--n0", self.n0)
+        _positive("--noise-draws", self.noise_draws)
         _positive("--n", self.n)
-        _positive("--n-samples", self.n_samples)
         if not (0 < self.alpha < 1):
             raise UsageError(f"--alpha must lie in (0, 1), got {self.alpha}")
         if self.adaptive_radius is not None and not (self.adaptive_radius > 0 and math.isfinite(self.adaptive_radius)):

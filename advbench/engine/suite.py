@@ -43,7 +43,8 @@ def suite_cells(suite: Suite) -> list[tuple[str, str, str, EvalSpec | CertifySpe
             cells.append(("eval", model, f"{norm} {','.join(f'{e:g}' for e in eps)} {','.join(attacks)}", spec))
         if suite.certify:
             c = suite.certify
-            cert = CertifySpec(model=model, sigmas=c.sigmas, n0=c.n0, n=c.n, alpha=c.alpha, dataset=suite.dataset, n_samples=c.n_samples, seed=suite.seed)
+            cert = CertifySpec(model=model, sigmas=c.sigmas, n0=c.n0, noise_draws=c.noise_draws, alpha=c.alpha, dataset=suite.dataset, n=c.n,
+                               seed=suite.seed)
             cells.append(("certify", model, f"sigma {','.join(str(s) for s in cert.sigmas)}", cert))
     return cells
 

@@ -8,12 +8,14 @@
     models: [str, ...]         (non-empty)
     attacks: [str, ...]        (default [auto]; a threat may name its own)
     threats: [{norm: linf|l2|l1|l0, eps: number >= 0 | [numbers], attacks: [str, ...]}, ...]
-    certify: {sigmas: [number > 0], n0: int, n: int, alpha: (0, 1), n_samples: int | null, batch_size: int}
+    certify: {sigmas: [number > 0], n: int | null (images), n0: int, noise_draws: int, alpha: (0, 1), batch_size: int}
     eot: int >= 1 | null       (default: chosen from the model)
     checks: true | false       (default true)
 
 Unknown keys are errors, so a typo never silently shrinks a suite; a string is never read as a
-list, a number or a bool. The file is read without YAML anchors or aliases (`core.schema`).
+list, a number or a bool. `n` is the number of images everywhere: the certify section's old
+`n_samples` is refused with a line naming `n` and `noise_draws` (Cohen's draws, once its `n`).
+The file is read without YAML anchors or aliases (`core.schema`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ from advbench.core.threat import Norm
 SUITE_KEYS = ("name", "dataset", "n", "seed", "batch_size", "models", "attacks", "threats", "certify", "eot", "checks")
 DEFAULT_ATTACKS = ("auto",)  # the default evaluation, as for `advbench eval`
 THREAT_KEYS = ("norm", "eps", "attacks")  # attacks: this budget's own list instead of the suite's
-CERTIFY_KEYS = ("sigmas", "n0", "n", "alpha", "n_samples", "batch_size")
+CERTIFY_KEYS = ("sigmas", "n", "n0", "noise_draws", "alpha", "batch_size")
+# Keys of an older schema, refused with what replaced them (a bare unknown-key error would not say
+# that `n` changed meaning: it was the noise draws, it is now the images).
+CERTIFY_RENAMED = {"n_samples": "the images are now 'n' and Cohen's noise draws (formerly 'n') are 'noise_draws'"}
 
 
 class SuiteThreat(NamedTuple):
@@ -59,20 +64,20 @@ class CertifySettings:
     """A suite's certification section (Cohen et al.): one certification cell per model."""
 
     sigmas: tuple[float, ...] = (0.25,)
-    n0: int = 100
-    n: int = 100_000
+    n: int | None = 500  # images; None: the whole split
+    n0: int = 100  # noise draws that pick the top class
+    noise_draws: int = 100_000  # noise draws that bound its probability
     alpha: float = 0.001
-    n_samples: int | None = 500  # images; None: the whole split
     batch_size: int | None = None  # noisy copies per forward pass; None: the runtime's or the default
 
     @classmethod
     def from_section(cls, section: Section) -> CertifySettings:
         return cls(
             sigmas=section.number_list("sigmas", "noise levels", open_low=True, scalar=True, default=cls.sigmas),
+            n=section.integer("n", cls.n, null="the whole split"),
             n0=section.integer("n0", cls.n0),
-            n=section.integer("n", cls.n),
+            noise_draws=section.integer("noise_draws", cls.noise_draws),
             alpha=section.number("alpha", cls.alpha, 0.0, 1.0, open_low=True, open_high=True),
-            n_samples=section.integer("n_samples", cls.n_samples, null="the whole split"),
             batch_size=section.integer("batch_size", None),
         )
 
@@ -105,7 +110,7 @@ class Suite:
         for i, item in enumerate(top.items("threats", "budgets ({norm, eps})")):
             section = Section(f"{where}, threats[{i}]", item, THREAT_KEYS, "a mapping with norm and eps")
             threats.append(SuiteThreat.from_section(section, attacks))
-        certify = top.section("certify", CERTIFY_KEYS, "a mapping of " + ", ".join(CERTIFY_KEYS))
+        certify = top.section("certify", CERTIFY_KEYS, "a mapping of " + ", ".join(CERTIFY_KEYS), renamed=CERTIFY_RENAMED)
         return cls(
             name=top.text("name", default_name),
             models=top.text_list("models", "model names", required=True),

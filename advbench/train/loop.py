@@ -19,11 +19,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-import advbench
 from advbench.attacks.gradient import PGD, PGDConfig
 from advbench.core.errors import CheckpointError, UsageError
 from advbench.core.seeding import derive_seed
 from advbench.core.threat import ThreatModel
+from advbench.core.version import __version__
 from advbench.data import load_dataset
 from advbench.models.card import ModelCard, build_from_card, load_model, save_checkpoint
 from advbench.models.paper import default_threat, paper_facts
@@ -259,7 +259,7 @@ def train_model(
             **({"base_training": source.training} if source is not None else {}),
         },
         paper=spec.paper,
-        advbench_version=advbench.__version__,
+        advbench_version=__version__,
         threat_model=default_threat(config.dataset),
         paper_facts=paper_facts(config.model),
     )
