@@ -21,35 +21,47 @@ class Format(str, Enum):
     CSV = "csv"
     JSON = "json"
     HTML = "html"
+    ROBUSTBENCH = "robustbench"
 
 
 def leaderboard_cmd(
     dataset: Annotated[Optional[str], typer.Option(help="only runs on this dataset")] = None,
     threat: Annotated[Optional[str], typer.Option(help="only this budget, NORM:EPS (e.g. linf:0.1)")] = None,
     radius: Annotated[list[float], typer.Option("--radius", help="certified accuracy at this L2 radius (repeatable)")] = [],
-    fmt: Annotated[Format, typer.Option("--format", parser=options.choice(Format, "format"), metavar=options.metavar(Format), help="md, csv, json or html")] = Format.MD,
-    out: Annotated[Optional[Path], typer.Option(help="write to this file instead of stdout")] = None,
+    fmt: Annotated[Format, typer.Option("--format", parser=options.choice(Format, "format"), metavar=options.metavar(Format),
+                                        help="md, csv, json, html, or robustbench (one model-info JSON per row, into the --out folder)")] = Format.MD,
+    out: Annotated[Optional[Path], typer.Option(help="write to this file instead of stdout (robustbench: the folder, required)")] = None,
     db: options.Db = DEFAULT_DB,
 ) -> None:
-    """Models ranked by worst-case robust accuracy, from the stored runs."""
+    """One leaderboard per dataset and budget: a row per model checkpoint, every stored run merged, ranked by the worst case."""
+    from advbench.core.errors import UsageError
     from advbench.core.threat import parse_threat
     from advbench.report import leaderboard
     from advbench.store import Store
 
+    if fmt is Format.ROBUSTBENCH and out is None:
+        raise UsageError("--format robustbench writes one JSON file per model: give the folder as --out DIR")
     budget = parse_threat(threat) if threat else None
     leaderboard.check_filters(budget.eps if budget else None, tuple(radius))  # before the database is opened
     with Store(options.require_db(db)) as store:
-        rows = leaderboard.build_leaderboard(store, dataset, budget.norm.value if budget else None, budget.eps if budget else None, tuple(radius))
-        if fmt is Format.HTML:
-            from advbench.report.html import render_html
+        boards = leaderboard.build_leaderboard(store, dataset, budget.norm.value if budget else None, budget.eps if budget else None, tuple(radius))
+    rows = sum(len(b.rows) for b in boards)
+    if fmt is Format.ROBUSTBENCH:
+        from advbench.report.robustbench import write_model_infos
 
-            text = render_html(rows, store)
-        else:
-            text = {Format.MD: leaderboard.render_markdown, Format.CSV: leaderboard.render_csv, Format.JSON: leaderboard.render_json}[fmt](rows)
+        written = write_model_infos(boards, out)  # type: ignore[arg-type]
+        render.err_console.print(f"wrote {len(written)} model-info files under {out}")
+        return
+    if fmt is Format.HTML:
+        from advbench.report.html import render_html
+
+        text = render_html(boards)
+    else:
+        text = {Format.MD: leaderboard.render_markdown, Format.CSV: leaderboard.render_csv, Format.JSON: leaderboard.render_json}[fmt](boards)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
-        render.err_console.print(f"wrote {out} ({len(rows)} rows)")
+        render.err_console.print(f"wrote {out} ({len(boards)} leaderboards, {rows} rows)")
     else:
         print(text, end="")
 
