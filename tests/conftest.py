@@ -36,3 +36,24 @@ def digits_data():
 
     data = load_dataset("digits", "test")
     return data.images, data.labels
+
+
+@pytest.fixture(scope="session")
+def merged_db(digits_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Stored runs of rn18-nt on digits made to be merged (about 5 s). On the same 40 samples:
+    FGSM at linf 0.02 and 0.08, PGD with the checks at 0.02, DeepFool at 0.08 (FGSM and DeepFool
+    each break a sample the other does not); a weak PGD at 0.08 on another 30 samples; a DeepFool L2
+    sweep; a small certification."""
+    from advbench.engine import CertifySpec, EvalSpec, Runtime, run_eval
+    from advbench.engine.certify import run_certify
+
+    db = tmp_path_factory.mktemp("merged") / "m.sqlite"
+    runtime = Runtime(db=db, zoo=digits_zoo)
+    digits = {"model": "rn18-nt", "dataset": "digits"}
+    run_eval(EvalSpec(**digits, attacks=("fgsm",), eps=(0.02, 0.08), n=40, checks=False), runtime)
+    run_eval(EvalSpec(**digits, attacks=("pgd",), eps=(0.02,), n=40, check_n=20), runtime)
+    run_eval(EvalSpec(**digits, attacks=("deepfool",), eps=(0.08,), n=40, checks=False), runtime)
+    run_eval(EvalSpec(**digits, attacks=("pgd:steps=2",), eps=(0.08,), n=30, checks=False), runtime)
+    run_eval(EvalSpec(**digits, attacks=("deepfool",), norm="l2", eps=(0.5, 1.0), n=40, checks=False), runtime)
+    run_certify(CertifySpec(**digits, sigmas=(0.25,), n0=10, n=100, n_samples=10), runtime)
+    return db

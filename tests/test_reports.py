@@ -39,23 +39,24 @@ def png_size(path: Path) -> tuple[int, int]:
 
 def test_every_leaderboard_format_matches_the_database(report_db) -> None:
     with Store(report_db) as store:
-        rows = build_leaderboard(store, dataset="digits")
-        summaries = {r.run_id: summarize(store, r.run_id) for r in rows}
-        md, text_csv, text_json = render_markdown(rows), render_csv(rows), render_json(rows)
-    assert len(rows) == 4  # three Linf budgets and one L2
+        boards = build_leaderboard(store, dataset="digits")
+        summaries = {r.runs[0]: summarize(store, r.runs[0]) for b in boards for r in b.rows}
+        md, text_csv, text_json = render_markdown(boards), render_csv(boards), render_json(boards)
+    rows = [r for b in boards for r in b.rows]
+    assert len(boards) == len(rows) == 4  # three Linf budgets and one L2, one run each: a board and a row each
+    assert [(b.threat.norm, b.threat.eps) for b in boards] == [("l2", 1.0), ("linf", 0.02), ("linf", 0.05), ("linf", 0.1)]
     parsed = list(csv.DictReader(io.StringIO(text_csv)))
     data = json.loads(text_json)
     assert [r["model"] for r in parsed] == [r["model"] for r in data] == [r.model for r in rows]
     for row, from_csv, from_json in zip(rows, parsed, data):
-        per = next(p for p in summaries[row.run_id].per_eps if p.eps == row.eps)
+        per = next(p for p in summaries[row.runs[0]].per_eps if p.eps == row.eps)
         assert float(from_csv["worst case %"]) == pytest.approx(100 * per.worst_case, abs=0.006)
-        assert from_json["worst_case"] == per.worst_case and from_json["robust"] == per.robust_after
+        assert (from_csv["norm"], float(from_csv["eps"])) == (row.norm, row.eps)
+        assert from_json["worst_case"] == per.worst_case and from_json["clean"] == summaries[row.runs[0]].clean_accuracy
         lo, hi = from_json["worst_case_ci"]
         assert lo <= per.worst_case <= hi
         assert f"| {row.model} |" in md and f"{100 * per.worst_case:.2f}" in md
-    # Within one threat model, rows are ranked by worst-case accuracy.
-    linf = [r for r in rows if r.norm == "linf"]
-    assert [r.worst_case for r in linf] == sorted((r.worst_case for r in linf), reverse=True)
+        assert f"## digits, {row.norm} eps = {row.eps:g}" in md
 
 
 def test_curves_from_a_stored_run_and_a_valid_png(report_db, tmp_path) -> None:
@@ -96,7 +97,7 @@ def test_cli_leaderboard_html_and_suite_and_regression_gate(digits_zoo, tmp_path
     assert again.returncode == 0 and "stored" in again.stdout
     html = tmp_path / "lb.html"
     assert advbench("leaderboard", "--db", str(db), "--format", "html", "--out", str(html)).returncode == 0
-    assert "<table class='leaderboard'>" in html.read_text() and "data:image/png;base64," in html.read_text()
+    assert "<table class='leaderboard'>" in html.read_text() and html.read_text().count("<section ") == 2  # one board per budget
     baseline = tmp_path / "baseline.json"
     assert advbench("check", "--update", "--baseline", str(baseline), "--db", str(db)).returncode == 0
     assert advbench("check", "--baseline", str(baseline), "--db", str(db)).returncode == 0  # equal
@@ -127,17 +128,20 @@ def test_html_leaderboard_renders_in_headless_chromium(report_db, tmp_path) -> N
     if browser is None:
         pytest.skip("chromium is not installed (scripts/ensure-chromium.sh installs the Debian package as root)")
     with Store(report_db) as store:
-        rows = build_leaderboard(store, dataset="digits")
-        page = tmp_path / "lb.html"
-        page.write_text(render_html(rows, store))
+        boards = build_leaderboard(store, dataset="digits")
+    page = tmp_path / "lb.html"
+    page.write_text(render_html(boards))
     dom = subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
     ).stdout
-    body = dom[dom.index("<tbody>") : dom.index("</tbody>")]
-    rendered = [re.findall(r"<td>(.*?)</td>", tr) for tr in re.findall(r"<tr>(.*?)</tr>", body)]
-    assert len(rendered) == len(rows)
-    header = re.findall(r"<th[^>]*>(.*?)</th>", dom)
-    worst = header.index("worst case %")
-    assert [r[worst] for r in rendered] == [f"{100 * r.worst_case:.2f}" for r in rows]
-    assert [r[1] for r in rendered] == [r.model for r in rows]
+    sections = re.findall(r'<section data-dataset="digits" data-norm="(\w+)" data-eps="([\d.]+)">(.*?)</section>', dom)
+    assert [(norm, float(eps)) for norm, eps, _ in sections] == [(b.threat.norm, b.threat.eps) for b in boards]
+    for (_, _, section), board in zip(sections, boards):
+        header = re.findall(r"<th[^>]*>(.*?)</th>", section)
+        body = section[section.index("<tbody>") : section.index("</tbody>")]
+        rendered = [re.findall(r"<td[^>]*>(.*?)</td>", tr) for tr in re.findall(r"<tr>(.*?)</tr>", body)]
+        assert len(rendered) == len(board.rows)
+        worst = header.index("worst case %")
+        assert [r[worst] for r in rendered] == [f"{100 * r.worst_case:.2f}" for r in board.rows]
+        assert [r[header.index("model")] for r in rendered] == [r.model for r in board.rows]
     assert '<img alt="robust accuracy vs eps" src="data:image/png;base64,' in dom

@@ -1,11 +1,13 @@
-"""Commands that read stored results without running models: `leaderboard`, `runs`, `show`.
+"""Commands that read stored results: `leaderboard`, `report`, `runs`, `show`.
 
-They import neither torch nor the engine, so they start fast.
+They import neither torch nor the engine, so they start fast; only `report` loads the model (through
+the engine) to re-create its adversarial examples, which the store does not keep.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -22,37 +24,85 @@ class Format(str, Enum):
     CSV = "csv"
     JSON = "json"
     HTML = "html"
+    ROBUSTBENCH = "robustbench"
 
 
 def leaderboard_cmd(
     dataset: Annotated[Optional[str], typer.Option(help="only runs on this dataset")] = None,
     threat: Annotated[Optional[str], typer.Option(help="only this budget, NORM:EPS (e.g. linf:0.1)")] = None,
     radius: Annotated[list[float], typer.Option("--radius", help="certified accuracy at this L2 radius (repeatable)")] = [],
-    fmt: Annotated[Format, typer.Option("--format", parser=options.choice(Format, "format"), metavar=options.metavar(Format), help="md, csv, json or html")] = Format.MD,
-    out: Annotated[Optional[Path], typer.Option(help="write to this file instead of stdout")] = None,
+    fmt: Annotated[Format, typer.Option("--format", parser=options.choice(Format, "format"), metavar=options.metavar(Format),
+                                        help="md, csv, json, html, or robustbench (one model-info JSON per row, into the --out folder)")] = Format.MD,
+    out: Annotated[Optional[Path], typer.Option(help="write to this file instead of stdout (robustbench: the folder, required)")] = None,
     db: options.Db = DEFAULT_DB,
 ) -> None:
-    """Models ranked by worst-case robust accuracy, from the stored runs."""
+    """One leaderboard per dataset and budget: a row per model checkpoint, every stored run merged, ranked by the worst case."""
+    from advbench.core.errors import UsageError
     from advbench.core.threat import parse_threat
     from advbench.report import leaderboard
     from advbench.store import Store
 
+    if fmt is Format.ROBUSTBENCH and out is None:
+        raise UsageError("--format robustbench writes one JSON file per model: give the folder as --out DIR")
     budget = parse_threat(threat) if threat else None
     leaderboard.check_filters(budget.eps if budget else None, tuple(radius))  # before the database is opened
     with Store(options.require_db(db)) as store:
-        rows = leaderboard.build_leaderboard(store, dataset, budget.norm.value if budget else None, budget.eps if budget else None, tuple(radius))
-        if fmt is Format.HTML:
-            from advbench.report.html import render_html
+        boards = leaderboard.build_leaderboard(store, dataset, budget.norm.value if budget else None, budget.eps if budget else None, tuple(radius))
+    rows = sum(len(b.rows) for b in boards)
+    if fmt is Format.ROBUSTBENCH:
+        from advbench.report.robustbench import write_model_infos
 
-            text = render_html(rows, store)
-        else:
-            text = {Format.MD: leaderboard.render_markdown, Format.CSV: leaderboard.render_csv, Format.JSON: leaderboard.render_json}[fmt](rows)
+        written = write_model_infos(boards, out)  # type: ignore[arg-type]
+        render.err_console.print(f"wrote {len(written)} model-info files under {out}")
+        return
+    if fmt is Format.HTML:
+        from advbench.report.html import render_html
+
+        text = render_html(boards)
+    else:
+        text = {Format.MD: leaderboard.render_markdown, Format.CSV: leaderboard.render_csv, Format.JSON: leaderboard.render_json}[fmt](boards)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
-        render.err_console.print(f"wrote {out} ({len(rows)} rows)")
+        render.err_console.print(f"wrote {out} ({len(boards)} leaderboards, {rows} rows)")
     else:
         print(text, end="")
+
+
+def report_cmd(
+    target: Annotated[str, typer.Argument(help="a model name (all its stored runs) or a stored run id (or unique prefix)")],
+    out: Annotated[Optional[Path], typer.Option(help="the HTML file to write (default reports/TARGET.html)")] = None,
+    examples: Annotated[int, typer.Option(help="adversarial examples per grid, re-created by running the stored attack on them (0: no grid, no model loaded)")] = 6,
+    db: options.Db = DEFAULT_DB,
+    device: options.Device = "auto",
+    zoo: options.Zoo = None,
+    data_dir: options.DataDir = None,
+) -> None:
+    """One self-contained HTML page for a model: accuracy with intervals, curves, checks, classes, examples, certification, provenance."""
+    from advbench.core.errors import AdvbenchError, UsageError
+    from advbench.report import model_page, model_report
+    from advbench.store import Store
+
+    if examples < 0:
+        raise UsageError(f"--examples must be >= 0, got {examples}")
+    with Store(options.require_db(db)) as store:
+        report = model_report.build_model_report(store, target)
+    picks = model_report.deceptive_picks(report, examples)
+    images: list[model_report.ExampleImages] = []
+    note = "no example grid (--examples 0)" if examples == 0 else "" if picks else "no attack of an evaluation broke a sample: no adversarial examples to show"
+    if picks:
+        from advbench.engine import examples as engine_examples
+
+        try:
+            made = engine_examples.recreate_examples(picks, options.runtime(device, db, zoo, data_dir))
+            images = [model_report.ExampleImages(**example) for example in made]
+        except AdvbenchError as exc:  # the page is still worth having; say why the grid is missing
+            note = f"adversarial examples not re-created: {exc}"
+            render.warnings([note])
+    path = out or Path("reports") / (re.sub(r"[^A-Za-z0-9._-]+", "_", target).strip("._") + ".html")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(model_page.render_model_page(report, images, note))
+    render.err_console.print(f"wrote {path} ({len(report.runs)} runs, {len(report.results)} threat models, {len(images)} examples)")
 
 
 def runs_cmd(

@@ -144,7 +144,8 @@ def evaluate_plan(plan: EvalPlan, runtime: Runtime = Runtime(), progress: Progre
         probes = list(outcome.report.probes) if outcome else []
         return {
             **plan.payload(), "attack_names": [a.label for a in plan.attacks], "probe_names": probes, "adaptations": plan.adaptations,
-            "eval_config": spec_dict(plan.spec) if plan.spec else {}, "paper": plan.paper(), **plan.extra_config,
+            "eval_config": spec_dict(plan.spec) if plan.spec else {}, "paper": plan.paper(),
+            "architecture": type(plan.model.net).__name__, **plan.extra_config,  # for reports; not part of the key
             "escalation": outcome.escalation.to_dict() if outcome else None, "verdict": outcome.verdict if outcome else None,
             "check_results": [c.to_dict() for c in outcome.results] if outcome else [],
             "check_numbers": outcome.report.numbers if outcome else None,

@@ -1,9 +1,16 @@
-"""Leaderboards: models ranked by worst-case robust accuracy, read from stored runs.
+"""Leaderboards by threat model, read from stored runs, as RobustBench lays them out.
 
-One row per model and budget, from the newest finished evaluation of that model at that
-budget: clean accuracy, robust accuracy after each attack, the worst case, Wilson 95%
-confidence intervals (statsmodels), certified accuracy at chosen radii from the newest
-certification run, the paper's own number beside ours, and the run's date, commit and size.
+One board per (dataset, norm, eps): rows of different budgets or datasets are never ranked
+against each other. One row per model (checkpoint: name + weights sha256) merging every finished
+evaluation of it at that budget (`report/merge.py`: per sample where the runs share their
+samples, else the lowest of the sets of samples, and the worst verdict), ranked by the worst case
+over all attacks that ran, with the attack that broke the most samples, Wilson 95% intervals
+(statsmodels), the cost (forward+backward passes and attack seconds per sample), certified
+accuracy at chosen radii from the checkpoint's newest certification, and the paper's number only
+where the paper's setting is the row's (`report/paper.py`), else a labelled "paper (own setting)".
+
+Formats: md and html (a section per board), csv and json (dataset, norm, eps as key columns),
+robustbench (one model-info JSON per row, `report/robustbench.py`).
 """
 
 from __future__ import annotations
@@ -15,60 +22,58 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from statsmodels.stats.proportion import proportion_confint
-
 from advbench.core.errors import UsageError
-from advbench.store import Store, summarize
+from advbench.report.intervals import wilson
+from advbench.report.merge import Threat, ThreatResult, merge_runs
+from advbench.report.paper import paper_numbers, paper_value
+from advbench.store import Store
+
+__all__ = ["Board", "LeaderboardRow", "build_leaderboard", "check_filters", "render_csv", "render_json", "render_markdown", "wilson"]
 
 
 @dataclass
 class LeaderboardRow:
+    rank: int
     model: str
+    checkpoint: str  # sha256 of the weights
     dataset: str
     norm: str
     eps: float
     n: int
     clean: float
     clean_ci: tuple[float, float]
-    robust: dict[str, float]  # attack -> robust accuracy after it (and the attacks before it)
-    worst_case: float
+    worst_case: float  # over every attack of every merged run, the checks' probes included
     worst_case_ci: tuple[float, float]
+    attack: str  # the attack credited with the most broken samples ("" when none was broken)
+    found_by: dict[str, int]  # attack -> broken samples credited to it
+    attacks: list[str]  # every attack that ran in the merged runs (the checks' probes besides)
+    autoattack: float | None  # AutoAttack alone, where a run ran it first
+    verdict: str  # worst of the merged runs: reliable | escalated | unreliable; "" when none ran the checks
+    passes_per_sample: float  # forward+backward passes per sample (steps x EOT draws), all merged runs
+    passes_lower_bound: bool  # an attack (AutoAttack) did not report its steps
+    seconds_per_sample: float
+    paper: str  # the paper's robust accuracy in exactly this setting, else ""
+    paper_own_setting: str  # else the paper's headline in its own setting, which it names
+    paper_accuracy: float | None  # the number behind `paper`, as a share
+    paper_name: str  # the model's name in its paper
+    architecture: str
     certified: dict[str, float] = field(default_factory=dict)  # "r=0.5" -> certified accuracy
-    paper: str = ""
-    run_id: str = ""
+    runs: list[str] = field(default_factory=list)  # merged run ids, newest first
+    sample_sets: int = 1  # more than 1: runs on different samples, the lowest set's numbers
     date: str = ""
     commit: str = ""
-    warnings: int = 0
-    verdict: str = ""  # reliable | escalated | unreliable (adaptive evaluation); "" when the checks were off
+
+    @property
+    def threat(self) -> Threat:
+        return Threat(self.dataset, self.norm, self.eps)
 
 
-def wilson(share: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    if n == 0:
-        return (0.0, 1.0)
-    low, high = proportion_confint(round(share * n), n, alpha=1 - confidence, method="wilson")
-    return (float(low), float(high))
+@dataclass
+class Board:
+    """One leaderboard: every model at one dataset and budget, ranked."""
 
-
-def paper_number(paper: dict[str, Any], dataset: str, norm: str, eps: float) -> str:
-    """The paper's number for this exact setting if it reports one, else its headline in its own setting."""
-    reported = paper.get("reported") or []
-
-    def same(r: dict[str, Any]) -> bool:
-        return r.get("metric") == "robust_accuracy" and r.get("dataset") == dataset and r.get("norm") == norm and math.isclose(float(r.get("eps") or -1), eps, rel_tol=1e-3)
-
-    exact = [r for r in reported if same(r)]
-    if exact:
-        r = exact[0]
-        return f"{100 * r['value']:.2f} ({r.get('attack', '')}, {r.get('where', '')})"
-    own = paper.get("threat_model") or {}
-    headline = [
-        r for r in reported
-        if r.get("metric") == "robust_accuracy" and r.get("dataset") == paper.get("dataset") and r.get("norm") == own.get("norm") and r.get("eps") == own.get("eps")
-    ]
-    if headline:
-        r = headline[0]
-        return f"{paper.get('dataset')} {r['norm']} {r['eps']:g}: {100 * r['value']:.2f} ({r.get('attack', '')}, {r.get('where', '')})"
-    return "not reported"
+    threat: Threat
+    rows: list[LeaderboardRow]
 
 
 def check_filters(eps: float | None = None, radii: tuple[float, ...] = ()) -> None:
@@ -80,41 +85,51 @@ def check_filters(eps: float | None = None, radii: tuple[float, ...] = ()) -> No
         raise UsageError(f"eps must be a finite number >= 0, got {eps:g}")
 
 
-def build_leaderboard(store: Store, dataset: str | None = None, norm: str | None = None, eps: float | None = None, radii: tuple[float, ...] = ()) -> list[LeaderboardRow]:
+def row_from_result(result: ThreatResult, rank: int = 0, certified: dict[str, float] | None = None) -> LeaderboardRow:
+    t = result.threat
+    paper, own = paper_numbers(result.paper, t.dataset, t.norm, t.eps)
+    return LeaderboardRow(
+        rank, result.model, result.checkpoint, t.dataset, t.norm, t.eps, result.n, result.clean, wilson(result.clean, result.n),
+        result.worst_case, wilson(result.worst_case, result.n), result.attack, dict(result.found_by), [*result.attacks, *result.probes],
+        result.autoattack, result.verdict,
+        result.passes_per_sample, result.passes_lower_bound, result.seconds_per_sample, paper, own,
+        paper_value(result.paper, t.dataset, t.norm, t.eps), str(result.paper.get("paper_name") or ""), result.architecture,
+        dict(certified or {}), list(result.run_ids), result.sample_sets, result.date, result.commit,
+    )
+
+
+def build_leaderboard(
+    store: Store, dataset: str | None = None, norm: str | None = None, eps: float | None = None, radii: tuple[float, ...] = ()
+) -> list[Board]:
+    """One board per (dataset, norm, eps) of the finished evaluations that pass the filters, in that order."""
     check_filters(eps, radii)
-    runs = [r for r in store.list_runs(limit=100_000) if r.status == "finished"]
-    newest: dict[tuple[str, str, str, float], Any] = {}
-    for run in sorted(runs, key=lambda r: r.created):
-        if run.kind != "eval" or (dataset and run.dataset != dataset) or (norm and run.config.get("norm") != norm):
-            continue
-        for e in run.config.get("eps", []):
-            if eps is None or math.isclose(float(e), eps, rel_tol=1e-6):
-                newest[(run.model, run.dataset, run.config["norm"], float(e))] = run
-    certified = _certified(runs, dataset, radii)
-    rows = []
-    for (model, data, nrm, e), run in newest.items():
-        summary = summarize(store, run.run_id)
-        per = next(p for p in summary.per_eps if math.isclose(p.eps, e))
-        rows.append(LeaderboardRow(
-            model, data, nrm, e, summary.n, summary.clean_accuracy, wilson(summary.clean_accuracy, summary.n), dict(per.robust_after),
-            per.worst_case, wilson(per.worst_case, summary.n), certified.get((model, data), {}),
-            paper_number(run.config.get("paper") or {}, data, nrm, e), run.run_id, run.created[:10], (run.git_commit or "")[:10], len(run.warnings),
-            summary.verdict or "",
-        ))
-    return sorted(rows, key=lambda r: (r.dataset, r.norm, r.eps, -r.worst_case, -r.clean))
+    runs = [r for r in store.list_runs(limit=10_000_000) if r.status == "finished" and (not dataset or r.dataset == dataset)]
+    evals = [r for r in runs if r.kind == "eval" and (not norm or r.config.get("norm") == norm)]
+    certified = _certified(runs, radii)
+    results = [r for r in merge_runs(store, evals) if eps is None or math.isclose(r.threat.eps, eps, rel_tol=1e-6)]
+    boards: dict[Threat, list[ThreatResult]] = {}
+    for result in results:
+        boards.setdefault(result.threat, []).append(result)
+    out = []
+    for threat in sorted(boards):
+        ranked = sorted(boards[threat], key=lambda r: (-r.worst_case, -r.clean, r.model, r.checkpoint))
+        out.append(Board(threat, [row_from_result(r, i, certified.get((r.model, r.checkpoint, r.threat.dataset))) for i, r in enumerate(ranked, 1)]))
+    return out
 
 
-def _certified(runs: list[Any], dataset: str | None, radii: tuple[float, ...]) -> dict[tuple[str, str], dict[str, float]]:
-    """Certified accuracy at each radius, best over sigmas, from each model's newest certification."""
-    out: dict[tuple[str, str], dict[str, float]] = {}
+def _certified(runs: list[Any], radii: tuple[float, ...]) -> dict[tuple[str, str, str], dict[str, float]]:
+    """Certified accuracy at each radius, best over sigmas, from each checkpoint's newest certification."""
+    out: dict[tuple[str, str, str], dict[str, float]] = {}
+    if not radii:
+        return out
     for run in sorted(runs, key=lambda r: r.created):
-        if run.kind != "certify" or (dataset and run.dataset != dataset) or not run.summary:
+        if run.kind != "certify" or not run.summary:
             continue
         best = {}
         for radius in radii:
             values = [_at_radius(curve, radius) for curve in run.summary["curves"].values()]
             best[f"r={radius:g}"] = max(values) if values else 0.0
-        out[(run.model, run.dataset)] = best
+        out[(run.model, run.checkpoint_sha256, run.dataset)] = best
     return out
 
 
@@ -128,39 +143,62 @@ def _at_radius(curve: dict[str, Any], radius: float) -> float:
     raise UsageError(f"--radius {radius:g}: certifications store certified accuracy at radii {step} only")
 
 
-def _columns(rows: list[LeaderboardRow]) -> tuple[list[str], list[str]]:
-    attacks = sorted({a for r in rows for a in r.robust})
-    radii = sorted({k for r in rows for k in r.certified}, key=lambda k: float(k[2:]))
-    return attacks, radii
-
-
-def _pct(v: float) -> str:
+# rendering -----------------------------------------------------------------------------------
+def pct(v: float) -> str:
     return f"{100 * v:.2f}"
 
 
-def to_table(rows: list[LeaderboardRow]) -> tuple[list[str], list[list[str]]]:
-    attacks, radii = _columns(rows)
-    header = ["rank", "model", "dataset", "threat", "clean %", *[f"{a} %" for a in attacks], "worst case %", "95% CI", "verdict",
-              *[f"certified {r} %" for r in radii], "paper", "n", "date", "commit", "run"]
+def found_by_text(found_by: dict[str, int]) -> str:
+    """'pgd 12, fgsm 3': each attack with the broken samples credited to it, most first."""
+    return ", ".join(f"{a} {k}" for a, k in found_by.items()) or "-"
+
+
+def passes_text(row: LeaderboardRow) -> str:
+    if row.passes_lower_bound and not row.passes_per_sample:
+        return "not reported"
+    return (">= " if row.passes_lower_bound else "") + f"{row.passes_per_sample:.1f}"
+
+
+def short_checkpoint(sha256: str) -> str:
+    return sha256[:12]
+
+
+def board_title(threat: Threat) -> str:
+    return f"{threat.dataset}, {threat.norm} eps = {threat.eps:g}"
+
+
+def to_table(rows: list[LeaderboardRow], key_columns: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of one board (`key_columns`: dataset, norm and eps first, for a single table of all boards)."""
+    radii = sorted({k for r in rows for k in r.certified}, key=lambda k: float(k[2:]))
+    with_aa = any(r.autoattack is not None for r in rows)
+    header = [*(["dataset", "norm", "eps"] if key_columns else []), "rank", "model", "checkpoint", "clean %", "worst case %", "95% CI",
+              "found by", *(["AutoAttack %"] if with_aa else []), "verdict", "passes/sample", "attack s/sample",
+              *[f"certified {r} %" for r in radii], "paper %", "paper (own setting)", "n", "runs", "date", "commit", "note"]
     body = []
-    for rank, r in enumerate(rows, 1):
+    for r in rows:
+        note = f"runs on {r.sample_sets} different sample sets: the lowest set's numbers" if r.sample_sets > 1 else ""
         body.append([
-            str(rank), r.model, r.dataset, f"{r.norm} {r.eps:g}", _pct(r.clean), *[_pct(r.robust[a]) if a in r.robust else "-" for a in attacks],
-            _pct(r.worst_case), f"{_pct(r.worst_case_ci[0])}-{_pct(r.worst_case_ci[1])}", r.verdict or "-", *[_pct(r.certified[k]) if k in r.certified else "-" for k in radii],
-            r.paper, str(r.n), r.date, r.commit, r.run_id,
+            *([r.dataset, r.norm, f"{r.eps:g}"] if key_columns else []), str(r.rank), r.model, short_checkpoint(r.checkpoint), pct(r.clean),
+            pct(r.worst_case), f"{pct(r.worst_case_ci[0])}-{pct(r.worst_case_ci[1])}", found_by_text(r.found_by),
+            *([pct(r.autoattack) if r.autoattack is not None else "-"] if with_aa else []), r.verdict or "-", passes_text(r),
+            f"{r.seconds_per_sample:.3g}", *[pct(r.certified[k]) if k in r.certified else "-" for k in radii], r.paper or "-",
+            r.paper_own_setting or "-", str(r.n), " ".join(r.runs), r.date, r.commit, note,
         ])
     return header, body
 
 
-def render_markdown(rows: list[LeaderboardRow]) -> str:
-    header, body = to_table(rows)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in body]
-    return "\n".join(lines) + "\n"
+def render_markdown(boards: list[Board]) -> str:
+    parts = []
+    for board in boards:
+        header, body = to_table(board.rows)
+        lines = [f"## {board_title(board.threat)}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in body]
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts) if parts else "no finished evaluations match\n"
 
 
-def render_csv(rows: list[LeaderboardRow]) -> str:
-    header, body = to_table(rows)
+def render_csv(boards: list[Board]) -> str:
+    header, body = to_table([r for b in boards for r in b.rows], key_columns=True)
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(header)
@@ -168,5 +206,5 @@ def render_csv(rows: list[LeaderboardRow]) -> str:
     return buf.getvalue()
 
 
-def render_json(rows: list[LeaderboardRow]) -> str:
-    return json.dumps([asdict(r) for r in rows], indent=2)
+def render_json(boards: list[Board]) -> str:
+    return json.dumps([asdict(r) for b in boards for r in b.rows], indent=2) + "\n"

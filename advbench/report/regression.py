@@ -7,6 +7,10 @@ significant at 5% fails too. A current result whose evaluation is `unreliable` f
 unless the caller allows it. The gate cannot be fooled into passing: a bad tolerance, a bad or
 empty baseline, or a stored run measured with another n, seed or dataset than the entry records
 is a UsageError, and an entry without a stored result fails.
+
+The gate compares with the newest finished run of each model at each budget (`newest_results`),
+not with the leaderboards' merge of every run: a baseline records the n and seed of one run, and
+a stronger attack run later beside it must not look like a regression of the model.
 """
 
 from __future__ import annotations
@@ -19,11 +23,41 @@ from statsmodels.stats.proportion import proportions_ztest
 
 from advbench.core.errors import UsageError
 from advbench.report.baseline import Baseline, BaselineEntry
-from advbench.report.leaderboard import LeaderboardRow, build_leaderboard
-from advbench.store import Store
+from advbench.store import Store, summarize
 
 WORST = "worst case"
 Entry = BaselineEntry  # the name this module used before the typed schema
+
+
+@dataclass
+class StoredResult:
+    """The newest finished evaluation of a model at one budget: what a baseline entry is compared with."""
+
+    model: str
+    dataset: str
+    norm: str
+    eps: float
+    n: int
+    clean: float
+    robust: dict[str, float]  # attack -> robust accuracy after it (and the attacks before it)
+    worst_case: float
+    run_id: str
+    verdict: str  # reliable | escalated | unreliable; "" when the checks were off
+
+
+def newest_results(store: Store, dataset: str | None = None) -> list[StoredResult]:
+    """One result per (model, dataset, norm, eps): the newest finished evaluation's."""
+    runs = [r for r in store.list_runs(limit=10_000_000) if r.status == "finished" and r.kind == "eval" and (not dataset or r.dataset == dataset)]
+    newest: dict[tuple[str, str, str, float], str] = {}
+    for run in sorted(runs, key=lambda r: r.created):
+        for e in run.config.get("eps", []):
+            newest[(run.model, run.dataset, run.config["norm"], float(e))] = run.run_id
+    out = []
+    for (model, data, norm, e), run_id in newest.items():
+        summary = summarize(store, run_id)
+        per = next(p for p in summary.per_eps if math.isclose(p.eps, e))
+        out.append(StoredResult(model, data, norm, e, summary.n, summary.clean_accuracy, dict(per.robust_after), per.worst_case, run_id, summary.verdict or ""))
+    return sorted(out, key=lambda r: (r.dataset, r.norm, r.eps, -r.worst_case, -r.clean))
 
 
 @dataclass
@@ -56,7 +90,7 @@ def current_entries(store: Store, dataset: str | None = None) -> list[BaselineEn
     """Every stored result as a baseline entry, with the n and seed of the run it comes from."""
     entries = []
     seeds: dict[str, int] = {}
-    for row in build_leaderboard(store, dataset):
+    for row in newest_results(store, dataset):
         if row.run_id not in seeds:
             seeds[row.run_id] = store.get_run(row.run_id).seed
         seed = seeds[row.run_id]
@@ -84,7 +118,7 @@ def read_baseline(path: Path) -> list[BaselineEntry]:
     return list(Baseline.from_json(path).entries)
 
 
-def _lookup(rows: list[LeaderboardRow], e: BaselineEntry) -> tuple[float, LeaderboardRow] | None:
+def _lookup(rows: list[StoredResult], e: BaselineEntry) -> tuple[float, StoredResult] | None:
     for row in rows:
         if (row.model, row.dataset, row.norm) == (e.model, e.dataset, e.norm) and math.isclose(row.eps, e.eps, rel_tol=1e-6):
             if e.attack == WORST:
@@ -94,7 +128,7 @@ def _lookup(rows: list[LeaderboardRow], e: BaselineEntry) -> tuple[float, Leader
     return None
 
 
-def settings_mismatch(store: Store, rows: list[LeaderboardRow], e: BaselineEntry, found: LeaderboardRow | None) -> str | None:
+def settings_mismatch(store: Store, rows: list[StoredResult], e: BaselineEntry, found: StoredResult | None) -> str | None:
     """Why the stored result cannot be compared with the entry (another n, seed or dataset), or None."""
     if found is None:
         elsewhere = sorted({r.dataset for r in rows if (r.model, r.norm) == (e.model, e.norm) and math.isclose(r.eps, e.eps, rel_tol=1e-6)})
@@ -116,7 +150,7 @@ def compare(store: Store, baseline: list[BaselineEntry], tolerance: float = 1.0,
     tolerance = check_tolerance(tolerance)
     if not baseline:
         raise UsageError("the baseline has no entries: nothing would be checked")
-    rows = build_leaderboard(store)
+    rows = newest_results(store)
     found_rows = [_lookup(rows, e) for e in baseline]
     reasons = (settings_mismatch(store, rows, e, found[1] if found else None) for e, found in zip(baseline, found_rows))
     mismatches = [reason for reason in reasons if reason]
