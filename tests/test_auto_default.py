@@ -78,3 +78,24 @@ def test_the_checks_probe_attacks_count_toward_the_worst_case(digits_zoo: Path, 
     e = outcome.summary.per_eps[0]
     assert e.broken_by_checks_only > 0
     assert e.worst_case == pytest.approx(e.robust_after["fgsm"] - e.broken_by_checks_only / 64)
+
+
+def test_auto_gives_square_autoattacks_budget_where_gradients_go_through_bpda() -> None:
+    """BPDA gradients are approximations: Square gets 5000 queries there, 500 elsewhere, none when asked for none."""
+    from advbench.attacks.wrappers import AttackedModel
+    from advbench.models.card import load_model
+
+    pfe, _ = load_model("pfe-madry", "fashion-mnist")
+    plain, _ = load_model("madry-cnn-at", "fashion-mnist")
+    auto = build_attack("auto")[1]
+
+    def square_queries(view: AttackedModel, attack=auto) -> int | None:
+        stages = dict(attack.stages(view))
+        return stages["square"].config.n_queries if "square" in stages else None
+
+    assert pfe.has_bpda and not plain.has_bpda
+    assert square_queries(AttackedModel(pfe)) == 5000
+    assert square_queries(AttackedModel(pfe, bpda=False)) == 500  # attacked through the exact (masked) map
+    assert square_queries(AttackedModel(plain)) == 500
+    assert square_queries(AttackedModel(pfe), build_attack("auto:square_queries=0")[1]) is None
+    assert square_queries(AttackedModel(pfe), build_attack("auto:bpda_square_queries=800")[1]) == 800
