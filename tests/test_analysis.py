@@ -222,3 +222,31 @@ def test_cli_analyze_and_models_cost(digits_zoo, tmp_path, monkeypatch, capsys):
     assert code == 2 and len(err.strip().splitlines()) == 1 and "unknown norm" in err
     code, out, _ = _cli(monkeypatch, capsys, "models", "cnn1", "--cost")
     assert code == 0 and "cnn1" in out and "3x32x32" in out
+
+
+def test_polarization_counts_the_outputs_an_eps_attack_can_flip() -> None:
+    """Pixel-basis filters make z the pixel itself: images at 0.35 sit within 0.1 of the 0.3
+    threshold (all flippable), images at 0.95 sit in the +1 cluster (none flippable)."""
+    from advbench.analysis.polarization import polarization_analysis
+    from advbench.models.polarize import PolarizingFrontEnd
+
+    pfe = PolarizingFrontEnd(filters=4, kernel=5, threshold=0.3).eval()
+    with torch.no_grad():
+        pfe.front.weight.zero_()
+        pfe.front.weight[:, 0, 2, 2] = torch.tensor([1.0, 2.0, 3.0, 0.5])  # the L1 normalization makes each exactly the pixel
+        pfe.front.weight[3, 0, 0, 0] = 0.5  # one filter uses 2 pixels, half its mass each
+    y = torch.zeros(6, dtype=torch.long)
+    near = polarization_analysis(pfe, torch.full((6, 1, 28, 28), 0.35), y, eps=0.1)
+    far = polarization_analysis(pfe, torch.full((6, 1, 28, 28), 0.95), y, eps=0.1)
+    assert near.summary["share_flippable_at_eps"] > 0.7 and far.summary["share_flippable_at_eps"] < 0.1
+    assert far.summary["share_near_plus_1"] > 0.7 and near.summary["share_near_plus_1"] == 0.0
+    assert sum(near.column("count")) == 6 * 4 * 28 * 28
+    assert near.summary["pixels_for_90pct_l1_mean"] == (1 + 1 + 1 + 2) / 4
+
+
+def test_polarization_refuses_a_model_without_a_front_end() -> None:
+    from advbench.analysis.polarization import polarization_analysis
+    from advbench.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="no polarizing front end"):
+        polarization_analysis(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)), torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.long))

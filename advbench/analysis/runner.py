@@ -134,6 +134,12 @@ def _cost(ctx: Context, **o: Any) -> AnalysisResult:
     return cost_analysis(ctx.model.net, ctx.model.input_shape)
 
 
+def _polarization(ctx: Context, **o: Any) -> AnalysisResult:
+    from advbench.analysis.polarization import polarization_analysis
+
+    return polarization_analysis(ctx.model, ctx.x, ctx.y, batch_size=ctx.run.batch_size, **o)
+
+
 def _plot(module: str, fn: str) -> Callable[[AnalysisResult, Path], None]:
     def plot(result: AnalysisResult, path: Path) -> None:
         import importlib
@@ -153,6 +159,7 @@ _register("kernels", "first-layer kernels, their FFT, filter sparsity and conv s
 _register("features", "Proposition 1 (stride paper): output disturbance vs feature size on random CNNs", _features, _plot("features", "plot_features"), needs_model=False, needs_data=False)
 _register("deceptive", "the most deceptive adversarial example per class", _deceptive, _plot("deceptive", "plot_deceptive"))
 _register("maximize", "class activation maximization from noise", _maximize, _plot("maximize", "plot_maximize"), needs_data=False)
+_register("polarization", "polarizing front end: histogram of its outputs, share within eps of the thresholds, pixels per filter", _polarization, _plot("polarization", "plot_polarization"))
 _register("cost", "receptive field per conv layer, parameters, FLOPs and activation memory", _cost, _plot("cost", "plot_cost"), needs_data=False)
 
 

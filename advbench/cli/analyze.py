@@ -90,6 +90,15 @@ def analyze_sparsity(model: AModel, layers: ALayers = "block", dataset: ADataset
     _analyze("sparsity", model, dataset, n, seed, batch_size, device, zoo, out, data_dir, layers=layers)
 
 
+@app.command("polarization")
+def analyze_polarization(model: AModel, eps: Annotated[float, typer.Option(help="Linf budget: outputs within eps of a threshold can flip")] = 0.1,
+                         bins: Annotated[int, typer.Option(help="histogram bins over [-1, 1]")] = 80, dataset: ADataset = "fashion-mnist", n: AN = 500,
+                         seed: ASeed = 0, batch_size: ABatch = 128, device: options.Device = "auto", zoo: options.Zoo = None,
+                         data_dir: options.DataDir = None, out: AOut = None) -> None:
+    """How polarized a polarizing front end is (dissertation Fig. 4.4): its output histogram and the share an eps-attack can flip."""
+    _analyze("polarization", model, dataset, n, seed, batch_size, device, zoo, out, data_dir, eps=eps, bins=bins)
+
+
 @app.command("invariance")
 def analyze_invariance(model: AModel, eps: Annotated[list[float], typer.Option("--eps", help="budget (repeatable)")] = [0.0, 2 / 255, 4 / 255, 6 / 255, 8 / 255, 10 / 255],
                        attack: AAttack = "pgd", norm: ANorm = "linf",
