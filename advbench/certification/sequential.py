@@ -13,9 +13,10 @@ An image stops at the first look where
 - for each asked radius r: it is certified at r (lower radius >= r), or cannot be certified at r
   (upper bound on pA < Phi(r / sigma)), or could not be certified at r even if every remaining
   draw up to max_draws voted for the top class; or
-- with no radius asked (the whole curve): the interval of radii it may still reach — from the
-  lower radius to the upper one, capped at the best radius max_draws could certify — is narrower
-  than `resolution`.
+- either way: the interval of radii it may still reach — from the lower radius to the upper one,
+  capped at the best radius max_draws could certify — is narrower than `resolution` (with no
+  radius asked this is the only rule: the whole curve is known to `resolution`; with radii it
+  bounds the work on images whose exact radius sits on an asked one).
 So images with pA near 1 (certified quickly at every asked radius) and images with pA far below
 1/2 (abstaining) stop after a few hundred draws; only images whose answer hinges on the exact pA
 run long.
@@ -35,7 +36,13 @@ import numpy as np
 import torch
 from scipy.stats import beta, binomtest, norm
 
-from advbench.certification.cohen import ABSTAIN, Certificate, look_schedule, noise_generator, radius
+from advbench.certification.cohen import (
+    ABSTAIN,
+    Certificate,
+    look_schedule,
+    noise_generator,
+    radius,
+)
 from advbench.certification.forward import check_precision, precision_context
 from advbench.core.errors import UsageError
 from advbench.models.wrapper import RobustModel
@@ -48,7 +55,7 @@ class SequentialConfig:
     max_draws: int = 100_000  # estimation draws an image may use at most (CERTIFY's n)
     alpha: float = 0.001
     radii: tuple[float, ...] = ()  # decide these radii; empty: the whole curve to `resolution`
-    resolution: float = 0.01  # L2 width of the radius interval at which the curve counts as settled
+    resolution: float = 0.01  # L2 width of the radius interval at which an image counts as settled
     batch_size: int = 1000
     first_look: int = 100
     growth: float = 2.0
@@ -130,16 +137,20 @@ def settled(count_top: np.ndarray, drawn: int, config: SequentialConfig) -> np.n
     r_lower, r_best = radius_of(lower, config.sigma), radius_of(best, config.sigma)
     if drawn >= config.max_draws:
         return np.ones(len(count_top), dtype=bool)
-    if config.radii:
-        done = np.ones(len(count_top), dtype=bool)
-        for r in config.radii:
-            certified = (lower > 0.5) & (r_lower >= r)
-            excluded = upper <= 0.5 if r == 0 else upper < norm.cdf(r / config.sigma)
-            unreachable = best <= 0.5 if r == 0 else r_best < r
-            done &= certified | excluded | unreachable
-        return done
     r_upper = np.minimum(radius_of(upper, config.sigma), r_best)
-    return (upper <= 0.5) | (best <= 0.5) | (r_upper - r_lower < config.resolution)
+    # Known to `resolution`: whatever the exact radius, it lies within resolution of what is reported.
+    narrow = (upper <= 0.5) | (best <= 0.5) | (r_upper - r_lower < config.resolution)
+    if not config.radii:
+        return narrow
+    done = np.ones(len(count_top), dtype=bool)
+    for r in config.radii:
+        certified = (lower > 0.5) & (r_lower >= r)
+        excluded = upper <= 0.5 if r == 0 else upper < norm.cdf(r / config.sigma)
+        unreachable = best <= 0.5 if r == 0 else r_best < r
+        done &= certified | excluded | unreachable
+    # An image whose exact radius lies within `resolution` of an asked one stops there too
+    # (otherwise pA = Phi(r / sigma) exactly would draw max_draws for nothing).
+    return done | narrow
 
 
 def certify_sequential(
