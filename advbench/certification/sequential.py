@@ -78,12 +78,27 @@ class SequentialConfig:
         check_precision(self.precision)
 
     @property
-    def looks(self) -> list[int]:
-        return look_schedule(min(self.first_look, self.max_draws), self.max_draws, self.growth)
+    def alpha_per_look(self) -> float:
+        # Planned looks: the geometric ones plus one per asked radius (fewer if they coincide, which
+        # only makes the union bound looser).
+        geometric = look_schedule(min(self.first_look, self.max_draws), self.max_draws, self.growth)
+        return self.alpha / (len(geometric) + len(self.radii))
 
     @property
-    def alpha_per_look(self) -> float:
-        return self.alpha / len(self.looks)
+    def looks(self) -> list[int]:
+        """Cumulative estimation draws at which the bounds are computed, fixed before any draw.
+
+        Besides the geometric schedule, one look per asked radius r at the fewest draws that can
+        certify r (all of them voting for the top class): a confident image then stops there
+        rather than at the next doubling, up to twice as late.
+        """
+        looks = set(look_schedule(min(self.first_look, self.max_draws), self.max_draws, self.growth))
+        for r in self.radii:
+            needed = float(norm.cdf(r / self.sigma))
+            fewest = math.ceil(math.log(self.alpha_per_look) / math.log(needed)) + 1  # + 1: clear the float rounding
+            if fewest < self.max_draws:
+                looks.add(fewest)
+        return sorted(looks)
 
 
 def clopper_pearson(count: np.ndarray, n: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
