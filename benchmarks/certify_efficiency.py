@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10, help="test images per cell")
     parser.add_argument("--noise-draws", type=int, default=100_000, help="fixed N, and the sequential method's cap")
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--resolution", type=float, default=0.01, help="the sequential method's --resolution")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/certify_efficiency.json"))
@@ -54,7 +55,7 @@ def main() -> None:
     x, labels, indices = data.images.to(device), data.labels.tolist(), idx.tolist()
     report: dict[str, object] = {
         "device": str(device), "torch_threads": torch.get_num_threads(), "n": len(labels), "n0": 100, "alpha": 0.001,
-        "noise_draws": args.noise_draws, "batch_size": args.batch_size, "radii": list(RADII), "cells": [],
+        "noise_draws": args.noise_draws, "batch_size": args.batch_size, "radii": list(RADII), "resolution": args.resolution, "cells": [],
     }
     args.fixed_cache.parent.mkdir(parents=True, exist_ok=True)
     cache = json.loads(args.fixed_cache.read_text()) if args.fixed_cache.exists() else {}
@@ -62,7 +63,8 @@ def main() -> None:
         model, _ = load_model(name, "fashion-mnist")
         model.to(device)
         for sigma in args.sigmas:
-            seq_config = SequentialConfig(sigma=sigma, n0=100, max_draws=args.noise_draws, alpha=0.001, radii=RADII, batch_size=args.batch_size)
+            seq_config = SequentialConfig(sigma=sigma, n0=100, max_draws=args.noise_draws, alpha=0.001, radii=RADII, resolution=args.resolution,
+                                          batch_size=args.batch_size)
             t0 = time.perf_counter()
             sequential = certify_sequential(model, x, labels, indices, seq_config)
             seq_seconds = time.perf_counter() - t0
