@@ -156,7 +156,7 @@ class CertifyPlan:
             "indices_hash": indices_hash(self.indices), "sigmas": [c.sigma for c in self.settings], "n0": s.n0, "n": s.noise_draws,
             "alpha": s.alpha, "seed": s.seed, "adaptive_radius": s.adaptive_radius,
             # Fields of later options appear only when set, so runs stored before them keep their key.
-            **({"sequential": {"radii": list(s.radii), "resolution": s.resolution if not s.radii else None}} if s.sequential else {}),
+            **({"sequential": {"radii": list(s.radii), "resolution": s.resolution}} if s.sequential else {}),
             **({"precision": s.precision} if s.precision != "fp32" else {}),
         }
 
