@@ -45,6 +45,7 @@ from advbench.store import Store
 
 DEFAULT_NOISE_BATCH = 1000  # noisy copies per forward pass for plans from objects unless given
 RAY_CERTIFY_SHARD = 8  # images per Ray shard (each is n0 + n forward passes per sigma)
+LOOKS = SequentialConfig()  # the look schedule's defaults, recorded in the key of sequential runs
 SEQUENTIAL_SHARD = 64  # images certified together by --sequential (their open ones share forward passes)
 
 
@@ -156,7 +157,8 @@ class CertifyPlan:
             "indices_hash": indices_hash(self.indices), "sigmas": [c.sigma for c in self.settings], "n0": s.n0, "n": s.noise_draws,
             "alpha": s.alpha, "seed": s.seed, "adaptive_radius": s.adaptive_radius,
             # Fields of later options appear only when set, so runs stored before them keep their key.
-            **({"sequential": {"radii": list(s.radii), "resolution": s.resolution}} if s.sequential else {}),
+            **({"sequential": {"radii": list(s.radii), "resolution": s.resolution, "first_look": LOOKS.first_look, "growth": LOOKS.growth}}
+               if s.sequential else {}),
             **({"precision": s.precision} if s.precision != "fp32" else {}),
         }
 
