@@ -8,7 +8,7 @@ sequential draws per image) and rewrites it after every cell, so a partial run k
 Fixed-N certificates are slow (N forward passes per image) and do not depend on the sequential
 method's settings, so each is also kept in `--fixed-cache` (keyed by model, sigma, image, N,
 batch size) and read back from there by later runs.
-Run: python benchmarks/certify_efficiency.py --n 3 --json benchmarks/results/certify_efficiency.json
+Run: python benchmarks/certify_efficiency.py --n 3 --json docs/runs/certify-efficiency.json
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ def main() -> None:
     parser.add_argument("--resolution", type=float, default=0.01, help="the sequential method's --resolution")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/certify_efficiency.json"))
-    parser.add_argument("--fixed-cache", type=Path, default=Path("benchmarks/results/certify_efficiency_fixed.json"))
+    parser.add_argument("--json", type=Path, default=Path("docs/runs/certify-efficiency.json"))
+    parser.add_argument("--fixed-cache", type=Path, default=Path("docs/runs/certify-efficiency-fixed.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
