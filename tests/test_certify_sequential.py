@@ -225,3 +225,15 @@ def test_bf16_predictions_agree_with_fp32_on_noisy_draws(name: str) -> None:
     agree = (full == low).float().mean().item()
     print(f"{name}: bf16 agrees with fp32 on {agree:.4f} of 300 noisy draws")
     assert agree >= 0.99
+
+
+def test_suite_certify_section_takes_the_sequential_settings() -> None:
+    from advbench.engine.suite import suite_cells
+    from advbench.engine.suite_schema import Suite
+
+    base = {"models": ["rn18-nt"], "threats": [{"norm": "linf", "eps": 0.1}]}
+    suite = Suite.from_mapping({**base, "certify": {"sigmas": [0.25], "sequential": True, "radii": [0.5, 0], "resolution": 0.02}})
+    (_, _, _, spec), = [c for c in suite_cells(suite) if c[0] == "certify"]
+    assert spec.sequential and spec.radii == (0.0, 0.5) and spec.resolution == 0.02 and spec.precision == "fp32"
+    with pytest.raises(UsageError, match="resolution"):
+        Suite.from_mapping({**base, "certify": {"sequential": True, "resolution": 0}})
