@@ -21,6 +21,7 @@ import torch
 from scipy.stats import binomtest, norm
 from statsmodels.stats.proportion import proportion_confint
 
+from advbench.certification.forward import precision_context
 from advbench.core.errors import UsageError
 from advbench.core.seeding import derive_seed
 from advbench.models.wrapper import RobustModel
@@ -35,6 +36,7 @@ class CertifyConfig:
     n: int = 100_000
     alpha: float = 0.001
     batch_size: int = 1000
+    precision: str = "fp32"  # autocast dtype of the forward passes (counts stay exact integers)
 
     def __post_init__(self) -> None:
         if not (self.sigma > 0 and math.isfinite(self.sigma)):
@@ -66,11 +68,13 @@ def radius(p_lower: float, sigma: float) -> float:
     return sigma * float(norm.ppf(p_lower)) if p_lower > 0.5 else 0.0
 
 
-def sample_counts(model: RobustModel, x: torch.Tensor, num: int, sigma: float, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+def sample_counts(
+    model: RobustModel, x: torch.Tensor, num: int, sigma: float, batch_size: int, generator: torch.Generator, precision: str = "fp32"
+) -> torch.Tensor:
     """Class counts of the base classifier over `num` noisy copies of one image x (C, H, W)."""
     counts = torch.zeros(model.num_classes, dtype=torch.int64, device=x.device)
     remaining = num
-    with torch.no_grad():
+    with torch.no_grad(), precision_context(x.device, precision):
         while remaining > 0:
             m = min(batch_size, remaining)
             noise = torch.randn((m, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
@@ -80,16 +84,20 @@ def sample_counts(model: RobustModel, x: torch.Tensor, num: int, sigma: float, b
     return counts
 
 
-def _generator(device: torch.device, seed: int, index: int, sigma: float) -> torch.Generator:
+def noise_generator(device: torch.device, seed: int, index: int, sigma: float) -> torch.Generator:
+    """The noise stream of one image at one sigma, keyed by its dataset index (shared by CERTIFY and the sequential variant)."""
     return torch.Generator(device=device).manual_seed(derive_seed(seed, "certify", index, sigma))
+
+
+_generator = noise_generator  # the name tests and older callers use
 
 
 def certify_sample(model: RobustModel, x: torch.Tensor, label: int, index: int, config: CertifyConfig, seed: int = 0) -> Certificate:
     """CERTIFY and PREDICT for one image; both read the same sample-seeded noise stream."""
     gen = _generator(x.device, seed, index, config.sigma)
-    selection = sample_counts(model, x, config.n0, config.sigma, config.batch_size, gen)
+    selection = sample_counts(model, x, config.n0, config.sigma, config.batch_size, gen, config.precision)
     top = int(selection.argmax())
-    estimation = sample_counts(model, x, config.n, config.sigma, config.batch_size, gen)
+    estimation = sample_counts(model, x, config.n, config.sigma, config.batch_size, gen, config.precision)
     count_top = int(estimation[top])
     p_lower = lower_confidence_bound(count_top, config.n, config.alpha)
     prediction = top if p_lower > 0.5 else ABSTAIN

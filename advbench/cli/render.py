@@ -169,10 +169,13 @@ def certify_table(summary: object) -> Table:
     rows = []
     for sigma, curve in summary.curves.items():  # type: ignore[attr-defined]
         at = dict(zip(curve["radii"], curve["certified_accuracy"]))
-        rows.append([sigma, *[pct(at.get(r)) for r in radii], pct(curve["abstain"]), pct(curve["predict_accuracy"])])
+        spread = curve.get("passes_per_image") or {}  # absent in summaries stored before it existed
+        passes = f"{spread['median']:,}/{spread['max']:,}" if spread else "-"
+        rows.append([sigma, *[pct(at.get(r)) for r in radii], pct(curve["abstain"]), pct(curve["predict_accuracy"]), passes])
     title = f"{summary.model} on {summary.dataset}, n={summary.n}: certified accuracy % at L2 radius"  # type: ignore[attr-defined]
     caption = f"run {summary.run_id}, {summary.forward_passes} noisy forward passes, {summary.forward_passes_per_second:.0f}/s"  # type: ignore[attr-defined]
-    return table(title, ["sigma", *[f"r={r:g}" for r in radii], "abstain %", "PREDICT acc %"], rows, caption=caption)
+    columns = ["sigma", *[f"r={r:g}" for r in radii], "abstain %", "PREDICT acc %", "passes/img med/max"]
+    return table(title, columns, rows, caption=caption)
 
 
 def adaptation_line(adaptations: dict[str, dict[str, object]]) -> str:

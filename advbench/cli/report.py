@@ -128,6 +128,16 @@ def show_cmd(
 
     with Store(options.require_db(db)) as store:
         record = store.get_run(run)
+        if record.kind == "certify":
+            from advbench.engine.certify import summarize_certificates
+
+            certified = summarize_certificates(store, record.run_id)
+            if as_json:
+                print(json.dumps({"run": record.__dict__, "summary": certified.to_dict()}, indent=2, default=str))
+                return
+            render.console.print(render.run_info_table(record))
+            render.console.print(render.certify_table(certified))
+            return
         summary = summarize(store, record.run_id)
     if as_json:
         print(json.dumps({"run": record.__dict__, "summary": summary.to_dict()}, indent=2, default=str))

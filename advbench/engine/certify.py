@@ -16,6 +16,8 @@ from advbench.certification.cohen import (
     certify_sample,
     certify_sample_adaptive,
 )
+from advbench.certification.forward import auto_noise_batch, check_precision_on
+from advbench.certification.sequential import SequentialConfig, certify_sequential
 from advbench.core.device import resolve_device
 from advbench.core.errors import UsageError
 from advbench.core.seeding import derive_seed
@@ -41,8 +43,10 @@ from advbench.models.card import load_model
 from advbench.models.wrapper import RobustModel
 from advbench.store import Store
 
-DEFAULT_NOISE_BATCH = 1000  # noisy copies per forward pass unless the runtime sets a batch size
+DEFAULT_NOISE_BATCH = 1000  # noisy copies per forward pass for plans from objects unless given
 RAY_CERTIFY_SHARD = 8  # images per Ray shard (each is n0 + n forward passes per sigma)
+LOOKS = SequentialConfig()  # the look schedule's defaults, recorded in the key of sequential runs
+SEQUENTIAL_SHARD = 64  # images certified together by --sequential (their open ones share forward passes)
 
 
 @dataclass
@@ -85,11 +89,20 @@ def summarize_certificates(store: Store, run_id: str) -> CertifySummary:
             "abstain": sum(1 for r in mine if r["prediction"] < 0) / max(1, len(mine)),
             "predict_accuracy": sum(1 for r in mine if r["predict"] == r["label"]) / max(1, len(mine)),
             "median_radius_correct": _median([r["radius"] for r in mine if r["prediction"] == r["label"]]),
+            # Forward passes (n0 + estimation draws) per image: all alike for CERTIFY, spread out by --sequential.
+            "passes_per_image": _spread([r["forward_passes"] for r in mine]),
         }
     passes = sum(r["forward_passes"] for r in rows)
     seconds = sum(r["seconds"] for r in rows)
     n = len({r["sample_idx"] for r in rows})
     return CertifySummary(run.run_id, run.model, run.dataset, n, sigmas, curves, passes / seconds if seconds else 0.0, passes, run.wall_seconds)
+
+
+def _spread(values: list[int]) -> dict[str, float]:
+    if not values:
+        return {"min": 0, "median": 0, "mean": 0.0, "max": 0}
+    ordered = sorted(values)
+    return {"min": ordered[0], "median": ordered[len(ordered) // 2], "mean": sum(ordered) / len(ordered), "max": ordered[-1]}
 
 
 def _median(values: list[float]) -> float | None:
@@ -106,6 +119,16 @@ def certificate_row(model: RobustModel, image: torch.Tensor, label: int, index: 
     else:
         cert, passes = certify_sample_adaptive(model, image, label, index, setting, spec.adaptive_radius, spec.seed)
     return {**asdict(cert), "sigma": setting.sigma, "forward_passes": passes, "seconds": time.perf_counter() - t0}
+
+
+def sequential_rows(model: RobustModel, images: torch.Tensor, labels: list[int], indices: list[int], setting: CertifyConfig, spec: CertifySpec) -> list[dict[str, Any]]:
+    """Sequential certificates of several images at one sigma as the store's rows; the group's
+    seconds are shared out in proportion to each image's forward passes."""
+    config = SequentialConfig(setting.sigma, spec.n0, spec.noise_draws, spec.alpha, spec.radii, spec.resolution, setting.batch_size, precision=spec.precision)
+    t0 = time.perf_counter()
+    results = certify_sequential(model, images, labels, indices, config, spec.seed)
+    seconds, passes = time.perf_counter() - t0, sum(p for _, p in results)
+    return [{**asdict(cert), "sigma": setting.sigma, "forward_passes": p, "seconds": seconds * p / passes} for cert, p in results]
 
 
 @dataclass
@@ -133,6 +156,10 @@ class CertifyPlan:
             "kind": "certify", "model": s.model, "checkpoint_sha256": self.sha256, "dataset": s.dataset, "split": s.split,
             "indices_hash": indices_hash(self.indices), "sigmas": [c.sigma for c in self.settings], "n0": s.n0, "n": s.noise_draws,
             "alpha": s.alpha, "seed": s.seed, "adaptive_radius": s.adaptive_radius,
+            # Fields of later options appear only when set, so runs stored before them keep their key.
+            **({"sequential": {"radii": list(s.radii), "resolution": s.resolution, "first_look": LOOKS.first_look, "growth": LOOKS.growth}}
+               if s.sequential else {}),
+            **({"precision": s.precision} if s.precision != "fp32" else {}),
         }
 
     @classmethod
@@ -141,25 +168,32 @@ class CertifyPlan:
         noise_draws: int = 100_000, alpha: float = 0.001, seed: int = 0, adaptive_radius: float | None = None,
         indices: torch.Tensor | None = None, name: str | None = None, num_classes: int | None = None,
         mean: Sequence[float] | None = None, std: Sequence[float] | None = None, device: str | torch.device = "auto",
-        batch_size: int = DEFAULT_NOISE_BATCH,
+        batch_size: int = DEFAULT_NOISE_BATCH, sequential: bool = False, radii: Sequence[float] = (), resolution: float = 0.01,
+        precision: str = "fp32",
     ) -> CertifyPlan:
         """A certification of a model object on images `x` in [0,1] (N x C x H x W) with labels `y`
         (`nn.Module`s are wrapped as `EvalPlan.from_objects` wraps them)."""
         source = TensorSource.of(x, y, indices)
         dev = device if isinstance(device, torch.device) else resolve_device(device)
+        check_precision_on(dev, precision)
         wrapped = as_robust_model(model, x, dev, num_classes, mean, std, name)
         spec = CertifySpec(model=name or wrapped.name, sigmas=tuple(sigmas), n0=n0, noise_draws=noise_draws, alpha=alpha,
-                           dataset=source.dataset, split="-", n=len(source.indices), seed=seed, adaptive_radius=adaptive_radius)
-        settings = [CertifyConfig(s, spec.n0, spec.noise_draws, spec.alpha, batch_size) for s in spec.sigmas]
+                           dataset=source.dataset, split="-", n=len(source.indices), seed=seed, adaptive_radius=adaptive_radius,
+                           sequential=sequential, radii=tuple(radii), resolution=resolution, precision=precision)
+        settings = [CertifyConfig(s, spec.n0, spec.noise_draws, spec.alpha, batch_size, spec.precision) for s in spec.sigmas]
         return cls(spec, wrapped, weights_sha256(wrapped), source.indices, settings, source.loader(), dev, named=False)
 
 
 def resolve_certify(spec: CertifySpec, runtime: Runtime, device: torch.device | None = None) -> CertifyPlan:
     check_dataset_spec(spec.dataset)
-    settings = [CertifyConfig(s, spec.n0, spec.noise_draws, spec.alpha, runtime.batch(DEFAULT_NOISE_BATCH)) for s in spec.sigmas]
     dev = device if device is not None else resolve_device(runtime.device)
+    check_precision_on(dev, spec.precision)
     model, card = load_model(spec.model, spec.dataset, runtime.zoo_str, spec.weights, runtime.data_dir_str)
     model.to(dev)
+    # The batch size never changes a certificate's validity, only its noise draws and speed: on a
+    # GPU the default is as many noisy copies as memory holds (capped).
+    batch = runtime.batch_size or auto_noise_batch(model, tuple(model.input_shape), dev, spec.precision)
+    settings = [CertifyConfig(s, spec.n0, spec.noise_draws, spec.alpha, batch, spec.precision) for s in spec.sigmas]
     labels = dataset_labels(spec.dataset, spec.split, runtime.data_dir_str)
     indices = select_indices(labels, spec.n, spec.seed, spec.balanced)
     data_dir = runtime.data_dir_str
@@ -177,6 +211,13 @@ def certify_shard(plan: CertifyPlan, work: list[tuple[int, list[float]]]) -> lis
     images = images.to(plan.device)
     by_sigma = {c.sigma: c for c in plan.settings}
     plan.model.reseed(derive_seed(plan.spec.seed, "model-noise", "certify"))  # noise layers: per-sample draws in any shard
+    if plan.spec.sequential:
+        rows = []
+        for sigma, setting in by_sigma.items():
+            mine = [pos for pos, (_, sigmas) in enumerate(work) if sigma in sigmas]
+            if mine:
+                rows += sequential_rows(plan.model, images[mine], [int(labels[p]) for p in mine], [work[p][0] for p in mine], setting, plan.spec)
+        return rows
     return [
         certificate_row(plan.model, images[pos], int(labels[pos]), index, by_sigma[sigma], plan.spec)
         for pos, (index, sigmas) in enumerate(work) for sigma in sigmas
@@ -218,7 +259,7 @@ def certify_plan(plan: CertifyPlan, runtime: Runtime = Runtime(), progress: Call
         work = [(index, [s for s in sigmas if (index, s) not in done]) for index in plan.indices.tolist()]
         work = [w for w in work if w[1]]
         # One image's certificate can be minutes of GPU work: locally each is committed alone.
-        per_shard = 1 if runtime.ray is None else RAY_CERTIFY_SHARD
+        per_shard = SEQUENTIAL_SHARD if spec.sequential else 1 if runtime.ray is None else RAY_CERTIFY_SHARD
         shards = [work[s : s + per_shard] for s in range(0, len(work), per_shard)]
         total, finished = len(plan.indices) * len(sigmas), len(done)
         if progress:

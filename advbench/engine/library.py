@@ -158,17 +158,22 @@ def certify(
     n0: int = 100, noise_draws: int = 100_000, alpha: float = 0.001, adaptive_radius: float | None = None, seed: int = 0,
     mean: Sequence[float] | None = None, std: Sequence[float] | None = None, num_classes: int | None = None, name: str | None = None,
     device: str | torch.device = "auto", batch_size: int | None = None, db: str | Path | None = None, progress: ProgressFn | None = None,
+    sequential: bool = False, radii: Sequence[float] = (), resolution: float = 0.01, precision: str = "fp32",
 ) -> Certification:
     """Cohen et al.'s certified L2 radii of the Gaussian-smoothed `model` on images `x` in [0,1]
     with labels `y`, per sample and noise level `sigma` (one or a list).
 
     Per image and sigma: `n0` noise draws pick the class, `noise_draws` bound its probability at
     failure rate `alpha`; `adaptive_radius` stops sampling an image once its decision at that
-    radius is settled. `batch_size`: noisy copies per forward pass (default 1000).
+    radius is settled. `sequential`: each image stops once its answer at every radius of `radii`
+    (empty: its whole curve, to `resolution` in L2) is settled, `noise_draws` its cap, with
+    bounds valid at `alpha` over all looks. `precision`: fp32, or bf16/fp16 autocast.
+    `batch_size`: noisy copies per forward pass (default 1000).
     """
     sigmas = (sigma,) if isinstance(sigma, (int, float)) else tuple(sigma)
     plan = CertifyPlan.from_objects(model, x, y, sigmas=sigmas, n0=n0, noise_draws=noise_draws, alpha=alpha, seed=seed,
                                     adaptive_radius=adaptive_radius, name=name, num_classes=num_classes, mean=mean, std=std, device=device,
+                                    sequential=sequential, radii=radii, resolution=resolution, precision=precision,
                                     **({"batch_size": batch_size} if batch_size else {}))
     with _database(db) as path:
         summary = certify_plan(plan, Runtime(db=path), progress)

@@ -123,9 +123,16 @@ class CertifySpec:
     balanced: bool = False
     weights: str | None = None
     adaptive_radius: float | None = None  # sequential: stop each image once its decision at this L2 radius is settled
+    # Sequential certification (advbench.certification.sequential): noise_draws is each image's
+    # cap; it stops once its answer at `radii` (empty: the whole curve, to `resolution`) is settled.
+    sequential: bool = False
+    radii: tuple[float, ...] = ()
+    resolution: float = 0.01
+    precision: str = "fp32"  # autocast dtype of the noisy forward passes
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
+        object.__setattr__(self, "radii", tuple(sorted({float(r) for r in self.radii})))
         if not self.sigmas:
             raise UsageError("give at least one --sigma")
         if any(not math.isfinite(s) or s <= 0 for s in self.sigmas):
@@ -137,6 +144,16 @@ class CertifySpec:
             raise UsageError(f"--alpha must lie in (0, 1), got {self.alpha}")
         if self.adaptive_radius is not None and not (self.adaptive_radius > 0 and math.isfinite(self.adaptive_radius)):
             raise UsageError(f"--radius must be a positive number, got {self.adaptive_radius}")
+        if self.sequential and self.adaptive_radius is not None:
+            raise UsageError("--adaptive and --sequential are two sequential procedures; give one (--sequential --radius R does what --adaptive did, for any number of radii)")
+        if self.radii and not self.sequential:
+            raise UsageError("--radius lists radii for --sequential (or one radius for --adaptive)")
+        if any(not (math.isfinite(r) and r >= 0) for r in self.radii):
+            raise UsageError(f"--radius must be finite numbers >= 0, got {', '.join(f'{r:g}' for r in self.radii)}")
+        if not (self.resolution > 0 and math.isfinite(self.resolution)):
+            raise UsageError(f"--resolution must be a positive number, got {self.resolution}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise UsageError(f"--precision must be fp32, bf16 or fp16, got {self.precision!r}")
 
 
 def spec_dict(spec: EvalSpec | CertifySpec) -> dict[str, object]:

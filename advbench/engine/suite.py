@@ -44,7 +44,7 @@ def suite_cells(suite: Suite) -> list[tuple[str, str, str, EvalSpec | CertifySpe
         if suite.certify:
             c = suite.certify
             cert = CertifySpec(model=model, sigmas=c.sigmas, n0=c.n0, noise_draws=c.noise_draws, alpha=c.alpha, dataset=suite.dataset, n=c.n,
-                               seed=suite.seed)
+                               seed=suite.seed, sequential=c.sequential, radii=c.radii, resolution=c.resolution, precision=c.precision)
             cells.append(("certify", model, f"sigma {','.join(str(s) for s in cert.sigmas)}", cert))
     return cells
 

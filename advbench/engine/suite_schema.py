@@ -8,7 +8,8 @@
     models: [str, ...]         (non-empty)
     attacks: [str, ...]        (default [auto]; a threat may name its own)
     threats: [{norm: linf|l2|l1|l0, eps: number >= 0 | [numbers], attacks: [str, ...]}, ...]
-    certify: {sigmas: [number > 0], n: int | null (images), n0: int, noise_draws: int, alpha: (0, 1), batch_size: int}
+    certify: {sigmas: [number > 0], n: int | null (images), n0: int, noise_draws: int, alpha: (0, 1), batch_size: int,
+              sequential: bool, radii: [number >= 0], resolution: number > 0, precision: fp32|bf16|fp16}
     eot: int >= 1 | null       (default: chosen from the model)
     checks: true | false       (default true)
 
@@ -19,6 +20,8 @@ The file is read without YAML anchors or aliases (`core.schema`).
 """
 
 from __future__ import annotations
+
+import math
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +34,7 @@ from advbench.core.threat import Norm
 SUITE_KEYS = ("name", "dataset", "n", "seed", "batch_size", "models", "attacks", "threats", "certify", "eot", "checks")
 DEFAULT_ATTACKS = ("auto",)  # the default evaluation, as for `advbench eval`
 THREAT_KEYS = ("norm", "eps", "attacks")  # attacks: this budget's own list instead of the suite's
-CERTIFY_KEYS = ("sigmas", "n", "n0", "noise_draws", "alpha", "batch_size")
+CERTIFY_KEYS = ("sigmas", "n", "n0", "noise_draws", "alpha", "batch_size", "sequential", "radii", "resolution", "precision")
 # Keys of an older schema, refused with what replaced them (a bare unknown-key error would not say
 # that `n` changed meaning: it was the noise draws, it is now the images).
 CERTIFY_RENAMED = {"n_samples": "the images are now 'n' and Cohen's noise draws (formerly 'n') are 'noise_draws'"}
@@ -69,6 +72,10 @@ class CertifySettings:
     noise_draws: int = 100_000  # noise draws that bound its probability
     alpha: float = 0.001
     batch_size: int | None = None  # noisy copies per forward pass; None: the runtime's or the default
+    sequential: bool = False  # as `certify --sequential`: noise_draws is each image's cap
+    radii: tuple[float, ...] = ()
+    resolution: float = 0.01
+    precision: str = "fp32"
 
     @classmethod
     def from_section(cls, section: Section) -> CertifySettings:
@@ -79,6 +86,10 @@ class CertifySettings:
             noise_draws=section.integer("noise_draws", cls.noise_draws),
             alpha=section.number("alpha", cls.alpha, 0.0, 1.0, open_low=True, open_high=True),
             batch_size=section.integer("batch_size", None),
+            sequential=section.boolean("sequential", cls.sequential),
+            radii=section.number_list("radii", "L2 radii", scalar=True, default=()) or (),
+            resolution=section.number("resolution", cls.resolution, 0.0, math.inf, open_low=True),
+            precision=section.text("precision", cls.precision) or cls.precision,
         )
 
 
