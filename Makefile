@@ -5,8 +5,8 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test setup data bench
 
-demo: setup data  ## set up, then evaluate kap-rn18 under PGD on Fashion-MNIST
-	$(BIN)/advbench eval --model kap-rn18 --attack pgd --eps 0.02 --eps 0.05 --eps 0.1 --n 1000
+demo: setup data  ## set up, then compare rn18-nt, kap-rn18 and madry-cnn-at on Fashion-MNIST (docs/suites/demo.yaml)
+	bash scripts/demo.sh $(BIN)/advbench
 
 test: setup data  ## set up, run the whole test suite, then the robustness regression gate
 	bash scripts/ensure-chromium.sh

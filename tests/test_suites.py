@@ -55,3 +55,27 @@ def test_reproduction_tables_are_the_shipped_runs(tmp_path) -> None:
         rebuilt = script.replace_block(rebuilt, name, table)
     assert rebuilt == document
     assert "| not run" not in document  # every table cell was measured
+
+
+def test_make_demo_runs_the_demo_suite_on_shipped_checkpoints_with_existing_commands() -> None:
+    """`make demo` is only run by hand (minutes): check its wiring here instead, without running it."""
+    import re
+    import subprocess
+
+    from advbench.cli.app import app
+
+    makefile = (REPO / "Makefile").read_text()
+    recipe = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    assert "scripts/demo.sh" in recipe
+    script = (REPO / "scripts" / "demo.sh").read_text()
+    subprocess.run(["bash", "-n", str(REPO / "scripts" / "demo.sh")], check=True)
+    assert "docs/suites/demo.yaml" in script
+    suite = load_suite(REPO / "docs" / "suites" / "demo.yaml")
+    assert suite.checks and suite.dataset == "fashion-mnist"
+    for model in suite.models:  # shipped, so the demo never trains or downloads a model
+        assert (REPO / "model_zoo" / "fashion-mnist" / f"{model}.safetensors").is_file(), model
+    commands = {c.name for c in app.registered_commands}
+    used = set(re.findall(r'"\$ADVBENCH" ([a-z]+)', script))
+    assert {"run", "curve", "report", "leaderboard"} <= used and used <= commands, used - commands
+    reported = re.findall(r'"\$ADVBENCH" report ([a-z0-9-]+)', script)
+    assert reported and set(reported) <= set(suite.models)
