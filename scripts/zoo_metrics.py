@@ -18,7 +18,7 @@ from dataclasses import replace
 
 from advbench.engine import EvalSpec, Runtime, run_eval
 from advbench.models.card import REPO_ZOO, ModelCard, card_path, load_model
-from advbench.models.paper import default_threat, paper_facts
+from advbench.models.paper import default_threat, own_variant, paper_facts
 
 SETTINGS = [
     # (metric key, norm, eps, n test images, balanced subset of seed 0)
@@ -71,24 +71,30 @@ def store_half(model: str) -> str:
 def paper_headline(facts: dict, strides: str) -> str:
     """The paper's clean and main robust number for its own setting, as one cell.
 
-    Entries for another stride configuration of the same defense (stride paper Tables V-VI) are skipped.
+    Entries for another stride configuration of the same defense (stride paper Tables V-VI) or
+    another variant of a sweep (dissertation Table B.1's other T) are skipped; of the robust
+    numbers, the model's own table entries (no `variant`) come before a sweep's, then PGD before
+    other attacks, then more steps. Each number names the table it comes from.
     """
     threat = facts.get("threat_model") or {}
-    own = [r for r in facts.get("reported", []) if r.get("dataset") == facts.get("dataset") and r.get("strides", strides) == strides]
-    clean = next((r for r in own if r.get("metric") == "clean_accuracy"), None)
+    own = [r for r in own_variant(facts) if r.get("dataset") == facts.get("dataset") and r.get("strides", strides) == strides]
+    clean = next((r for r in sorted(own, key=lambda r: "variant" in r) if r.get("metric") == "clean_accuracy"), None)
     robust = [r for r in own if r.get("metric") == "robust_accuracy" and r.get("norm") == threat.get("norm") and r.get("eps") == threat.get("eps") and r.get("eps") is not None]
     if not robust:  # the paper's threat model leaves eps unstated (CPNI): any robust number it gives in its own norm
         robust = [r for r in own if r.get("metric") == "robust_accuracy" and r.get("norm") == threat.get("norm")]
-    robust = sorted(robust, key=lambda r: (r.get("attack") != "pgd", -(r.get("steps") or 0)))
+    robust = sorted(robust, key=lambda r: ("variant" in r, r.get("attack") not in ("pgd", "bpda-pgd"), -(r.get("steps") or 0)))
     if clean is None and not robust:
         return "not reported"
     parts = [f"{facts.get('dataset')}: clean {100 * clean['value']:.2f}" if clean else f"{facts.get('dataset')}:"]
+    where = [(clean or robust[0]).get("where", "")]
     if robust:
         r = robust[0]
         steps = f"-{r['steps']}" if r.get("steps") else ""
         budget = "eps unstated" if r.get("eps") is None else f"{r['eps']:g}"
         parts.append(f"{(r.get('attack') or '').upper()}{steps} {r['norm']} {budget}: {100 * r['value']:.2f}")
-    return ", ".join(parts) + f" ({(clean or robust[0]).get('where', '')})"
+        if r.get("where", "") not in where:  # clean and robust from different tables: name both
+            where.append(r.get("where", ""))
+    return ", ".join(parts) + f" ({'; '.join(where)})"
 
 
 def main() -> None:

@@ -255,11 +255,29 @@ def test_dead_zone_quantizer_levels_and_threshold() -> None:
     torch.testing.assert_close(q(x).view(2, 2), torch.tensor([[0.0, 0.0], [-2.0, -4.0]]))
 
 
+def test_dictionary_learning_runs_every_iteration(monkeypatch) -> None:
+    # Dissertation §4.2.4 / App. B.3: 1000 iterations "to ensure convergence"; scikit-learn's own
+    # stopping rule would end after about two passes, so every step must be taken.
+    from sklearn.decomposition import MiniBatchDictionaryLearning
+
+    from advbench.models.sparse_coding import learn_dictionary
+
+    sizes = []
+    original = MiniBatchDictionaryLearning.partial_fit
+    monkeypatch.setattr(MiniBatchDictionaryLearning, "partial_fit", lambda self, X, y=None: sizes.append(len(X)) or original(self, X))
+    images = torch.rand(20, 1, 28, 28)  # 20 x 169 patches: a pass is 13 batches of 256
+    learn_dictionary(images, atoms=8, patch=4, stride=2, iterations=30, batch_size=256)
+    assert sizes == [256] * 30
+    import inspect
+
+    assert inspect.signature(learn_dictionary).parameters["iterations"].default == 1000
+
+
 def test_sparse_coding_front_end_shapes_and_randomness() -> None:
     from advbench.models.sparse_coding import SparseCodingFrontEnd, learn_dictionary
 
     images = torch.rand(50, 1, 28, 28)
-    dictionary = learn_dictionary(images, atoms=24, patch=4, stride=2, max_patches=2000)
+    dictionary = learn_dictionary(images, atoms=24, patch=4, stride=2, max_patches=2000, iterations=50)
     assert dictionary.shape == (24, 1, 4, 4)
     torch.testing.assert_close(dictionary.flatten(1).norm(dim=1), torch.ones(24))
     net = SparseCodingFrontEnd(in_channels=1, input_size=28, atoms=24, top_t=5, dropout=0.5, eps=0.1, ensemble=3, classifier_width=4).eval()

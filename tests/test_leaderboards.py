@@ -116,6 +116,21 @@ def test_the_paper_number_only_in_its_own_setting() -> None:
     assert paper_numbers({**facts, "reported": []}, "cifar10", "l2", 1.0) == ("", "not reported")
 
 
+def test_the_paper_number_of_the_models_own_variant_only() -> None:
+    # A sweep over T (dissertation Table B.1) must not lend another T's number to the T = 15 model.
+    sweep = {"dataset": "cifar10", "metric": "robust_accuracy", "attack": "bpda-pgd", "norm": "linf", "eps": 0.031373}
+    facts = {"dataset": "cifar10", "variant": "T=15", "threat_model": {"norm": "linf", "eps": 0.031373}, "reported": [
+        {**sweep, "value": 0.3733, "where": "Table 4.5"},
+        {**sweep, "value": 0.3283, "variant": "T=5", "where": "Table B.1"},
+        {**sweep, "value": 0.4455, "variant": "T=15", "where": "Table B.1"},
+    ]}
+    assert paper_numbers(facts, "cifar10", "linf", 0.031373) == ("37.33 (bpda-pgd, Table 4.5)", "")
+    facts["reported"][0]["value"] = 0.50  # the T = 15 sweep entry is the model's own: now the lowest
+    assert paper_numbers(facts, "cifar10", "linf", 0.031373) == ("44.55 (bpda-pgd, Table B.1)", "")
+    del facts["variant"]  # no variant named: only the entries without one
+    assert paper_numbers(facts, "cifar10", "linf", 0.031373) == ("50.00 (bpda-pgd, Table 4.5)", "")
+
+
 def test_every_format_shows_the_boards(merged_db: Path) -> None:
     boards = boards_of(merged_db)
     rows = [r for b in boards for r in b.rows]

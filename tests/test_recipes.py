@@ -59,9 +59,11 @@ def test_every_recipe_has_a_tiny_end_to_end_case() -> None:
 def test_recipe_trains_end_to_end(tmp_path, recipe: str) -> None:
     name, kwargs = SMALL[recipe]
     epochs = 3 if recipe == "polarizer" else 1
-    config = config_for(name, **DIGITS, epochs=epochs, model_kwargs=kwargs)
+    extra = {"dictionary_steps": 20} if recipe == "sparse-coding" else {}  # the default 1000 steps take minutes
+    config = config_for(name, **DIGITS, epochs=epochs, model_kwargs=kwargs, **extra)
     card = train_model(config, tmp_path / "digits", torch.device("cpu"))
     assert card.training["recipe"] == recipe and len(card.training["history"]) == epochs
+    assert card.training.get("dictionary_steps") == config.dictionary_steps
     assert all(math.isfinite(h["loss"]) for h in card.training["history"])
     assert (card.training["history"][0]["val_robust_acc"] is not None) == RECIPES.get(recipe).adversarial
     model, loaded = load_model(name, "digits", tmp_path)

@@ -109,3 +109,34 @@ def test_shipped_checkpoint(name: str) -> None:
 def test_every_registered_model_has_a_shipped_checkpoint() -> None:
     missing = sorted(set(MODELS.names()) - set(SHIPPED))
     assert not missing, f"no Fashion-MNIST checkpoint yet for: {', '.join(missing)}"
+
+
+def test_zoo_table_quotes_the_paper_number_of_the_models_own_variant() -> None:
+    # sc-frontend-nodrop is the dissertation's T = 15 model: its headline is Table 4.5's 37.33 under
+    # the strongest attack, not Table B.1's 59.91 (T = 1, one restart of 1000 steps).
+    import importlib.util
+
+    from advbench.models.paper import paper_facts
+
+    spec = importlib.util.spec_from_file_location("zoo_metrics", REPO_ZOO.parent / "scripts" / "zoo_metrics.py")
+    zoo_metrics = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zoo_metrics)
+    facts = paper_facts("sc-frontend-nodrop")
+    assert facts["variant"] == "T=15"
+    cell = zoo_metrics.paper_headline(facts, "1-2-2-2")
+    assert "37.33" in cell and "59.91" not in cell and "Table 4.5" in cell and "Table B.1" not in cell
+    # numbers from two tables name both
+    two = {**facts, "reported": [r for r in facts["reported"] if r.get("variant") == "T=15"]}
+    assert "Table B.1" in zoo_metrics.paper_headline(two, "1-2-2-2")
+    assert zoo_metrics.paper_headline(two, "1-2-2-2").count("Table") == 1  # clean and robust both from B.1
+
+
+def test_sparse_coding_front_ends_as_the_dissertation_attacks_them() -> None:
+    # The non-random encoder is the T = 15 model; attacks route gradients through the top U = 2T.
+    spec = MODELS.get("sc-frontend-nodrop")
+    assert spec.defaults["top_t"] == 15 and spec.cpu_train["model_kwargs"]["top_t"] == 15
+    for name in ("sc-frontend", "sc-frontend-nodrop"):
+        net = MODELS.get(name).build(in_channels=1, input_size=28, atoms=120, classifier_width=4)
+        assert net.top.top_u == 2 * net.top.top_t
+    model, card = load_model("sc-frontend-nodrop", "fashion-mnist")
+    assert card.kwargs["top_t"] == 15 and model.net.top.top_u == 30

@@ -37,6 +37,19 @@ def paper_facts(name: str) -> dict[str, Any]:
     return dict(_all_facts().get(name, {}))
 
 
+def own_variant(facts: dict[str, Any]) -> list[dict[str, Any]]:
+    """The reported numbers that belong to the model the facts describe.
+
+    A paper may report a sweep over one hyperparameter (e.g. dissertation Table B.1: the
+    non-random sparse-coding encoder for T = 1, 2, 5, 10, 15, 20); those entries carry
+    `variant`. The facts' own top-level `variant` names the one the registered model is (T=15);
+    entries of any other variant are left out. Without a top-level `variant`, only entries
+    without one count.
+    """
+    mine = facts.get("variant")
+    return [r for r in facts.get("reported") or [] if r.get("variant") in (None, mine)]
+
+
 def reported_numbers(name: str, dataset: str | None = None) -> list[dict[str, Any]]:
     """Numbers the paper reports for `name`, optionally only those on `dataset`."""
     rows = paper_facts(name).get("reported", [])

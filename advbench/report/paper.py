@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from advbench.models.paper import own_variant
+
 NOT_REPORTED = "not reported"
 
 
@@ -35,7 +37,7 @@ def _cell(r: dict[str, Any]) -> str:
 
 def paper_value(paper: dict[str, Any], dataset: str, norm: str, eps: float) -> float | None:
     """The paper's robust accuracy (a share) in exactly this setting, or None."""
-    r = _robust(paper.get("reported") or [], dataset, norm, eps)
+    r = _robust(own_variant(paper), dataset, norm, eps)
     return None if r is None else float(r["value"])
 
 
@@ -48,7 +50,7 @@ def paper_numbers(paper: dict[str, Any], dataset: str, norm: str, eps: float) ->
     """
     if not paper:
         return "", ""
-    reported = paper.get("reported") or []
+    reported = own_variant(paper)  # not another variant's number (e.g. Table B.1's other T)
     same = _robust(reported, dataset, norm, eps)
     if same is not None:
         return _cell(same), ""

@@ -55,6 +55,7 @@ class TrainConfig:
     gauss_q: float = 0.5
     polarizer_sigma1: float = 0.35
     polarizer_sigma2: float = 0.15
+    dictionary_steps: int = 1000  # sparse-coding: minibatch steps of dictionary learning (dissertation App. B.3: 1000)
     # Partial adversarial training (advbench.train.partial).
     recipe: str | None = None  # override the model's own recipe (partial adversarial training's stages)
     partial: str | None = None  # A1N2 | N1A2 | A2N1 | N2A1: this run is stage 2 of partial adversarial training

@@ -298,7 +298,7 @@ class SparseCoding(Recipe):
         from advbench.models.sparse_coding import learn_dictionary
 
         patch = net.dictionary.shape[-1]
-        atoms = learn_dictionary(x_train[:5000].cpu(), net.dictionary.shape[0], patch, net.stride, seed=config.seed)
+        atoms = learn_dictionary(x_train[:5000].cpu(), net.dictionary.shape[0], patch, net.stride, seed=config.seed, iterations=config.dictionary_steps)
         net.set_dictionary(atoms.to(net.dictionary.device))
 
     def loss(self, ctx, x, y, idx):  # type: ignore[no-untyped-def]
