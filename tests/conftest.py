@@ -55,5 +55,5 @@ def merged_db(digits_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     run_eval(EvalSpec(**digits, attacks=("deepfool",), eps=(0.08,), n=40, checks=False), runtime)
     run_eval(EvalSpec(**digits, attacks=("pgd:steps=2",), eps=(0.08,), n=30, checks=False), runtime)
     run_eval(EvalSpec(**digits, attacks=("deepfool",), norm="l2", eps=(0.5, 1.0), n=40, checks=False), runtime)
-    run_certify(CertifySpec(**digits, sigmas=(0.25,), n0=10, n=100, n_samples=10), runtime)
+    run_certify(CertifySpec(**digits, sigmas=(0.25,), n0=10, noise_draws=100, n=10), runtime)
     return db
