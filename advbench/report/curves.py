@@ -82,26 +82,12 @@ def curves_csv(curves: list[Curve]) -> str:
 
 def plot_curves(curves: list[Curve], path: Path, title: str = "") -> Path:
     """Accuracy vs eps, all curves on one axes, as a PNG (Agg backend: no display needed)."""
-    import matplotlib
+    from advbench.report.figures import line_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    for c in curves:
-        ax.plot(c.eps, [100 * a for a in c.accuracy], marker="o", markersize=3, label=c.label)
     norms = sorted({c.norm for c in curves})
-    ax.set_xlabel(f"eps ({', '.join(norms)})")
-    ax.set_ylabel("robust accuracy %")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
+    fig = line_figure([(c.label, c.eps, c.accuracy) for c in curves], f"eps ({', '.join(norms)})", "robust accuracy %", title)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 

@@ -27,10 +27,8 @@ def figure_uri(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def line_plot(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], xlabel: str, ylabel: str = "accuracy %", title: str = "") -> str:
-    """(label, x, y as shares) lines on one axes, y in percent, as a data URI ("" with nothing to draw)."""
-    if not series:
-        return ""
+def line_figure(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], xlabel: str, ylabel: str = "accuracy %", title: str = "") -> Any:
+    """(label, x, y as shares) lines on one axes, y in percent: the open matplotlib figure."""
     fig, ax = _pyplot().subplots(figsize=(6.4, 4.0), dpi=100)
     for label, xs, ys in series:
         ax.plot(list(xs), [100 * y for y in ys], marker="o", markersize=3, label=label)
@@ -42,7 +40,18 @@ def line_plot(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], xl
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    return figure_uri(fig)
+    return fig
+
+
+def line_plot(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], xlabel: str, ylabel: str = "accuracy %", title: str = "") -> str:
+    """`line_figure` as a data URI ("" with nothing to draw)."""
+    return figure_uri(line_figure(series, xlabel, ylabel, title)) if series else ""
+
+
+def save_figure(fig: Any, path: Any) -> None:
+    """Write the figure to `path` and close it."""
+    fig.savefig(path)
+    _pyplot().close(fig)
 
 
 def _hwc(image: Any) -> np.ndarray:
