@@ -188,7 +188,7 @@ def test_zoo_model_identity_is_still_its_weights_hash(digits_zoo: Path) -> None:
 def test_sigint_during_eval_stores_whole_batches_and_says_how_to_resume(tmp_path: Path, digits_zoo: Path) -> None:
     db = tmp_path / "int.sqlite"
     args = ["eval", "--model", "rn18-nt", "--dataset", "digits", "--zoo", str(digits_zoo), "--n", "200", "--device", "cpu",
-            "--attack", "pgd:steps=20", "--eps", "0.02", "--batch-size", "8", "--db", str(db)]
+            "--attack", "pgd:steps=200", "--eps", "0.02", "--batch-size", "8", "--db", str(db)]  # slow enough to interrupt on an idle machine
     env = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([str(SCRIPT), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
     done, deadline = 0, time.time() + 300
