@@ -190,7 +190,9 @@ def test_sigint_during_eval_stores_whole_batches_and_says_how_to_resume(tmp_path
     args = ["eval", "--model", "rn18-nt", "--dataset", "digits", "--zoo", str(digits_zoo), "--n", "200", "--device", "cpu",
             "--attack", "pgd:steps=200", "--eps", "0.02", "--batch-size", "8", "--db", str(db)]  # slow enough to interrupt on an idle machine
     env = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([str(SCRIPT), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    # A shell's background job (e.g. CI started with `cmd &`) inherits SIGINT ignored; a user's Ctrl-C assumes the default.
+    restore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    proc = subprocess.Popen([str(SCRIPT), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO, preexec_fn=restore_sigint)
     done, deadline = 0, time.time() + 300
     while time.time() < deadline and proc.poll() is None and done < 16:
         try:
