@@ -131,16 +131,11 @@ def show_cmd(
         if record.kind == "certify":
             from advbench.engine.certify import summarize_certificates
 
-            certified = summarize_certificates(store, record.run_id)
-            if as_json:
-                print(json.dumps({"run": record.__dict__, "summary": certified.to_dict()}, indent=2, default=str))
-                return
-            render.console.print(render.run_info_table(record))
-            render.console.print(render.certify_table(certified))
-            return
-        summary = summarize(store, record.run_id)
+            summary, summary_table = summarize_certificates(store, record.run_id), render.certify_table
+        else:
+            summary, summary_table = summarize(store, record.run_id), render.summary_table
     if as_json:
         print(json.dumps({"run": record.__dict__, "summary": summary.to_dict()}, indent=2, default=str))
         return
     render.console.print(render.run_info_table(record))
-    render.console.print(render.summary_table(summary))
+    render.console.print(summary_table(summary))
