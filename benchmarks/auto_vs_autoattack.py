@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -89,7 +90,8 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     wanted = {w.strip() for w in args.models.split(",") if w.strip()}
-    report = {"ours": args.ours, "device": str(device), "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg(), "rows": []}
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    report = {"commit": commit, "ours": args.ours, "device": str(device), "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg(), "rows": []}
     print(f"{'model':32} {'threat':11} {'n':>4} {'clean':>6} {'auto':>6} {'AA':>6} {'caught':>7} {'auto s':>8} {'AA s':>8} {'speed-up':>8} {'auto/fb':>8} {'AA/fb':>8}")
     for i, (label, name, dataset, norm, eps) in enumerate(PANEL):
         if wanted and label not in wanted and name not in wanted:
@@ -123,6 +125,7 @@ def main() -> None:
             "model": label, "threat": threat.label(), "n": n, "clean": float(correct.float().mean()), "robust_auto": robust_ours, "robust_autoattack": robust_aa,
             "share_of_aa_breaks_caught": caught, "seconds_auto": t_ours, "seconds_autoattack": t_theirs, "speed_up": t_theirs / t_ours,
             "auto_in_forward_backward_passes": t_ours / fb, "autoattack_in_forward_backward_passes": t_theirs / fb,
+            "order": order, "load_average_after": os.getloadavg(),
         }
         report["rows"].append(row)
         print(f"{label:32} {threat.label():11} {n:4d} {100 * row['clean']:6.1f} {100 * robust_ours:6.1f} {100 * robust_aa:6.1f} {100 * caught:6.1f}% "
