@@ -4,6 +4,8 @@ from torch import nn
 
 from advbench.core.errors import UsageError
 from advbench.models.bpda import Quantize
+from advbench.models.polarize import TernaryQuantizer
+from advbench.models.sparse_coding import DeadZoneQuantizer, TopT
 from advbench.models.noise import GaussianNoise
 from advbench.models.wrapper import RobustModel
 
@@ -78,3 +80,20 @@ def test_wrong_shape_is_a_usage_error() -> None:
 def test_bad_normalization_rejected() -> None:
     with pytest.raises(UsageError):
         make(Flat(), mean=[0.1, 0.2], std=[1.0, 1.0])
+
+
+@pytest.mark.parametrize("layer", [
+    TernaryQuantizer(threshold=0.3, steepness=10.0),
+    DeadZoneQuantizer(torch.full((16,), 0.2), beta=3.0, eps=0.03, steepness=4.0),
+    TopT(top_t=2, top_u=4),
+], ids=["ternary-tanh", "dead-zone-sigmoid", "top-t-routing"])
+def test_attack_mode_changes_gradients_never_outputs(layer: nn.Module) -> None:
+    """BPDA replaces the backward pass only: a black-box attack (Square) querying a model in attack
+    mode sees the exact model's outputs even where the surrogate is a smooth curve."""
+    z = torch.randn(3, 16, 2, 2, requires_grad=True)
+    exact = layer(z)
+    layer.use_surrogate = True
+    through_surrogate = layer(z)
+    (grad,) = torch.autograd.grad(through_surrogate.sum(), z)
+    assert torch.equal(through_surrogate, exact)
+    assert float(grad.abs().sum()) > 0.0  # gradients do flow through the surrogate
