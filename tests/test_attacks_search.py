@@ -6,7 +6,7 @@ import torch
 from advbench.attacks import build_attack
 from advbench.core.errors import UsageError
 from advbench.core.threat import Norm, ThreatModel
-from advbench.engine.suite import load_suite
+from advbench.engine.suite import load_suite, suite_cells
 from advbench.models.wrapper import RobustModel
 
 N = 80
@@ -84,6 +84,9 @@ def test_suite_threats_can_name_their_own_attacks(tmp_path) -> None:
     assert loaded.threats == (("linf", (1.0,), ("fgsm-search", "deepfool")), ("l2", (1000.0,), ("fgsm",)))
     suite.write_text("models: [m]\nthreats:\n  - {norm: l2, eps: [1000]}\n")
     assert load_suite(suite).threats == (("l2", (1000.0,), ("auto",)),)  # no attacks named: the default evaluation
+    suite.write_text("models: [m]\ncheck_n: 24\nthreats:\n  - {norm: l2, eps: [1000]}\n")
+    assert load_suite(suite).check_n == 24 and loaded.check_n == 100  # the checks' images, as `eval --check-n`
+    assert {spec.check_n for *_, spec in suite_cells(load_suite(suite))} == {24}
     suite.write_text("models: [m]\nattacks: []\nthreats:\n  - {norm: l2, eps: [1000]}\n")
     with pytest.raises(UsageError, match="attacks"):
         load_suite(suite)

@@ -99,3 +99,25 @@ def test_auto_gives_square_autoattacks_budget_where_gradients_go_through_bpda() 
     assert square_queries(AttackedModel(plain)) == 500
     assert square_queries(AttackedModel(pfe), build_attack("auto:square_queries=0")[1]) is None
     assert square_queries(AttackedModel(pfe), build_attack("auto:bpda_square_queries=800")[1]) == 800
+
+
+def test_the_checks_time_counts_in_the_runs_wall_time(digits_zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks are part of what an evaluation costs: `show` and the leaderboards' seconds include them."""
+    import time
+
+    from advbench.engine import evaluate
+
+    real = evaluate.checks_job
+
+    def slow_checks(plan, indices):
+        time.sleep(1.0)
+        return real(plan, indices)
+
+    monkeypatch.setattr(evaluate, "checks_job", slow_checks)
+    outcome = run_eval(EvalSpec(model="rn18-nt", dataset="digits", attacks=("fgsm",), eps=(0.1,), n=8, check_n=8),
+                       Runtime(db=tmp_path / "r.sqlite", zoo=digits_zoo))
+    with Store(tmp_path / "r.sqlite") as store:
+        record = store.get_run(outcome.summary.run_id)
+        config = record.config
+    assert config["checks_seconds"] >= 1.0
+    assert record.wall_seconds >= config["checks_seconds"]

@@ -47,6 +47,7 @@ SUITE_CASES = [
     ("models-empty", GOOD_SUITE.replace("[rn18-nt]", "[]"), "'models' must be a non-empty list of model names"),
     ("attacks-string", GOOD_SUITE.replace("[fgsm]", "pgd"), "'attacks' must be a non-empty list of attack specs (write [pgd])"),
     ("checks-string", GOOD_SUITE + 'checks: "false"\n', "'checks' must be true or false, got the string 'false'"),
+    ("check-n-zero", GOOD_SUITE + "check_n: 0\n", "'check_n' must be a positive integer, got the integer 0"),
     ("dataset-number", GOOD_SUITE + "dataset: 10\n", "'dataset' must be a non-empty string, got the integer 10"),
     ("eps-string", GOOD_SUITE.replace("[0.05]", "[abc]"), "threats[0]: 'eps[0]' must be a finite number >= 0, got the string 'abc'"),
     ("eps-nan", GOOD_SUITE.replace("[0.05]", "[.nan]"), "'eps[0]' must be a finite number >= 0, got the number nan"),

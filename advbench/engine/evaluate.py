@@ -8,6 +8,7 @@ committed as it finishes, and the same call resumes an interrupted run.
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -130,6 +131,7 @@ def evaluate_plan(plan: EvalPlan, runtime: Runtime = Runtime(), progress: Progre
     checked: list[CheckOutcome] = []
 
     def new_run_config() -> dict[str, Any]:
+        started = time.perf_counter()
         if plan.checks:
             # Locally the checks adapt `plan` itself; a Ray worker adapts its own, so apply here too.
             checker = executor_for(runtime, plan, build)  # type: ignore[arg-type]
@@ -150,6 +152,8 @@ def evaluate_plan(plan: EvalPlan, runtime: Runtime = Runtime(), progress: Progre
             "check_results": [c.to_dict() for c in outcome.results] if outcome else [],
             "check_numbers": outcome.report.numbers if outcome else None,
             "rechecks": [c.to_dict() for c in outcome.rechecks] if outcome else [],
+            # The checks are part of the evaluation's cost: counted in the run's wall time too.
+            "checks_seconds": time.perf_counter() - started if outcome else 0.0,
         }
 
     with Store(runtime.db) as store:
@@ -163,6 +167,7 @@ def evaluate_plan(plan: EvalPlan, runtime: Runtime = Runtime(), progress: Progre
         escalation = Escalation.from_dict(config.get("escalation"))
         if checked:
             ledger.store.write_batch(ledger.run_id, [], checked[0].probe_rows(max(t.eps for t in plan.threats)))
+            ledger.store.add_wall_time(ledger.run_id, config["checks_seconds"])
         elif ledger.resumed:
             apply(plan, escalation)  # the adaptation decided when the run started
         if build is not None:

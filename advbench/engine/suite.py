@@ -39,7 +39,7 @@ def suite_cells(suite: Suite) -> list[tuple[str, str, str, EvalSpec | CertifySpe
     for model in suite.models:
         for norm, eps, attacks in suite.threats:
             spec = EvalSpec(model=model, attacks=attacks, eps=eps, norm=norm, dataset=suite.dataset, n=suite.n, seed=suite.seed,
-                            eot=suite.eot, checks=suite.checks)
+                            eot=suite.eot, checks=suite.checks, check_n=suite.check_n)
             cells.append(("eval", model, f"{norm} {','.join(f'{e:g}' for e in eps)} {','.join(attacks)}", spec))
         if suite.certify:
             c = suite.certify

@@ -12,6 +12,7 @@
               sequential: bool, radii: [number >= 0], resolution: number > 0, precision: fp32|bf16|fp16}
     eot: int >= 1 | null       (default: chosen from the model)
     checks: true | false       (default true)
+    check_n: int >= 1          (default 100: images the gradient-masking checks run on, as `eval --check-n`)
 
 Unknown keys are errors, so a typo never silently shrinks a suite; a string is never read as a
 list, a number or a bool. `n` is the number of images everywhere: the certify section's old
@@ -31,7 +32,7 @@ from advbench.core.errors import UsageError
 from advbench.core.schema import Section, load_yaml
 from advbench.core.threat import Norm
 
-SUITE_KEYS = ("name", "dataset", "n", "seed", "batch_size", "models", "attacks", "threats", "certify", "eot", "checks")
+SUITE_KEYS = ("name", "dataset", "n", "seed", "batch_size", "models", "attacks", "threats", "certify", "eot", "checks", "check_n")
 DEFAULT_ATTACKS = ("auto",)  # the default evaluation, as for `advbench eval`
 THREAT_KEYS = ("norm", "eps", "attacks")  # attacks: this budget's own list instead of the suite's
 CERTIFY_KEYS = ("sigmas", "n", "n0", "noise_draws", "alpha", "batch_size", "sequential", "radii", "resolution", "precision")
@@ -106,6 +107,7 @@ class Suite:
     batch_size: int = 256
     eot: int | None = None
     checks: bool = True
+    check_n: int = 100
     certify: CertifySettings | None = None
 
     @classmethod
@@ -132,5 +134,6 @@ class Suite:
             batch_size=top.integer("batch_size", cls.batch_size),
             eot=top.integer("eot", None),
             checks=top.boolean("checks", cls.checks),
+            check_n=top.integer("check_n", cls.check_n),
             certify=CertifySettings.from_section(certify) if certify is not None and certify.data else None,
         )
