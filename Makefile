@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test setup data bench
 
-demo: setup data  ## set up, then compare rn18-nt, kap-rn18 and madry-cnn-at on Fashion-MNIST (docs/suites/demo.yaml)
+demo: setup data  ## set up, then compare cnn3, kap-cnn3 and madry-cnn-at on Fashion-MNIST (docs/suites/demo.yaml)
 	bash scripts/demo.sh $(BIN)/advbench
 
 test: setup data  ## set up, run the whole test suite, then the robustness regression gate

@@ -126,6 +126,8 @@ def main() -> None:
             "share_of_aa_breaks_caught": caught, "seconds_auto": t_ours, "seconds_autoattack": t_theirs, "speed_up": t_theirs / t_ours,
             "auto_in_forward_backward_passes": t_ours / fb, "autoattack_in_forward_backward_passes": t_theirs / fb,
             "order": order, "load_average_after": os.getloadavg(),
+            # Dataset indices, to look into a miss: which images each attack broke and the other did not.
+            "autoattack_broke_auto_missed": idx[aa_broken & ~ours].tolist(), "auto_broke_autoattack_missed": idx[correct & ours & ~theirs].tolist(),
         }
         report["rows"].append(row)
         print(f"{label:32} {threat.label():11} {n:4d} {100 * row['clean']:6.1f} {100 * robust_ours:6.1f} {100 * robust_aa:6.1f} {100 * caught:6.1f}% "
