@@ -4,9 +4,9 @@ from torch import nn
 
 from advbench.core.errors import UsageError
 from advbench.models.bpda import Quantize
+from advbench.models.noise import GaussianNoise
 from advbench.models.polarize import TernaryQuantizer
 from advbench.models.sparse_coding import DeadZoneQuantizer, TopT
-from advbench.models.noise import GaussianNoise
 from advbench.models.wrapper import RobustModel
 
 
