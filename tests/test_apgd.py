@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from advbench.attacks import build_attack
-from advbench.attacks.apgd import checkpoints
+from advbench.attacks.apgd import APGD, APGDConfig, checkpoints
+from advbench.attacks.auto import Auto, AutoConfig
 from advbench.core.errors import UsageError
 from advbench.core.threat import Norm, ThreatModel
 from advbench.models.smoothing import Smoothing
@@ -126,7 +127,45 @@ def test_auto_stages_only_attack_what_is_left(digits_model, digits_data) -> None
     everything = build_attack("auto:ce_steps=20,t_steps=20,targets=3,square_queries=200")[1](digits_model, x, y, threat, seed=1)
     assert not bool((ce.success & ~everything.success).any())
     assert abs(robust(ce) - robust(alone)) <= 0.05  # the first stage is plain APGD-CE (another seed)
-    assert int(everything.steps.max()) <= 20 + 3 * 20 + 200
+    assert int(everything.steps.max()) <= 20 + 2 * 3 * 20 + 200  # targets ranked at x and at stage 1's point: up to 6
+    clean_ranked = build_attack("auto:ce_steps=20,t_steps=20,targets=3,square_queries=200,target_ranking=clean")[1](digits_model, x, y, threat, seed=1)
+    assert int(clean_ranked.steps.max()) <= 20 + 3 * 20 + 200
+
+
+class Scores:
+    """A stand-in model whose logits are its input rows (for target ranking)."""
+
+    num_classes = 5
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def test_auto_targets_are_the_union_of_both_rankings_each_once() -> None:
+    y = torch.tensor([0, 1, 2])
+    clean = torch.tensor([[9.0, 5, 4, 3, 1], [1, 9, 2, 3, 4], [0, 1, 9, 3, 2]])
+    attacked = torch.tensor([[9.0, 1, 2, 5, 4], [1, 9, 2, 3, 4], [3, 0, 9, 1, 2]])
+    both = Auto(AutoConfig(targets=2)).target_classes(Scores(), clean, attacked, y)
+    # row 0: attacked ranks 3, 4; clean ranks 1, 2 -> interleaved, attacked first; row 1: both rank 4, 3
+    assert both.tolist() == [[3, 1, 4, 2], [4, 3, -1, -1], [0, 3, 4, -1]]
+    only = Auto(AutoConfig(targets=2, target_ranking="attacked")).target_classes(Scores(), clean, attacked, y)
+    assert only.tolist() == [[3, 4], [4, 3], [0, 4]]
+    with pytest.raises(UsageError, match="target_ranking"):
+        AutoConfig(target_ranking="nearest")
+
+
+def test_apgd_targets_given_per_sample_and_minus_one_skips(digits_model, digits_data) -> None:
+    x, y = digits_data[0][:6], digits_data[1][:6]
+    threat = ThreatModel(Norm.LINF, 0.01)  # too small to break most: every target runs its steps
+    attack = APGD(APGDConfig(steps=5, loss="dlr-targeted", early_stop=False))
+    view = attack.view(digits_model)
+    targets = torch.full((6, 2), -1)
+    targets[:3, 0] = (y[:3] + 1) % 10
+    targets[:2, 1] = (y[:2] + 2) % 10
+    _, steps = attack.run(view, x, y, threat, torch.arange(6), seed=0, targets=targets)
+    correct = digits_model.predict(x) == y
+    assert (steps[:2][correct[:2]] == 10).all() and (steps[2:3][correct[2:3]] == 5).all()
+    assert (steps[3:] == 0).all()
 
 
 def test_random_model_runs_every_step_with_eot(digits_model, digits_data) -> None:

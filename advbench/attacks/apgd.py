@@ -19,7 +19,8 @@ step). One deliberate difference: the first window's first step is compared with
 the starting point, as the paper defines it (the reference compares it with an unset zero).
 
 Losses: `ce`, `dlr` (untargeted), `dlr-targeted` (one run per target over the
-`n_target_classes` most likely wrong classes of the clean input, as AutoAttack's APGD-T).
+`n_target_classes` most likely wrong classes of the clean input, as AutoAttack's APGD-T, or
+the classes given as `targets`).
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ def checkpoints(steps: int) -> dict[int, int]:
     return out
 
 
+def likeliest_wrong_classes(logits: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+    """Each row's k highest-scoring classes other than its label, most likely first."""
+    return logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).argsort(1, descending=True)[:, :k]
+
+
 def _loss_grad(
     model: AttackedModel, x: torch.Tensor, y: torch.Tensor, loss: str, target: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -101,8 +107,11 @@ class APGD(Attack):
         self.config = config
 
     def run(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int,
+        targets: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`targets` (dlr-targeted only): each sample's target classes, one run per column, -1 for
+        none; by default the `n_target_classes` most likely wrong classes at x."""
         cfg = self.config
         n = len(x)
         steps = torch.zeros(n, dtype=torch.int64, device=x.device)
@@ -116,22 +125,22 @@ class APGD(Attack):
             clean = model(x)
         if judge:  # misclassified already: keep x and spend nothing
             broken = clean.argmax(1) != y
-        targets: torch.Tensor | None = None
         runs = cfg.restarts
         if cfg.loss == "dlr-targeted":
             if model.num_classes < 4:
                 raise UsageError(f"apgd loss=dlr-targeted needs at least 4 classes, the model has {model.num_classes}")
-            n_targets = min(cfg.n_target_classes, model.num_classes - 1)
-            ranked = clean.masked_fill(F.one_hot(y, clean.shape[1]).bool(), float("-inf")).argsort(1, descending=True)
-            targets = ranked[:, :n_targets]
-            runs *= n_targets
+            if targets is None:
+                targets = likeliest_wrong_classes(clean, y, min(cfg.n_target_classes, model.num_classes - 1))
+            runs *= targets.shape[1]
         elif cfg.loss == "dlr" and model.num_classes < 3:
             raise UsageError(f"apgd loss=dlr needs at least 3 classes, the model has {model.num_classes}")
+        if cfg.loss != "dlr-targeted":
+            targets = None
         for run in range(runs):
             # Each run (a restart, or a target class) attacks only what no earlier run broke.
-            todo = (~broken).nonzero().view(-1)
+            todo = (~broken if targets is None else ~broken & (targets[:, run // cfg.restarts] >= 0)).nonzero().view(-1)
             if len(todo) == 0:
-                break
+                continue
             target = None if targets is None else targets[todo, run // cfg.restarts]
             start = random_start(x[todo], threat, indices[todo], seed, run)
             x_run, hit, loss, used = self._single_run(model, x[todo], y[todo], target, start, threat, judge)

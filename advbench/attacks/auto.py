@@ -8,7 +8,11 @@ samples no earlier stage broke, with native batched attacks that stop per sample
 
 1. APGD on cross-entropy (`apgd`, `ce_steps`, `ce_restarts`);
 2. APGD on the targeted DLR loss over the `targets` most likely wrong classes (`t_steps`,
-   scale-invariant: catches what CE misses on models with huge or saturated logits);
+   scale-invariant: catches what CE misses on models with huge or saturated logits). By default
+   (`target_ranking="both"`) the targets are the union of the `targets` likeliest wrong classes
+   at the clean input (AutoAttack's choice, `"clean"`) and at the point where stage 1 left the
+   sample (`"attacked"`): after cross-entropy ascent other classes can be the near ones, and
+   each ranking alone missed images the other broke (docs/attacks.md);
 3. Square Attack (`square_queries`, Linf and L2): a score-based search for what gradients cannot
    break (masked or obfuscated gradients). Skipped on models random at inference, as
    AutoAttack's `rand` version does: there a single lucky query proves nothing. On models
@@ -29,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from advbench.attacks.apgd import APGD, APGDConfig
+from advbench.attacks.apgd import APGD, APGDConfig, likeliest_wrong_classes
 from advbench.attacks.base import Attack
 from advbench.attacks.blackbox import Square, SquareConfig
 from advbench.attacks.losses import margin
@@ -38,6 +42,8 @@ from advbench.attacks.wrappers import AttackedModel
 from advbench.core.errors import UsageError
 from advbench.core.seeding import derive_seed
 from advbench.core.threat import ThreatModel
+
+TARGET_RANKINGS = ("both", "attacked", "clean")
 
 
 @dataclass(frozen=True)
@@ -50,8 +56,11 @@ class AutoConfig:
     square_queries: int = 500  # 0 skips the stage; raise it (e.g. 5000) where gradients are masked
     bpda_square_queries: int = 5000  # Square's budget where gradients go through BPDA surrogates (unless square_queries is 0)
     early_stop: bool = True
+    target_ranking: str = "both"  # APGD-T's targets: likeliest at the clean input, at the stage-1 point, or both (union)
 
     def __post_init__(self) -> None:
+        if self.target_ranking not in TARGET_RANKINGS:
+            raise UsageError(f"auto target_ranking is one of {', '.join(TARGET_RANKINGS)}, not {self.target_ranking!r}")
         if self.ce_steps < 1 or self.ce_restarts < 1 or self.t_steps < 1 or self.t_restarts < 1:
             raise UsageError("auto needs ce_steps, ce_restarts, t_steps and t_restarts >= 1")
         if self.targets < 0 or self.square_queries < 0 or self.bpda_square_queries < 0:
@@ -83,6 +92,20 @@ class Auto(Attack):
             out.append(("square", Square(SquareConfig(n_queries=queries))))
         return out
 
+    def target_classes(self, model: AttackedModel, x: torch.Tensor, x_attacked: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """APGD-T's target classes per sample, -1 padded: the likeliest wrong ones at `x_attacked`,
+        and with `target_ranking="both"` also at `x`, interleaved (attacked first), each once."""
+        k = min(self.config.targets, model.num_classes - 1)
+        with torch.no_grad():
+            ranked = likeliest_wrong_classes(model(x_attacked), y, k)
+            if self.config.target_ranking == "both":
+                ranked = torch.stack([ranked, likeliest_wrong_classes(model(x), y, k)], 2).flatten(1)
+        j = torch.arange(ranked.shape[1], device=ranked.device)
+        repeat = ((ranked[:, :, None] == ranked[:, None, :]) & (j[None, :] < j[:, None])[None]).any(2)
+        order = repeat.int().argsort(dim=1, stable=True)  # first occurrences first, in ranking order
+        ranked = ranked.masked_fill(repeat, -1).gather(1, order)
+        return ranked[:, : int((ranked >= 0).sum(1).max())]
+
     def run(
         self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,7 +120,14 @@ class Auto(Attack):
             todo = still.nonzero().view(-1)
             if len(todo) == 0:
                 break
-            result = attack(model, x[todo], y[todo], threat, indices[todo], derive_seed(seed, "auto", stage))
+            stage_seed = derive_seed(seed, "auto", stage)
+            if stage == "apgd-t" and self.config.target_ranking != "clean":
+                # x_adv holds each unbroken sample's point of lowest margin so far: stage 1's.
+                targets = self.target_classes(model, x[todo], x_adv[todo], y[todo])
+                ran = attack.run(model, x[todo], y[todo], threat, indices[todo], stage_seed, targets=targets)
+                result = attack.judge(model, x[todo], y[todo], threat, *ran)
+            else:
+                result = attack(model, x[todo], y[todo], threat, indices[todo], stage_seed)
             steps[todo] += result.steps
             broke = result.success
             x_adv[todo[broke]] = result.x_adv[broke]

@@ -70,11 +70,14 @@ class Attack:
             raise UsageError(f"labels must have shape ({len(x)},), got {tuple(y.shape)}")
         if indices is None:
             indices = torch.arange(len(x), device=x.device)
-        x_adv, steps = self.run(view, x, y, threat, indices, seed)
+        return self.judge(view, x, y, threat, *self.run(view, x, y, threat, indices, seed))
+
+    @staticmethod
+    def judge(view: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, x_adv: torch.Tensor, steps: torch.Tensor) -> AttackResult:
+        """The result of `run`'s output: projected into the threat model, success judged by the exact model."""
         x_adv = threat.project(x, x_adv.detach())
         adv_pred = view.verdict(x_adv)
-        success = adv_pred != y
-        return AttackResult(x_adv, success, threat.distance(x, x_adv), steps, adv_pred)
+        return AttackResult(x_adv, adv_pred != y, threat.distance(x, x_adv), steps, adv_pred)
 
 
 class MinimumNormAttack(Attack):
