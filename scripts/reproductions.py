@@ -207,7 +207,54 @@ def foolbox2_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def build_tables(cells: dict, foolbox2: dict | None = None, external: list | None = None) -> dict[str, str]:
+FIG6_MODELS = ("rn18-nt-noise", "kap-rn18")  # KAP paper Fig. 6: RN18-NT(0.1) and RN18-NT-KAP(0.1)
+
+
+@dataclass(frozen=True)
+class CertifiedCurve:
+    model: str
+    sigma: float
+    run_id: str
+    radii: tuple[float, ...]
+    accuracy: tuple[float, ...]  # certified accuracy at each asked radius
+    n: int
+    median_passes: int
+
+
+def certified_curves(store: Store) -> list[CertifiedCurve]:
+    """The newest finished sequential certification of each Fig. 6 model and sigma, at the radii it decided."""
+    newest: dict[tuple[str, float], CertifiedCurve] = {}
+    for run in sorted(store.list_runs(limit=100_000), key=lambda r: r.created):
+        if run.kind != "certify" or run.status != "finished" or run.model not in FIG6_MODELS or not run.config.get("radii"):
+            continue
+        radii = tuple(float(r) for r in run.config["radii"])
+        rows = store.certificate_rows(run.run_id)
+        for sigma in (float(s) for s in run.config["sigmas"]):
+            mine = [r for r in rows if r["sigma"] == sigma]
+            accuracy = tuple(sum(r["prediction"] == r["label"] and r["radius"] >= radius for r in mine) / len(mine) for radius in radii)
+            passes = sorted(r["forward_passes"] for r in mine)
+            newest[(run.model, sigma)] = CertifiedCurve(run.model, sigma, run.run_id, radii, accuracy, len(mine), passes[len(passes) // 2])
+    return sorted(newest.values(), key=lambda c: (FIG6_MODELS.index(c.model), c.sigma))
+
+
+def fig6_table(curves: list[CertifiedCurve]) -> str:
+    radii = sorted({r for c in curves for r in c.radii})
+    lines = ["| model | sigma | n | " + " | ".join(f"r = {r:g}" for r in radii) + " | median passes per image | run |",
+             "|---|---|---|" + "---|" * len(radii) + "---|---|"]
+    for c in curves:
+        cells = [f"{100 * c.accuracy[c.radii.index(r)]:.0f}" if r in c.radii else "-" for r in radii]
+        lines.append(f"| {c.model} | {c.sigma:g} | {c.n} | " + " | ".join(cells) + f" | {c.median_passes:,} | {c.run_id[:12]} |")
+    return "\n".join(lines)
+
+
+def fig6_figure(curves: list[CertifiedCurve], path: Path) -> None:
+    from advbench.report.figures import line_figure, save_figure
+
+    series = [(f"{c.model} sigma {c.sigma:g}", c.radii, c.accuracy) for c in curves]
+    save_figure(line_figure(series, "L2 radius", "certified accuracy %", "KAP paper Fig. 6 on Fashion-MNIST (sequential certification)"), path)
+
+
+def build_tables(cells: dict, foolbox2: dict | None = None, external: list | None = None, curves: list | None = None) -> dict[str, str]:
     tables = {
         "table41": dissertation_table(cells), "fig47": curve_table(cells),
         "smooth": smooth_table(cells), "smooth-norms": smooth_norms(cells), "smooth-runs": smooth_runs(cells),
@@ -216,6 +263,8 @@ def build_tables(cells: dict, foolbox2: dict | None = None, external: list | Non
         tables["foolbox2"] = foolbox2_table(foolbox2)
     if external is not None:
         tables["external"] = external_table(external)
+    if curves:
+        tables["kap-fig6"] = fig6_table(curves)
     return tables
 
 
@@ -234,11 +283,13 @@ def main() -> None:
     args = parser.parse_args()
     cells: dict = {}
     external: list = []
+    curves: list = []
     for db in args.db:
         with Store(db) as store:
             cells.update(stored_cells(store))
             external += external_rows(store)
-    tables = build_tables(cells, json.loads(args.foolbox2.read_text()) if args.foolbox2 else None, external)
+            curves += certified_curves(store)
+    tables = build_tables(cells, json.loads(args.foolbox2.read_text()) if args.foolbox2 else None, external, curves)
     if args.write is None:
         for name, table in tables.items():
             print(f"## {name}\n\n{table}\n")
@@ -247,6 +298,8 @@ def main() -> None:
     for name, table in tables.items():
         text = replace_block(text, name, table)
     args.write.write_text(text)
+    if curves:
+        fig6_figure(curves, args.write.parent / "img" / "kap-fig6.png")
 
 
 if __name__ == "__main__":

@@ -154,6 +154,20 @@ def test_auto_targets_are_the_union_of_both_rankings_each_once() -> None:
         AutoConfig(target_ranking="nearest")
 
 
+def test_auto_breaks_what_either_ranking_alone_breaks(digits_model, digits_data) -> None:
+    """A target's run starts from a point keyed by (sample, class), not by its rank, so the union
+    of both rankings repeats every run either ranking alone makes: it breaks a superset."""
+    x, y = digits_data[0][:360], digits_data[1][:360]
+    threat = ThreatModel(Norm.LINF, 0.05)
+    spec = "auto:ce_steps=2,t_steps=3,targets=4,square_queries=0"  # with starts keyed by rank, one image here fails it
+    both = build_attack(spec)[1](digits_model, x, y, threat, seed=3).success
+    for ranking in ("clean", "attacked"):
+        alone = build_attack(f"{spec},target_ranking={ranking}")[1](digits_model, x, y, threat, seed=3).success
+        assert not bool((alone & ~both).any()), ranking
+    ce_only = build_attack("auto:ce_steps=2,targets=0,square_queries=0")[1](digits_model, x, y, threat, seed=3).success
+    assert int(both.sum()) > int(ce_only.sum())  # the targeted stage is not idle here
+
+
 def test_apgd_targets_given_per_sample_and_minus_one_skips(digits_model, digits_data) -> None:
     x, y = digits_data[0][:6], digits_data[1][:6]
     threat = ThreatModel(Norm.LINF, 0.01)  # too small to break most: every target runs its steps

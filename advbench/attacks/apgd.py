@@ -7,7 +7,8 @@ Here, as in PGD (`gradient.py`):
 - a sample leaves the active set as soon as a forward pass shows it misclassified and keeps that
   iterate (not on models random at inference: one lucky pass proves nothing, so there every
   sample runs all its steps and the point of highest EOT-averaged loss is returned);
-- random starts come from the sample's own index-seeded stream (`gradient.random_start`);
+- random starts come from the sample's own index-seeded stream (`gradient.random_start`; for
+  dlr-targeted keyed by the target class too);
 - `steps` counts gradient steps taken per sample, times the view's EOT draws.
 
 The step-size rule is the authors' (fra31/auto-attack `autopgd_base.py`): step 2 eps; checkpoints
@@ -141,8 +142,13 @@ class APGD(Attack):
             todo = (~broken if targets is None else ~broken & (targets[:, run // cfg.restarts] >= 0)).nonzero().view(-1)
             if len(todo) == 0:
                 continue
-            target = None if targets is None else targets[todo, run // cfg.restarts]
-            start = random_start(x[todo], threat, indices[todo], seed, run)
+            if targets is None:
+                target, start = None, random_start(x[todo], threat, indices[todo], seed, run)
+            else:
+                # A target's run starts from a point keyed by (sample, target class, restart), not by
+                # its rank: the same target gives the same run whichever ranking put it where.
+                target = targets[todo, run // cfg.restarts]
+                start = random_start(x[todo], threat, indices[todo] * model.num_classes + target, seed, run % cfg.restarts)
             x_run, hit, loss, used = self._single_run(model, x[todo], y[todo], target, start, threat, judge)
             steps[todo] += used
             keep = hit | (loss > kept_loss[todo])
