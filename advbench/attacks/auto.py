@@ -50,7 +50,7 @@ TARGET_RANKINGS = ("both", "attacked", "clean")
 class AutoConfig:
     ce_steps: int = 50
     ce_restarts: int = 1
-    targets: int = 3  # APGD-T target classes (the most likely wrong ones); 0 skips the stage
+    targets: int = 3  # APGD-T target classes per ranking (the most likely wrong ones); 0 skips the stage
     t_steps: int = 50
     t_restarts: int = 1
     square_queries: int = 500  # 0 skips the stage; raise it (e.g. 5000) where gradients are masked
