@@ -92,6 +92,16 @@ def test_sequential_matches_fixed_n_at_every_asked_radius_with_fewer_draws() -> 
     assert 12 * 20_050 >= 3 * seq_passes
 
 
+def test_a_radius_no_draw_count_can_certify_is_decided_not_a_crash() -> None:
+    """Phi(r / sigma) rounds to 1 (r = 1 at sigma 0.1): no look is planned for it, and images
+    stop as soon as their other radii are settled, never certified there."""
+    config = SequentialConfig(sigma=0.1, n0=50, max_draws=20_000, radii=(0.0, 0.1, 1.0), batch_size=20_000)
+    assert config.looks and max(config.looks) <= 20_000
+    model, x = exact_linear(0.3)
+    (cert, passes), = certify_sequential(model, x.unsqueeze(0), [1], [0], config)
+    assert cert.prediction == 1 and 0.1 <= cert.radius < 1.0 and passes < 50 + 20_000
+
+
 def test_results_do_not_depend_on_the_other_images_in_the_batch(digits_model, digits_data) -> None:
     x, y = digits_data
     config = SequentialConfig(sigma=SIGMA, n0=20, max_draws=800, radii=(0.0, 0.25), batch_size=300)

@@ -95,6 +95,8 @@ class SequentialConfig:
         looks = set(look_schedule(min(self.first_look, self.max_draws), self.max_draws, self.growth))
         for r in self.radii:
             needed = float(norm.cdf(r / self.sigma))
+            if needed >= 1.0:  # Phi(r / sigma) rounds to 1: no number of draws certifies r
+                continue
             fewest = math.ceil(math.log(self.alpha_per_look) / math.log(needed)) + 1  # + 1: clear the float rounding
             if fewest < self.max_draws:
                 looks.add(fewest)
