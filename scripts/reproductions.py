@@ -225,9 +225,10 @@ def certified_curves(store: Store) -> list[CertifiedCurve]:
     """The newest finished sequential certification of each Fig. 6 model and sigma, at the radii it decided."""
     newest: dict[tuple[str, float], CertifiedCurve] = {}
     for run in sorted(store.list_runs(limit=100_000), key=lambda r: r.created):
-        if run.kind != "certify" or run.status != "finished" or run.model not in FIG6_MODELS or not run.config.get("radii"):
+        sequential = run.config.get("sequential") or {}
+        if run.kind != "certify" or run.status != "finished" or run.model not in FIG6_MODELS or not sequential.get("radii"):
             continue
-        radii = tuple(float(r) for r in run.config["radii"])
+        radii = tuple(float(r) for r in sequential["radii"])
         rows = store.certificate_rows(run.run_id)
         for sigma in (float(s) for s in run.config["sigmas"]):
             mine = [r for r in rows if r["sigma"] == sigma]

@@ -49,6 +49,7 @@ def test_reproduction_tables_are_the_shipped_runs(tmp_path) -> None:
         external = script.external_rows(store)
         curves = script.certified_curves(store)
     assert cells, "the shipped reproduction database holds no finished runs"
+    assert {c.model for c in curves} == set(script.FIG6_MODELS), "KAP Fig. 6 needs a certification of both models"
     document = (REPO / "docs" / "reproductions.md").read_text()
     rebuilt = document
     foolbox2 = json.loads((REPO / "docs" / "runs" / "foolbox2-table1.json").read_text())
