@@ -14,18 +14,16 @@ import time
 from pathlib import Path
 
 import torch
+from timing import fashion_batch
+
 from advbench.attacks import build_attack
 from advbench.core.threat import ThreatModel
-from advbench.data import load_dataset, select_indices
-from advbench.data.registry import dataset_labels
 from advbench.models.card import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 name, norm, eps, n = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 model, _ = load_model(name, "fashion-mnist")
-idx = select_indices(dataset_labels("fashion-mnist"), n, seed=0)
-data = load_dataset("fashion-mnist", "test", indices=idx)
-x, y = data.images, data.labels
+x, y, idx = fashion_batch(n, torch.device("cpu"))
 threat = ThreatModel(norm, eps)
 correct = model.predict(x) == y
 rows = correct.nonzero().view(-1)
