@@ -10,6 +10,7 @@ images `auto` left robust, printing which they break and in how many seconds.
 Writes docs/runs/diag/MODEL-NORM.json.
 """
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,7 +41,8 @@ def run(spec: str, rows: torch.Tensor) -> tuple[torch.Tensor, float]:
 auto, t = run("auto", correct.nonzero().view(-1))
 rows = correct.nonzero().view(-1)[~auto]
 print(f"{name} {threat.label()}: {len(rows)} images left robust by auto ({t:.0f} s)", flush=True)
-out = {"model": name, "threat": threat.label(), "auto_robust": idx[rows].tolist(), "broken": {}}
+commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True).stdout.strip()
+out = {"commit": commit, "model": name, "threat": threat.label(), "auto_robust": idx[rows].tolist(), "broken": {}}
 for spec in specs:
     s, t = run(spec, rows)
     out["broken"][spec] = idx[rows][s].tolist()
