@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from advbench.attacks.registry import attack_label
+from advbench.engine.certify import certified_accuracy
 from advbench.models.paper import paper_facts
 from advbench.report.curves import minimum_norm_stats
 from advbench.report.leaderboard import wilson
@@ -232,7 +233,7 @@ def certified_curves(store: Store) -> list[CertifiedCurve]:
         rows = store.certificate_rows(run.run_id)
         for sigma in (float(s) for s in run.config["sigmas"]):
             mine = [r for r in rows if r["sigma"] == sigma]
-            accuracy = tuple(sum(r["prediction"] == r["label"] and r["radius"] >= radius for r in mine) / len(mine) for radius in radii)
+            accuracy = tuple(certified_accuracy(mine, radius) for radius in radii)
             passes = sorted(r["forward_passes"] for r in mine)
             newest[(run.model, sigma)] = CertifiedCurve(run.model, sigma, run.run_id, radii, accuracy, len(mine), passes[len(passes) // 2])
     return sorted(newest.values(), key=lambda c: (FIG6_MODELS.index(c.model), c.sigma))
