@@ -122,13 +122,13 @@ def test_auto_stages_only_attack_what_is_left(digits_model, digits_data) -> None
     """Later stages add to what APGD-CE broke, never lose it; zero budgets drop stages."""
     x, y = digits_data[0][:80], digits_data[1][:80]
     threat = ThreatModel(Norm.LINF, 0.06)
-    ce = build_attack("auto:ce_steps=20,targets=0,square_queries=0")[1](digits_model, x, y, threat, seed=1)
+    ce = build_attack("auto:ce_steps=20,targets=0,square_queries=0,boundary_margin=0")[1](digits_model, x, y, threat, seed=1)
     alone = build_attack("apgd:steps=20")[1](digits_model, x, y, threat, seed=0)
-    everything = build_attack("auto:ce_steps=20,t_steps=20,targets=3,square_queries=200")[1](digits_model, x, y, threat, seed=1)
+    everything = build_attack("auto:ce_steps=20,t_steps=20,targets=3,square_queries=200,boundary_margin=0")[1](digits_model, x, y, threat, seed=1)
     assert not bool((ce.success & ~everything.success).any())
     assert abs(robust(ce) - robust(alone)) <= 0.05  # the first stage is plain APGD-CE (another seed)
     assert int(everything.steps.max()) <= 20 + 2 * 3 * 20 + 200  # targets ranked at x and at stage 1's point: up to 6
-    clean_ranked = build_attack("auto:ce_steps=20,t_steps=20,targets=3,square_queries=200,target_ranking=clean")[1](digits_model, x, y, threat, seed=1)
+    clean_ranked = build_attack("auto:ce_steps=20,t_steps=20,targets=3,square_queries=200,target_ranking=clean,boundary_margin=0")[1](digits_model, x, y, threat, seed=1)
     assert int(clean_ranked.steps.max()) <= 20 + 3 * 20 + 200
 
 
@@ -159,13 +159,47 @@ def test_auto_breaks_what_either_ranking_alone_breaks(digits_model, digits_data)
     of both rankings repeats every run either ranking alone makes: it breaks a superset."""
     x, y = digits_data[0][:360], digits_data[1][:360]
     threat = ThreatModel(Norm.LINF, 0.05)
-    spec = "auto:ce_steps=2,t_steps=3,targets=4,square_queries=0"  # with starts keyed by rank, one image here fails it
+    spec = "auto:ce_steps=2,t_steps=3,targets=4,square_queries=0,boundary_margin=0"  # with starts keyed by rank, one image here fails it
     both = build_attack(spec)[1](digits_model, x, y, threat, seed=3).success
     for ranking in ("clean", "attacked"):
         alone = build_attack(f"{spec},target_ranking={ranking}")[1](digits_model, x, y, threat, seed=3).success
         assert not bool((alone & ~both).any()), ranking
-    ce_only = build_attack("auto:ce_steps=2,targets=0,square_queries=0")[1](digits_model, x, y, threat, seed=3).success
+    ce_only = build_attack("auto:ce_steps=2,targets=0,square_queries=0,boundary_margin=0")[1](digits_model, x, y, threat, seed=3).success
     assert int(both.sum()) > int(ce_only.sum())  # the targeted stage is not idle here
+
+
+def test_auto_boundary_targets_are_the_classes_stage_two_left() -> None:
+    y = torch.tensor([0, 1])
+    attacked = torch.tensor([[9.0, 5, 4, 3, 1], [1, 9, 2, 3, 4]])
+    tried = torch.tensor([[1, 3], [4, -1]])
+    every = Auto(AutoConfig()).boundary_classes(Scores(), attacked, y, tried)
+    assert every.tolist() == [[2, 4, -1], [3, 2, 0]]  # likeliest at the attacked point first
+    assert Auto(AutoConfig(boundary_targets=2)).boundary_classes(Scores(), attacked, y, tried).tolist() == [[2, 4], [3, 2]]
+
+
+def test_auto_boundary_stage_spends_only_on_survivors_near_the_boundary(digits_model, digits_data) -> None:
+    """Stage 4 attacks only what the earlier stages left with a margin below `boundary_margin`
+    of its clean margin; a sample's run does not depend on which others were chosen."""
+    x, y = digits_data[0][:200], digits_data[1][:200]
+    threat = ThreatModel(Norm.LINF, 0.05)
+    spec = "auto:ce_steps=2,t_steps=3,targets=1,square_queries=0,boundary_steps=10"
+    without = build_attack(f"{spec},boundary_margin=0")[1](digits_model, x, y, threat, seed=2)
+    near = build_attack(f"{spec},boundary_margin=0.3")[1](digits_model, x, y, threat, seed=2)
+    every = build_attack(f"{spec},boundary_margin=1")[1](digits_model, x, y, threat, seed=2)
+    assert not bool((without.success & ~near.success).any()) and not bool((near.success & ~every.success).any())
+    assert int(every.success.sum()) > int(without.success.sum())  # the stage is not idle here
+    spent_near, spent_every = near.steps > without.steps, every.steps > without.steps
+    assert not bool((spent_near & ~spent_every).any())
+    assert 0 < int(spent_near.sum()) < int(spent_every.sum())
+    assert not bool((spent_every & without.success).any())  # only on survivors
+    model_margin = margin_of(digits_model, without.x_adv[spent_near], y[spent_near]) / margin_of(digits_model, x[spent_near], y[spent_near])
+    assert float(model_margin.max()) < 0.3 + 1e-6
+
+
+def margin_of(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        logits = model(x)
+    return logits.gather(1, y.view(-1, 1)).squeeze(1) - logits.scatter(1, y.view(-1, 1), float("-inf")).amax(1)
 
 
 def test_apgd_targets_given_per_sample_and_minus_one_skips(digits_model, digits_data) -> None:
@@ -194,7 +228,7 @@ def test_random_model_runs_every_step_with_eot(digits_model, digits_data) -> Non
     assert torch.equal(result.steps, torch.full((12,), 8))
     assert float(result.distance.max()) <= 0.1 + 1e-6
     auto = build_attack("auto:ce_steps=3,t_steps=2,targets=1,square_queries=100")[1]
-    assert [name for name, _ in auto.stages(auto.view(smoothed))] == ["apgd-ce", "apgd-t"]  # no Square on random models
+    assert [name for name, _ in auto.stages(auto.view(smoothed))] == ["apgd-ce", "apgd-t", "apgd-t-boundary"]  # no Square on random models
 
 
 def test_zero_eps_changes_nothing(digits_model, digits_data) -> None:
@@ -210,6 +244,7 @@ def test_zero_eps_changes_nothing(digits_model, digits_data) -> None:
         "apgd:steps=0", "apgd:restarts=0", "apgd:loss=cw", "apgd:loss=ce-targeted", "apgd:n_target_classes=0",
         "apgd:rho=0", "apgd:rho=1.5", "apgd:alpha=0", "apgd:alpha=2", "apgd:rho=nan", "apgd:steps=ten", "apgd:eps=0.1",
         "auto:ce_steps=0", "auto:t_steps=0", "auto:ce_restarts=0", "auto:targets=-1", "auto:square_queries=-1", "auto:steps=5",
+        "auto:boundary_margin=1.5", "auto:boundary_margin=-0.1", "auto:boundary_steps=0", "auto:boundary_targets=-1",
     ],
 )
 def test_bad_configs(spec: str) -> None:

@@ -57,14 +57,19 @@ class AutoConfig:
     bpda_square_queries: int = 5000  # Square's budget where gradients go through BPDA surrogates (unless square_queries is 0)
     early_stop: bool = True
     target_ranking: str = "both"  # APGD-T's targets: likeliest at the clean input, at the stage-1 point, or both (union)
+    boundary_margin: float = 0.25  # survivors whose lowest margin found is below this fraction of their clean margin get stage 4; 0 skips it
+    boundary_targets: int = 9  # stage 4: APGD-T over the likeliest wrong classes stage 2 did not attack, up to this many
+    boundary_steps: int = 100
 
     def __post_init__(self) -> None:
         if self.target_ranking not in TARGET_RANKINGS:
             raise UsageError(f"auto target_ranking is one of {', '.join(TARGET_RANKINGS)}, not {self.target_ranking!r}")
-        if self.ce_steps < 1 or self.ce_restarts < 1 or self.t_steps < 1 or self.t_restarts < 1:
-            raise UsageError("auto needs ce_steps, ce_restarts, t_steps and t_restarts >= 1")
-        if self.targets < 0 or self.square_queries < 0 or self.bpda_square_queries < 0:
-            raise UsageError("auto targets, square_queries and bpda_square_queries must be >= 0 (0 skips the stage)")
+        if min(self.ce_steps, self.ce_restarts, self.t_steps, self.t_restarts, self.boundary_steps) < 1:
+            raise UsageError("auto needs ce_steps, ce_restarts, t_steps, t_restarts and boundary_steps >= 1")
+        if min(self.targets, self.square_queries, self.bpda_square_queries, self.boundary_targets) < 0:
+            raise UsageError("auto targets, square_queries, bpda_square_queries and boundary_targets must be >= 0 (0 skips the stage)")
+        if not 0 <= self.boundary_margin <= 1:
+            raise UsageError(f"auto boundary_margin is a fraction of the clean margin in [0, 1] (0 skips the stage), not {self.boundary_margin}")
 
 
 @register_attack("auto", config=AutoConfig, family="ensemble", description="Fast default ensemble: native APGD-CE, then APGD targeted DLR, then Square, each on what earlier stages left robust; per-sample early stopping")
@@ -82,29 +87,37 @@ class Auto(Attack):
         out: list[tuple[str, Attack]] = [
             ("apgd-ce", APGD(APGDConfig(steps=cfg.ce_steps, restarts=cfg.ce_restarts, loss="ce", early_stop=cfg.early_stop)))
         ]
-        if cfg.targets and model.num_classes >= 4:
-            targets = min(cfg.targets, model.num_classes - 1)
-            out.append(("apgd-t", APGD(APGDConfig(steps=cfg.t_steps, restarts=cfg.t_restarts, loss="dlr-targeted", n_target_classes=targets, early_stop=cfg.early_stop))))
+        targeted = model.num_classes >= 4
+        if cfg.targets and targeted:
+            out.append(("apgd-t", APGD(APGDConfig(steps=cfg.t_steps, restarts=cfg.t_restarts, loss="dlr-targeted", early_stop=cfg.early_stop))))
         queries = cfg.square_queries
         if queries and model.bpda and model.has_bpda:
             queries = max(queries, cfg.bpda_square_queries)
         if queries and not model.stochastic:
             out.append(("square", Square(SquareConfig(n_queries=queries))))
+        if cfg.boundary_margin and cfg.boundary_targets and targeted:
+            out.append(("apgd-t-boundary", APGD(APGDConfig(steps=cfg.boundary_steps, loss="dlr-targeted", early_stop=cfg.early_stop))))
         return out
 
     def target_classes(self, model: AttackedModel, x: torch.Tensor, x_attacked: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """APGD-T's target classes per sample, -1 padded: the likeliest wrong ones at `x_attacked`,
-        and with `target_ranking="both"` also at `x`, interleaved (attacked first), each once."""
+        """Stage 2's target classes per sample, -1 padded: the `targets` likeliest wrong ones at
+        `x` ("clean"), at `x_attacked` ("attacked"), or both interleaved (attacked first), each once."""
         k = min(self.config.targets, model.num_classes - 1)
         with torch.no_grad():
+            if self.config.target_ranking == "clean":
+                return likeliest_wrong_classes(model(x), y, k)
             ranked = likeliest_wrong_classes(model(x_attacked), y, k)
             if self.config.target_ranking == "both":
                 ranked = torch.stack([ranked, likeliest_wrong_classes(model(x), y, k)], 2).flatten(1)
-        j = torch.arange(ranked.shape[1], device=ranked.device)
-        repeat = ((ranked[:, :, None] == ranked[:, None, :]) & (j[None, :] < j[:, None])[None]).any(2)
-        order = repeat.int().argsort(dim=1, stable=True)  # first occurrences first, in ranking order
-        ranked = ranked.masked_fill(repeat, -1).gather(1, order)
-        return ranked[:, : int((ranked >= 0).sum(1).max())]
+        return _first_occurrences(ranked)
+
+    def boundary_classes(self, model: AttackedModel, x_attacked: torch.Tensor, y: torch.Tensor, tried: torch.Tensor) -> torch.Tensor:
+        """Stage 4's target classes per sample, -1 padded: up to `boundary_targets` of the wrong
+        classes not in `tried` (stage 2's, -1 padded), likeliest at `x_attacked` first."""
+        with torch.no_grad():
+            ranked = likeliest_wrong_classes(model(x_attacked), y, model.num_classes - 1)
+        done = (ranked[:, :, None] == tried[:, None, :]).any(2)
+        return _first_occurrences(ranked.masked_fill(done, -1))[:, : self.config.boundary_targets]
 
     def run(
         self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
@@ -116,14 +129,25 @@ class Auto(Attack):
             return x_adv, steps
         still = torch.ones(n, dtype=torch.bool, device=x.device)
         worst = torch.full((n,), float("inf"), device=x.device)  # lowest margin seen on unbroken samples
+        tried = torch.full((n, 0), -1, dtype=torch.int64, device=x.device)  # stage 2's target classes
         for stage, attack in self.stages(model):
             todo = still.nonzero().view(-1)
+            if stage == "apgd-t-boundary" and len(todo):
+                # The extra budget goes where it can change the answer: samples whose margin the
+                # earlier stages brought close to 0 relative to where it started.
+                near = worst[todo] < self.config.boundary_margin * _mean_margin(model, x[todo], y[todo])
+                todo = todo[near]
             if len(todo) == 0:
-                break
+                continue
             stage_seed = derive_seed(seed, "auto", stage)
-            if stage == "apgd-t" and self.config.target_ranking != "clean":
+            if stage == "apgd-t":
                 # x_adv holds each unbroken sample's point of lowest margin so far: stage 1's.
                 targets = self.target_classes(model, x[todo], x_adv[todo], y[todo])
+                tried = torch.full((n, targets.shape[1]), -1, dtype=torch.int64, device=x.device)
+                tried[todo] = targets
+            elif stage == "apgd-t-boundary":
+                targets = self.boundary_classes(model, x_adv[todo], y[todo], tried[todo])
+            if stage.startswith("apgd-t"):
                 ran = attack.run(model, x[todo], y[todo], threat, indices[todo], stage_seed, targets=targets)
                 result = attack.judge(model, x[todo], y[todo], threat, *ran)
             else:
@@ -139,6 +163,16 @@ class Auto(Attack):
                 x_adv[rest[lower]] = result.x_adv[~broke][lower]
                 worst[rest] = torch.minimum(worst[rest], m)
         return x_adv, steps
+
+
+def _first_occurrences(ranked: torch.Tensor) -> torch.Tensor:
+    """Each row's classes (-1 = none) with repeats and -1 moved to the end as -1, order kept;
+    columns only as many as the fullest row needs."""
+    j = torch.arange(ranked.shape[1], device=ranked.device)
+    repeat = ((ranked[:, :, None] == ranked[:, None, :]) & (j[None, :] < j[:, None])[None]).any(2) | (ranked < 0)
+    order = repeat.int().argsort(dim=1, stable=True)
+    ranked = ranked.masked_fill(repeat, -1).gather(1, order)
+    return ranked[:, : int((ranked >= 0).sum(1).max())]
 
 
 @torch.no_grad()
