@@ -18,9 +18,15 @@ samples no earlier stage broke, with native batched attacks that stop per sample
    AutoAttack's `rand` version does: there a single lucky query proves nothing. On models
    attacked through BPDA surrogates the gradients are approximations by construction, so
    Square gets AutoAttack's own budget (`bpda_square_queries`, 5000): on pfe-madry, 500
-   queries left 1.5 points more robust accuracy than AutoAttack standard (docs/performance.md).
+   queries left 1.5 points more robust accuracy than AutoAttack standard (docs/performance.md);
+4. Optional (off by default, `boundary_margin=0`): APGD-T near the boundary: on the survivors
+   whose lowest margin found is below `boundary_margin` of their clean margin, APGD-T
+   (`boundary_steps`) over up to `boundary_targets` wrong classes stage 2 did not attack (A3's
+   idea, Liu et al., CVPR 2022). Measured on the panel at 0.25 it cost 20-40 % of `auto`'s
+   time and caught one more of AutoAttack's breaks in five models (docs/attacks.md), so it is
+   not the default.
 
-A stage budget of 0 (`targets=0`, `square_queries=0`) drops that stage. Every stage's seed is
+A stage budget of 0 (`targets=0`, `square_queries=0`, `boundary_margin=0`) drops that stage. Every stage's seed is
 `derive_seed(seed, "auto", stage)`; its randomness is index-seeded, so a sample's result never
 depends on its batch. A sample broken by a stage keeps that stage's adversarial point (success
 is judged by the exact model); one no stage breaks keeps the stage point of lowest margin, the
@@ -57,7 +63,7 @@ class AutoConfig:
     bpda_square_queries: int = 5000  # Square's budget where gradients go through BPDA surrogates (unless square_queries is 0)
     early_stop: bool = True
     target_ranking: str = "both"  # APGD-T's targets: likeliest at the clean input, at the stage-1 point, or both (union)
-    boundary_margin: float = 0.25  # survivors whose lowest margin found is below this fraction of their clean margin get stage 4; 0 skips it
+    boundary_margin: float = 0.0  # >0: survivors whose lowest margin found is below this fraction of their clean margin get stage 4 (off by default: docs/attacks.md)
     boundary_targets: int = 9  # stage 4: APGD-T over the likeliest wrong classes stage 2 did not attack, up to this many
     boundary_steps: int = 100
 
