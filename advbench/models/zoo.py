@@ -54,7 +54,7 @@ VARIANTS: list[tuple] = [
     ("rn18-nt-noise", ResNet18, "noise", KAP, "ResNet18, Gaussian noise on the input and after every conv while training (RN18-NT(sigma))", KAP_NOISE, "normal", RN16),
     ("kap-rn18", ResNet18, "kernel-pooling", KAP, "ResNet18, 2D kernel average pooling (K=3, S=1) after every conv, noise training (RN18-KAP-NT)", {**KAP_2D, **KAP_NOISE}, "normal", RN16),
     ("kap-rn18-nonoise", ResNet18, "kernel-pooling", KAP, "ResNet18 with 2D KAP (K=3), no training noise (Fig. 5a)", KAP_2D, "normal", {**RN16, "epochs": 2}),
-    ("kmp-rn18", ResNet18, "kernel-pooling", KAP, "ResNet18, 2D kernel max pooling (K=3) after every conv, noise training (RN18-KMP, Fig. 5b)", {**KAP_2D, "kernel_pool": "max", **KAP_NOISE}, "normal", {**RN16, "epochs": 1, "max_train": 20000}),
+    ("kmp-rn18", ResNet18, "kernel-pooling", KAP, "ResNet18, 2D kernel max pooling (K=3) after every conv, noise training (RN18-KMP, Fig. 5b)", {**KAP_2D, "kernel_pool": "max", **KAP_NOISE}, "normal", RN16),
     ("rn18widex4-kap", ResNet18, "kernel-pooling", KAP, "ResNet18 with 4x kernels per conv and 2D KAP (K=3), noise training (RN18WideX4-KAP-NT)", {**KAP_2D, **KAP_NOISE, "width": 256}, "normal",
      {"model_kwargs": {"width": 32}, "epochs": 1, "max_train": 10000}),
     ("rn18-at", ResNet18, "adversarial-training", KAP, "ResNet18, PGD adversarial training with early stopping (Madry et al.; Rice et al.; the KAP paper's AT-ES and the stride paper's AT)", {}, "pgd-at", {**RN8, **AT_CPU}),
