@@ -8,7 +8,9 @@ each setting on 100 images with 2 EOT draws per gradient. Every number comes fro
 the card's default threat model and its paper's facts, and a markdown table is printed.
 Checkpoints are re-saved in float16 first where that leaves the predictions on 2000 test
 images unchanged (the zoo must stay under 100 MB).
-Run: python scripts/zoo_metrics.py [--db results/zoo.sqlite] [--new] [--settings 1] [MODEL ...]
+With `--default`, each model gets `advbench eval`'s default evaluation instead (`auto` with the
+gradient-masking checks, at the card's threat model) and its verdict, kept beside the PGD-20 numbers.
+Run: python scripts/zoo_metrics.py [--db results/zoo.sqlite] [--new] [--settings 1] [--default] [MODEL ...]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import replace
 from advbench.engine import EvalSpec, Runtime, run_eval
 from advbench.models.card import REPO_ZOO, ModelCard, card_path, load_model
 from advbench.models.paper import default_threat, own_variant, paper_facts
+from advbench.report.intervals import wilson
 
 SETTINGS = [
     # (metric key, norm, eps, n test images, balanced subset of seed 0)
@@ -27,6 +30,16 @@ SETTINGS = [
     ("pgd20_l2_0.5", "l2", 0.5, 500),
     ("pgd20_l2_1.0", "l2", 1.0, 500),
 ]
+
+
+def measure_default(model: str, db: str, stochastic: bool, threat: dict) -> dict[str, object]:
+    """`advbench eval`'s default evaluation at the card's threat model: `auto` with the
+    gradient-masking checks (which may escalate it) and their verdict; 1000 images, or 200 for
+    models random at inference (each gradient then averages the default 20 EOT draws)."""
+    spec = EvalSpec(model=model, eps=(threat["eps"],), norm=threat["norm"], n=200 if stochastic else 1000)
+    summary = run_eval(spec, Runtime(db=db, batch_size=500)).summary
+    return {"accuracy": round(summary.per_eps[0].worst_case, 4), "clean_accuracy": round(summary.clean_accuracy, 4),
+            "n": summary.n, "run": summary.run_id, "verdict": summary.verdict, "norm": threat["norm"], "eps": threat["eps"]}
 
 
 def measure(model: str, db: str, stochastic: bool, settings: list[tuple] = SETTINGS) -> dict[str, object]:
@@ -97,44 +110,67 @@ def paper_headline(facts: dict, strides: str) -> str:
     return ", ".join(parts) + f" ({'; '.join(where)})"
 
 
+TABLE_HEADER = (
+    "| model | recipe | clean % | default eval % [95 % CI] (n) | verdict | PGD-20 Linf 0.1 % | PGD-20 Linf 0.02 % | PGD-20 L2 0.5 % | PGD-20 L2 1.0 % | train minutes | paper, own setting |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def table_row(card: ModelCard) -> str:
+    """One zoo.md row from a card's recorded metrics (nothing is evaluated)."""
+    metrics = card.metrics
+    history = card.training.get("history", []) + card.training.get("base_training", {}).get("history", [])
+    minutes = sum(h["seconds"] for h in history) / 60
+    pgd = [
+        "-" if k not in metrics else f"{100 * metrics[k]['accuracy']:.2f}" + (f" (n={metrics[k]['n']})" if k == SETTINGS[0][0] else "")
+        for k, *_ in SETTINGS
+    ]
+    default = metrics.get("auto")
+    if default:
+        low, high = wilson(default["accuracy"], default["n"])
+        default_cells = [f"{100 * default['accuracy']:.1f} [{100 * low:.1f}, {100 * high:.1f}] (n={default['n']})", default["verdict"] or "-"]
+    else:
+        default_cells = ["-", "-"]
+    strides = "-".join(map(str, card.kwargs.get("strides", [1, 2, 2, 2])))
+    cells = [card.name, card.training.get("recipe", ""), f"{100 * metrics['clean_accuracy']:.2f}", *default_cells, *pgd, f"{minutes:.1f}",
+             paper_headline(card.paper_facts, strides)]
+    return "| " + " | ".join(cells) + " |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", help="default: every shipped Fashion-MNIST card")
     parser.add_argument("--db", default="results/zoo.sqlite")
-    parser.add_argument("--new", action="store_true", help="only measure cards without metrics")
+    parser.add_argument("--new", action="store_true", help="only measure cards without metrics (with --default: without its number)")
     parser.add_argument("--keep-float32", action="store_true", help="do not re-save checkpoints in float16")
     parser.add_argument("--settings", type=int, default=len(SETTINGS), help="measure only the first N settings (the first is the zoo's headline)")
+    parser.add_argument("--default", action="store_true", help="measure the default evaluation (auto, checks, verdict) instead of PGD-20")
     parser.add_argument("--table-only", action="store_true", help="print the table from the cards without evaluating")
     args = parser.parse_args()
     import advbench.models.zoo  # noqa: F401
 
     models = args.models or sorted(p.stem for p in (REPO_ZOO / "fashion-mnist").glob("*.yaml"))
-    print("| model | recipe | clean % | PGD-20 Linf 0.1 % | PGD-20 Linf 0.02 % | PGD-20 L2 0.5 % | PGD-20 L2 1.0 % | train minutes | paper, own setting |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(TABLE_HEADER)
     for model in models:
         path = card_path(model, "fashion-mnist")
         if path is None:
             raise SystemExit(f"no fashion-mnist card for {model}")
         card = ModelCard.from_yaml(path)
-        measure_now = not args.table_only and not (args.new and card.metrics)
+        measured = "auto" in card.metrics if args.default else bool(card.metrics)
+        measure_now = not args.table_only and not (args.new and measured)
         if measure_now and not args.keep_float32:
             store_half(model)
             card = ModelCard.from_yaml(path)
         card = replace(card, threat_model=default_threat(card.dataset), paper_facts=paper_facts(model))
-        metrics = card.metrics
         if measure_now:
-            metrics = measure(model, args.db, load_model(model, "fashion-mnist")[0].stochastic, SETTINGS[: args.settings])
-        card = replace(card, metrics=metrics)
+            stochastic = load_model(model, "fashion-mnist")[0].stochastic
+            if args.default:
+                card = replace(card, metrics={**card.metrics, "auto": measure_default(model, args.db, stochastic, card.threat_model)})
+            else:  # PGD-20 replaces every number, the default evaluation's too (it was made on the old weights)
+                card = replace(card, metrics=measure(model, args.db, stochastic, SETTINGS[: args.settings]))
         card.to_yaml(path)
-        if not metrics:
-            continue
-        history = card.training.get("history", []) + card.training.get("base_training", {}).get("history", [])
-        minutes = sum(h["seconds"] for h in history) / 60
-        cells = [
-            "-" if k not in metrics else f"{100 * metrics[k]['accuracy']:.2f}" + (f" (n={metrics[k]['n']})" if k == SETTINGS[0][0] else "")  # type: ignore[index]
-            for k, *_ in SETTINGS
-        ]
-        print(f"| {model} | {card.training.get('recipe', '')} | {100 * metrics['clean_accuracy']:.2f} | {' | '.join(cells)} | {minutes:.1f} | {paper_headline(card.paper_facts, '-'.join(map(str, card.kwargs.get('strides', [1, 2, 2, 2]))))} |")  # type: ignore[operator]
+        if card.metrics:
+            print(table_row(card))
 
 
 if __name__ == "__main__":

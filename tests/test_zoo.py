@@ -8,7 +8,7 @@ import torch
 from advbench.data import load_dataset, select_indices
 from advbench.data.registry import dataset_labels
 from advbench.models import MODELS
-from advbench.models.card import REPO_ZOO, card_path, load_model
+from advbench.models.card import REPO_ZOO, ModelCard, card_path, load_model
 from advbench.models.kernel_pooling import KAPConv2d
 from advbench.models.noise import GaussianNoise
 
@@ -111,16 +111,30 @@ def test_every_registered_model_has_a_shipped_checkpoint() -> None:
     assert not missing, f"no Fashion-MNIST checkpoint yet for: {', '.join(missing)}"
 
 
-def test_zoo_table_quotes_the_paper_number_of_the_models_own_variant() -> None:
-    # sc-frontend-nodrop is the dissertation's T = 15 model: its headline is Table 4.5's 37.33 under
-    # the strongest attack, not Table B.1's 59.91 (T = 1, one restart of 1000 steps).
+def load_zoo_metrics():
     import importlib.util
-
-    from advbench.models.paper import paper_facts
 
     spec = importlib.util.spec_from_file_location("zoo_metrics", REPO_ZOO.parent / "scripts" / "zoo_metrics.py")
     zoo_metrics = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(zoo_metrics)
+    return zoo_metrics
+
+
+def test_zoo_table_is_what_the_cards_record() -> None:
+    # docs/zoo.md's table is scripts/zoo_metrics.py's, from the shipped cards: a checkpoint
+    # re-measured without its row re-made, or a number edited by hand, fails here.
+    zoo_metrics = load_zoo_metrics()
+    rows = [zoo_metrics.table_row(ModelCard.from_yaml(card_path(name, "fashion-mnist"))) for name in SHIPPED]
+    table = zoo_metrics.TABLE_HEADER + "\n" + "\n".join(rows) + "\n"
+    assert table in (REPO_ZOO.parent / "docs" / "zoo.md").read_text()
+
+
+def test_zoo_table_quotes_the_paper_number_of_the_models_own_variant() -> None:
+    # sc-frontend-nodrop is the dissertation's T = 15 model: its headline is Table 4.5's 37.33 under
+    # the strongest attack, not Table B.1's 59.91 (T = 1, one restart of 1000 steps).
+    from advbench.models.paper import paper_facts
+
+    zoo_metrics = load_zoo_metrics()
     facts = paper_facts("sc-frontend-nodrop")
     assert facts["variant"] == "T=15"
     cell = zoo_metrics.paper_headline(facts, "1-2-2-2")
