@@ -43,8 +43,8 @@ ALEXNET_CPU = {**RN8, **ADAM, "epochs": 6, "max_train": None, "model_kwargs": {"
 AT_CPU = {"epochs": 1, "max_train": 10000, "at_eps": 0.1, "at_steps": 4, "at_rel_stepsize": 0.375}
 # The dissertation's Table 4.1 models (reproduced in docs/reproductions.md) get the whole training
 # set and longer schedules: the small Madry CNN trains ~4x faster per image than the ResNets.
-# The dissertation's stated optimizer (Adam 1e-3, 20 epochs, §4.1.4) without augmentation: with two
-# SGD epochs the plain CNN kept 5.9 % under PGD 20x100 (paper 0.1 %); trained this way, 0.4 %.
+# The plain CNN: the dissertation's stated optimizer (Adam 1e-3, 20 epochs, §4.1.4), no augmentation;
+# with two SGD epochs it had kept 5.9 % under PGD 20x100 (paper 0.1 %), trained this way 0.4 %.
 MADRY_CNN_ADAM = {"epochs": 20, "max_train": None, **ADAM, "crop_pad": 0, "flip": False}
 TABLE41_AT = {"epochs": 4, "max_train": None, "at_eps": 0.1, "at_steps": 7, "at_rel_stepsize": 0.25}
 
