@@ -1,6 +1,7 @@
 """Every registered model builds; every shipped Fashion-MNIST checkpoint loads and is accurate."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -127,6 +128,16 @@ def test_zoo_table_is_what_the_cards_record() -> None:
     rows = [zoo_metrics.table_row(ModelCard.from_yaml(card_path(name, "fashion-mnist"))) for name in SHIPPED]
     table = zoo_metrics.TABLE_HEADER + "\n" + "\n".join(rows) + "\n"
     assert table in (REPO_ZOO.parent / "docs" / "zoo.md").read_text()
+
+
+def test_zoo_row_shows_the_default_evaluation_with_its_interval_and_verdict() -> None:
+    zoo_metrics = load_zoo_metrics()
+    card = ModelCard.from_yaml(card_path("madry-cnn-at", "fashion-mnist"))
+    bare = replace(card, metrics={k: v for k, v in card.metrics.items() if k != "auto"})
+    assert zoo_metrics.table_row(bare).split(" | ")[3:5] == ["-", "-"]
+    measured = replace(card, metrics={**card.metrics, "auto": {"accuracy": 0.5, "n": 100, "run": "r", "verdict": "escalated"}})
+    # Wilson 95 % interval of 50 / 100
+    assert zoo_metrics.table_row(measured).split(" | ")[3:5] == ["50.0 [40.4, 59.6] (n=100)", "escalated"]
 
 
 def test_zoo_table_quotes_the_paper_number_of_the_models_own_variant() -> None:
