@@ -74,3 +74,35 @@ def test_kap_folds_into_conv_weights() -> None:
     # Gradients reach the raw weights through the averaging.
     fused(x).sum().backward()
     assert fused.weight.grad is not None and fused.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+@pytest.mark.parametrize("mode", ["avg", "max"])
+def test_non_overlapping_pool_tiles_the_sheet(k: int, mode: str) -> None:
+    # KAP paper Fig. 4b: S = K; each output is the mean/max of one K x K block of the 4K x 4K
+    # sheet, every kernel in exactly one block (no padding, none dropped at the border).
+    channels = 16 * k * k
+    x = torch.randn(2, channels, 3, 3)
+    pool = KernelPool(channels, k, k, mode, dims=2)
+    blocks = x.view(2, 4, k, 4, k, 3, 3).permute(0, 1, 3, 2, 4, 5, 6).flatten(3, 4)
+    expected = (blocks.mean(3) if mode == "avg" else blocks.amax(3)).flatten(1, 2)
+    assert pool.out_channels == 16
+    torch.testing.assert_close(pool(x), expected)
+
+
+def test_non_overlapping_pool_rejects_a_sheet_it_cannot_tile() -> None:
+    with pytest.raises(ValueError, match="divisible by K"):
+        KernelPool(36, 4, 4, "avg", dims=2)  # 6 x 6 sheet
+    with pytest.raises(ValueError, match="odd kernel size"):
+        KernelPool(64, 2, 1, "avg", dims=2)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_shallow_cnn_with_non_overlapping_kap_keeps_16_ensembles(k: int) -> None:
+    from advbench.models.cnn import ShallowCNN
+
+    net = ShallowCNN(3, 10, 1, 16 * k * k, "avg", k, 2, 0.0, pool_stride=k).eval()
+    units = [m for m in net.body if hasattr(m, "out_channels")]
+    assert [u.conv.out_channels for u in units] == [16 * k * k] * 3  # kernels per layer grow as K^2
+    assert [u.out_channels for u in units] == [16] * 3  # ensembles passed on stay 16
+    assert net(torch.rand(2, 1, 28, 28)).shape == (2, 10)

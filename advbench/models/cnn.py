@@ -3,7 +3,8 @@
 The paper gives depth, not widths or strides; ours: `channels` kernels per layer (64 makes an
 8x8 kernel sheet), 3x3 convs, stride 1 in the first layer and 2 after, average pooling to a
 4x4 map and one linear classifier (a global average would leave a 1-layer net almost blind
-to where edges are).
+to where edges are). Fig. 4b's nets pool without overlap (`pool_stride` = `pool_kernel` = K):
+each layer then passes C / K^2 ensembles on, so `channels` = 16 K^2 keeps 16 of them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class ShallowCNN(nn.Module):
         pool_kernel: int = 3,
         pool_dims: int = 2,
         noise_sigma: float = 0.0,
+        pool_stride: int = 1,
     ) -> None:
         super().__init__()
         if not 1 <= depth <= 3:
@@ -34,11 +36,12 @@ class ShallowCNN(nn.Module):
         layers: list[nn.Module] = []
         cin = in_channels
         for i in range(depth):
-            layers += [ConvUnit(cin, channels, 3, 1 if i == 0 else 2, kernel_pool, pool_kernel, pool_dims, noise_sigma), nn.ReLU()]
-            cin = channels
+            unit = ConvUnit(cin, channels, 3, 1 if i == 0 else 2, kernel_pool, pool_kernel, pool_dims, noise_sigma, pool_stride)
+            layers += [unit, nn.ReLU()]
+            cin = unit.out_channels
         self.body = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(4)
-        self.fc = nn.Linear(channels * 16, num_classes)
+        self.fc = nn.Linear(cin * 16, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.pool(self.body(self.input_noise(x))).flatten(1))

@@ -27,17 +27,22 @@ class ConvUnit(nn.Module):
         pool_kernel: int = 3,
         pool_dims: int = 2,
         noise_sigma: float = 0.0,
+        pool_stride: int = 1,
     ) -> None:
         super().__init__()
         self.pool: nn.Module = nn.Identity()
+        self.out_channels = cout  # after kernel pooling: cout / K^2 where it does not overlap (S = K)
         if kernel_pool == "avg":
-            self.conv: nn.Conv2d = KAPConv2d(cin, cout, kernel, stride, KernelPool(cout, pool_kernel, 1, "avg", pool_dims))
+            kap = KernelPool(cout, pool_kernel, pool_stride, "avg", pool_dims)
+            self.conv: nn.Conv2d = KAPConv2d(cin, cout, kernel, stride, kap)
+            self.out_channels = kap.out_channels
         else:
             self.conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False)
             if kernel_pool == "max":
-                self.pool = KernelPool(cout, pool_kernel, 1, "max", pool_dims)
+                kmp = KernelPool(cout, pool_kernel, pool_stride, "max", pool_dims)
+                self.pool, self.out_channels = kmp, kmp.out_channels
         self.noise = GaussianNoise(noise_sigma)
-        self.bn = nn.BatchNorm2d(cout)
+        self.bn = nn.BatchNorm2d(self.out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.noise(self.pool(self.conv(x))))

@@ -30,10 +30,12 @@ def _pool_sheet(z: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int
     """Pool a (N, 1, rows, cols, pixels) tensor over its sheet axes with zero-weight padding.
 
     Padding is explicit (the sheet may be smaller than the kernel, e.g. 2 x 4 channels), and
-    the mean divides by the number of real neighbours, not by K.
+    the mean divides by the number of real neighbours, not by K. Non-overlapping pooling
+    (stride = K, the KAP paper's Fig. 4b) tiles the sheet and needs no padding.
     """
     kr, kc = kernel
-    pad = (0, 0, kc // 2, kc // 2, kr // 2, kr // 2)
+    pr, pc = (0 if s == k else k // 2 for k, s in zip(kernel, stride))
+    pad = (0, 0, pc, pc, pr, pr)
     k3, s3 = (kr, kc, 1), (*stride, 1)
     if mode == "max":
         return F.max_pool3d(F.pad(z, pad, value=float("-inf")), k3, s3)
@@ -42,16 +44,23 @@ def _pool_sheet(z: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int
 
 
 class KernelPool(nn.Module):
-    """Mean (KAP) or max (KMP) over K (1D) or K x K (2D) neighbouring kernels, stride S."""
+    """Mean (KAP) or max (KMP) over K (1D) or K x K (2D) neighbouring kernels, stride S.
+
+    Overlapping pooling (S < K) is centred, so K must be odd; non-overlapping pooling (S = K)
+    takes any K whose sheet it tiles exactly, leaving C / K (1D) or C / K^2 (2D) channels.
+    """
 
     def __init__(self, channels: int, kernel_size: int = 3, stride: int = 1, mode: str = "avg", dims: int = 2) -> None:
         super().__init__()
-        if kernel_size % 2 != 1:
-            raise ValueError("kernel pooling needs an odd kernel size")
         if mode not in ("avg", "max") or dims not in (1, 2):
             raise ValueError("kernel pooling mode is avg or max, dims 1 or 2")
         self.channels, self.kernel_size, self.stride, self.mode, self.dims = channels, kernel_size, stride, mode, dims
         self.sheet = channel_sheet(channels, dims)
+        if stride == kernel_size:
+            if any(side % kernel_size for side in self.sheet[: dims]):
+                raise ValueError(f"non-overlapping kernel pooling with K={kernel_size} needs a {self.sheet[0]} x {self.sheet[1]} kernel sheet divisible by K")
+        elif kernel_size % 2 != 1:
+            raise ValueError("overlapping kernel pooling needs an odd kernel size")
         self._kernel = (kernel_size, kernel_size if dims == 2 else 1)
         self._stride = (stride, stride if dims == 2 else 1)
         if mode == "avg":

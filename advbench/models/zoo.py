@@ -68,6 +68,21 @@ VARIANTS: list[tuple] = [
          {"depth": d, **(KAP_2D if kap else {}), **KAP_NOISE}, "normal", {"epochs": 4})
         for d in (1, 2, 3) for kap in (False, True)
     ],
+    # Fig. 4b: non-overlapping KAP (S = K) with 16 K^2 kernels per layer, so every net passes 16
+    # kernel ensembles on whatever K (the paper keeps their number fixed; it gives no widths).
+    *[
+        (f"kap-cnn3-k{k}s{k}", ShallowCNN, "kernel-pooling", KAP,
+         f"3-layer CNN with non-overlapping 2D KAP (K=S={k}) after each conv, {16 * k * k} kernels per layer = 16 ensembles of {k * k}, noise training (§4.2, Fig. 4b)",
+         {"depth": 3, **KAP_2D, "pool_kernel": k, "pool_stride": k, "channels": 16 * k * k, **KAP_NOISE}, "normal", {"epochs": 4})
+        for k in (1, 2, 3, 4)
+    ],
+    # Fig. 4c: kap-cnn3 (sigma 0.1) trained with other noise levels, input and after every KAP.
+    *[
+        (f"kap-cnn3-sigma{sigma:g}".replace(".", "p"), ShallowCNN, "kernel-pooling", KAP,
+         f"3-layer CNN with 2D KAP (K=3) after each conv, noise training with sigma={sigma} (§4.2, Fig. 4c)",
+         {"depth": 3, **KAP_2D, "noise_sigma": sigma}, "normal", {"epochs": 4})
+        for sigma in (0.0, 0.05, 0.2)
+    ],
     *[
         (f"rn18-s{''.join(map(str, s))}", ResNet18, "stride", STRIDE,
          f"ResNet18 with stage strides {'-'.join(map(str, s))} (§IV-B{'; the usual configuration, baseline of the stride family' if s == (1, 2, 2, 2) else ''})",
