@@ -22,7 +22,7 @@ from advbench.engine.certify import certified_accuracy
 from advbench.models.paper import paper_facts
 from advbench.report.curves import minimum_norm_stats
 from advbench.report.leaderboard import wilson
-from advbench.store import Store, summarize
+from advbench.store import RunSummary, Store, summarize
 
 MARK = 0.03  # differences above 3 points are marked and explained in the document
 
@@ -256,7 +256,44 @@ def fig6_figure(curves: list[CertifiedCurve], path: Path) -> None:
     save_figure(line_figure(series, "L2 radius", "certified accuracy %", "KAP paper Fig. 6 on Fashion-MNIST (sequential certification)"), path)
 
 
-def build_tables(cells: dict, foolbox2: dict | None = None, external: list | None = None, curves: list | None = None) -> dict[str, str]:
+# KAP paper Fig. 4 (AutoAttack-L2 eps 1.0, plots only): panel -> (model, what varies).
+FIG4_PANELS = {
+    "a: depth": [(f"{kap}cnn{d}", f"{d} layer{'s' if d > 1 else ''}, {'KAP K=3' if kap else 'no KAP'}") for kap in ("", "kap-") for d in (1, 2, 3)],
+    "b: ensemble size": [(f"kap-cnn3-k{k}s{k}", f"K = S = {k}, {16 * k * k} kernels") for k in (1, 2, 3, 4)],
+    "c: training noise": [(m, f"sigma {s}") for m, s in (("kap-cnn3-sigma0", "0"), ("kap-cnn3-sigma0p05", "0.05"), ("kap-cnn3", "0.1"), ("kap-cnn3-sigma0p2", "0.2"))],
+}
+
+
+def fig4_runs(store: Store) -> dict[str, RunSummary]:
+    """model -> the newest finished default evaluation (`auto` first) at L2 eps 1.0 of a Fig. 4 model."""
+    wanted = {m for panel in FIG4_PANELS.values() for m, _ in panel}
+    newest: dict[str, RunSummary] = {}
+    for run in sorted(store.list_runs(limit=100_000), key=lambda r: r.created):
+        if run.kind != "eval" or run.status != "finished" or run.model not in wanted or run.config["attack_names"][0] != "auto":
+            continue
+        summary = summarize(store, run.run_id)
+        if summary.norm == "l2" and [p.eps for p in summary.per_eps] == [1.0]:
+            newest[run.model] = summary
+    return newest
+
+
+def fig4_table(runs: dict[str, RunSummary]) -> str:
+    lines = ["| panel | model | setting | clean % | default eval, L2 eps 1.0 % [95 % CI] | verdict | run |", "|---|---|---|---|---|---|---|"]
+    for panel, models in FIG4_PANELS.items():
+        for model, setting in models:
+            r = runs.get(model)
+            if r is None:
+                lines.append(f"| {panel} | {model} | {setting} | - | - | - | - |")
+                continue
+            robust = r.per_eps[0].worst_case
+            low, high = wilson(robust, r.n)
+            lines.append(f"| {panel} | {model} | {setting} | {100 * r.clean_accuracy:.1f} | {100 * robust:.1f} [{100 * low:.1f}, {100 * high:.1f}] "
+                         f"| {r.verdict or '-'} | `{r.run_id}` |")
+    return "\n".join(lines)
+
+
+def build_tables(cells: dict, foolbox2: dict | None = None, external: list | None = None, curves: list | None = None,
+                 fig4: dict | None = None) -> dict[str, str]:
     tables = {
         "table41": dissertation_table(cells), "fig47": curve_table(cells),
         "smooth": smooth_table(cells), "smooth-norms": smooth_norms(cells), "smooth-runs": smooth_runs(cells),
@@ -267,6 +304,8 @@ def build_tables(cells: dict, foolbox2: dict | None = None, external: list | Non
         tables["external"] = external_table(external)
     if curves:
         tables["kap-fig6"] = fig6_table(curves)
+    if fig4:
+        tables["kap-fig4"] = fig4_table(fig4)
     return tables
 
 
@@ -286,12 +325,14 @@ def main() -> None:
     cells: dict = {}
     external: list = []
     curves: list = []
+    fig4: dict = {}
     for db in args.db:
         with Store(db) as store:
             cells.update(stored_cells(store))
             external += external_rows(store)
             curves += certified_curves(store)
-    tables = build_tables(cells, json.loads(args.foolbox2.read_text()) if args.foolbox2 else None, external, curves)
+            fig4.update(fig4_runs(store))
+    tables = build_tables(cells, json.loads(args.foolbox2.read_text()) if args.foolbox2 else None, external, curves, fig4)
     if args.write is None:
         for name, table in tables.items():
             print(f"## {name}\n\n{table}\n")

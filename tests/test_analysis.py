@@ -196,6 +196,10 @@ def test_run_analysis_writes_csv_png_and_json_record(digits_zoo, tmp_path):
     assert paths["csv"].name.startswith("rn18-nt_digits_")
     record = json.loads(paths["json"].read_text())
     assert record["analysis"] == "psr" and record["n"] == 40 and len(record["checkpoint_sha256"]) == 64
+    # Provenance like a stored run's: the commit of this checkout and the library versions.
+    from advbench.core.provenance import git_commit
+
+    assert record["git_commit"] == git_commit() and "torch" in record["libraries"]
     assert record["rows"][0][0] == "input" and 0.05 < record["rows"][0][4] <= 0.1 + 1e-6  # Linf PSR of the input: |delta|_inf <= eps, max pixel 1
     assert result.rows[-1][0] == "fc"
 

@@ -18,6 +18,7 @@ import torch
 from advbench.analysis.common import AnalysisResult, timestamp, write_outputs
 from advbench.core.device import resolve_device
 from advbench.core.errors import UsageError
+from advbench.core.provenance import git_commit, library_versions
 from advbench.core.registry import Registry
 from advbench.core.version import __version__
 
@@ -215,6 +216,8 @@ def run_analysis(name: str, run: AnalysisRun, **options: Any) -> tuple[AnalysisR
         "seed": run.seed,
         "device": str(ctx.device),
         "advbench_version": __version__,
+        "git_commit": git_commit(),
+        "libraries": library_versions(),
         "run": asdict(run),
         "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()},
     }

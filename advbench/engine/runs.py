@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from advbench.core.version import __version__
-from advbench.engine.provenance import git_commit, library_versions
+from advbench.core.provenance import git_commit, library_versions
 from advbench.store import Store
 
 
