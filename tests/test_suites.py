@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO
 
 from advbench.attacks import build_attack
+from advbench.core.threat import ThreatModel
 from advbench.engine.suite import load_suite
 from advbench.models import MODELS
 from advbench.store import Store
@@ -22,8 +23,11 @@ def test_shipped_suite_names_registered_models_and_supported_attacks(path) -> No
     suite = load_suite(path)
     for model in suite.models:
         assert model in MODELS.names(), f"{path.name}: unknown model {model}"
+    dims = {"fashion-mnist": 28 * 28, "cifar10": 3 * 32 * 32}[suite.dataset]
     for norm, eps, attacks in suite.threats:
         assert eps and attacks
+        for e in eps:  # `advbench run` refuses a budget above the [0,1] box's diameter
+            ThreatModel(norm, e).check_for(dims)
         for spec in attacks:
             attack = build_attack(spec)[1]
             assert norm in attack.norms, f"{path.name}: {spec} does not support {norm}"
