@@ -136,6 +136,14 @@ VARIANTS: list[tuple] = [
         for loss, what, recipe in (("v", "vanilla cross-entropy", "normal"), ("t", "TRADES", "trades"), ("a", "adversarial training", "pgd-at"), ("l", "KL logit pairing", "kl-pairing"))
         for suffix, lam in (("", 0.0), ("r", 100.0), ("h", -100.0))
     ],
+    # The paper's lambda grid on VR (the cheapest loss to train): which lambda its Table 1 used is
+    # not reported, so the sweep shows what each value does on the bounded and unbounded readings.
+    *[
+        (f"smooth-vr-lambda{tag}", MadryCNN, "smooth-kernels", SMOOTH,
+         f"2 conv + 2 FC net, vanilla cross-entropy loss + lambda R(w), lambda={lam} (§4's lambda grid on Table 1 'VR')", {"hidden": 128}, "normal",
+         {"smooth_lambda": lam, **ADAM, "epochs": 2})
+        for tag, lam in (("0p01", 0.01), ("0p1", 0.1), ("1", 1.0), ("10", 10.0))
+    ],
     ("rn20", ResNet20, "baseline", CPNI, "ResNet-20, the CPNI paper's CIFAR-10 base model", {}, "normal", RN8),
     *[
         (name, ResNet20, "noise-injection", CPNI, what, kwargs, "cpni-at", {**RN8, **AT_CPU})
