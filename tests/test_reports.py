@@ -84,6 +84,31 @@ def test_minimum_norm_attack_gives_a_whole_curve_from_one_run(digits_zoo, tmp_pa
     assert stats["success_rate"] > 0.8 and stats["median_norm"] <= stats["mean_norm"] * 3
 
 
+def test_worst_case_curve_over_single_attack_runs_equals_one_run_of_both(digits_zoo, tmp_path) -> None:
+    from advbench.core.errors import UsageError
+    from advbench.report.curves import minimum_norm_curve, worst_minimum_norm_curve
+
+    db = tmp_path / "w.sqlite"
+    grid = [0.0, 0.1, 0.3, 0.6, 1.0, 2.0]
+    runtime = Runtime(db=db, zoo=digits_zoo)
+    spec = {"model": "rn18-nt", "dataset": "digits", "eps": tuple(grid), "norm": "l2", "n": 60, "checks": False}
+    weak = run_eval(EvalSpec(attacks=("deepfool:steps=1",), **spec), runtime).summary
+    strong = run_eval(EvalSpec(attacks=("deepfool",), **spec), runtime).summary
+    both = run_eval(EvalSpec(attacks=("deepfool:steps=1", "deepfool"), **spec), runtime).summary
+    other = run_eval(EvalSpec(attacks=("deepfool",), **{**spec, "n": 40}), runtime).summary
+    with Store(db) as store:
+        worst = worst_minimum_norm_curve(store, [weak.run_id, strong.run_id], grid)
+        singles = [minimum_norm_curve(store, r.run_id, r.attacks[0], grid) for r in (weak, strong)]
+        with pytest.raises(UsageError, match="differ"):
+            worst_minimum_norm_curve(store, [weak.run_id, other.run_id], grid)
+        with pytest.raises(UsageError, match="one run per"):
+            worst_minimum_norm_curve(store, [both.run_id], grid)
+    # Per sample, the smaller of the two norms: exactly what one run of both attacks reports per eps.
+    assert [round(a, 6) for _, a in worst] == [round(p.worst_case, 6) for p in both.per_eps]
+    assert all(w <= min(a[1], b[1]) + 1e-9 for (_, w), a, b in zip(worst, *singles))
+    assert singles[0] != singles[1]  # the one-step DeepFool is weaker somewhere: the combination is not trivial
+
+
 def test_cli_leaderboard_html_and_suite_and_regression_gate(digits_zoo, tmp_path) -> None:
     db = tmp_path / "g.sqlite"
     suite = tmp_path / "suite.yaml"

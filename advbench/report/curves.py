@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from advbench.core.errors import UsageError
 from advbench.store import Store, summarize
 
 
@@ -45,17 +46,49 @@ def curves_from_run(store: Store, run_id: str, grid: list[float] | None = None) 
 
 def minimum_norm_curve(store: Store, run_id: str, attack: str, grid: list[float]) -> list[tuple[float, float]] | None:
     """Robust accuracy at every eps of `grid` from the stored minimum norms (None if the attack stored none)."""
-    clean = store.clean_rows(run_id)
-    rows = [r for r in store.sample_rows(run_id) if r["attack"] == attack]
-    if not rows or all(r["min_distance"] is None and r["status"] == "attacked" and r["success"] for r in rows):
+    smallest = smallest_distances(store, run_id, attack)
+    if smallest is None:
         return None
-    if not any(r["min_distance"] is not None for r in rows):
+    return _accuracy_over(store.clean_rows(run_id), smallest, grid)
+
+
+def smallest_distances(store: Store, run_id: str, attack: str) -> dict[int, float] | None:
+    """sample index -> the smallest adversarial norm the attack found (inf: none), over the attacked
+    samples; None when the attack stored no norms (a fixed-budget attack)."""
+    rows = [r for r in store.sample_rows(run_id) if r["attack"] == attack]
+    if not rows or not any(r["min_distance"] is not None for r in rows):
         return None
     first_eps = rows[0]["eps"]
-    smallest = {r["sample_idx"]: (r["min_distance"] if r["min_distance"] is not None else math.inf) for r in rows if r["eps"] == first_eps and r["status"] == "attacked"}
+    return {r["sample_idx"]: (r["min_distance"] if r["min_distance"] is not None else math.inf) for r in rows if r["eps"] == first_eps and r["status"] == "attacked"}
+
+
+def worst_minimum_norm_curve(store: Store, run_ids: Sequence[str], grid: list[float]) -> list[tuple[float, float]]:
+    """Robust accuracy at every eps of `grid` under the best of several minimum-norm runs, one attack
+    each (e.g. one suite cell per attack): a sample is broken at eps when any run found an
+    adversarial within eps. The runs must share a norm, a checkpoint and their samples, else the
+    per-sample minimum would mix different questions."""
+    if not run_ids:
+        raise UsageError("a worst-case curve needs at least one run")
+    runs = [store.get_run(r) for r in run_ids]
+    first = runs[0]
+    for run in runs[1:]:
+        if (run.config["norm"], run.checkpoint_sha256, run.indices_hash, run.n_samples) != (first.config["norm"], first.checkpoint_sha256, first.indices_hash, first.n_samples):
+            raise UsageError(f"runs {first.run_id} and {run.run_id} differ in norm, checkpoint or samples; their minimum norms cannot be combined")
+    worst: dict[int, float] = {}
+    for run in runs:
+        if len(run.config["attack_names"]) != 1:
+            raise UsageError(f"run {run.run_id} ran {len(run.config['attack_names'])} attacks; give one run per minimum-norm attack")
+        smallest = smallest_distances(store, run.run_id, run.config["attack_names"][0])
+        if smallest is None:
+            raise UsageError(f"run {run.run_id} ({run.config['attack_names'][0]}) stored no minimum norms")
+        for idx, dist in smallest.items():
+            worst[idx] = min(dist, worst.get(idx, math.inf))
+    return _accuracy_over(store.clean_rows(first.run_id), worst, grid)
+
+
+def _accuracy_over(clean: Sequence, smallest: dict[int, float], grid: list[float]) -> list[tuple[float, float]]:
     correct = {idx for idx, label, pred in clean if label == pred}
-    n = len(clean)
-    return [(e, sum(1 for i in correct if smallest.get(i, math.inf) > e) / n) for e in grid]
+    return [(e, sum(1 for i in correct if smallest.get(i, math.inf) > e) / len(clean)) for e in grid]
 
 
 def minimum_norm_stats(store: Store, run_id: str, attack: str) -> dict[str, float | None]:
