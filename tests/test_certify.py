@@ -118,7 +118,7 @@ def test_certify_runs_keep_the_key_they_were_stored_with(digits_zoo) -> None:
     from advbench.data.registry import dataset_labels
     from advbench.data.subset import indices_hash, select_indices
     from advbench.engine.certify import resolve_certify
-    from advbench.engine.plan import config_key
+    from advbench.engine.runs import config_key
     from advbench.engine.spec import CertifySpec, Runtime
 
     spec = CertifySpec("rn18-nt", sigmas=(0.12, 0.25), n0=10, noise_draws=300, n=6, dataset="digits", alpha=0.01, seed=2)

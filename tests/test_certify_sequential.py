@@ -137,7 +137,7 @@ def test_bad_sequential_settings_are_usage_errors() -> None:
 def test_sequential_run_stores_draws_per_image_keys_and_show(digits_zoo, tmp_path) -> None:
     from advbench.cli.app import app
     from advbench.engine.certify import resolve_certify, run_certify
-    from advbench.engine.plan import config_key
+    from advbench.engine.runs import config_key
     from advbench.engine.spec import CertifySpec, Runtime
     from advbench.store import Store
 

@@ -36,8 +36,7 @@ from advbench.engine.objects import (
     as_robust_model,
     weights_sha256,
 )
-from advbench.engine.plan import config_key
-from advbench.engine.runs import RunLedger, run_meta
+from advbench.engine.runs import RunLedger, config_key, run_meta
 from advbench.engine.spec import CertifySpec, Runtime, spec_dict
 from advbench.models.card import load_model
 from advbench.models.wrapper import RobustModel

@@ -9,8 +9,6 @@ spec, the checkpoint's hash, the subset's hash and what adaptive evaluation chos
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
@@ -36,14 +34,10 @@ from advbench.engine.objects import (
     as_robust_model,
     weights_sha256,
 )
+from advbench.engine.runs import config_key
 from advbench.engine.spec import EvalSpec, Runtime
 from advbench.models.card import ModelCard, load_model
 from advbench.models.wrapper import RobustModel
-
-
-def config_key(payload: dict[str, Any]) -> str:
-    """A run's identity: the hash of everything that determines its results."""
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass

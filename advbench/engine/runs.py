@@ -7,6 +7,8 @@ summary. The store stays a plain SQLite layer; this module decides what a run is
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -15,6 +17,11 @@ from typing import Any, Callable, Iterable
 from advbench.core.version import __version__
 from advbench.core.provenance import git_commit, library_versions
 from advbench.store import Store
+
+
+def config_key(payload: dict[str, Any]) -> str:
+    """A run's identity: the hash of everything that determines its results."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def run_meta(model: str, dataset: str, n_samples: int, seed: int, indices_hash: str, sha256: str, device: str) -> dict[str, Any]:
