@@ -91,7 +91,7 @@ def run(store: Store, model_name: str, column: str, idx: torch.Tensor, x: np.nda
     perturbed = np.stack([a.perturbed if ok else a.unperturbed for a, ok in zip(adversarials, found)]).astype(np.float32)
     adv_pred = model.predict(torch.from_numpy(perturbed)).numpy()  # every success re-checked by the model itself
     rows = []
-    for i, (sample, a, ok) in enumerate(zip(idx.tolist(), adversarials, found)):
+    for i, (sample, ok) in enumerate(zip(idx.tolist(), found)):
         common = {"sample_idx": sample, "attack": label, "eps": eps, "label": int(y[i]), "clean_pred": int(clean_pred[i]), "seconds": seconds / len(y)}
         if clean_pred[i] != y[i]:
             rows.append({**common, "status": "misclassified"})

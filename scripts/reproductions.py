@@ -4,23 +4,24 @@ Each cell is our number from one stored run (with its Wilson 95 % interval and r
 the paper's number from the model's paper facts (advbench/models/paper_facts.yaml); cells more
 than 3 points apart are marked, and the document explains each. Tables are replaced between
 `<!-- table:NAME -->` and `<!-- end:NAME -->` markers, so the prose around them stays.
-Run: python scripts/reproductions.py --db results/reproductions.sqlite [--foolbox2 docs/runs/foolbox2-table1.json]
-     [--write docs/reproductions.md]
+Run: python scripts/reproductions.py --db results/reproductions.sqlite [--write docs/reproductions.md]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from advbench.attacks.registry import attack_label
 from advbench.engine.certify import certified_accuracy
+from advbench.models.card import card_path
 from advbench.models.paper import paper_facts
-from advbench.report.curves import minimum_norm_stats
+from advbench.report.curves import minimum_norm_stats, worst_minimum_norm_curve
 from advbench.report.leaderboard import wilson
 from advbench.store import RunSummary, Store, summarize
 
@@ -52,8 +53,9 @@ def stored_cells(store: Store) -> dict[tuple[str, str, str, float], Cell]:
 
 
 def external_rows(store: Store) -> list[tuple[str, str, str, float, Cell]]:
-    """(dataset, model file:NAME, attack, eps, cell) for finished runs of external models (file:PATH.py:NAME)."""
-    rows = []
+    """(dataset, model file:NAME, attack, eps, cell) for finished runs of external models (file:PATH.py:NAME):
+    the newest run per dataset, model, attack, eps and number of images."""
+    rows: dict[tuple, tuple[str, str, str, float, Cell]] = {}
     for run in sorted(store.list_runs(limit=100_000), key=lambda r: r.created):
         if run.kind != "eval" or run.status != "finished" or not run.model.startswith("file:"):
             continue
@@ -62,8 +64,9 @@ def external_rows(store: Store) -> list[tuple[str, str, str, float, Cell]]:
         name = f"file:{Path(path).name}:{attr}"  # the file's name only: the full path is this machine's
         for per in summary.per_eps:
             for attack in run.config["attack_names"]:
-                rows.append((Path(run.dataset.partition(":")[2]).name or run.dataset, name, attack, per.eps, Cell(per.robust_after[attack], summary.n, run.run_id, summary.clean_accuracy)))
-    return rows
+                dataset = Path(run.dataset.partition(":")[2]).name or run.dataset
+                rows[(dataset, name, attack, per.eps, summary.n)] = (dataset, name, attack, per.eps, Cell(per.robust_after[attack], summary.n, run.run_id, summary.clean_accuracy))
+    return list(rows.values())
 
 
 def external_table(rows: list[tuple[str, str, str, float, Cell]]) -> str:
@@ -142,13 +145,14 @@ def curve_table(cells: dict, eps_values: tuple[float, ...] = (0.02, 0.05, 0.1, 0
     return "\n".join(lines)
 
 
+CW = "cw:binary_search_steps=5,initial_const=0.01,stepsize=0.005"  # Foolbox 2's C&W defaults
 SMOOTH_ATTACKS = [
     # (the suite's spec, norm, eps, the paper's attack name, column)
     ("fgsm-search", "linf", 1.0, "fgsm", "FGSM"),
     ("pgd-search", "linf", 1.0, "pgd", "PGD"),
     ("deepfool:steps=100", "l2", 28.0, "deepfool", "DF L2"),
     ("deepfool:steps=100", "linf", 1.0, "deepfool", "DF Linf"),
-    ("cw:binary_search_steps=5,initial_const=0.01,stepsize=0.005", "l2", 28.0, "cw", "C&W"),
+    (CW, "l2", 28.0, "cw", "C&W"),
     ("salt-and-pepper", "l2", 28.0, "salt-and-pepper", "S&P"),
 ]
 # Unbounded L2 is eps 28 = sqrt(784), the largest distance in [0,1]^784; runs made before eps was
@@ -202,21 +206,119 @@ def smooth_runs(cells: dict) -> str:
     return "\n".join(lines)
 
 
-def foolbox2_table(results: dict) -> str:
-    """Foolbox 2.4's own attacks on the same checkpoints (scripts/foolbox2_table1.py): share of failures
-    in percent, then the median distance found, beside the paper's share."""
+# App. B (Figs. 7-9): accuracy vs eps in L0, L2 and Linf. Every Table 1 cell is a minimum-norm search, so
+# the curve of a norm is, per sample, the smallest adversarial any of that norm's cells found.
+# norm -> (its cells as (suite spec, the unbounded eps the cell may be stored under), grid, table eps)
+APPB_NORMS = {
+    "linf": ([("fgsm-search", (1.0,)), ("pgd-search", (1.0,)), ("deepfool:steps=100", (1.0,))],
+             [round(0.01 * i, 2) for i in range(31)], (0.05, 0.1, 0.2)),
+    "l2": ([("deepfool:steps=100", UNBOUNDED_L2), (CW, UNBOUNDED_L2),
+            ("salt-and-pepper", UNBOUNDED_L2)], [round(0.1 * i, 1) for i in range(41)], (0.5, 1.0, 2.0)),
+    "l0": ([("salt-and-pepper", (784.0,))], [float(5 * i) for i in range(41)], (10.0, 25.0, 50.0)),
+}
+LAMBDA_MODELS = (("smooth-v", "0"), ("smooth-vr-lambda0p01", "0.01"), ("smooth-vr-lambda0p1", "0.1"), ("smooth-vr-lambda1", "1"),
+                 ("smooth-vr-lambda10", "10"), ("smooth-vr", "100"))
+
+
+@dataclass(frozen=True)
+class NormCurve:
+    eps: list[float]
+    accuracy: list[float]
+    run_ids: tuple[str, ...]
+
+
+def appb_curves(store: Store, cells: dict, models: tuple[str, ...], skip: tuple[str, ...] = ()) -> dict[tuple[str, str], NormCurve]:
+    """(model, norm) -> the worst case over the model's newest cells of that norm but the `skip`ped
+    attacks (`cells`: this store's), for every model that has all of them."""
+    curves = {}
+    for model in models:
+        for norm, (specs, grid, _) in APPB_NORMS.items():
+            found = [max((c for e in eps if (c := cells.get((model, attack_label(spec), norm, e))) is not None), key=lambda c: c.created, default=None)
+                     for spec, eps in specs if spec not in skip]
+            if any(c is None for c in found):
+                continue
+            ids = tuple(c.run_id for c in found)
+            points = worst_minimum_norm_curve(store, ids, grid)
+            curves[(model, norm)] = NormCurve([e for e, _ in points], [a for _, a in points], ids)
+    return curves
+
+
+def appb_table(curves: dict[tuple[str, str], NormCurve], models: tuple[str, ...]) -> str:
+    cols = [(norm, e) for norm, (_, _, eps) in APPB_NORMS.items() for e in eps]
+    lines = ["| model | " + " | ".join(f"{norm.upper() if norm == 'l0' else norm.capitalize() if norm == 'l2' else 'Linf'} {e:g}" for norm, e in cols) + " |",
+             "|---|" + "---|" * len(cols)]
+    for model in models:
+        row = []
+        for norm, e in cols:
+            c = curves.get((model, norm))
+            row.append(f"{100 * c.accuracy[c.eps.index(e)]:.1f}" if c else "not run")
+        lines.append(f"| {model} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def appb_figures(curves: dict[tuple[str, str], NormCurve], models: tuple[str, ...], folder: Path, stem: str) -> None:
+    from advbench.report.figures import line_figure, save_figure
+
+    names = {"linf": "Linf", "l2": "L2", "l0": "L0 (changed pixels)"}
+    for norm in APPB_NORMS:
+        series = [(m, c.eps, c.accuracy) for m in models if (c := curves.get((m, norm)))]
+        if series:
+            save_figure(line_figure(series, f"{names[norm]} eps", title=f"smooth kernels App. B, Fashion-MNIST, {names[norm].split(' ')[0]}: worst case"),
+                        folder / f"{stem}-{norm}.png")
+
+
+def lambda_table(cells: dict, curves: dict[tuple[str, str], NormCurve], default_eval: dict[str, dict]) -> str:
+    """The lambda grid on VR: clean, the default evaluation at the zoo's Linf 0.1 (from the model card),
+    the unbounded cells' failure shares, the median DeepFool L2 norm and the App. B accuracies, all
+    without C&W (the sweep's suite leaves it out for its cost)."""
+    attacks = [a for a in SMOOTH_ATTACKS if a[4] != "C&W"]  # the sweep's suite leaves C&W out (its cost)
+    lines = ["| lambda | model | clean % | default eval, Linf 0.1 % (verdict) | " + " | ".join(col for *_, col in attacks)
+             + " | median DF L2 | Linf 0.1 | L2 1.0 | L0 25 |", "|---|---|---|---|" + "---|" * len(attacks) + "---|---|---|---|"]
+    for model, lam in LAMBDA_MODELS:
+        found = smooth_cells(cells, model, attacks)
+        first = next((c for c in found if c is not None), None)
+        auto = default_eval.get(model)
+        auto_cell = f"{100 * auto['accuracy']:.1f} ({auto['verdict']}, `{auto['run']}`)" if auto else "not run"
+        df_l2 = found[2]
+        at = [f"{100 * c.accuracy[c.eps.index(e)]:.1f}" if (c := curves.get((model, norm))) else "not run"
+              for norm, e in (("linf", 0.1), ("l2", 1.0), ("l0", 25.0))]
+        lines.append(f"| {lam} | {model} | {f'{100 * first.clean:.1f}' if first else 'not run'} | {auto_cell} | "
+                     + " | ".join(f"{100 * c.value:.1f}" if c else "not run" for c in found)
+                     + f" | {f'{df_l2.median_norm:.3f}' if df_l2 and df_l2.median_norm is not None else '-'} | " + " | ".join(at) + " |")
+    return "\n".join(lines)
+
+
+def card_default_evals() -> dict[str, dict]:
+    """model -> its card's default evaluation (metrics.auto: accuracy, verdict, run) for the lambda grid."""
+    found = {}
+    for model, _ in LAMBDA_MODELS:
+        path = card_path(model, "fashion-mnist")
+        auto = (yaml.safe_load(path.read_text()).get("metrics") or {}).get("auto") if path else None
+        if auto:
+            found[model] = auto
+    return found
+
+
+# Foolbox 2.4's classes behind each Table 1 column (scripts/foolbox2_table1.py stores them as `foolbox2:<class>`).
+FOOLBOX2_ATTACKS = {"FGSM": "GradientSignAttack", "PGD": "ProjectedGradientDescentAttack", "DF L2": "DeepFoolL2Attack",
+                    "DF Linf": "DeepFoolLinfinityAttack", "C&W": "CarliniWagnerL2Attack", "S&P": "SaltAndPepperNoiseAttack"}
+
+
+def foolbox2_table(cells: dict) -> str:
+    """Foolbox 2.4's own attacks on the same checkpoints (scripts/foolbox2_table1.py, stored as runs):
+    share of failures in percent beside the paper's, the median distance found and the run."""
     cols = [col for *_, col in SMOOTH_ATTACKS]
     lines = ["| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for model in SMOOTH_MODELS:
         row = []
-        for (_, norm, _, theirs, col) in SMOOTH_ATTACKS:
-            r = results.get(model, {}).get(col)
-            if r is None:  # Foolbox 2 runs one sample at a time: not every cell fitted the CPU budget
+        for (_, norm, eps, theirs, col) in SMOOTH_ATTACKS:
+            c = cells.get((model, f"foolbox2:{FOOLBOX2_ATTACKS[col]}", norm, UNBOUNDED_L2[0] if norm == "l2" else eps))
+            if c is None:  # Foolbox 2 runs one sample at a time: not every cell fitted the CPU budget
                 row.append("-")
                 continue
             paper = paper_value(model, "attack_failure_rate", theirs, None if theirs == "salt-and-pepper" else norm)
-            median = "-" if r["median_norm"] is None else f"{r['median_norm']:.3f}"
-            row.append(f"{100 * r['failure_share']:.1f} / {100 * paper:.1f} (median {median}, n={r['n']})" if paper is not None else f"{100 * r['failure_share']:.1f}")
+            median = "-" if c.median_norm is None else f"{c.median_norm:.3f}"
+            row.append((f"{100 * c.value:.1f} / {100 * paper:.1f}" if paper is not None else f"{100 * c.value:.1f}") + f" (median {median}, n={c.n}, `{c.run_id}`)")
         lines.append(f"| {model} | " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -305,14 +407,19 @@ def fig4_table(runs: dict[str, RunSummary]) -> str:
     return "\n".join(lines)
 
 
-def build_tables(cells: dict, foolbox2: dict | None = None, external: list | None = None, curves: list | None = None,
-                 fig4: dict | None = None) -> dict[str, str]:
+def build_tables(cells: dict, external: list | None = None, curves: list | None = None,
+                 fig4: dict | None = None, appb: dict | None = None, appb_lambda: dict | None = None,
+                 default_eval: dict | None = None) -> dict[str, str]:
     tables = {
         "table41": dissertation_table(cells), "fig47": curve_table(cells),
         "smooth": smooth_table(cells), "smooth-norms": smooth_norms(cells), "smooth-runs": smooth_runs(cells),
     }
-    if foolbox2 is not None:
-        tables["foolbox2"] = foolbox2_table(foolbox2)
+    if appb:
+        tables["smooth-appb"] = appb_table(appb, SMOOTH_MODELS)
+    if appb_lambda:
+        tables["smooth-lambda"] = lambda_table(cells, appb_lambda, default_eval or {})
+    if any(label.startswith("foolbox2:") for _, label, _, _ in cells):
+        tables["foolbox2"] = foolbox2_table(cells)
     if external is not None:
         tables["external"] = external_table(external)
     if curves:
@@ -332,20 +439,24 @@ def replace_block(text: str, name: str, table: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", action="append", required=True, help="result database(s) of the reproduction suites")
-    parser.add_argument("--foolbox2", type=Path, help="JSON written by scripts/foolbox2_table1.py")
     parser.add_argument("--write", type=Path, help="replace the tables in this document (else print them)")
     args = parser.parse_args()
     cells: dict = {}
     external: list = []
     curves: list = []
     fig4: dict = {}
+    appb: dict = {}
+    appb_lambda: dict = {}
     for db in args.db:
         with Store(db) as store:
-            cells.update(stored_cells(store))
+            store_cells = stored_cells(store)
+            cells.update(store_cells)
+            appb.update(appb_curves(store, store_cells, SMOOTH_MODELS))
+            appb_lambda.update(appb_curves(store, store_cells, tuple(m for m, _ in LAMBDA_MODELS), skip=(CW,)))
             external += external_rows(store)
             curves += certified_curves(store)
             fig4.update(fig4_runs(store))
-    tables = build_tables(cells, json.loads(args.foolbox2.read_text()) if args.foolbox2 else None, external, curves, fig4)
+    tables = build_tables(cells, external, curves, fig4, appb, appb_lambda, card_default_evals())
     if args.write is None:
         for name, table in tables.items():
             print(f"## {name}\n\n{table}\n")
@@ -356,6 +467,9 @@ def main() -> None:
     args.write.write_text(text)
     if curves:
         fig6_figure(curves, args.write.parent / "img" / "kap-fig6.png")
+    if appb:
+        appb_figures(appb, SMOOTH_MODELS, args.write.parent / "img", "smooth-appb")
+        appb_figures(appb_lambda, tuple(m for m, _ in LAMBDA_MODELS), args.write.parent / "img", "smooth-lambda")
 
 
 if __name__ == "__main__":

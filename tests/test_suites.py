@@ -2,7 +2,6 @@
 
 import gzip
 import importlib.util
-import json
 import shutil
 import sys
 
@@ -43,7 +42,7 @@ def _script():
 
 def test_reproduction_tables_are_the_shipped_runs(tmp_path) -> None:
     """No number in docs/reproductions.md's tables is typed by hand: rebuilding them from the shipped
-    database (docs/runs/reproductions.sqlite.gz) and Foolbox 2 results leaves the document unchanged."""
+    database (docs/runs/reproductions.sqlite.gz, Foolbox 2's runs included) leaves the document unchanged."""
     db = tmp_path / "reproductions.sqlite"
     with gzip.open(REPO / "docs" / "runs" / "reproductions.sqlite.gz", "rb") as src, open(db, "wb") as dst:
         shutil.copyfileobj(src, dst)
@@ -53,13 +52,19 @@ def test_reproduction_tables_are_the_shipped_runs(tmp_path) -> None:
         external = script.external_rows(store)
         curves = script.certified_curves(store)
         fig4 = script.fig4_runs(store)
+        appb = script.appb_curves(store, cells, script.SMOOTH_MODELS)
+        lambda_models = tuple(m for m, _ in script.LAMBDA_MODELS)
+        appb_lambda = script.appb_curves(store, cells, lambda_models, skip=(script.CW,))
+    assert set(appb) == {(m, norm) for m in script.SMOOTH_MODELS for norm in script.APPB_NORMS}, "App. B needs every norm's cells of Table 1's models"
+    assert set(appb_lambda) == {(m, norm) for m in lambda_models for norm in script.APPB_NORMS}, "the lambda grid needs every norm's cells"
     assert cells, "the shipped reproduction database holds no finished runs"
     assert {c.model for c in curves} == set(script.FIG6_MODELS), "KAP Fig. 6 needs a certification of both models"
     assert set(fig4) == {m for panel in script.FIG4_PANELS.values() for m, _ in panel}, "KAP Fig. 4 needs every panel's model"
     document = (REPO / "docs" / "reproductions.md").read_text()
     rebuilt = document
-    foolbox2 = json.loads((REPO / "docs" / "runs" / "foolbox2-table1.json").read_text())
-    for name, table in script.build_tables(cells, foolbox2, external, curves, fig4).items():
+    tables = script.build_tables(cells, external, curves, fig4, appb, appb_lambda, script.card_default_evals())
+    assert "foolbox2" in tables, "the Foolbox 2 cross-check is stored as runs"
+    for name, table in tables.items():
         rebuilt = script.replace_block(rebuilt, name, table)
     assert rebuilt == document
     assert "| not run" not in document  # every table cell was measured
