@@ -216,6 +216,7 @@ APPB_NORMS = {
             ("salt-and-pepper", UNBOUNDED_L2)], [round(0.1 * i, 1) for i in range(41)], (0.5, 1.0, 2.0)),
     "l0": ([("salt-and-pepper", (784.0,))], [float(5 * i) for i in range(41)], (10.0, 25.0, 50.0)),
 }
+NORM_NAMES = {"linf": "Linf", "l2": "L2", "l0": "L0"}
 LAMBDA_MODELS = (("smooth-v", "0"), ("smooth-vr-lambda0p01", "0.01"), ("smooth-vr-lambda0p1", "0.1"), ("smooth-vr-lambda1", "1"),
                  ("smooth-vr-lambda10", "10"), ("smooth-vr", "100"))
 
@@ -245,7 +246,7 @@ def appb_curves(store: Store, cells: dict, models: tuple[str, ...], skip: tuple[
 
 def appb_table(curves: dict[tuple[str, str], NormCurve], models: tuple[str, ...]) -> str:
     cols = [(norm, e) for norm, (_, _, eps) in APPB_NORMS.items() for e in eps]
-    lines = ["| model | " + " | ".join(f"{norm.upper() if norm == 'l0' else norm.capitalize() if norm == 'l2' else 'Linf'} {e:g}" for norm, e in cols) + " |",
+    lines = ["| model | " + " | ".join(f"{NORM_NAMES[norm]} {e:g}" for norm, e in cols) + " |",
              "|---|" + "---|" * len(cols)]
     for model in models:
         row = []
@@ -259,11 +260,11 @@ def appb_table(curves: dict[tuple[str, str], NormCurve], models: tuple[str, ...]
 def appb_figures(curves: dict[tuple[str, str], NormCurve], models: tuple[str, ...], folder: Path, stem: str) -> None:
     from advbench.report.figures import line_figure, save_figure
 
-    names = {"linf": "Linf", "l2": "L2", "l0": "L0 (changed pixels)"}
     for norm in APPB_NORMS:
         series = [(m, c.eps, c.accuracy) for m in models if (c := curves.get((m, norm)))]
         if series:
-            save_figure(line_figure(series, f"{names[norm]} eps", title=f"smooth kernels App. B, Fashion-MNIST, {names[norm].split(' ')[0]}: worst case"),
+            unit = " (changed pixels)" if norm == "l0" else ""
+            save_figure(line_figure(series, f"{NORM_NAMES[norm]}{unit} eps", title=f"smooth kernels App. B, Fashion-MNIST, {NORM_NAMES[norm]}: worst case"),
                         folder / f"{stem}-{norm}.png")
 
 
@@ -271,7 +272,7 @@ def lambda_table(cells: dict, curves: dict[tuple[str, str], NormCurve], default_
     """The lambda grid on VR: clean, the default evaluation at the zoo's Linf 0.1 (from the model card),
     the unbounded cells' failure shares, the median DeepFool L2 norm and the App. B accuracies, all
     without C&W (the sweep's suite leaves it out for its cost)."""
-    attacks = [a for a in SMOOTH_ATTACKS if a[4] != "C&W"]  # the sweep's suite leaves C&W out (its cost)
+    attacks = [a for a in SMOOTH_ATTACKS if a[0] != CW]
     lines = ["| lambda | model | clean % | default eval, Linf 0.1 % (verdict) | " + " | ".join(col for *_, col in attacks)
              + " | median DF L2 | Linf 0.1 | L2 1.0 | L0 25 |", "|---|---|---|---|" + "---|" * len(attacks) + "---|---|---|---|"]
     for model, lam in LAMBDA_MODELS:
@@ -469,6 +470,7 @@ def main() -> None:
         fig6_figure(curves, args.write.parent / "img" / "kap-fig6.png")
     if appb:
         appb_figures(appb, SMOOTH_MODELS, args.write.parent / "img", "smooth-appb")
+    if appb_lambda:
         appb_figures(appb_lambda, tuple(m for m, _ in LAMBDA_MODELS), args.write.parent / "img", "smooth-lambda")
 
 
