@@ -214,7 +214,7 @@ APPB_NORMS = {
              [round(0.01 * i, 2) for i in range(31)], (0.05, 0.1, 0.2)),
     "l2": ([("deepfool:steps=100", UNBOUNDED_L2), (CW, UNBOUNDED_L2),
             ("salt-and-pepper", UNBOUNDED_L2)], [round(0.1 * i, 1) for i in range(41)], (0.5, 1.0, 2.0)),
-    "l0": ([("salt-and-pepper", (784.0,))], [float(5 * i) for i in range(41)], (10.0, 25.0, 50.0)),
+    "l0": ([("salt-and-pepper", (784.0,)), ("fmn", (784.0,))], [float(5 * i) for i in range(41)], (10.0, 25.0, 50.0)),
 }
 NORM_NAMES = {"linf": "Linf", "l2": "L2", "l0": "L0"}
 LAMBDA_MODELS = (("smooth-v", "0"), ("smooth-vr-lambda0p01", "0.01"), ("smooth-vr-lambda0p1", "0.1"), ("smooth-vr-lambda1", "1"),
