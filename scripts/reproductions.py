@@ -161,13 +161,15 @@ UNBOUNDED_L2 = (28.0, 1000.0)
 SMOOTH_MODELS = ("smooth-v", "smooth-vr", "smooth-t", "smooth-tr", "smooth-a", "smooth-ar", "smooth-l", "smooth-lr")
 
 
+def newest_cell(cells: dict, model: str, spec: str, norm: str, eps: tuple[float, ...]) -> Cell | None:
+    """The newest of the model's cells for the attack under any of the budgets `eps` (one unbounded cell)."""
+    options = [c for e in eps if (c := cells.get((model, attack_label(spec), norm, e))) is not None]
+    return max(options, key=lambda c: c.created, default=None)
+
+
 def smooth_cells(cells: dict, model: str, attacks: list[tuple] = SMOOTH_ATTACKS) -> list[Cell | None]:
     """The model's newest cell per smooth-kernels attack (unbounded L2 under either eps)."""
-    found = []
-    for spec, norm, eps, _, _ in attacks:
-        options = [cells.get((model, attack_label(spec), norm, e)) for e in (UNBOUNDED_L2 if norm == "l2" else (eps,))]
-        found.append(max((c for c in options if c is not None), key=lambda c: c.created, default=None))
-    return found
+    return [newest_cell(cells, model, spec, norm, UNBOUNDED_L2 if norm == "l2" else (eps,)) for spec, norm, eps, _, _ in attacks]
 
 
 def smooth_table(cells: dict) -> str:
@@ -198,10 +200,14 @@ def smooth_norms(cells: dict) -> str:
     return "\n".join(lines)
 
 
-def smooth_runs(cells: dict) -> str:
-    lines = ["| model | " + " | ".join(col for *_, col in SMOOTH_ATTACKS) + " |", "|---|" + "---|" * len(SMOOTH_ATTACKS)]
-    for model in SMOOTH_MODELS:
-        found = smooth_cells(cells, model)
+# App. B's L0 cells, listed with their runs beside Table 1's (spec, norm, eps, -, column)
+L0_ATTACKS = [("salt-and-pepper", "l0", 784.0, None, "S&P L0"), ("fmn", "l0", 784.0, None, "FMN L0")]
+
+
+def smooth_runs(cells: dict, models: tuple[str, ...] = SMOOTH_MODELS, attacks: list[tuple] = SMOOTH_ATTACKS + L0_ATTACKS) -> str:
+    lines = ["| model | " + " | ".join(col for *_, col in attacks) + " |", "|---|" + "---|" * len(attacks)]
+    for model in models:
+        found = smooth_cells(cells, model, attacks)
         lines.append(f"| {model} | " + " | ".join(f"`{c.run_id}`" if c else "-" for c in found) + " |")
     return "\n".join(lines)
 
@@ -225,7 +231,6 @@ LAMBDA_MODELS = (("smooth-v", "0"), ("smooth-vr-lambda0p01", "0.01"), ("smooth-v
 class NormCurve:
     eps: list[float]
     accuracy: list[float]
-    run_ids: tuple[str, ...]
 
 
 def appb_curves(store: Store, cells: dict, models: tuple[str, ...], skip: tuple[str, ...] = ()) -> dict[tuple[str, str], NormCurve]:
@@ -234,13 +239,11 @@ def appb_curves(store: Store, cells: dict, models: tuple[str, ...], skip: tuple[
     curves = {}
     for model in models:
         for norm, (specs, grid, _) in APPB_NORMS.items():
-            found = [max((c for e in eps if (c := cells.get((model, attack_label(spec), norm, e))) is not None), key=lambda c: c.created, default=None)
-                     for spec, eps in specs if spec not in skip]
+            found = [newest_cell(cells, model, spec, norm, eps) for spec, eps in specs if spec not in skip]
             if any(c is None for c in found):
                 continue
-            ids = tuple(c.run_id for c in found)
-            points = worst_minimum_norm_curve(store, ids, grid)
-            curves[(model, norm)] = NormCurve([e for e, _ in points], [a for _, a in points], ids)
+            points = worst_minimum_norm_curve(store, [c.run_id for c in found], grid)
+            curves[(model, norm)] = NormCurve([e for e, _ in points], [a for _, a in points])
     return curves
 
 
@@ -419,6 +422,7 @@ def build_tables(cells: dict, external: list | None = None, curves: list | None 
         tables["smooth-appb"] = appb_table(appb, SMOOTH_MODELS)
     if appb_lambda:
         tables["smooth-lambda"] = lambda_table(cells, appb_lambda, default_eval or {})
+        tables["smooth-lambda-runs"] = smooth_runs(cells, tuple(m for m, _ in LAMBDA_MODELS), [a for a in SMOOTH_ATTACKS + L0_ATTACKS if a[0] != CW])
     if any(label.startswith("foolbox2:") for _, label, _, _ in cells):
         tables["foolbox2"] = foolbox2_table(cells)
     if external is not None:
