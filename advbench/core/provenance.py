@@ -19,11 +19,21 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def git_commit() -> str | None:
+def _git(where: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5
-        )
+        out = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_commit(package_dir: Path | None = None) -> str | None:
+    """The commit the package runs from, with "-dirty" appended when the package's tracked files
+    differ from it: a run made from uncommitted code must not look re-makeable from its commit.
+    Only the package counts (checkpoints and cards are identified by their own sha256)."""
+    where = package_dir or Path(__file__).resolve().parents[1]
+    head = _git(where, "rev-parse", "HEAD")
+    if not head:
+        return None
+    changed = _git(where, "status", "--porcelain", "--", ".")  # untracked modules count: they can be imported
+    return f"{head}-dirty" if changed else head
