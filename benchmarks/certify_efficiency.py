@@ -6,8 +6,8 @@ the listed radii with at most as many draws. Both use n0 = 100 selection draws a
 Writes one JSON document (per cell: passes, seconds, certified accuracy at each radius, the
 sequential draws per image) and rewrites it after every cell, so a partial run keeps its cells.
 Fixed-N certificates are slow (N forward passes per image) and do not depend on the sequential
-method's settings, so each is also kept in `--fixed-cache` (keyed by model, sigma, image, N,
-batch size) and read back from there by later runs.
+method's settings, so each is also kept in `--fixed-cache` (keyed by model, checkpoint sha256, sigma,
+image, N, batch size) and read back from there by later runs.
 Run: python benchmarks/certify_efficiency.py --n 3 --json docs/runs/certify-efficiency.json
 """
 
@@ -24,6 +24,7 @@ import torch
 from advbench.certification.cohen import Certificate, CertifyConfig, certify_sample
 from advbench.certification.sequential import SequentialConfig, certify_sequential
 from advbench.core.device import resolve_device
+from advbench.core.provenance import git_commit
 from advbench.data import load_dataset, select_indices
 from advbench.data.registry import dataset_labels
 from advbench.models.card import load_model
@@ -54,13 +55,13 @@ def main() -> None:
     data = load_dataset("fashion-mnist", "test", indices=idx)
     x, labels, indices = data.images.to(device), data.labels.tolist(), idx.tolist()
     report: dict[str, object] = {
-        "device": str(device), "torch_threads": torch.get_num_threads(), "n": len(labels), "n0": 100, "alpha": 0.001,
+        "commit": git_commit(), "device": str(device), "torch_threads": torch.get_num_threads(), "n": len(labels), "n0": 100, "alpha": 0.001,
         "noise_draws": args.noise_draws, "batch_size": args.batch_size, "radii": list(RADII), "resolution": args.resolution, "cells": [],
     }
     args.fixed_cache.parent.mkdir(parents=True, exist_ok=True)
     cache = json.loads(args.fixed_cache.read_text()) if args.fixed_cache.exists() else {}
     for name in args.models:
-        model, _ = load_model(name, "fashion-mnist")
+        model, card = load_model(name, "fashion-mnist")
         model.to(device)
         for sigma in args.sigmas:
             seq_config = SequentialConfig(sigma=sigma, n0=100, max_draws=args.noise_draws, alpha=0.001, radii=RADII, resolution=args.resolution,
@@ -71,7 +72,8 @@ def main() -> None:
             fixed_config = CertifyConfig(sigma=sigma, n0=100, n=args.noise_draws, alpha=0.001, batch_size=args.batch_size)
             fixed, fixed_seconds = [], 0.0
             for i in range(len(labels)):
-                key = f"{name}/{sigma:g}/{indices[i]}/{args.noise_draws}/{args.batch_size}"
+                # keyed by the checkpoint's hash too: a re-saved or retrained checkpoint never reuses another's certificates
+                key = f"{name}/{card.sha256[:16]}/{sigma:g}/{indices[i]}/{args.noise_draws}/{args.batch_size}"
                 if key not in cache:
                     t0 = time.perf_counter()
                     cache[key] = {**asdict(certify_sample(model, x[i], labels[i], indices[i], fixed_config)), "seconds": time.perf_counter() - t0}
@@ -82,7 +84,7 @@ def main() -> None:
             fixed_passes = len(labels) * (100 + args.noise_draws)
             seq_passes = sum(p for _, p in sequential)
             cell = {
-                "model": name, "sigma": sigma,
+                "model": name, "checkpoint_sha256": card.sha256, "sigma": sigma,
                 "fixed": {"forward_passes": fixed_passes, "seconds": round(fixed_seconds, 1),
                           "certified_accuracy": [certified_accuracy(fixed, r) for r in RADII], "radius": [round(c.radius, 4) for c in fixed]},
                 "sequential": {"forward_passes": seq_passes, "seconds": round(seq_seconds, 1),

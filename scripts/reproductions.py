@@ -19,7 +19,7 @@ import yaml
 
 from advbench.attacks.registry import attack_label
 from advbench.engine.certify import certified_accuracy
-from advbench.models.card import card_path
+from advbench.models.card import ModelCard, card_path
 from advbench.models.paper import paper_facts
 from advbench.report.curves import minimum_norm_stats, worst_minimum_norm_curve
 from advbench.report.leaderboard import wilson
@@ -38,11 +38,20 @@ class Cell:
     created: str = ""
 
 
+def of_shipped_checkpoint(run) -> bool:
+    """Whether the run measured the checkpoint its zoo model ships now (a retrained model's
+    older runs stay in the database, quoted in prose, but never fill a table)."""
+    path = card_path(run.model, run.dataset)
+    return path is None or ModelCard.from_yaml(path).sha256 == run.checkpoint_sha256
+
+
 def stored_cells(store: Store) -> dict[tuple[str, str, str, float], Cell]:
-    """(model, attack label, norm, eps) -> the newest finished single-attack run."""
+    """(model, attack label, norm, eps) -> the newest finished single-attack run of the shipped checkpoint."""
     cells: dict[tuple[str, str, str, float], Cell] = {}
     for run in sorted(store.list_runs(limit=100_000), key=lambda r: r.created):
         if run.kind != "eval" or run.status != "finished" or run.dataset != "fashion-mnist" or len(run.config["attack_names"]) != 1:
+            continue
+        if not of_shipped_checkpoint(run):
             continue
         summary = summarize(store, run.run_id)
         attack = run.config["attack_names"][0]
@@ -346,7 +355,7 @@ def certified_curves(store: Store) -> list[CertifiedCurve]:
     newest: dict[tuple[str, float], CertifiedCurve] = {}
     for run in sorted(store.list_runs(limit=100_000), key=lambda r: r.created):
         sequential = run.config.get("sequential") or {}
-        if run.kind != "certify" or run.status != "finished" or run.model not in FIG6_MODELS or not sequential.get("radii"):
+        if run.kind != "certify" or run.status != "finished" or run.model not in FIG6_MODELS or not sequential.get("radii") or not of_shipped_checkpoint(run):
             continue
         radii = tuple(float(r) for r in sequential["radii"])
         rows = store.certificate_rows(run.run_id)
@@ -388,7 +397,7 @@ def fig4_runs(store: Store) -> dict[str, RunSummary]:
     wanted = {m for panel in FIG4_PANELS.values() for m, _ in panel}
     newest: dict[str, RunSummary] = {}
     for run in sorted(store.list_runs(limit=100_000), key=lambda r: r.created):
-        if run.kind != "eval" or run.status != "finished" or run.model not in wanted or run.config["attack_names"][0] != "auto":
+        if run.kind != "eval" or run.status != "finished" or run.model not in wanted or run.config["attack_names"][0] != "auto" or not of_shipped_checkpoint(run):
             continue
         summary = summarize(store, run.run_id)
         if summary.norm == "l2" and [p.eps for p in summary.per_eps] == [1.0]:

@@ -203,6 +203,8 @@ def test_shipped_databases_of_earlier_versions_still_read(name: str, tmp_path: P
     with Store(db) as store:
         runs = store.list_runs(limit=100_000)
         assert runs and all(r.status == "finished" for r in runs)  # no orphaned `running` run is shipped
+        # every shipped run can be re-made: made from a commit, with the package as committed
+        assert all(r.git_commit and not r.git_commit.endswith("-dirty") for r in runs), [r.run_id for r in runs if not r.git_commit]
         assert store.sample_rows(runs[0].run_id) or store.certificate_rows(runs[0].run_id)
     assert digest(db) == before  # a current database is opened without a write
     listing = advbench("runs", "--db", str(db))
