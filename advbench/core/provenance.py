@@ -28,12 +28,13 @@ def _git(where: Path, *args: str) -> str | None:
 
 
 def git_commit(package_dir: Path | None = None) -> str | None:
-    """The commit the package runs from, with "-dirty" appended when the package's tracked files
-    differ from it: a run made from uncommitted code must not look re-makeable from its commit.
-    Only the package counts (checkpoints and cards are identified by their own sha256)."""
+    """The commit the package runs from, with "-dirty" appended when the package's files differ
+    from it (untracked modules included): a run made from uncommitted code must not look
+    re-makeable from its commit. Only the package counts (checkpoints and cards are identified
+    by their own sha256)."""
     where = package_dir or Path(__file__).resolve().parents[1]
     head = _git(where, "rev-parse", "HEAD")
     if not head:
         return None
-    changed = _git(where, "status", "--porcelain", "--", ".")  # untracked modules count: they can be imported
+    changed = _git(where, "status", "--porcelain", "--", ".")
     return f"{head}-dirty" if changed else head
