@@ -10,12 +10,11 @@ Run: python scripts/reproductions.py --db results/reproductions.sqlite [--write 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-
-import yaml
 
 from advbench.attacks.registry import attack_label
 from advbench.engine.certify import certified_accuracy
@@ -38,11 +37,17 @@ class Cell:
     created: str = ""
 
 
+@functools.cache
+def shipped_card(model: str, dataset: str) -> ModelCard | None:
+    path = card_path(model, dataset)
+    return ModelCard.from_yaml(path) if path else None
+
+
 def of_shipped_checkpoint(run) -> bool:
     """Whether the run measured the checkpoint its zoo model ships now (a retrained model's
     older runs stay in the database, quoted in prose, but never fill a table)."""
-    path = card_path(run.model, run.dataset)
-    return path is None or ModelCard.from_yaml(path).sha256 == run.checkpoint_sha256
+    card = shipped_card(run.model, run.dataset)
+    return card is None or card.sha256 == run.checkpoint_sha256
 
 
 def stored_cells(store: Store) -> dict[tuple[str, str, str, float], Cell]:
@@ -292,7 +297,7 @@ def lambda_table(cells: dict, curves: dict[tuple[str, str], NormCurve], default_
         first = next((c for c in found if c is not None), None)
         auto = default_eval.get(model)
         auto_cell = f"{100 * auto['accuracy']:.1f} ({auto['verdict']}, `{auto['run']}`)" if auto else "not run"
-        df_l2 = found[2]
+        df_l2 = found[[col for *_, col in attacks].index("DF L2")]
         at = [f"{100 * c.accuracy[c.eps.index(e)]:.1f}" if (c := curves.get((model, norm))) else "not run"
               for norm, e in (("linf", 0.1), ("l2", 1.0), ("l0", 25.0))]
         lines.append(f"| {lam} | {model} | {f'{100 * first.clean:.1f}' if first else 'not run'} | {auto_cell} | "
@@ -305,8 +310,8 @@ def card_default_evals() -> dict[str, dict]:
     """model -> its card's default evaluation (metrics.auto: accuracy, verdict, run) for the lambda grid."""
     found = {}
     for model, _ in LAMBDA_MODELS:
-        path = card_path(model, "fashion-mnist")
-        auto = (yaml.safe_load(path.read_text()).get("metrics") or {}).get("auto") if path else None
+        card = shipped_card(model, "fashion-mnist")
+        auto = card.metrics.get("auto") if card else None
         if auto:
             found[model] = auto
     return found

@@ -58,6 +58,8 @@ def smooth_schedule(recipe: str, lam: float) -> dict[str, object]:
     if recipe == "normal":
         return {"epochs": SMOOTH_NORMAL_EPOCHS if lam >= 0 else 2}
     return SMOOTH_AT if lam >= 0 else AT_CPU
+
+
 # The dissertation's Table 4.1 models (reproduced in docs/reproductions.md) get the whole training
 # set and longer schedules: the small Madry CNN trains ~4x faster per image than the ResNets.
 # The plain CNN: the dissertation's stated optimizer (Adam 1e-3, 20 epochs, §4.1.4), no augmentation;
