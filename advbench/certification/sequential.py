@@ -10,13 +10,19 @@ sequence is needed because the looks are fixed in advance). The certified radius
 sigma * Phi^-1(lower bound) at the last look, as in CERTIFY.
 
 An image stops at the first look where
-- for each asked radius r: it is certified at r (lower radius >= r), or cannot be certified at r
-  (upper bound on pA < Phi(r / sigma)), or could not be certified at r even if every remaining
-  draw up to max_draws voted for the top class; or
-- either way: the interval of radii it may still reach — from the lower radius to the upper one,
-  capped at the best radius max_draws could certify — is narrower than `resolution` (with no
-  radius asked this is the only rule: the whole curve is known to `resolution`; with radii it
-  bounds the work on images whose exact radius sits on an asked one).
+- for each asked radius r: it is certified at r (lower radius >= r), or CERTIFY with max_draws
+  draws would not certify r even if pA were as high as its upper bound now (the radius such a run
+  would report, sigma * Phi^-1 of the Clopper-Pearson lower bound on max_draws draws at that
+  frequency, is below r; this also covers upper bound < Phi(r / sigma), where no budget would),
+  or could not be certified at r even if every remaining draw voted for the top class; or
+- either way: the interval of radii it may still reach — from the lower radius to the one
+  max_draws could report, as above — is narrower than `resolution` (with no radius asked this is
+  the only rule: the whole curve is known to `resolution`; with radii it bounds the work on
+  images whose exact radius sits on an asked one).
+Stopping early only ever certifies less, so no stopping rule can break the guarantee; the rule
+against what max_draws could certify is what makes the sequential answer match fixed-N CERTIFY
+with N = max_draws at a fraction of its draws, also for images whose radius sits just under an
+asked one (fixed N cannot certify those either).
 So images with pA near 1 (certified quickly at every asked radius) and images with pA far below
 1/2 (abstaining) stop after a few hundred draws; only images whose answer hinges on the exact pA
 run long.
@@ -147,24 +153,25 @@ def draw_counts(
 
 def settled(count_top: np.ndarray, drawn: int, config: SequentialConfig) -> np.ndarray:
     """Which images' answers no longer change with more draws (see the module docstring)."""
-    alpha = config.alpha_per_look
-    lower, upper = clopper_pearson(count_top, np.full_like(count_top, drawn), alpha)
-    # The best lower bound max_draws could give: every remaining draw votes for the top class.
-    best, _ = clopper_pearson(count_top + (config.max_draws - drawn), np.full_like(count_top, config.max_draws), alpha)
-    r_lower, r_best = radius_of(lower, config.sigma), radius_of(best, config.sigma)
     if drawn >= config.max_draws:
         return np.ones(len(count_top), dtype=bool)
-    r_upper = np.minimum(radius_of(upper, config.sigma), r_best)
-    # Known to `resolution`: whatever the exact radius, it lies within resolution of what is reported.
-    narrow = (upper <= 0.5) | (best <= 0.5) | (r_upper - r_lower < config.resolution)
+    alpha, budget = config.alpha_per_look, np.full_like(count_top, config.max_draws)
+    lower, upper = clopper_pearson(count_top, np.full_like(count_top, drawn), alpha)
+    # The lower bound max_draws could give: every remaining draw votes for the top class (best), or
+    # the top class's frequency over max_draws draws equals pA's upper bound now (reach).
+    best, _ = clopper_pearson(count_top + (config.max_draws - drawn), budget, alpha)
+    reach, _ = clopper_pearson(np.floor(upper * config.max_draws), budget, alpha)
+    reach = np.minimum(reach, best)
+    r_lower, r_reach = radius_of(lower, config.sigma), radius_of(reach, config.sigma)
+    # Known to `resolution`: whatever max_draws would report lies within resolution of the radius now.
+    narrow = (reach <= 0.5) | (r_reach - r_lower < config.resolution)
     if not config.radii:
         return narrow
     done = np.ones(len(count_top), dtype=bool)
     for r in config.radii:
         certified = (lower > 0.5) & (r_lower >= r)
-        excluded = upper <= 0.5 if r == 0 else upper < norm.cdf(r / config.sigma)
-        unreachable = best <= 0.5 if r == 0 else r_best < r
-        done &= certified | excluded | unreachable
+        out_of_reach = reach <= 0.5 if r == 0 else r_reach < r
+        done &= certified | out_of_reach
     # An image whose exact radius lies within `resolution` of an asked one stops there too
     # (otherwise pA = Phi(r / sigma) exactly would draw max_draws for nothing).
     return done | narrow
