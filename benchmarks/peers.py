@@ -48,6 +48,7 @@ from timing import fashion_batch, time_once  # benchmarks/timing.py, beside this
 
 from advbench.attacks import build_attack
 from advbench.core.device import resolve_device
+from advbench.core.provenance import git_commit
 from advbench.core.threat import Norm, ThreatModel
 from advbench.models.card import load_model
 
@@ -213,7 +214,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     aa_n = 0 if args.skip_autoattack else min(args.n, args.aa_n or args.n)
     torch.manual_seed(args.seed)  # the peers draw their random starts from the global RNG
-    model, _ = load_model(args.model, "fashion-mnist")
+    model, card = load_model(args.model, "fashion-mnist")
     model.to(device)
     x, y, idx = fashion_batch(args.n, device)
     rows, versions = build_rows(model, x, y, idx, args.eps, args.seed, aa_n)
@@ -258,6 +259,8 @@ def main() -> None:
 
     report = {
         "model": args.model,
+        "checkpoint_sha256": card.sha256,
+        "commit": git_commit(),  # `-dirty` when the package differs from the commit
         "device": str(device),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
