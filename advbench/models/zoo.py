@@ -136,7 +136,7 @@ VARIANTS: list[tuple] = [
     ("madry-cnn-fast-at", MadryCNN, "adversarial-training", DISSERTATION, "Madry CNN with RFGSM / Fast-AT (the dissertation's single-step baseline)", {}, "fast-at", AT_CPU),
     ("madry-cnn-trades", MadryCNN, "adversarial-training", DISSERTATION, "Madry CNN with TRADES (lambda=1/6, i.e. beta=6)", {}, "trades", AT_CPU),
     ("pfe-madry", PolarizingFrontEnd, "front-end", DISSERTATION, "Polarizing front end: L1-normalized 5x5 filters, ternary quantizer (c=0.3) with a tanh BPDA surrogate, then the Madry CNN (§4.1)",
-     {"threshold": 0.3}, "polarizer", {"epochs": 6, "max_train": None, **ADAM, "normalize": False, "model_kwargs": {"filters": 16}}),
+     {"threshold": 0.3}, "polarizer", {"epochs": 60, "max_train": None, **ADAM, "normalize": False, "model_kwargs": {"filters": 16}}),
     ("sc-frontend", SparseCodingFrontEnd, "front-end", DISSERTATION, "Sparse-coding front end: 500-atom 4x4 patch dictionary, top-50, dropout 0.95 at test time, dead-zone quantizer (beta=3), decoder, ensemble of 10 (§4.2)",
      {}, "sparse-coding", {"epochs": 1, "max_train": 20000, "normalize": False, "model_kwargs": {"input_size": 28, "atoms": 64, "top_t": 8, "decoder_channels": 16, "classifier_width": 8, "eps": 0.1}}),
     # The non-random encoder is the dissertation's T = 15 model (Table 4.5, chosen from Table B.1);
