@@ -32,14 +32,16 @@ SETTINGS = [
 ]
 
 
-def measure_default(model: str, db: str, stochastic: bool, threat: dict) -> dict[str, object]:
+def measure_default(model: str, db: str, stochastic: bool, threat: dict, eot: int | None = None) -> dict[str, object]:
     """`advbench eval`'s default evaluation at the card's threat model: `auto` with the
     gradient-masking checks (which may escalate it) and their verdict; 1000 images, or 200 for
-    models random at inference (each gradient then averages the default 20 EOT draws)."""
-    spec = EvalSpec(model=model, eps=(threat["eps"],), norm=threat["norm"], n=200 if stochastic else 1000)
+    models random at inference (each gradient then averages the default 20 EOT draws, or `eot`,
+    which is recorded beside the number)."""
+    spec = EvalSpec(model=model, eps=(threat["eps"],), norm=threat["norm"], n=200 if stochastic else 1000, eot=eot if stochastic else None)
     summary = run_eval(spec, Runtime(db=db, batch_size=500)).summary
-    return {"accuracy": round(summary.per_eps[0].worst_case, 4), "clean_accuracy": round(summary.clean_accuracy, 4),
-            "n": summary.n, "run": summary.run_id, "verdict": summary.verdict, "norm": threat["norm"], "eps": threat["eps"]}
+    metric = {"accuracy": round(summary.per_eps[0].worst_case, 4), "clean_accuracy": round(summary.clean_accuracy, 4),
+              "n": summary.n, "run": summary.run_id, "verdict": summary.verdict, "norm": threat["norm"], "eps": threat["eps"]}
+    return metric | ({"eot": eot} if stochastic and eot is not None else {})
 
 
 def measure(model: str, db: str, stochastic: bool, settings: list[tuple] = SETTINGS) -> dict[str, object]:
@@ -128,7 +130,7 @@ def table_row(card: ModelCard) -> str:
     default = metrics.get("auto")
     if default:
         low, high = wilson(default["accuracy"], default["n"])
-        default_cells = [f"{100 * default['accuracy']:.1f} [{100 * low:.1f}, {100 * high:.1f}] (n={default['n']})", default["verdict"] or "-"]
+        default_cells = [f"{100 * default['accuracy']:.1f} [{100 * low:.1f}, {100 * high:.1f}] (n={default['n']}" + (f", EOT {default['eot']})" if "eot" in default else ")"), default["verdict"] or "-"]
     else:
         default_cells = ["-", "-"]
     strides = "-".join(map(str, card.kwargs.get("strides", [1, 2, 2, 2])))
@@ -145,6 +147,7 @@ def main() -> None:
     parser.add_argument("--keep-float32", action="store_true", help="do not re-save checkpoints in float16")
     parser.add_argument("--settings", type=int, default=len(SETTINGS), help="measure only the first N settings (the first is the zoo's headline)")
     parser.add_argument("--default", action="store_true", help="measure the default evaluation (auto, checks, verdict) instead of PGD-20")
+    parser.add_argument("--eot", type=int, help="with --default: EOT draws per gradient for models random at inference (default: the library's 20)")
     parser.add_argument("--table-only", action="store_true", help="print the table from the cards without evaluating")
     args = parser.parse_args()
     import advbench.models.zoo  # noqa: F401
@@ -165,7 +168,7 @@ def main() -> None:
         if measure_now:
             stochastic = load_model(model, "fashion-mnist")[0].stochastic
             if args.default:
-                card = replace(card, metrics={**card.metrics, "auto": measure_default(model, args.db, stochastic, card.threat_model)})
+                card = replace(card, metrics={**card.metrics, "auto": measure_default(model, args.db, stochastic, card.threat_model, args.eot)})
             else:  # PGD-20 replaces every number, the default evaluation's too (it was made on the old weights)
                 card = replace(card, metrics=measure(model, args.db, stochastic, SETTINGS[: args.settings]))
         card.to_yaml(path)
