@@ -112,6 +112,13 @@ def test_ternary_quantizer_outputs_three_levels_and_surrogate_has_gradients() ->
     (grad,) = torch.autograd.grad(out_attack.sum(), z)
     assert float(grad.abs().sum()) > 0 and float(grad[100]) < float(grad[130])  # steepest at the threshold
 
+    def no_surrogate(x: torch.Tensor) -> torch.Tensor:
+        raise AssertionError("surrogate computed without a gradient to route")
+
+    q.surrogate = no_surrogate
+    with torch.no_grad():  # forward-only attack steps (Square, predictions) get the exact values, bit for bit
+        assert torch.equal(q(z), out.detach())
+
 
 def test_bump_regularizers_by_hand() -> None:
     from advbench.models.polarize import bump_b1, bump_b2
