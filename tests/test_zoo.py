@@ -138,6 +138,8 @@ def test_zoo_row_shows_the_default_evaluation_with_its_interval_and_verdict() ->
     measured = replace(card, metrics={**card.metrics, "auto": {"accuracy": 0.5, "n": 100, "run": "r", "verdict": "escalated"}})
     # Wilson 95 % interval of 50 / 100
     assert zoo_metrics.table_row(measured).split(" | ")[3:5] == ["50.0 [40.4, 59.6] (n=100)", "escalated"]
+    with_draws = replace(card, metrics={**card.metrics, "auto": {"accuracy": 0.5, "n": 100, "run": "r", "verdict": "reliable", "eot": 5}})
+    assert zoo_metrics.table_row(with_draws).split(" | ")[3] == "50.0 [40.4, 59.6] (n=100, EOT 5)"  # fewer draws than the default: said
 
 
 def test_zoo_table_quotes_the_paper_number_of_the_models_own_variant() -> None:
