@@ -37,11 +37,12 @@ def measure_default(model: str, db: str, stochastic: bool, threat: dict, eot: in
     gradient-masking checks (which may escalate it) and their verdict; 1000 images, or 200 for
     models random at inference (each gradient then averages the default 20 EOT draws, or `eot`,
     which is recorded beside the number)."""
-    spec = EvalSpec(model=model, eps=(threat["eps"],), norm=threat["norm"], n=200 if stochastic else 1000, eot=eot if stochastic else None)
+    eot = eot if stochastic else None  # EOT means nothing to a deterministic model
+    spec = EvalSpec(model=model, eps=(threat["eps"],), norm=threat["norm"], n=200 if stochastic else 1000, eot=eot)
     summary = run_eval(spec, Runtime(db=db, batch_size=500)).summary
     metric = {"accuracy": round(summary.per_eps[0].worst_case, 4), "clean_accuracy": round(summary.clean_accuracy, 4),
               "n": summary.n, "run": summary.run_id, "verdict": summary.verdict, "norm": threat["norm"], "eps": threat["eps"]}
-    return metric | ({"eot": eot} if stochastic and eot is not None else {})
+    return metric | ({"eot": eot} if eot is not None else {})
 
 
 def measure(model: str, db: str, stochastic: bool, settings: list[tuple] = SETTINGS) -> dict[str, object]:
