@@ -10,6 +10,7 @@ Checkpoints are re-saved in float16 first where that leaves the predictions on 2
 images unchanged (the zoo must stay under 100 MB).
 With `--default`, each model gets `advbench eval`'s default evaluation instead (`auto` with the
 gradient-masking checks, at the card's threat model) and its verdict, kept beside the PGD-20 numbers.
+`--write-table docs/zoo.md` replaces the table in that file with every shipped card's row.
 Run: python scripts/zoo_metrics.py [--db results/zoo.sqlite] [--new] [--settings 1] [--default] [MODEL ...]
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from pathlib import Path
 
 from advbench.engine import EvalSpec, Runtime, run_eval
 from advbench.models.card import REPO_ZOO, ModelCard, card_path, load_model
@@ -140,6 +142,18 @@ def table_row(card: ModelCard) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def write_table(doc: Path) -> int:
+    """Replace the zoo table in `doc` (header to the next blank line) with every shipped card's
+    row, sorted by name; returns the number of rows."""
+    cards = sorted((REPO_ZOO / "fashion-mnist").glob("*.yaml"), key=lambda p: p.stem)
+    rows = [table_row(ModelCard.from_yaml(p)) for p in cards]
+    text = doc.read_text()
+    start = text.index(TABLE_HEADER)
+    end = text.index("\n\n", start)
+    doc.write_text(text[:start] + TABLE_HEADER + "\n" + "\n".join(rows) + text[end:])
+    return len(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", help="default: every shipped Fashion-MNIST card")
@@ -150,6 +164,7 @@ def main() -> None:
     parser.add_argument("--default", action="store_true", help="measure the default evaluation (auto, checks, verdict) instead of PGD-20")
     parser.add_argument("--eot", type=int, help="with --default: EOT draws per gradient for models random at inference (default: the library's 20)")
     parser.add_argument("--table-only", action="store_true", help="print the table from the cards without evaluating")
+    parser.add_argument("--write-table", type=Path, metavar="DOC", help="after measuring, replace the table in DOC (e.g. docs/zoo.md) with every shipped card's row")
     args = parser.parse_args()
     import advbench.models.zoo  # noqa: F401
 
@@ -175,6 +190,8 @@ def main() -> None:
         card.to_yaml(path)
         if card.metrics:
             print(table_row(card))
+    if args.write_table:
+        print(f"{write_table(args.write_table)} rows written to {args.write_table}")
 
 
 if __name__ == "__main__":

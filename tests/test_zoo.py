@@ -2,6 +2,7 @@
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -128,6 +129,19 @@ def test_zoo_table_is_what_the_cards_record() -> None:
     rows = [zoo_metrics.table_row(ModelCard.from_yaml(card_path(name, "fashion-mnist"))) for name in SHIPPED]
     table = zoo_metrics.TABLE_HEADER + "\n" + "\n".join(rows) + "\n"
     assert table in (REPO_ZOO.parent / "docs" / "zoo.md").read_text()
+
+
+def test_write_table_remakes_the_zoo_table_in_place(tmp_path: Path) -> None:
+    # `zoo_metrics.py --write-table` is how docs/zoo.md's table is refreshed after a measurement:
+    # a stale row is replaced and the prose around the table is left as it was.
+    zoo_metrics = load_zoo_metrics()
+    shipped = (REPO_ZOO.parent / "docs" / "zoo.md").read_text()
+    first_row = shipped.index("\n| ", shipped.index(zoo_metrics.TABLE_HEADER) + len(zoo_metrics.TABLE_HEADER)) + 1
+    stale = shipped[:first_row] + "| stale | row |\n" + shipped[first_row:]
+    doc = tmp_path / "zoo.md"
+    doc.write_text(stale)
+    assert zoo_metrics.write_table(doc) == len(SHIPPED)
+    assert doc.read_text() == shipped
 
 
 def test_zoo_row_shows_the_default_evaluation_with_its_interval_and_verdict() -> None:
