@@ -1,0 +1,37 @@
+"""scripts/compare_runs.py: the per-sample comparison of two stored runs that docs/zoo.md quotes."""
+
+import importlib.util
+from pathlib import Path
+
+from advbench.store.sqlite import Store
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "compare_runs.py"
+META = {"model": "m", "dataset": "d", "n_samples": 4, "seed": 0, "indices_hash": "h", "checkpoint_sha256": "c", "device": "cpu", "package_version": "0"}
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("compare_runs", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def row(idx: int, attack: str, label: int, clean_pred: int, success: int | None, eps: float = 0.1) -> dict:
+    status = "attacked" if clean_pred == label else "misclassified"
+    return {"sample_idx": idx, "attack": attack, "eps": eps, "status": status, "label": label, "clean_pred": clean_pred, "success": success}
+
+
+def test_compare_counts_robust_samples_over_every_attack_of_each_run(tmp_path: Path) -> None:
+    db = tmp_path / "runs.sqlite"
+    with Store(db) as store:
+        for run in ("a", "b"):
+            store.create_run(run, run, META, {})
+        # a: 0 robust, 1 broken, 2 misclassified, 3 robust (4 only in a: not shared)
+        store.write_batch("a", [], [row(0, "pgd", 1, 1, 0), row(1, "pgd", 1, 1, 1), row(2, "pgd", 1, 2, None), row(3, "pgd", 1, 1, 0), row(4, "pgd", 1, 1, 0)])
+        # b: 0 broken by its second attack only, 1 robust, 2 robust, 3 robust; rows at another eps do not count
+        store.write_batch("b", [], [
+            row(0, "auto", 1, 1, 0), row(0, "check:square", 1, 1, 1), row(1, "auto", 1, 1, 0), row(2, "auto", 1, 1, 0),
+            row(3, "auto", 1, 1, 0), row(3, "auto", 1, 1, 1, eps=0.2),
+        ])
+    counts = load_script().compare(str(db), "a", "b", 0.1)
+    assert counts == {"shared": 4, "robust_a": 2, "robust_b": 3, "only_a": 1, "only_b": 2}
