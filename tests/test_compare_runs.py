@@ -1,19 +1,12 @@
 """scripts/compare_runs.py: the per-sample comparison of two stored runs that docs/zoo.md quotes."""
 
-import importlib.util
 from pathlib import Path
+
+from conftest import load_script
 
 from advbench.store.sqlite import Store
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "compare_runs.py"
 META = {"model": "m", "dataset": "d", "n_samples": 4, "seed": 0, "indices_hash": "h", "checkpoint_sha256": "c", "device": "cpu", "package_version": "0"}
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("compare_runs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def row(idx: int, attack: str, label: int, clean_pred: int, success: int | None, eps: float = 0.1) -> dict:
@@ -33,5 +26,5 @@ def test_compare_counts_robust_samples_over_every_attack_of_each_run(tmp_path: P
             row(0, "auto", 1, 1, 0), row(0, "check:square", 1, 1, 1), row(1, "auto", 1, 1, 0), row(2, "auto", 1, 1, 0),
             row(3, "auto", 1, 1, 0), row(3, "auto", 1, 1, 1, eps=0.2),
         ])
-    counts = load_script().compare(str(db), "a", "b", 0.1)
+    counts = load_script("compare_runs").compare(str(db), "a", "b", 0.1)
     assert counts == {"shared": 4, "robust_a": 2, "robust_b": 3, "only_a": 1, "only_b": 2}

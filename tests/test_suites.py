@@ -1,12 +1,10 @@
 """The shipped suites are runnable, and docs/reproductions.md's tables are what its shipped runs give."""
 
 import gzip
-import importlib.util
 import shutil
-import sys
 
 import pytest
-from conftest import REPO
+from conftest import REPO, load_script
 
 from advbench.attacks import build_attack
 from advbench.core.threat import ThreatModel
@@ -33,11 +31,7 @@ def test_shipped_suite_names_registered_models_and_supported_attacks(path) -> No
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("reproductions", REPO / "scripts" / "reproductions.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("reproductions")
 
 
 def test_reproduction_tables_are_the_shipped_runs(tmp_path) -> None:

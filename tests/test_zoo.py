@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 
 from advbench.data import load_dataset, select_indices
 from advbench.data.registry import dataset_labels
@@ -114,12 +115,7 @@ def test_every_registered_model_has_a_shipped_checkpoint() -> None:
 
 
 def load_zoo_metrics():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("zoo_metrics", REPO_ZOO.parent / "scripts" / "zoo_metrics.py")
-    zoo_metrics = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(zoo_metrics)
-    return zoo_metrics
+    return load_script("zoo_metrics")
 
 
 def test_zoo_table_is_what_the_cards_record() -> None:
