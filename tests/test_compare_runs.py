@@ -27,4 +27,17 @@ def test_compare_counts_robust_samples_over_every_attack_of_each_run(tmp_path: P
             row(3, "auto", 1, 1, 0), row(3, "auto", 1, 1, 1, eps=0.2),
         ])
     counts = load_script("compare_runs").compare(str(db), "a", "b", 0.1)
-    assert counts == {"shared": 4, "robust_a": 2, "robust_b": 3, "only_a": 1, "only_b": 2}
+    assert counts == {"shared": 4, "robust_a": 2, "robust_b": 3, "only_a": 1, "only_b": 2, "both": 1}
+
+
+def test_compare_reads_the_second_run_from_another_store(tmp_path: Path) -> None:
+    first, second = tmp_path / "first.sqlite", tmp_path / "second.sqlite"
+    with Store(first) as store:
+        store.create_run("a", "a", META, {})
+        store.write_batch("a", [], [row(0, "pgd", 1, 1, 0), row(1, "pgd", 1, 1, 0), row(2, "pgd", 1, 1, 1)])
+    with Store(second) as store:
+        # the same run id in the other store: each side is read from its own store
+        store.create_run("a", "a", META, {})
+        store.write_batch("a", [], [row(0, "transfer", 1, 1, 1), row(1, "transfer", 1, 1, 0), row(2, "transfer", 1, 1, 0)])
+    counts = load_script("compare_runs").compare(str(first), "a", "a", 0.1, db_b=str(second))
+    assert counts == {"shared": 3, "robust_a": 2, "robust_b": 2, "only_a": 1, "only_b": 1, "both": 1}
