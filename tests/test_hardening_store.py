@@ -195,7 +195,7 @@ def test_unknown_run_is_a_usage_error(tmp_path: Path) -> None:
 
 
 # earlier versions -----------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["zoo", "reproductions", "polarizer-surrogates"])
+@pytest.mark.parametrize("name", ["zoo", "reproductions", "polarizer-surrogates", "sc-frontend-scrutiny"])
 def test_shipped_databases_of_earlier_versions_still_read(name: str, tmp_path: Path) -> None:
     db = tmp_path / f"{name}.sqlite"
     db.write_bytes(gzip.decompress((DOCS_RUNS / f"{name}.sqlite.gz").read_bytes()))
