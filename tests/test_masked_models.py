@@ -20,7 +20,7 @@ from advbench.models.wrapper import RobustModel
 
 EPS = 0.1
 N = 64
-TOLERANCE = 0.06  # of robust accuracy (n = 64: three samples)
+TOLERANCE = 0.06  # of robust accuracy (n = 64: about four samples)
 
 
 class Quantized(nn.Module):

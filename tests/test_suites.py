@@ -30,17 +30,13 @@ def test_shipped_suite_names_registered_models_and_supported_attacks(path) -> No
             assert norm in attack.norms, f"{path.name}: {spec} does not support {norm}"
 
 
-def _script():
-    return load_script("reproductions")
-
-
 def test_reproduction_tables_are_the_shipped_runs(tmp_path) -> None:
     """No number in docs/reproductions.md's tables is typed by hand: rebuilding them from the shipped
     database (docs/runs/reproductions.sqlite.gz, Foolbox 2's runs included) leaves the document unchanged."""
     db = tmp_path / "reproductions.sqlite"
     with gzip.open(REPO / "docs" / "runs" / "reproductions.sqlite.gz", "rb") as src, open(db, "wb") as dst:
         shutil.copyfileobj(src, dst)
-    script = _script()
+    script = load_script("reproductions")
     with Store(db) as store:
         cells = script.stored_cells(store)
         external = script.external_rows(store)

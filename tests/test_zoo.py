@@ -114,14 +114,10 @@ def test_every_registered_model_has_a_shipped_checkpoint() -> None:
     assert not missing, f"no Fashion-MNIST checkpoint yet for: {', '.join(missing)}"
 
 
-def load_zoo_metrics():
-    return load_script("zoo_metrics")
-
-
 def test_zoo_table_is_what_the_cards_record() -> None:
     # docs/zoo.md's table is scripts/zoo_metrics.py's, from the shipped cards: a checkpoint
     # re-measured without its row re-made, or a number edited by hand, fails here.
-    zoo_metrics = load_zoo_metrics()
+    zoo_metrics = load_script("zoo_metrics")
     rows = [zoo_metrics.table_row(ModelCard.from_yaml(card_path(name, "fashion-mnist"))) for name in SHIPPED]
     table = zoo_metrics.TABLE_HEADER + "\n" + "\n".join(rows) + "\n"
     assert table in (REPO_ZOO.parent / "docs" / "zoo.md").read_text()
@@ -130,7 +126,7 @@ def test_zoo_table_is_what_the_cards_record() -> None:
 def test_write_table_remakes_the_zoo_table_in_place(tmp_path: Path) -> None:
     # `zoo_metrics.py --write-table` is how docs/zoo.md's table is refreshed after a measurement:
     # a stale row is replaced and the prose around the table is left as it was.
-    zoo_metrics = load_zoo_metrics()
+    zoo_metrics = load_script("zoo_metrics")
     shipped = (REPO_ZOO.parent / "docs" / "zoo.md").read_text()
     first_row = shipped.index("\n| ", shipped.index(zoo_metrics.TABLE_HEADER) + len(zoo_metrics.TABLE_HEADER)) + 1
     stale = shipped[:first_row] + "| stale | row |\n" + shipped[first_row:]
@@ -141,7 +137,7 @@ def test_write_table_remakes_the_zoo_table_in_place(tmp_path: Path) -> None:
 
 
 def test_zoo_row_shows_the_default_evaluation_with_its_interval_and_verdict() -> None:
-    zoo_metrics = load_zoo_metrics()
+    zoo_metrics = load_script("zoo_metrics")
     card = ModelCard.from_yaml(card_path("madry-cnn-at", "fashion-mnist"))
     bare = replace(card, metrics={k: v for k, v in card.metrics.items() if k != "auto"})
     assert zoo_metrics.table_row(bare).split(" | ")[3:5] == ["-", "-"]
@@ -157,7 +153,7 @@ def test_zoo_table_quotes_the_paper_number_of_the_models_own_variant() -> None:
     # the strongest attack, not Table B.1's 59.91 (T = 1, one restart of 1000 steps).
     from advbench.models.paper import paper_facts
 
-    zoo_metrics = load_zoo_metrics()
+    zoo_metrics = load_script("zoo_metrics")
     facts = paper_facts("sc-frontend-nodrop")
     assert facts["variant"] == "T=15"
     cell = zoo_metrics.paper_headline(facts, "1-2-2-2")
