@@ -47,9 +47,14 @@ class CellSummary:
                 f"| {self.median_passes:,.0f} / {self.max_passes:,} / {len(self.at_cap)} |")
 
 
+def budget_cap(report: dict) -> int:
+    """The most passes an image can use: n0 selection draws plus the N estimation draws."""
+    return report["n0"] + report["noise_draws"]
+
+
 def summarize(report: dict, near_width: float = 0.03) -> list[CellSummary]:
-    """One summary per cell of the report; the cap is the most passes an image can use (n0 + N)."""
-    cap = report["n0"] + report["noise_draws"]
+    """One summary per cell of the report."""
+    cap = budget_cap(report)
     asked = [r for r in report["radii"] if r > 0]
     out = []
     for cell in report["cells"]:
@@ -80,8 +85,7 @@ def main() -> None:
         print(f"{c.model} sigma {c.sigma:g}: {c.near} images within {args.near} of an asked radius take {100 * c.near_share:.0f} % "
               f"of the passes; at the cap: {', '.join(f'{r:.4f}' for r in c.at_cap) or 'none'}")
     at_cap = sum(len(c.at_cap) for c in cells)
-    cap = report["n0"] + report["noise_draws"]
-    print(f"images at the cap: {at_cap}, {100 * at_cap * cap / seq:.0f} % of all sequential passes")
+    print(f"images at the cap: {at_cap}, {100 * at_cap * budget_cap(report) / seq:.0f} % of all sequential passes")
 
 if __name__ == "__main__":
     main()

@@ -29,8 +29,12 @@ def test_summary_counts_near_images_and_the_cap() -> None:
 def test_near_width_is_a_parameter_and_radius_zero_is_not_asked() -> None:
     summarize = load_script("certify_summary").summarize
     assert summarize(report(), near_width=0.005)[0].near == 0
-    # 0.3 is 0.05 from 0.25 and far from 0 (which every abstention would sit next to).
+    # 0.3 is 0.05 from the asked 0.25.
     assert summarize(report(), near_width=0.06)[0].near == 2
+    # An abstention (radius 0) is not near the listed radius 0: that one decides only the prediction.
+    abstaining = report()
+    abstaining["cells"][0]["fixed"]["radius"] = [0.0, 0.74]
+    assert summarize(abstaining)[0].near == 1
 
 
 def test_main_prints_rows_and_totals(tmp_path, capsys, monkeypatch) -> None:
