@@ -8,6 +8,7 @@ to model so that drifts in machine load hit both alike.
 
     python benchmarks/auto_vs_autoattack.py --n 500 --json results/auto_vs_aa.json
     python benchmarks/auto_vs_autoattack.py --models madry-cnn-at --n 100     # one model, quick
+    python benchmarks/auto_vs_autoattack.py --models cpni-w-smooth-soft --skip 50 --n-slow 150   # images 51-200
 
 Both attacks run through advbench's attack contract (`attack(view, x, y, threat)`): the model as
 attacked (BPDA surrogates, EOT on models random at inference, AutoAttack `rand` there) is the
@@ -86,8 +87,12 @@ def main() -> None:
     parser.add_argument("--models", default="", help="comma-separated panel names or model names (default: the whole panel)")
     parser.add_argument("--ours", default="auto", help="advbench's attack spec")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--skip", type=int, default=0, help="leave out the first SKIP images of the seeded order (extends a stored run to more images: "
+                        "--skip 50 --n-slow 150 measures images 51-200 of the order)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    if args.skip < 0:
+        parser.error("--skip must be >= 0")
     device = resolve_device(args.device)
     wanted = {w.strip() for w in args.models.split(",") if w.strip()}
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
@@ -108,7 +113,9 @@ def main() -> None:
         slow = "rn18" in name or "kap" in name or model.stochastic or dataset.startswith("imagefolder")
         n = args.n_slow if slow else args.n
         labels = dataset_labels(dataset)
-        idx = select_indices(labels, n, seed=0)
+        idx = select_indices(labels, args.skip + n, seed=0)
+        if args.skip:  # the seeded order's first skip + n images minus its first skip: images skip+1 .. skip+n
+            idx = idx[~torch.isin(idx, select_indices(labels, args.skip, seed=0))]
         data = load_dataset(dataset, "test", indices=idx)
         x, y, idx = data.images.to(device), data.labels.to(device), idx.to(device)
         threat = ThreatModel(norm, eps)
@@ -122,7 +129,7 @@ def main() -> None:
         aa_broken = correct & theirs
         caught = float((aa_broken & ours).sum() / aa_broken.sum()) if bool(aa_broken.any()) else 1.0
         row = {
-            "model": label, "threat": threat.label(), "n": n, "clean": float(correct.float().mean()), "robust_auto": robust_ours, "robust_autoattack": robust_aa,
+            "model": label, "threat": threat.label(), "n": n, "skip": args.skip, "clean": float(correct.float().mean()), "robust_auto": robust_ours, "robust_autoattack": robust_aa,
             "share_of_aa_breaks_caught": caught, "seconds_auto": t_ours, "seconds_autoattack": t_theirs, "speed_up": t_theirs / t_ours,
             "auto_in_forward_backward_passes": t_ours / fb, "autoattack_in_forward_backward_passes": t_theirs / fb,
             "order": order, "load_average_after": os.getloadavg(),
