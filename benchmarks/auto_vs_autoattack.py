@@ -135,6 +135,8 @@ def main() -> None:
             "order": order, "load_average_after": os.getloadavg(),
             # Dataset indices, to look into a miss: which images each attack broke and the other did not.
             "autoattack_broke_auto_missed": idx[aa_broken & ~ours].tolist(), "auto_broke_autoattack_missed": idx[correct & ours & ~theirs].tolist(),
+            # Every image's outcome, so a variant of `auto` can later be compared on these images without re-running AutoAttack.
+            "clean_correct": idx[correct].tolist(), "autoattack_broke": idx[aa_broken].tolist(), "auto_broke": idx[correct & ours].tolist(),
         }
         report["rows"].append(row)
         print(f"{label:32} {threat.label():11} {n:4d} {100 * row['clean']:6.1f} {100 * robust_ours:6.1f} {100 * robust_aa:6.1f} {100 * caught:6.1f}% "
