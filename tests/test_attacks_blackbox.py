@@ -38,8 +38,23 @@ def test_fixed_eps_result_in_ball_and_box(digits_model, correct, spec: str, thre
     assert float(result.distance.max()) <= threat.eps * (1 + 1e-5)
     assert float(result.x_adv.min()) >= 0.0 and float(result.x_adv.max()) <= 1.0
     assert torch.equal(result.success, digits_model.predict(result.x_adv) != y)
-    assert bool(result.success.any()), "the budget should break some digits"
+    if ATTACKS.get(spec.split(":")[0]).family != "noise":
+        # Random noise this small may fool no digit at all, depending on the trained fixture
+        # (CPUs with other vector units train another one); its strength is tested below.
+        assert bool(result.success.any()), "the budget should break some digits"
     assert int(result.steps.min()) >= 1
+
+
+@pytest.mark.parametrize("threat", [ThreatModel(Norm.LINF, 0.3), ThreatModel(Norm.L2, 2.0)], ids=lambda t: t.label())
+@pytest.mark.parametrize("spec", ["gaussian-noise", "uniform-noise"])
+def test_noise_fools_digits_at_a_large_budget_and_stops_at_the_first_fooling_draw(
+    digits_model, correct, spec: str, threat: ThreatModel
+) -> None:
+    x, y, idx = correct
+    result = build_attack(spec)[1](digits_model, x, y, threat, idx, seed=0)
+    assert bool(result.success.any())
+    # A fooled digit stopped at its first fooling draw; the others spent every draw.
+    assert bool((result.steps[~result.success] == 20).all()) and bool((result.steps[result.success] <= 20).all())
 
 
 def test_square_breaks_digits_at_large_linf_eps(digits_model, digits_data) -> None:
