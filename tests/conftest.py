@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -27,12 +28,27 @@ def load_script(name: str) -> ModuleType:
     return module
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`make test` runs `-n auto`) each worker gets its share of the cores, so
+    the workers do not oversubscribe them."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 @pytest.fixture(scope="session")
 def digits_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A zoo folder holding an rn18-nt (width 4) trained for a few epochs on digits."""
     zoo = tmp_path_factory.mktemp("zoo")
     config = TrainConfig("rn18-nt", dataset="digits", epochs=6, batch_size=64, lr=0.05, crop_pad=0, flip=False, model_kwargs={"width": 4})
-    train_model(config, zoo / "digits", torch.device("cpu"))
+    # One thread, whatever the run's thread count: the trained weights depend on it, and every
+    # worker (and a plain `pytest`) should test the same fixture.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train_model(config, zoo / "digits", torch.device("cpu"))
+    finally:
+        torch.set_num_threads(threads)
     return zoo
 
 
