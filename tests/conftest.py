@@ -33,7 +33,9 @@ def pytest_configure(config: pytest.Config) -> None:
     the workers do not oversubscribe them."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers > 1:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        torch.set_num_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # the CLI processes the tests start, too
 
 
 @pytest.fixture(scope="session")
