@@ -18,10 +18,10 @@ from advbench.engine.certify import run_certify
 from advbench.engine.spec import CertifySpec
 from advbench.store import Store
 
-PGD = EvalSpec(model="rn18-nt", attacks=("fgsm", "pgd:steps=5"), eps=(0.02, 0.05), n=64, check_n=16)
 # One worker runs every Ray test (pytest-xdist --dist loadgroup): two local Ray instances on two
 # cores would only fight over them.
 pytestmark = pytest.mark.xdist_group("ray")
+PGD = EvalSpec(model="rn18-nt", attacks=("fgsm", "pgd:steps=5"), eps=(0.02, 0.05), n=64, check_n=16)
 CERT = CertifySpec(model="rn18-nt", sigmas=(0.25, 0.5), n0=20, noise_draws=200, n=12)
 
 
