@@ -40,7 +40,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def digits_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A zoo folder holding an rn18-nt (width 4) trained for a few epochs on digits."""
+    """A zoo folder holding an rn18-nt (width 4) trained for a few epochs on digits.
+
+    The weights differ between CPUs with different vector units (AVX2 vs AVX-512 kernels), so
+    tests must not depend on which digits a weak attack happens to break."""
     zoo = tmp_path_factory.mktemp("zoo")
     config = TrainConfig("rn18-nt", dataset="digits", epochs=6, batch_size=64, lr=0.05, crop_pad=0, flip=False, model_kwargs={"width": 4})
     # One thread, whatever the run's thread count: the trained weights depend on it, and every

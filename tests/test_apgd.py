@@ -181,8 +181,7 @@ def test_auto_boundary_stage_spends_only_on_survivors_near_the_boundary(digits_m
     """Stage 4 attacks only what the earlier stages left with a margin below `boundary_margin`
     of its clean margin; a sample's run does not depend on which others were chosen."""
     x, y = digits_data[0][:200], digits_data[1][:200]
-    # Earlier stages weak enough to leave the boundary stage work on any trained fixture (CPUs
-    # with other vector units train other weights).
+    # Earlier stages weak enough to leave the boundary stage work on any trained fixture (conftest.py).
     threat = ThreatModel(Norm.LINF, 0.08)
     spec = "auto:ce_steps=1,t_steps=1,targets=1,square_queries=0,boundary_steps=10"
     without = build_attack(f"{spec},boundary_margin=0")[1](digits_model, x, y, threat, seed=2)

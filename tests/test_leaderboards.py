@@ -68,8 +68,8 @@ def test_runs_on_the_same_samples_merge_per_sample_and_other_samples_give_the_lo
         source.backup(copy)
     both = next(ids for ids in sample_sets(db, 0.08).values() if len(ids) == 2)
     # FGSM and DeepFool on the same 40 samples. Which samples each breaks depends on the trained
-    # fixture (CPUs with other vector units train another one; there they broke the same ones), so
-    # the copy is made to have each run leave one sample that the other breaks.
+    # fixture (conftest.py; on one CPU they broke the same ones), so the copy is made to have each
+    # run leave one sample that the other breaks.
     with sqlite3.connect(db) as con:
         broken = [{i for (i,) in con.execute(
             "SELECT sample_idx FROM samples WHERE run_id = ? AND abs(eps - 0.08) < 1e-9 AND status = 'attacked' AND success = 1",
