@@ -54,9 +54,14 @@ def test_noise_fools_digits_at_a_large_budget_and_stops_at_the_first_fooling_dra
     x, y, idx = correct
     result = build_attack(spec)[1](digits_model, x, y, threat, idx, seed=0)
     assert bool(result.success.any())
-    # A fooled digit stopped at its first fooling draw; the others spent every draw.
+    # A digit never fooled spent every draw.
     draws = NoiseConfig().draws
     assert bool((result.steps[~result.success] == draws).all()) and bool((result.steps[result.success] <= draws).all())
+    # A fooled one stopped at its first fooling draw: draws are seeded per sample and draw, so a run
+    # with only the first d draws fools exactly the digits whose step count is at most d.
+    for d in (1, 3, 10):
+        prefix = build_attack(f"{spec}:draws={d}")[1](digits_model, x, y, threat, idx, seed=0)
+        assert torch.equal(prefix.success, result.success & (result.steps <= d))
 
 
 def test_square_breaks_digits_at_large_linf_eps(digits_model, digits_data) -> None:
