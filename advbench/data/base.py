@@ -30,4 +30,5 @@ class Dataset:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+        _, channels, height, width = self.images.shape  # NCHW, checked on construction
+        return channels, height, width

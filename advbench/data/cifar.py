@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pickle
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,25 +19,42 @@ from advbench.data.base import Dataset
 from advbench.data.download import fetch
 from advbench.data.paths import cache_dir, search_dirs
 
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one CIFAR archive keeps its batches, labels and class names, and where it is fetched."""
+
+    folder: str
+    train: tuple[str, ...]
+    test: tuple[str, ...]
+    labels: bytes
+    meta: tuple[str, bytes]  # (file, key of the class names)
+    url: str
+    md5: str
+
+    def batches(self, split: str) -> tuple[str, ...]:
+        return {"train": self.train, "test": self.test}[split]
+
+
 LAYOUT = {
-    "cifar10": {
-        "folder": "cifar-10-batches-py",
-        "train": [f"data_batch_{i}" for i in range(1, 6)],
-        "test": ["test_batch"],
-        "labels": b"labels",
-        "meta": ("batches.meta", b"label_names"),
-        "url": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-        "md5": "c58f30108f718f92721af3b95e74349a",
-    },
-    "cifar100": {
-        "folder": "cifar-100-python",
-        "train": ["train"],
-        "test": ["test"],
-        "labels": b"fine_labels",
-        "meta": ("meta", b"fine_label_names"),
-        "url": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-        "md5": "eb9058c3a382ffc7106e4002c42a8d85",
-    },
+    "cifar10": Layout(
+        folder="cifar-10-batches-py",
+        train=tuple(f"data_batch_{i}" for i in range(1, 6)),
+        test=("test_batch",),
+        labels=b"labels",
+        meta=("batches.meta", b"label_names"),
+        url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        md5="c58f30108f718f92721af3b95e74349a",
+    ),
+    "cifar100": Layout(
+        folder="cifar-100-python",
+        train=("train",),
+        test=("test",),
+        labels=b"fine_labels",
+        meta=("meta", b"fine_label_names"),
+        url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        md5="eb9058c3a382ffc7106e4002c42a8d85",
+    ),
 }
 
 
@@ -66,19 +84,20 @@ def _unpickle(path: Path) -> dict:
 
 def load_cifar(name: str, split: str = "test", data_dir: str | Path | None = None) -> Dataset:
     spec = LAYOUT[name]
+    files = spec.batches(split)
     folder = next(
-        (d / spec["folder"] for d in search_dirs(name, data_dir) if (d / spec["folder"] / spec[split][0]).is_file()),
+        (d / spec.folder for d in search_dirs(name, data_dir) if (d / spec.folder / files[0]).is_file()),
         None,
     )
     if folder is None:
         raise DataError(
             f"{name} not found; run `advbench download {name}` when online, or pass --data-dir DIR "
-            f"holding {spec['folder']}/"
+            f"holding {spec.folder}/"
         )
-    batches = [_unpickle(folder / f) for f in spec[split]]
+    batches = [_unpickle(folder / f) for f in files]
     data = np.concatenate([b[b"data"] for b in batches]).reshape(-1, 3, 32, 32)
-    labels = np.concatenate([np.asarray(b[spec["labels"]], dtype=np.int64) for b in batches])
-    meta_file, meta_key = spec["meta"]
+    labels = np.concatenate([np.asarray(b[spec.labels], dtype=np.int64) for b in batches])
+    meta_file, meta_key = spec.meta
     classes: tuple[str, ...] = ()
     if (folder / meta_file).is_file():
         classes = tuple(c.decode() for c in _unpickle(folder / meta_file)[meta_key])
@@ -89,7 +108,7 @@ def load_cifar(name: str, split: str = "test", data_dir: str | Path | None = Non
 def download_cifar(name: str, dest: Path | None = None) -> Path:
     spec = LAYOUT[name]
     dest = dest or cache_dir() / name
-    archive = fetch(spec["url"], dest / Path(spec["url"]).name, spec["md5"])
+    archive = fetch(spec.url, dest / Path(spec.url).name, spec.md5)
     with tarfile.open(archive) as tar:
         tar.extractall(dest, filter="data")
     return dest

@@ -7,11 +7,23 @@ model architecture) during model training."
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import torch
 from torch import nn
 
 from advbench.models.kernel_pooling import KAPConv2d, KernelPool
 from advbench.models.noise import GaussianNoise
+
+
+class UnitOptions(TypedDict, total=False):
+    """ConvUnit's options after the conv's own shape, as an architecture passes them to every unit."""
+
+    kernel_pool: str | None
+    pool_kernel: int
+    pool_dims: int
+    noise_sigma: float
+    pool_stride: int
 
 
 class ConvUnit(nn.Module):

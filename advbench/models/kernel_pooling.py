@@ -50,6 +50,8 @@ class KernelPool(nn.Module):
     takes any K whose sheet it tiles exactly, leaving C / K (1D) or C / K^2 (2D) channels.
     """
 
+    matrix: torch.Tensor  # a buffer (averaging only), registered in __init__
+
     def __init__(self, channels: int, kernel_size: int = 3, stride: int = 1, mode: str = "avg", dims: int = 2) -> None:
         super().__init__()
         if mode not in ("avg", "max") or dims not in (1, 2):

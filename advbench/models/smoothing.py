@@ -45,6 +45,7 @@ class Smoothing(BPDALayer):
     """
 
     draws: DrawScope | None = None  # set by the wrapper during a forward pass
+    noise_scale: torch.Tensor  # a buffer, registered in __init__
 
     def __init__(
         self,

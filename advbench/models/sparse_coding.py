@@ -70,6 +70,8 @@ class TopT(BPDALayer):
 class DeadZoneQuantizer(BPDALayer):
     """sgn(x) ||d_l||_1 where |x| >= beta eps ||d_l||_1, else 0 (eq. 4.6); smooth-step surrogate."""
 
+    atom_l1: torch.Tensor  # a buffer, registered in __init__
+
     def __init__(self, atom_l1: torch.Tensor, beta: float = 3.0, eps: float = 0.03, steepness: float | None = 4.0) -> None:
         super().__init__()
         self.register_buffer("atom_l1", atom_l1.view(1, -1, 1, 1))
@@ -92,6 +94,7 @@ class SparseCodingFrontEnd(nn.Module):
     row's key (`models.randomness`); training and the bare network use torch's RNG."""
 
     draws: DrawScope | None = None  # set by the wrapper during a forward pass
+    dictionary: torch.Tensor  # a buffer, registered in __init__
 
     def __init__(
         self,

@@ -20,6 +20,9 @@ from advbench.models.randomness import Randomness
 class RobustModel(nn.Module):
     """A classifier on [0,1] images, always in eval mode, with frozen parameters."""
 
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(
         self,
         net: nn.Module,
