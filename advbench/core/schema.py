@@ -22,7 +22,7 @@ import re
 import reprlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn, overload
 
 import yaml
 
@@ -186,11 +186,26 @@ class Section:
             return default
         return self.data[key]
 
+    # Each getter's overloads: a default or `required=True` gives the value's type, never None.
+    @overload
+    def text(self, key: str, default: str, required: bool = False) -> str: ...
+    @overload
+    def text(self, key: str, default: None = None, *, required: Literal[True]) -> str: ...
+    @overload
+    def text(self, key: str, default: str | None = None, required: bool = False) -> str | None: ...
+
     def text(self, key: str, default: str | None = None, required: bool = False) -> str | None:
         value = self.value(key, default, required)
         if value is not None and (not isinstance(value, str) or not value.strip()):
             self.fail(key, "a non-empty string", value)
         return value
+
+    @overload
+    def integer(self, key: str, default: int, minimum: int = 1, required: bool = False, null: Literal[""] = "") -> int: ...
+    @overload
+    def integer(self, key: str, default: None = None, minimum: int = 1, *, required: Literal[True], null: Literal[""] = "") -> int: ...
+    @overload
+    def integer(self, key: str, default: int | None = None, minimum: int = 1, required: bool = False, null: str = "") -> int | None: ...
 
     def integer(self, key: str, default: int | None = None, minimum: int = 1, required: bool = False, null: str = "") -> int | None:
         """An int >= minimum, `default` when the key is absent; `null` (what it means) allows an explicit null, read as None."""
@@ -201,6 +216,16 @@ class Section:
             want = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
             self.fail(key, f"{want}{f' or null ({null})' if null else ''}", value)
         return value
+
+    @overload
+    def number(self, key: str, default: float, low: float = 0.0, high: float = math.inf,
+               open_low: bool = False, open_high: bool = False, required: bool = False) -> float: ...
+    @overload
+    def number(self, key: str, default: None = None, low: float = 0.0, high: float = math.inf,
+               open_low: bool = False, open_high: bool = False, *, required: Literal[True]) -> float: ...
+    @overload
+    def number(self, key: str, default: float | None = None, low: float = 0.0, high: float = math.inf,
+               open_low: bool = False, open_high: bool = False, required: bool = False) -> float | None: ...
 
     def number(self, key: str, default: float | None = None, low: float = 0.0, high: float = math.inf,
                open_low: bool = False, open_high: bool = False, required: bool = False) -> float | None:
@@ -218,6 +243,13 @@ class Section:
             self.fail(key, "true or false", value)
         return value
 
+    @overload
+    def text_list(self, key: str, what: str, default: tuple[str, ...], required: bool = False) -> tuple[str, ...]: ...
+    @overload
+    def text_list(self, key: str, what: str, default: None = None, *, required: Literal[True]) -> tuple[str, ...]: ...
+    @overload
+    def text_list(self, key: str, what: str, default: tuple[str, ...] | None = None, required: bool = False) -> tuple[str, ...] | None: ...
+
     def text_list(self, key: str, what: str, default: tuple[str, ...] | None = None, required: bool = False) -> tuple[str, ...] | None:
         """A non-empty list of non-empty strings; a bare string is refused, never read letter by letter."""
         value = self.value(key, default, required)
@@ -230,6 +262,16 @@ class Section:
             if not isinstance(item, str) or not item.strip():
                 self.fail(f"{key}[{i}]", f"a {what.rstrip('s')} (a non-empty string)", item)
         return tuple(value)
+
+    @overload
+    def number_list(self, key: str, what: str, low: float = 0.0, high: float = math.inf, open_low: bool = False,
+                    scalar: bool = False, *, default: tuple[float, ...], required: bool = False) -> tuple[float, ...]: ...
+    @overload
+    def number_list(self, key: str, what: str, low: float = 0.0, high: float = math.inf, open_low: bool = False,
+                    scalar: bool = False, default: None = None, *, required: Literal[True]) -> tuple[float, ...]: ...
+    @overload
+    def number_list(self, key: str, what: str, low: float = 0.0, high: float = math.inf, open_low: bool = False,
+                    scalar: bool = False, default: tuple[float, ...] | None = None, required: bool = False) -> tuple[float, ...] | None: ...
 
     def number_list(self, key: str, what: str, low: float = 0.0, high: float = math.inf, open_low: bool = False,
                     scalar: bool = False, default: tuple[float, ...] | None = None, required: bool = False) -> tuple[float, ...] | None:

@@ -56,7 +56,7 @@ class BaselineEntry:
             eps=section.number("eps", required=True),
             attack=section.text("attack", required=True),
             accuracy=section.number("accuracy", low=0.0, high=1.0, required=True),
-            n=section.integer("n", n, required=n is None),
+            n=section.integer("n", required=True) if n is None else section.integer("n", n),
             seed=section.integer("seed", seed, minimum=0),
         )
 
