@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from rich.console import Console
 from rich.markup import escape
@@ -21,6 +21,14 @@ from rich.table import Table
 from advbench.cli.listing import Column, Listing
 from advbench.store.sqlite import RunRecord
 from advbench.store.summary import RunSummary
+
+if TYPE_CHECKING:  # the results rendered here; their modules load torch, this one must not
+    from advbench.analysis.cost import ModelCost
+    from advbench.engine.certify import CertifySummary
+    from advbench.engine.suite import CellResult
+    from advbench.report.curves import Curve
+    from advbench.report.regression import Comparison
+    from advbench.train.loop import EpochLog
 
 console = Console()
 err_console = Console(stderr=True)
@@ -108,12 +116,12 @@ def check_text(check: dict[str, object]) -> str:
     return f"{status}: {check['value']:.4g} (must be {'>=' if check.get('at_least') else '<='} {check['limit']:.4g})"
 
 
-def escalation_lines(escalation: dict[str, object] | None, verdict: str | None) -> list[str]:
+def escalation_lines(escalation: dict[str, Any] | None, verdict: str | None) -> list[str]:
     """What the checks found and what the evaluation changed because of it."""
     if not escalation or not escalation.get("failed"):
         return []
-    lines = [f"checks failed: {', '.join(escalation['failed'])}; evaluation {verdict}"]  # type: ignore[arg-type]
-    lines += [f"  adapted: {change}" for change in escalation.get("changes") or []]  # type: ignore[union-attr]
+    lines = [f"checks failed: {', '.join(escalation['failed'])}; evaluation {verdict}"]
+    lines += [f"  adapted: {change}" for change in escalation.get("changes") or []]
     return lines
 
 
@@ -131,49 +139,49 @@ def runs_listing(runs: list[RunRecord]) -> Listing:
     return Listing("runs", columns, records, "run_id", drop=("created", "seconds", "kind", "norm", "dataset", "eps", "attacks", "status", "n"))
 
 
-def models_listing(records: list[dict[str, object]]) -> Listing:
+def models_listing(records: list[dict[str, Any]]) -> Listing:
     columns = [Column("name", "name", keep=True), Column("family", "family"), Column("paper, section", "paper", "text"),
                Column("recipe", "recipe"), Column("checkpoints", "checkpoints", "list"), Column("description", "description", "text")]
     return Listing("models", columns, records, "name", drop=("paper", "recipe", "family", "description", "checkpoints"))
 
 
-def attacks_listing(records: list[dict[str, object]]) -> Listing:
+def attacks_listing(records: list[dict[str, Any]]) -> Listing:
     columns = [Column("name", "name", keep=True), Column("family", "family"), Column("threat models", "norms", "list"),
                Column("defaults", "defaults", "list"), Column("description", "description", "text")]
     return Listing("attacks", columns, records, "name", drop=("defaults", "family", "description", "norms"))
 
 
-def recipes_listing(records: list[dict[str, object]]) -> Listing:
+def recipes_listing(records: list[dict[str, Any]]) -> Listing:
     columns = [Column("recipe", "name", keep=True), Column("adversarial", "adversarial", show=lambda v: "yes" if v else ""),
                Column("what it minimizes", "minimizes", "text")]
     return Listing("training recipes", columns, records, "name", drop=("adversarial",))
 
 
-def options_listing(records: list[dict[str, object]]) -> Listing:
+def options_listing(records: list[dict[str, Any]]) -> Listing:
     columns = [Column("option", "option", keep=True), Column("type", "type", "list"), Column("default", "default", "list")]
     return Listing("training options (--set KEY=VALUE)", columns, records, "option")
 
 
-def epoch_line(log: object) -> str:
+def epoch_line(log: EpochLog) -> str:
     """One training epoch's log line."""
-    robust = f"  val robust acc {100 * log.val_robust_acc:.2f}%" if getattr(log, "val_robust_acc", None) is not None else ""  # type: ignore[attr-defined]
+    robust = f"  val robust acc {100 * log.val_robust_acc:.2f}%" if log.val_robust_acc is not None else ""
     return (
-        f"epoch {log.epoch}: loss {log.loss:.4f}  train acc {100 * log.train_acc:.2f}%  "  # type: ignore[attr-defined]
-        f"test acc {100 * log.test_acc:.2f}%{robust}  ({log.seconds:.0f}s)"  # type: ignore[attr-defined]
+        f"epoch {log.epoch}: loss {log.loss:.4f}  train acc {100 * log.train_acc:.2f}%  "
+        f"test acc {100 * log.test_acc:.2f}%{robust}  ({log.seconds:.0f}s)"
     )
 
 
-def certify_table(summary: object) -> Table:
+def certify_table(summary: CertifySummary) -> Table:
     """Certified accuracy at a few radii per sigma."""
     radii = [0.0, 0.25, 0.5, 0.75, 1.0]
     rows = []
-    for sigma, curve in summary.curves.items():  # type: ignore[attr-defined]
+    for sigma, curve in summary.curves.items():
         at = dict(zip(curve["radii"], curve["certified_accuracy"]))
         spread = curve.get("passes_per_image") or {}  # absent in summaries stored before it existed
         passes = f"{spread['median']:,}/{spread['max']:,}" if spread else "-"
         rows.append([sigma, *[pct(at.get(r)) for r in radii], pct(curve["abstain"]), pct(curve["predict_accuracy"]), passes])
-    title = f"{summary.model} on {summary.dataset}, n={summary.n}: certified accuracy % at L2 radius"  # type: ignore[attr-defined]
-    caption = f"run {summary.run_id}, {summary.forward_passes} noisy forward passes, {summary.forward_passes_per_second:.0f}/s"  # type: ignore[attr-defined]
+    title = f"{summary.model} on {summary.dataset}, n={summary.n}: certified accuracy % at L2 radius"
+    caption = f"run {summary.run_id}, {summary.forward_passes} noisy forward passes, {summary.forward_passes_per_second:.0f}/s"
     columns = ["sigma", *[f"r={r:g}" for r in radii], "abstain %", "PREDICT acc %", "passes/img med/max"]
     return table(title, columns, rows, caption=caption)
 
@@ -199,21 +207,21 @@ def cell_line(i: int, total: int, label: str) -> None:
     err_console.print(f"\\[{i + 1}/{total}] {escape(label)}")
 
 
-def suite_table(name: str, results: Iterable[object]) -> Table:
-    rows = [[r.kind, r.model, r.setting, r.run_id, "stored" if r.skipped else "done"] for r in results]  # type: ignore[attr-defined]
+def suite_table(name: str, results: Iterable[CellResult]) -> Table:
+    rows = [[r.kind, r.model, r.setting, r.run_id, "stored" if r.skipped else "done"] for r in results]
     return table(f"suite {name}", ["kind", "model", "setting", "run", "status"], rows)
 
 
-def curves_table(curves: Sequence[object]) -> Table:
-    eps = curves[0].eps if curves else []  # type: ignore[attr-defined]
-    return table("robust accuracy % vs eps", ["curve", *[f"{e:g}" for e in eps]], [[c.label, *[pct(a) for a in c.accuracy]] for c in curves])  # type: ignore[attr-defined]
+def curves_table(curves: Sequence[Curve]) -> Table:
+    eps = curves[0].eps if curves else []
+    return table("robust accuracy % vs eps", ["curve", *[f"{e:g}" for e in eps]], [[c.label, *[pct(a) for a in c.accuracy]] for c in curves])
 
 
-def regression_table(results: Iterable[object], title: str) -> Table:
+def regression_table(results: Iterable[Comparison], title: str) -> Table:
     rows = [
-        [c.entry.model, c.entry.dataset, f"{c.entry.norm} {c.entry.eps:g}", c.entry.attack, pct(c.entry.accuracy),  # type: ignore[attr-defined]
-         pct(c.current), "-" if c.drop_points is None else f"{c.drop_points:+.2f}", "-" if c.p_value is None else f"{c.p_value:.3g}",  # type: ignore[attr-defined]
-         verdict_text(c.verdict or None), "[red]REGRESSED[/red]" if c.regressed else "[red]UNRELIABLE[/red]" if c.unreliable else "ok"]  # type: ignore[attr-defined]
+        [c.entry.model, c.entry.dataset, f"{c.entry.norm} {c.entry.eps:g}", c.entry.attack, pct(c.entry.accuracy),
+         pct(c.current), "-" if c.drop_points is None else f"{c.drop_points:+.2f}", "-" if c.p_value is None else f"{c.p_value:.3g}",
+         verdict_text(c.verdict or None), "[red]REGRESSED[/red]" if c.regressed else "[red]UNRELIABLE[/red]" if c.unreliable else "ok"]
         for c in results
     ]
     return table(title, ["model", "dataset", "threat", "attack", "baseline %", "now %", "drop (points)", "p", "verdict", "status"], rows)
@@ -239,17 +247,17 @@ def run_info_table(record: RunRecord) -> Table:
     return table(f"run {record.run_id}", ["field", "value"], info)
 
 
-def cost_listing(rows: Iterable[tuple[str, object, object, str]]) -> Listing:
+def cost_listing(rows: Iterable[tuple[str, tuple[int, ...] | None, ModelCost | None, str]]) -> Listing:
     """`models --cost`: one record per model (name, input shape, its cost or None, note)."""
     records = [
         {"name": name, "input": list(shape) if shape else None, **({"params": None, "flops": None, "activation_bytes": None, "receptive_field": None}
-         if c is None else {"params": c.params, "flops": c.flops, "activation_bytes": c.activation_bytes, "receptive_field": c.receptive_field}),  # type: ignore[attr-defined]
+         if c is None else {"params": c.params, "flops": c.flops, "activation_bytes": c.activation_bytes, "receptive_field": c.receptive_field}),
          "note": error}
         for name, shape, c, error in rows
     ]
 
-    def scaled(divisor: float, digits: int) -> Callable[[object], str]:
-        return lambda v: "-" if v is None else f"{v / divisor:.{digits}f}"  # type: ignore[operator]
+    def scaled(divisor: float, digits: int) -> Callable[[float | None], str]:
+        return lambda v: "-" if v is None else f"{v / divisor:.{digits}f}"
 
     columns = [Column("name", "name", keep=True), Column("input", "input", show=lambda v: "x".join(map(str, v)) if v else "-"),
                Column("params (M)", "params", show=scaled(1e6, 2)), Column("MFLOPs", "flops", show=scaled(1e6, 1)),

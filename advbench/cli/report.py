@@ -131,11 +131,13 @@ def show_cmd(
         if record.kind == "certify":
             from advbench.engine.certify import summarize_certificates
 
-            summary, summary_table = summarize_certificates(store, record.run_id), render.certify_table
+            certified = summarize_certificates(store, record.run_id)
+            summary, summary_table = certified.to_dict(), render.certify_table(certified)
         else:
-            summary, summary_table = summarize(store, record.run_id), render.summary_table
+            evaluated = summarize(store, record.run_id)
+            summary, summary_table = evaluated.to_dict(), render.summary_table(evaluated)
     if as_json:
-        print(json.dumps({"run": record.__dict__, "summary": summary.to_dict()}, indent=2, default=str))
+        print(json.dumps({"run": record.__dict__, "summary": summary}, indent=2, default=str))
         return
     render.console.print(render.run_info_table(record))
-    render.console.print(summary_table(summary))
+    render.console.print(summary_table)

@@ -48,7 +48,7 @@ def train_cmd(
     overrides = train_config.merge_overrides(dataset, given, set_options or [], {"width": width, "noise_sigma": noise_sigma})
     config = train_config.config_for(model, **overrides)
     data = str(data_dir) if data_dir else None
-    if partial:
+    if partial and cutoff:  # (a partial run without a cutoff was refused above)
         out_dir = out or Path("results") / "partial" / f"{model}-{partial}-{cutoff}" / dataset
         with render.LazyProgress(f"train {model} {partial}") as bar:
             card = partial_training.train_partial(partial, cutoff, config, out_dir, resolve_device(device), data_dir=data, resume=resume,

@@ -164,7 +164,7 @@ def parse_eps_range(text: str, max_points: int = MAX_GRID) -> list[float]:
         if not all(math.isfinite(v) for v in (start, stop, step)) or start < 0 or step <= 0 or stop < start:
             raise UsageError(f"{how}; step > 0 and stop >= start")
         steps = (stop - start) / step
-        count = math.floor(steps + 1e-9) + 1 if steps <= max_points else math.inf
+        count = math.floor(steps + 1e-9) + 1 if steps <= max_points else max_points + 1  # (inf steps floor to nothing)
         if count > max_points:
             raise UsageError(f"--eps {shown!r} is {steps + 1:.4g} budgets; at most {max_points} (use a larger step)")
         return [round(start + i * step, 10) for i in range(count)]

@@ -13,7 +13,7 @@ import math
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any
+from typing import Any, Mapping
 
 from advbench.core.errors import UsageError
 from advbench.models.registry import MODELS
@@ -116,6 +116,8 @@ def parse_options(items: list[str]) -> dict[str, Any]:
                 values[key] = raw.lower() in ("true", "1", "yes")
             elif typing.get_origin(base) is dict:
                 values[key] = json.loads(raw)
+                if not isinstance(values[key], dict):  # a JSON number or list is no mapping
+                    raise ValueError(raw)
             else:
                 values[key] = base(raw)
         except (ValueError, json.JSONDecodeError):
@@ -130,16 +132,17 @@ def option_rows() -> list[list[str]]:
     for f in fields(TrainConfig):
         if f.name == "model":
             continue
-        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default if f.default_factory is MISSING else f.default_factory()
         rows.append([f.name, str(kinds[f.name]).replace("typing.", ""), repr(default)])
     return rows
 
 
-def merge_overrides(dataset: str, given: dict[str, object], set_options: list[str], model_kwargs: dict[str, object]) -> dict[str, object]:
+def merge_overrides(dataset: str, given: Mapping[str, object], set_options: list[str], model_kwargs: Mapping[str, object]) -> dict[str, object]:
     """The overrides `advbench train` passes to `config_for`: the dataset, the options given (None:
     not given), then `--set KEY=VALUE`, then the given model kwargs on top of any `--set model_kwargs`."""
-    overrides: dict[str, object] = {"dataset": dataset, **{k: v for k, v in given.items() if v is not None}, **parse_options(set_options or [])}
+    set_values = parse_options(set_options or [])
+    overrides: dict[str, object] = {"dataset": dataset, **{k: v for k, v in given.items() if v is not None}, **set_values}
     kwargs = {k: v for k, v in model_kwargs.items() if v is not None}
     if kwargs:
-        overrides["model_kwargs"] = {**overrides.get("model_kwargs", {}), **kwargs}  # type: ignore[dict-item]
+        overrides["model_kwargs"] = {**set_values.get("model_kwargs", {}), **kwargs}
     return overrides
