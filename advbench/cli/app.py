@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Protocol
 
 import typer
 from rich.markup import escape
@@ -34,9 +35,18 @@ app.add_typer(analyze.app, name="analyze")
 INTERRUPTED = "interrupted; finished batches are stored, run the same command again to resume"
 
 
-def _click_errors() -> tuple[type[BaseException], ...]:
+class ParserError(Protocol):
+    """What the parser's exceptions share, whichever click raised them."""
+
+    @property
+    def exit_code(self) -> int: ...
+
+    def format_message(self) -> str: ...
+
+
+def _click_errors() -> tuple[type[ParserError], ...]:
     """The parser's own exceptions: typer >= 0.2x raises its bundled click's, older typer click's."""
-    kinds: list[type[BaseException]] = [k for k in (getattr(typer, "TyperException", None),) if k is not None]
+    kinds: list[type[ParserError]] = [k for k in (getattr(typer, "TyperException", None),) if k is not None]
     try:
         import click
 
@@ -70,12 +80,13 @@ def main() -> None:
         if os.environ.get("ADVBENCH_DEBUG"):
             raise
         if isinstance(exc, _click_errors()):
-            if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help, not an error
-                exc.show()  # type: ignore[attr-defined]
+            show = getattr(exc, "show", None)
+            if type(exc).__name__ == "NoArgsIsHelpError" and show is not None:  # a bare group: its help, not an error
+                show()
                 sys.exit(0)
             ctx = getattr(exc, "ctx", None)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            _fail(f"{exc.format_message()}{hint}", getattr(exc, "exit_code", 2))  # type: ignore[attr-defined]
+            _fail(f"{exc.format_message()}{hint}", exc.exit_code)
         render.err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {escape(str(exc))} (set ADVBENCH_DEBUG=1 for a traceback)", soft_wrap=True)
         sys.exit(1)
 

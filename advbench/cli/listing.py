@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence, cast
 
 from rich.cells import cell_len
 from rich.console import Console
@@ -139,5 +139,7 @@ def print_listing(listing: Listing, fmt: ListFormat, console: Console) -> None:
 def print_table(listing: Listing, console: Console) -> None:
     table, needed = fitted_table(listing, console.width)
     if needed > console.width:  # the names alone do not fit: print wider than the console, cut nothing
-        console = Console(width=needed, color_system=console.color_system, force_terminal=console.is_terminal)  # type: ignore[arg-type]
+        # rich reads back the color system it was given as a plain str; it is one of the names it takes.
+        system = cast(Literal["standard", "256", "truecolor", "windows"] | None, console.color_system)
+        console = Console(width=needed, color_system=system, force_terminal=console.is_terminal)
     console.print(table)

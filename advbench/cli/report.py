@@ -49,10 +49,10 @@ def leaderboard_cmd(
     with Store(options.require_db(db)) as store:
         boards = leaderboard.build_leaderboard(store, dataset, budget.norm.value if budget else None, budget.eps if budget else None, tuple(radius))
     rows = sum(len(b.rows) for b in boards)
-    if fmt is Format.ROBUSTBENCH:
+    if fmt is Format.ROBUSTBENCH and out is not None:  # (without --out it was refused above)
         from advbench.report.robustbench import write_model_infos
 
-        written = write_model_infos(boards, out)  # type: ignore[arg-type]
+        written = write_model_infos(boards, out)
         render.err_console.print(f"wrote {len(written)} model-info files under {out}")
         return
     if fmt is Format.HTML:
