@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from advbench.attacks.gradient import PGD, PGDConfig
 from advbench.core.errors import CheckpointError, UsageError
 from advbench.core.seeding import derive_seed
-from advbench.core.threat import ThreatModel
+from advbench.core.threat import Norm, ThreatModel
 from advbench.core.version import __version__
 from advbench.data import load_dataset
 from advbench.models.card import ModelCard, build_from_card, load_model, save_checkpoint
@@ -131,7 +131,7 @@ def _accuracy(model: RobustModel, x: torch.Tensor, y: torch.Tensor, batch: int =
 def _robust_accuracy(model: RobustModel, x: torch.Tensor, y: torch.Tensor, config: TrainConfig, epoch: int) -> float:
     """PGD-10 accuracy under the training threat model (early stopping's criterion)."""
     model.net.eval()
-    threat, attack, correct = ThreatModel(config.at_norm, config.at_eps), PGD(PGDConfig(steps=10, rel_stepsize=0.25)), 0
+    threat, attack, correct = ThreatModel(Norm(config.at_norm), config.at_eps), PGD(PGDConfig(steps=10, rel_stepsize=0.25)), 0
     for i in range(0, len(y), 500):
         idx = torch.arange(i, min(i + 500, len(y)), device=x.device)
         correct += int((~attack(model, x[idx], y[idx], threat, idx, derive_seed(config.seed, "validation", epoch)).success).sum())
@@ -193,7 +193,8 @@ def train_model(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = _state_path(out_dir, config.model)
-    start, history, best = 0, [], None
+    history: list[EpochLog] = []
+    start, best = 0, None
     if resume and state_path.is_file():
         start, history, best = _load_state(state_path, net, opt, config)
         with warnings.catch_warnings():  # fast-forwarding the schedule before any optimizer step is intended

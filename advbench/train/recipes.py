@@ -9,17 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
+from advbench.core.errors import UsageError
 from advbench.core.registry import Registry
 from advbench.core.seeding import derive_seed
-from advbench.core.threat import ThreatModel
+from advbench.core.threat import Norm, ThreatModel
 from advbench.models.wrapper import RobustModel
 from advbench.train.adversary import maximize
 from advbench.train.config import TrainConfig
+
+Loss = tuple[Tensor, Tensor]  # (loss, logits whose accuracy the progress log reports)
+Net = TypeVar("Net", bound=nn.Module)
 
 
 @dataclass
@@ -37,17 +42,17 @@ class StepContext:
         return self.model.net
 
     def threat(self) -> ThreatModel:
-        return ThreatModel(self.config.at_norm, self.config.at_eps)
+        return ThreatModel(Norm(self.config.at_norm), self.config.at_eps)
 
     def seed(self, what: str) -> int:
         return derive_seed(self.config.seed, what, self.epoch)
 
-    def pgd(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, **kw: object) -> torch.Tensor:
-        """Madry et al.'s inner maximization of CE (uniform start)."""
+    def pgd(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, stop_after: int | None = None) -> torch.Tensor:
+        """Madry et al.'s inner maximization of CE (uniform start); `stop_after`: FAT's early stop."""
         cfg = self.config
         return maximize(
             self.model, x, lambda logits, rows: F.cross_entropy(logits, y[rows], reduction="none"), self.threat(),
-            cfg.at_steps, cfg.at_rel_stepsize * cfg.at_eps, idx, self.seed("adversary"), y=y, **kw,  # type: ignore[arg-type]
+            cfg.at_steps, cfg.at_rel_stepsize * cfg.at_eps, idx, self.seed("adversary"), y=y, stop_after=stop_after,
         )
 
     def trades_adversary(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -61,6 +66,13 @@ class StepContext:
             self.model, x, lambda logits, rows: kl(clean[rows], logits), self.threat(),
             cfg.at_steps, cfg.at_rel_stepsize * cfg.at_eps, idx, self.seed("trades"), start="normal",
         )
+
+
+def trained(net: nn.Module, kind: type[Net], recipe: str) -> Net:
+    """`net` as the architecture a recipe is written for; a UsageError naming both otherwise."""
+    if not isinstance(net, kind):
+        raise UsageError(f"the {recipe} recipe trains {kind.__name__} models, not {type(net).__name__}")
+    return net
 
 
 def kl(target_probs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -99,7 +111,7 @@ def register_recipe(name: str) -> Callable[[type[Recipe]], type[Recipe]]:
 class Normal(Recipe):
     """Cross-entropy; noise layers in the model add the Gaussian input/activation noise (KAP §4.1)."""
 
-    def loss(self, ctx, x, y, idx):  # type: ignore[no-untyped-def]
+    def loss(self, ctx: StepContext, x: Tensor, y: Tensor, idx: Tensor) -> Loss:
         logits = ctx.model(x)
         return F.cross_entropy(logits, y), logits
 
@@ -108,9 +120,11 @@ class Normal(Recipe):
 class HebbianAntiHebbian(Recipe):
     """CE minus the weighted HaH objectives of the model's HaH blocks (dissertation eq. 5.5)."""
 
-    def loss(self, ctx, x, y, idx):  # type: ignore[no-untyped-def]
+    def loss(self, ctx: StepContext, x: Tensor, y: Tensor, idx: Tensor) -> Loss:
+        from advbench.models.hah import VGG16
+
         logits = ctx.model(x)
-        return F.cross_entropy(logits, y) - ctx.net.hah_objective(), logits
+        return F.cross_entropy(logits, y) - trained(ctx.net, VGG16, "hah").hah_objective(), logits
 
 
 @register_recipe("pgd-at")
@@ -119,7 +133,7 @@ class PGDAdversarialTraining(Recipe):
 
     adversarial = True
 
-    def loss(self, ctx, x, y, idx):  # type: ignore[no-untyped-def]
+    def loss(self, ctx: StepContext, x: Tensor, y: Tensor, idx: Tensor) -> Loss:
         logits = ctx.model(ctx.pgd(x, y, idx))
         return F.cross_entropy(logits, y), logits
 
@@ -130,7 +144,7 @@ class FastAdversarialTraining(Recipe):
 
     adversarial = True
 
-    def loss(self, ctx, x, y, idx):  # type: ignore[no-untyped-def]
+    def loss(self, ctx: StepContext, x: Tensor, y: Tensor, idx: Tensor) -> Loss:
         eps = ctx.config.at_eps
         x_adv = maximize(ctx.model, x, lambda lg, rows: F.cross_entropy(lg, y[rows], reduction="none"), ctx.threat(), 1, 1.25 * eps, idx, ctx.seed("fast-at"))
         logits = ctx.model(x_adv)
@@ -143,7 +157,7 @@ class Trades(Recipe):
 
     adversarial = True
 
-    def loss(self, ctx, x, y, idx):  # type: ignore[no-untyped-def]
+    def loss(self, ctx: StepContext, x: Tensor, y: Tensor, idx: Tensor) -> Loss:
         return trades_loss(ctx, x, ctx.trades_adversary(x, idx), y)
 
 
@@ -159,7 +173,7 @@ class AdversarialLogitPairing(Recipe):
 
     adversarial = True
 
-    def loss(self, ctx, x, y, idx):  # type: ignore[no-untyped-def]
+    def loss(self, ctx: StepContext, x: Tensor, y: Tensor, idx: Tensor) -> Loss:
         x_adv = ctx.pgd(x, y, idx)
         logits, logits_adv = ctx.model(x), ctx.model(x_adv)
         ce = 0.5 * (F.cross_entropy(logits, y) + F.cross_entropy(logits_adv, y))
@@ -172,7 +186,7 @@ class KLLogitPairing(Recipe):
 
     adversarial = True
 
-    def loss(self, ctx, x, y, idx):  # type: ignore[no-untyped-def]
+    def loss(self, ctx: StepContext, x: Tensor, y: Tensor, idx: Tensor) -> Loss:
         x_adv = ctx.pgd(x, y, idx)
         logits_adv, logits = ctx.model(x_adv), ctx.model(x)
         return F.cross_entropy(logits_adv, y) + ctx.config.pairing_gamma * kl(F.softmax(logits_adv, 1), logits).mean(), logits_adv
@@ -184,7 +198,7 @@ class MART(Recipe):
 
     adversarial = True
 
-    def loss(self, ctx, x, y, idx):  # type: ignore[no-untyped-def]
+    def loss(self, ctx: StepContext, x: Tensor, y: Tensor, idx: Tensor) -> Loss:
         x_adv = ctx.pgd(x, y, idx)
         logits_adv, logits = ctx.model(x_adv), ctx.model(x)
         adv_probs = F.softmax(logits_adv, 1)
@@ -203,12 +217,12 @@ class FriendlyAdversarialTraining(Recipe):
 
     adversarial = True
 
-    def loss(self, ctx, x, y, idx):  # type: ignore[no-untyped-def]
+    def loss(self, ctx: StepContext, x: Tensor, y: Tensor, idx: Tensor) -> Loss:
         logits = ctx.model(ctx.pgd(x, y, idx, stop_after=ctx.config.fat_tau))
         return F.cross_entropy(logits, y), logits
 
 
-def _perturbable(net: nn.Module) -> list[nn.Parameter]:
+def _perturbable(net: nn.Module) -> list[Tensor]:
     """The weights AWP perturbs: every conv/linear weight matrix (not biases or norms)."""
     return [m.weight for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.requires_grad]
 
@@ -239,7 +253,7 @@ class AWPAdversarialTraining(Recipe):
 
     adversarial = True
 
-    def loss(self, ctx, x, y, idx):  # type: ignore[no-untyped-def]
+    def loss(self, ctx: StepContext, x: Tensor, y: Tensor, idx: Tensor) -> Loss:
         x_adv = ctx.pgd(x, y, idx)
         perturb_weights(ctx, lambda: F.cross_entropy(ctx.model(x_adv), y))
         logits = ctx.model(x_adv)
@@ -252,7 +266,7 @@ class AWPTrades(Recipe):
 
     adversarial = True
 
-    def loss(self, ctx, x, y, idx):  # type: ignore[no-untyped-def]
+    def loss(self, ctx: StepContext, x: Tensor, y: Tensor, idx: Tensor) -> Loss:
         x_adv = ctx.trades_adversary(x, idx)
         perturb_weights(ctx, lambda: trades_loss(ctx, x, x_adv, y)[0])
         return trades_loss(ctx, x, x_adv, y)
@@ -267,15 +281,19 @@ class Polarizer(Recipe):
     def stage(epoch: int, epochs: int) -> int:
         return min(2, 3 * epoch // max(1, epochs))
 
-    def start_epoch(self, net, epoch, config):  # type: ignore[no-untyped-def]
+    def start_epoch(self, net: nn.Module, epoch: int, config: TrainConfig) -> None:
+        from advbench.models.polarize import PolarizingFrontEnd
+
         stage = self.stage(epoch, config.epochs)
-        net.quantize = stage == 2
-        for p in net.front.parameters():
+        polarizer = trained(net, PolarizingFrontEnd, "polarizer")
+        polarizer.quantize = stage == 2
+        for p in polarizer.front.parameters():
             p.requires_grad_(stage < 2)
 
-    def loss(self, ctx, x, y, idx):  # type: ignore[no-untyped-def]
-        from advbench.models.polarize import bump_b1, bump_b2
+    def loss(self, ctx: StepContext, x: Tensor, y: Tensor, idx: Tensor) -> Loss:
+        from advbench.models.polarize import PolarizingFrontEnd, bump_b1, bump_b2
 
+        polarizer = trained(ctx.net, PolarizingFrontEnd, "polarizer")
         logits = ctx.model(x)
         loss = F.cross_entropy(logits, y)
         epochs, stage = ctx.config.epochs, self.stage(ctx.epoch, ctx.config.epochs)
@@ -283,8 +301,10 @@ class Polarizer(Recipe):
             first = -(-stage * epochs // 3)  # first epoch of this stage
             length = max(1, -(-(stage + 1) * epochs // 3) - first)
             lam = (ctx.epoch - first + ctx.progress) / length
-            z = ctx.net.last_activations
-            bump = bump_b1(z, ctx.config.polarizer_sigma1) if stage == 0 else bump_b2(z, ctx.net.quantizer.threshold, ctx.config.polarizer_sigma2)
+            z = polarizer.last_activations
+            if z is None:
+                raise RuntimeError("the polarizer's regularizer needs the front end's activations of a training forward pass")
+            bump = bump_b1(z, ctx.config.polarizer_sigma1) if stage == 0 else bump_b2(z, polarizer.quantizer.threshold, ctx.config.polarizer_sigma2)
             loss = loss + lam * bump.mean()
         return loss, logits
 
@@ -294,14 +314,15 @@ class SparseCoding(Recipe):
     """Dissertation §4.2: learn the patch dictionary without labels (scikit-learn), then train the
     decoder and classifier with CE through the fixed encoder (dropout active while training)."""
 
-    def prepare(self, net, x_train, config):  # type: ignore[no-untyped-def]
-        from advbench.models.sparse_coding import learn_dictionary
+    def prepare(self, net: nn.Module, x_train: Tensor, config: TrainConfig) -> None:
+        from advbench.models.sparse_coding import SparseCodingFrontEnd, learn_dictionary
 
-        patch = net.dictionary.shape[-1]
-        atoms = learn_dictionary(x_train[:5000].cpu(), net.dictionary.shape[0], patch, net.stride, seed=config.seed, iterations=config.dictionary_steps)
-        net.set_dictionary(atoms.to(net.dictionary.device))
+        coder = trained(net, SparseCodingFrontEnd, "sparse-coding")
+        patch = coder.dictionary.shape[-1]
+        atoms = learn_dictionary(x_train[:5000].cpu(), coder.dictionary.shape[0], patch, coder.stride, seed=config.seed, iterations=config.dictionary_steps)
+        coder.set_dictionary(atoms.to(coder.dictionary.device))
 
-    def loss(self, ctx, x, y, idx):  # type: ignore[no-untyped-def]
+    def loss(self, ctx: StepContext, x: Tensor, y: Tensor, idx: Tensor) -> Loss:
         logits = ctx.model(x)
         return F.cross_entropy(logits, y), logits
 
@@ -321,7 +342,7 @@ class NoiseInjectionAdversarialTraining(Recipe):
 
     adversarial = True
 
-    def loss(self, ctx, x, y, idx):  # type: ignore[no-untyped-def]
+    def loss(self, ctx: StepContext, x: Tensor, y: Tensor, idx: Tensor) -> Loss:
         base = _base(ctx)
         x_adv = ctx.pgd(x, y, idx)
         logits_adv = base(x_adv)
@@ -342,7 +363,7 @@ class EPGDTraining(Recipe):
 
     adversarial = True
 
-    def loss(self, ctx, x, y, idx):  # type: ignore[no-untyped-def]
+    def loss(self, ctx: StepContext, x: Tensor, y: Tensor, idx: Tensor) -> Loss:
         logits = _base(ctx)(_smoothing_noise(ctx, ctx.pgd(x, y, idx)))
         return F.cross_entropy(logits, y), logits
 
@@ -353,7 +374,7 @@ class GaussTraining(Recipe):
 
     adversarial = True
 
-    def loss(self, ctx, x, y, idx):  # type: ignore[no-untyped-def]
+    def loss(self, ctx: StepContext, x: Tensor, y: Tensor, idx: Tensor) -> Loss:
         x_adv = ctx.pgd(x, y, idx)
         gen = torch.Generator().manual_seed(ctx.seed("gauss") + int(idx[0]))
         pick = (torch.rand(len(x), generator=gen) < ctx.config.gauss_q).to(x.device).view(-1, 1, 1, 1)

@@ -62,10 +62,10 @@ def freeze_and_reset(net: nn.Module, cutoff: str, frozen: str) -> Callable[[], N
         for p in module.parameters(recurse=False):
             p.requires_grad_(False)
     for module in reset:
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
-        if hasattr(module, "reset_running_stats"):
-            module.reset_running_stats()
+        for method in ("reset_parameters", "reset_running_stats"):  # layers with weights; norms' statistics
+            reset_fn = getattr(module, method, None)
+            if callable(reset_fn):
+                reset_fn()
 
     def freeze_statistics() -> None:
         for module in keep:
