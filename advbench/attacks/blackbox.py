@@ -1,8 +1,7 @@
 """Score- and decision-based black-box attacks, and random-noise baselines.
 
-Square Attack lives here; ZOO (`zoo`), the random-noise baselines (`random_noise`) and the
-Foolbox-backed decision-based attacks (`decision_based`) live in their own modules and are
-re-exported here, so importing this module registers every one of them.
+Square Attack lives here; ZOO (`zeroth_order`), the random-noise baselines (`random_noise`) and
+the Foolbox-backed decision-based attacks (`decision_based`) live in their own modules.
 
 Native attacks (Square, ZOO, noise) are batched: every iteration queries all still-robust
 samples of the batch together, and a sample stops spending queries once it is misclassified.
@@ -23,42 +22,15 @@ from functools import lru_cache
 import torch
 
 from advbench.attacks.base import Attack
-from advbench.attacks.decision_based import (
-    Boundary,
-    BoundaryConfig,
-    HopSkipJump,
-    HopSkipJumpConfig,
-    SaltAndPepper,
-    SaltAndPepperConfig,
-)
 from advbench.attacks.losses import margin
-from advbench.attacks.random_noise import GaussianNoise, NoiseConfig, UniformNoise
 from advbench.attacks.registry import register_attack
-from advbench.attacks.zoo import MAX_ROWS, ZOO, ZOOConfig
+from advbench.attacks.wrappers import AttackedModel
 from advbench.core.errors import UsageError
 from advbench.core.seeding import derive_seed, sample_uniform
 from advbench.core.tensors import per_sample
 from advbench.core.threat import Norm, ThreatModel, batch_norm
-from advbench.models.wrapper import RobustModel
 
-__all__ = [
-    "MAX_ROWS",
-    "ZOO",
-    "Boundary",
-    "BoundaryConfig",
-    "GaussianNoise",
-    "HopSkipJump",
-    "HopSkipJumpConfig",
-    "NoiseConfig",
-    "SaltAndPepper",
-    "SaltAndPepperConfig",
-    "Square",
-    "SquareConfig",
-    "UniformNoise",
-    "ZOOConfig",
-    "margin",
-    "p_schedule",
-]
+__all__ = ["Square", "SquareConfig", "margin", "p_schedule"]
 
 
 @dataclass(frozen=True)
@@ -154,7 +126,7 @@ class Square(Attack):
         self.config = config
 
     def run(
-        self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x_best = x.clone()
         steps = torch.zeros(len(x), dtype=torch.int64, device=x.device)
@@ -227,7 +199,7 @@ class Square(Attack):
         return (x + delta).clamp(0.0, 1.0)
 
     def _single_run(
-        self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, key: int
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, key: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         cfg = self.config
         n, c = len(x), x.shape[1]

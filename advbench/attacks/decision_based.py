@@ -15,9 +15,9 @@ import torch
 from advbench.attacks.base import MinimumNormAttack
 from advbench.attacks.foolbox_adapter import foolbox_minimize
 from advbench.attacks.registry import register_attack
+from advbench.attacks.wrappers import AttackedModel
 from advbench.core.errors import UsageError, is_positive_finite
 from advbench.core.threat import Norm
-from advbench.models.wrapper import RobustModel
 
 
 class _FoolboxMinimumNorm(MinimumNormAttack):
@@ -32,7 +32,7 @@ class _FoolboxMinimumNorm(MinimumNormAttack):
         raise NotImplementedError
 
     def run_unbounded(
-        self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return foolbox_minimize(lambda: self.make(norm), model, x, y, seed, self.name, needs_start=self.needs_start)
 
@@ -76,7 +76,7 @@ class HopSkipJump(_FoolboxMinimumNorm):
             initial_gradient_eval_steps=cfg.initial_gradient_eval_steps,
             max_gradient_eval_steps=cfg.max_gradient_eval_steps,
             gamma=cfg.gamma,
-            constraint=norm.value,
+            constraint="linf" if norm is Norm.LINF else "l2",  # (the norms it supports)
         )
 
 

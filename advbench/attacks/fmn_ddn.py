@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from advbench.attacks.base import MinimumNormAttack
 from advbench.attacks.losses import margin
 from advbench.attacks.registry import ATTACKS, build_attack, register_attack
+from advbench.attacks.wrappers import AttackedModel
 from advbench.core.errors import UsageError, require_positive
 from advbench.core.seeding import sample_normal
 from advbench.core.tensors import per_sample
 from advbench.core.threat import Norm, batch_norm, project_l1
-from advbench.models.wrapper import RobustModel
 
 _DUAL = {Norm.L2: Norm.L2, Norm.LINF: Norm.L1, Norm.L1: Norm.LINF}
 
@@ -95,13 +95,15 @@ class FMN(MinimumNormAttack):
         self.config = config
 
     def _start(
-        self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The initial perturbation (the boundary point towards the init attack's adversarial) and its cost."""
         _, init, _ = build_attack(self.config.init)
+        if not isinstance(init, MinimumNormAttack):  # (FMNConfig refuses such names; this tells the type checker)
+            raise UsageError(f"fmn init must be a minimum-norm attack, {self.config.init!r} is not")
         # Any adversarial point will do as a start: an init attack without this norm runs in its first one.
         init_norm = norm if norm.value in init.norms else Norm(init.norms[0])
-        x1, spent = init.run_unbounded(model, x, y, init_norm, indices, seed)  # type: ignore[attr-defined]
+        x1, spent = init.run_unbounded(model, x, y, init_norm, indices, seed)
         lower, upper = torch.zeros(len(x), device=x.device), torch.ones(len(x), device=x.device)
         for _ in range(self.config.binary_search_steps):
             mid = (lower + upper) / 2
@@ -111,7 +113,7 @@ class FMN(MinimumNormAttack):
         return _mid_points(x, x1, upper, norm).clamp(0.0, 1.0) - x, spent + self.config.binary_search_steps
 
     def run_unbounded(
-        self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         alpha_final = cfg.alpha_init / 100 if cfg.alpha_final is None else cfg.alpha_final
@@ -193,7 +195,7 @@ class DDN(MinimumNormAttack):
         self.config = config
 
     def run_unbounded(
-        self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         x_adv, steps, todo = self.unbounded_start(model, x, y)

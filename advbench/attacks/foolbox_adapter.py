@@ -1,4 +1,4 @@
-"""Run Foolbox 3 attacks on a RobustModel and get torch tensors back.
+"""Run Foolbox 3 attacks on a model as attacked ([0,1] images in, logits out) and get torch tensors back.
 
 The wrapper already takes [0,1] inputs, normalizes, and stays in eval mode with frozen
 weights, so it is handed to `foolbox.PyTorchModel` as is with bounds (0, 1).
@@ -21,13 +21,12 @@ import torch
 from torch import nn
 
 from advbench.core.seeding import derive_seed
-from advbench.models.wrapper import RobustModel
 
 
 class QueryCounter(nn.Module):
     """Forwards to the model and counts the inputs it was asked to classify."""
 
-    def __init__(self, model: RobustModel) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
         self.queries = 0
@@ -59,7 +58,7 @@ def seeded_global_rng(seed: int, device: torch.device) -> Iterator[None]:
 
 def foolbox_minimize(
     make_attack: Callable[[], Any],
-    model: RobustModel,
+    model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
     seed: int,

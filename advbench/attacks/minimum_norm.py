@@ -23,10 +23,10 @@ from advbench.attacks.base import MinimumNormAttack
 from advbench.attacks.fmn_ddn import DDN, FMN, DDNConfig, FMNConfig
 from advbench.attacks.losses import margin
 from advbench.attacks.registry import register_attack
+from advbench.attacks.wrappers import AttackedModel
 from advbench.core.errors import UsageError, require_positive
 from advbench.core.tensors import per_sample
 from advbench.core.threat import Norm, batch_norm
-from advbench.models.wrapper import RobustModel
 
 __all__ = ["DDN", "FMN", "CWConfig", "CarliniWagnerL2", "DDNConfig", "DeepFool", "DeepFoolConfig", "FMNConfig"]
 
@@ -64,7 +64,7 @@ class DeepFool(MinimumNormAttack):
         self.config = config
 
     def run_unbounded(
-        self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         steps = torch.zeros(len(x), dtype=torch.int64, device=x.device)
@@ -145,7 +145,7 @@ class CarliniWagnerL2(MinimumNormAttack):
         self.config = config
 
     def run_unbounded(
-        self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         best_adv, steps, todo = self.unbounded_start(model, x, y)

@@ -12,11 +12,11 @@ import torch
 
 from advbench.attacks.base import Attack
 from advbench.attacks.registry import register_attack
+from advbench.attacks.wrappers import AttackedModel
 from advbench.core.errors import UsageError
 from advbench.core.seeding import derive_seed, sample_normal, sample_uniform
 from advbench.core.tensors import per_sample
 from advbench.core.threat import Norm, ThreatModel, batch_norm
-from advbench.models.wrapper import RobustModel
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class _Noise(Attack):
         raise NotImplementedError
 
     def run(
-        self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x_adv = x.clone()
         steps = torch.zeros(len(x), dtype=torch.int64, device=x.device)

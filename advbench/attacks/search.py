@@ -20,10 +20,10 @@ from advbench.attacks.base import MinimumNormAttack
 from advbench.attacks.gradient import PGD, PGDConfig
 from advbench.attacks.losses import loss_and_grad
 from advbench.attacks.registry import register_attack
+from advbench.attacks.wrappers import AttackedModel
 from advbench.core.errors import UsageError
 from advbench.core.seeding import derive_seed
 from advbench.core.threat import Norm, ThreatModel
-from advbench.models.wrapper import RobustModel
 
 # Rows per forward pass when several eps of the line search are tried at once.
 MAX_ROWS = 4096
@@ -58,7 +58,7 @@ class FGSMSearch(MinimumNormAttack):
         self.config = config
 
     def run_unbounded(
-        self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         x_adv, steps, active = self.unbounded_start(model, x, y)
@@ -125,7 +125,7 @@ class PGDSearch(MinimumNormAttack):
         self.config = config
 
     def run_unbounded(
-        self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         x_adv, steps, todo = self.unbounded_start(model, x, y)
