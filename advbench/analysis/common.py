@@ -110,6 +110,7 @@ def select_layers(net: nn.Module, layers: str = "conv") -> list[tuple[str, nn.Mo
     all: every leaf module; anything else: comma-separated fnmatch patterns over module names.
     """
     named = [(n, m) for n, m in net.named_modules() if n]
+    chosen: list[tuple[str, nn.Module]]
     if layers == "conv":
         chosen = [(n, m) for n, m in named if isinstance(m, (nn.Conv2d, nn.Linear))]
     elif layers == "block":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -92,16 +93,21 @@ def corruption_analysis(
                 correct += int((model(fn(x[part], part.start)).argmax(1) == y[part]).sum())
         return correct / len(x)
 
+    def corrupted(name: str, severity: int) -> Callable[[torch.Tensor, int], torch.Tensor]:
+        return lambda xb, start: corrupt(xb, name, severity, derive_seed(seed, start))
+
     clean = accuracy(lambda xb, start: xb)
-    rows = []
+    rows: list[list[Any]] = []
+    mean_of: dict[str, float] = {}  # corruption -> its accuracy averaged over the severities
     for name in names:
-        accs = [accuracy(lambda xb, start, s=s, name=name: corrupt(xb, name, s, derive_seed(seed, start))) for s in SEVERITIES]
-        rows.append([name, CORRUPTIONS[name][0], *accs, sum(accs) / len(accs)])
+        accs = [accuracy(corrupted(name, s)) for s in SEVERITIES]
+        mean_of[name] = sum(accs) / len(accs)
+        rows.append([name, CORRUPTIONS[name][0], *accs, mean_of[name]])
     categories = {}
     for cat in dict.fromkeys(CORRUPTIONS[n][0] for n in names):
-        means = [r[-1] for r in rows if r[1] == cat]
+        means = [mean_of[n] for n in names if CORRUPTIONS[n][0] == cat]
         categories[cat] = sum(means) / len(means)
-    summary = {"clean_accuracy": clean, "mean_corruption_accuracy": sum(r[-1] for r in rows) / len(rows), "per_category": categories}
+    summary = {"clean_accuracy": clean, "mean_corruption_accuracy": sum(mean_of.values()) / len(mean_of), "per_category": categories}
     examples = torch.stack([corrupt(x[:1], name, s, derive_seed(seed, 0))[0] for name in names for s in SEVERITIES]) if len(x) else None
     return AnalysisResult("corruptions", ["corruption", "category", *[f"severity_{s}" for s in SEVERITIES], "mean"], rows, summary,
                           config={"corruptions": names, "n": len(x), "seed": seed},

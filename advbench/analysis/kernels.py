@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -120,14 +121,14 @@ def kernels_analysis(model: nn.Module, input_shape: tuple[int, ...], fft_size: i
             continue
         w = effective_weight(conv)
         first = first if first is not None else (name, w)
-        sv = conv_singular_values(w, sizes[name], conv.stride, _padding(conv, w))
+        sv = conv_singular_values(w, sizes[name], (conv.stride[0], conv.stride[1]), _padding(conv, w))
         normalized = sv / sv[0].clamp_min(1e-12)
         sparsity = filter_sparsity(w)
         curves[name] = normalized
         rows.append([name, w.shape[1], w.shape[0], f"{w.shape[2]}x{w.shape[3]}", conv.stride[0], f"{sizes[name][0]}x{sizes[name][1]}",
                      float(sparsity.nanmean()), float(sparsity.nanmedian()), float(sv[0]),
                      float(normalized.pow(2).sum() / len(normalized)), float((normalized > 0.1).float().mean())])
-    arrays = {"singular_values": curves}
+    arrays: dict[str, Any] = {"singular_values": curves}
     summary = {}
     if first is not None:
         arrays["first_kernels"] = first[1].cpu()

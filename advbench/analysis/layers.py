@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from advbench.analysis.common import AnalysisResult, pyplot, timestamp, write_outputs
 from advbench.attacks import build_attack
-from advbench.core.threat import ThreatModel
+from advbench.core.threat import Norm, ThreatModel
 from advbench.data import load_dataset, select_indices
 from advbench.data.registry import dataset_labels
 from advbench.models.card import build_from_card
@@ -31,7 +31,7 @@ def layer_sweep(
     idx = select_indices(dataset_labels(dataset, "test", data_dir), n, seed=seed)
     data = load_dataset(dataset, "test", data_dir, indices=idx)
     x, y = data.images.to(device), data.labels.to(device)
-    threat = ThreatModel("linf", eps)
+    threat = ThreatModel(Norm.LINF, eps)
     base = config_for(model, dataset=dataset, **{**train_overrides, "seed": seed, "at_eps": eps})
     rows = []
     for cutoff in cutoffs:

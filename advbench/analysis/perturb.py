@@ -31,15 +31,15 @@ def adversarial_examples(
     if norm not in {n.value for n in Norm}:
         raise UsageError(f"unknown norm {norm!r}; use {', '.join(n.value for n in Norm)}")
     label, instance, _ = build_attack(attack)
-    threat = ThreatModel(norm, eps)
-    model = instance.view(model)  # EOT on random models, BPDA where there are surrogates
+    threat = ThreatModel(Norm(norm), eps)
+    view = instance.view(model)  # EOT on random models, BPDA where there are surrogates
     if indices is None:
         indices = torch.arange(len(x))
     if eps == 0:
-        return x.clone(), model.predict(x), label
+        return x.clone(), view.predict(x), label
     parts_x, parts_pred = [], []
     for part in batches(len(x), batch_size):
-        result = instance(model, x[part], y[part], threat, indices[part].to(x.device), seed)
+        result = instance(view, x[part], y[part], threat, indices[part].to(x.device), seed)
         parts_x.append(result.x_adv.detach())
         parts_pred.append(result.adv_pred)
     return torch.cat(parts_x), torch.cat(parts_pred), label

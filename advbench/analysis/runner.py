@@ -51,6 +51,12 @@ class Context:
     device: torch.device
     run: AnalysisRun
 
+    def data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, labels): loaded for every analysis registered with needs_data."""
+        if self.x is None or self.y is None:
+            raise UsageError("this analysis needs images, and none were loaded")
+        return self.x, self.y
+
 
 @dataclass(frozen=True)
 class AnalysisEntry:
@@ -72,37 +78,37 @@ def _register(name: str, description: str, compute: Callable[..., AnalysisResult
 def _psr(ctx: Context, **o: Any) -> AnalysisResult:
     from advbench.analysis.psr import psr_analysis
 
-    return psr_analysis(ctx.model, ctx.x, ctx.y, batch_size=ctx.run.batch_size, seed=ctx.run.seed, **o)
+    return psr_analysis(ctx.model, *ctx.data(), batch_size=ctx.run.batch_size, seed=ctx.run.seed, **o)
 
 
 def _snr(ctx: Context, **o: Any) -> AnalysisResult:
     from advbench.analysis.snr import snr_analysis
 
-    return snr_analysis(ctx.model, ctx.x, ctx.y, batch_size=ctx.run.batch_size, seed=ctx.run.seed, **o)
+    return snr_analysis(ctx.model, *ctx.data(), batch_size=ctx.run.batch_size, seed=ctx.run.seed, **o)
 
 
 def _sparsity(ctx: Context, **o: Any) -> AnalysisResult:
     from advbench.analysis.sparsity import sparsity_analysis
 
-    return sparsity_analysis(ctx.model, ctx.x, ctx.y, batch_size=ctx.run.batch_size, **o)
+    return sparsity_analysis(ctx.model, *ctx.data(), batch_size=ctx.run.batch_size, **o)
 
 
 def _invariance(ctx: Context, **o: Any) -> AnalysisResult:
     from advbench.analysis.invariance import invariance_analysis
 
-    return invariance_analysis(ctx.model, ctx.x, ctx.y, batch_size=ctx.run.batch_size, seed=ctx.run.seed, **o)
+    return invariance_analysis(ctx.model, *ctx.data(), batch_size=ctx.run.batch_size, seed=ctx.run.seed, **o)
 
 
 def _noise(ctx: Context, **o: Any) -> AnalysisResult:
     from advbench.analysis.noise import noise_analysis
 
-    return noise_analysis(ctx.model, ctx.x, ctx.y, batch_size=ctx.run.batch_size, seed=ctx.run.seed, **o)
+    return noise_analysis(ctx.model, *ctx.data(), batch_size=ctx.run.batch_size, seed=ctx.run.seed, **o)
 
 
 def _corruptions(ctx: Context, **o: Any) -> AnalysisResult:
     from advbench.analysis.corruptions import corruption_analysis
 
-    return corruption_analysis(ctx.model, ctx.x, ctx.y, batch_size=ctx.run.batch_size, seed=ctx.run.seed, **o)
+    return corruption_analysis(ctx.model, *ctx.data(), batch_size=ctx.run.batch_size, seed=ctx.run.seed, **o)
 
 
 def _kernels(ctx: Context, **o: Any) -> AnalysisResult:
@@ -120,7 +126,7 @@ def _features(ctx: Context, **o: Any) -> AnalysisResult:
 def _deceptive(ctx: Context, **o: Any) -> AnalysisResult:
     from advbench.analysis.deceptive import deceptive_analysis
 
-    return deceptive_analysis(ctx.model, ctx.x, ctx.y, batch_size=ctx.run.batch_size, seed=ctx.run.seed, class_names=ctx.classes, **o)
+    return deceptive_analysis(ctx.model, *ctx.data(), batch_size=ctx.run.batch_size, seed=ctx.run.seed, class_names=ctx.classes, **o)
 
 
 def _maximize(ctx: Context, **o: Any) -> AnalysisResult:
@@ -138,7 +144,7 @@ def _cost(ctx: Context, **o: Any) -> AnalysisResult:
 def _polarization(ctx: Context, **o: Any) -> AnalysisResult:
     from advbench.analysis.polarization import polarization_analysis
 
-    return polarization_analysis(ctx.model, ctx.x, ctx.y, batch_size=ctx.run.batch_size, **o)
+    return polarization_analysis(ctx.model, *ctx.data(), batch_size=ctx.run.batch_size, **o)
 
 
 def _plot(module: str, fn: str) -> Callable[[AnalysisResult, Path], None]:
