@@ -13,6 +13,10 @@ from typing import Any
 
 import yaml
 
+from advbench.core.paper_facts import own_variant
+
+__all__ = ["DEFAULT_THREAT", "FACTS_FILE", "default_threat", "own_variant", "paper_facts", "reported_numbers"]
+
 FACTS_FILE = Path(__file__).with_name("paper_facts.yaml")
 
 # The threat model a checkpoint is judged under by default, per dataset: the papers' budgets
@@ -35,19 +39,6 @@ def _all_facts() -> dict[str, Any]:
 def paper_facts(name: str) -> dict[str, Any]:
     """The paper's entry for `name` ({} when the papers say nothing about it)."""
     return dict(_all_facts().get(name, {}))
-
-
-def own_variant(facts: dict[str, Any]) -> list[dict[str, Any]]:
-    """The reported numbers that belong to the model the facts describe.
-
-    A paper may report a sweep over one hyperparameter (e.g. dissertation Table B.1: the
-    non-random sparse-coding encoder for T = 1, 2, 5, 10, 15, 20); those entries carry
-    `variant`. The facts' own top-level `variant` names the one the registered model is (T=15);
-    entries of any other variant are left out. Without a top-level `variant`, only entries
-    without one count.
-    """
-    mine = facts.get("variant")
-    return [r for r in facts.get("reported") or [] if r.get("variant") in (None, mine)]
 
 
 def reported_numbers(name: str, dataset: str | None = None) -> list[dict[str, Any]]:

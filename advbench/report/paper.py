@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from advbench.models.paper import own_variant
+from advbench.core.paper_facts import own_variant
 
 NOT_REPORTED = "not reported"
 
