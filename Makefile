@@ -3,16 +3,20 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test setup data bench
+.PHONY: demo test lint setup data bench
 
 demo: setup data  ## set up, then compare cnn3, kap-cnn3 and madry-cnn-at on Fashion-MNIST (docs/suites/demo.yaml)
 	bash scripts/demo.sh $(BIN)/advbench
 
-test: setup data  ## set up, run the whole test suite, then the robustness regression gate
+test: setup data  ## set up, lint and type-check, run the whole test suite, then the robustness regression gate
 	bash scripts/ensure-chromium.sh
+	bash scripts/lint.sh $(BIN)
 	$(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=15
 	rm -f results/ci-gate.sqlite
 	$(BIN)/advbench check --suite docs/suites/ci.yaml --baseline docs/suites/ci-baseline.json --db results/ci-gate.sqlite
+
+lint: setup  ## ruff (lint and format check) and mypy on advbench/
+	bash scripts/lint.sh $(BIN)
 
 setup: $(VENV)/.installed
 

@@ -16,16 +16,16 @@ from advbench.core.version import __version__
 
 if TYPE_CHECKING:
     from advbench.core.threat import ThreatModel
-    from advbench.engine.library import Certification, Evaluation, certify, evaluate
+    from advbench.engine.one_call import Certification, Evaluation, certify, evaluate
 
 __all__ = ["Certification", "Evaluation", "ThreatModel", "__version__", "certify", "evaluate"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("evaluate", "certify", "Evaluation", "Certification"):
-        from advbench.engine import library
+        from advbench.engine import one_call
 
-        return getattr(library, name)
+        return getattr(one_call, name)
     if name == "ThreatModel":
         from advbench.core.threat import ThreatModel
 

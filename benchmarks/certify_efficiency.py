@@ -28,8 +28,9 @@ from advbench.core.provenance import git_commit
 from advbench.data import load_dataset, select_indices
 from advbench.data.registry import dataset_labels
 from advbench.models.card import load_model
+from advbench.store import REPORTED_RADII
 
-RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
+RADII = REPORTED_RADII
 
 
 def certified_accuracy(certs: list[Certificate], r: float) -> float:

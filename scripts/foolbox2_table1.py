@@ -33,7 +33,7 @@ import foolbox  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-import advbench.models.zoo  # noqa: E402,F401  (fills the registry)
+import advbench.models.table  # noqa: E402,F401  (fills the registry)
 from advbench.data import load_dataset, select_indices  # noqa: E402
 from advbench.data.registry import dataset_labels  # noqa: E402
 from advbench.data.subset import indices_hash  # noqa: E402

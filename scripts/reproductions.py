@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from advbench.attacks.registry import attack_label
-from advbench.engine.certify import certified_accuracy
+from advbench.store.certificates import certified_accuracy
 from advbench.models.card import ModelCard, card_path
 from advbench.models.paper import paper_facts
 from advbench.report.curves import minimum_norm_stats, worst_minimum_norm_curve

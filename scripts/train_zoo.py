@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", type=Path, help="default: the repository's model_zoo/fashion-mnist")
     args = parser.parse_args()
-    import advbench.models.zoo  # noqa: F401  (fills the registry)
+    import advbench.models.table  # noqa: F401  (fills the registry)
 
     out = Path(tempfile.mkdtemp()) if args.smoke else args.out or REPO_ZOO / "fashion-mnist"
     models = args.models or MODELS.names()

@@ -166,7 +166,7 @@ def main() -> None:
     parser.add_argument("--table-only", action="store_true", help="print the table from the cards without evaluating")
     parser.add_argument("--write-table", type=Path, metavar="DOC", help="after measuring, replace the table in DOC (e.g. docs/zoo.md) with every shipped card's row")
     args = parser.parse_args()
-    import advbench.models.zoo  # noqa: F401
+    import advbench.models.table  # noqa: F401
 
     models = args.models or sorted(p.stem for p in (REPO_ZOO / "fashion-mnist").glob("*.yaml"))
     print(TABLE_HEADER)

@@ -6,7 +6,16 @@ import pytest
 import torch
 
 from advbench.attacks import build_attack
-from advbench.attacks.checks import gradient_masking_checks
+from advbench.attacks.checks import (
+    BLACK_BOX_VS_WHITE_BOX,
+    CHECKS,
+    LARGE_EPS,
+    MORE_STEPS,
+    SCALE_INVARIANT_LOSS,
+    SINGLE_STEP_VS_ITERATIVE,
+)
+from advbench.engine.adaptive import check_shard
+from advbench.engine.plan import EvalPlan
 from advbench.core.threat import ThreatModel
 from advbench.models.card import load_model
 from advbench.models.smoothing import Smoothing
@@ -54,11 +63,33 @@ def test_eot_through_the_soft_surrogate_beats_plain_pgd_on_a_smoothed_model(digi
 def test_masking_checks_flag_a_masked_evaluation_and_pass_an_adaptive_one(digits_polarizer, digits_data) -> None:
     x, y = digits_data[0][:60], digits_data[1][:60]
     threat = ThreatModel("linf", 0.2)
-    masked = gradient_masking_checks(digits_polarizer, x, y, threat, bpda=False)
-    assert any("huge budget" in w or "black-box" in w for w in masked.warnings), masked
-    adaptive = gradient_masking_checks(digits_polarizer, x, y, threat)
-    assert not any("huge budget" in w for w in adaptive.warnings), adaptive
-    assert adaptive.numbers["large_eps"]["accuracy"] <= 0.05
+
+    def checked(bpda: bool):
+        plan = EvalPlan.from_objects(digits_polarizer, x, y, attacks=("pgd",), eps=(threat.eps,), bpda=bpda, checks=True, device="cpu")
+        return check_shard(plan, list(range(len(x))))
+
+    masked, escalated = checked(bpda=False)
+    failed = {r.name for r in masked.results if not r.passed}
+    assert failed & {LARGE_EPS, BLACK_BOX_VS_WHITE_BOX}, masked.results
+    assert "square:n_queries=5000" in escalated.labels  # the remedy: a gradient-free attack on what is left
+    adaptive, same = checked(bpda=True)
+    assert LARGE_EPS not in {r.name for r in adaptive.results if not r.passed}, adaptive.results
+    assert adaptive.numbers[LARGE_EPS] <= 0.05
+
+
+def test_every_check_has_a_remedy_and_a_name_constant() -> None:
+    import advbench.attacks.checks as checks
+
+    constants = {v for k, v in vars(checks).items() if k.isupper() and isinstance(v, str)}
+    assert len(CHECKS) >= 8
+    for name in CHECKS:
+        check = CHECKS.get(name)
+        assert name in constants, f"check {name} has no name constant"
+        assert check.remedy.change and (check.remedy.attacks or check.remedy.random or check.remedy.log_outputs)
+        for spec in check.remedy.attacks:
+            build_attack(spec)  # a remedy names attacks that exist
+    with pytest.raises(ValueError, match="no remedy"):
+        checks.Check("no-remedy", checks.PROBE, "nothing", 0.0, checks.Remedy(""))
 
 
 def test_engine_records_adaptations_and_check_results(digits_zoo, tmp_path) -> None:
@@ -74,7 +105,7 @@ def test_engine_records_adaptations_and_check_results(digits_zoo, tmp_path) -> N
     with Store(db) as store:
         run = store.get_run(outcome.summary.run_id)
     assert run.config["adaptations"]["pgd"] == {"eot_draws": 1, "bpda": False, "stochastic_model": False}
-    assert set(run.summary["checks"]) >= {"pgd", "fgsm", "pgd_double_steps", "large_eps"}
+    assert set(run.summary["checks"]) >= {LARGE_EPS, BLACK_BOX_VS_WHITE_BOX, SCALE_INVARIANT_LOSS, SINGLE_STEP_VS_ITERATIVE, MORE_STEPS}
     assert run.warnings == outcome.warnings
     # The adaptation is part of the run's identity: forcing EOT starts a new run.
     assert [c.name for c in outcome.checks] == [c["name"] for c in run.summary["check_results"]]

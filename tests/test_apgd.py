@@ -229,9 +229,9 @@ def test_random_model_runs_every_step_with_eot(digits_model, digits_data) -> Non
     assert torch.equal(result.steps, torch.full((12,), 8))
     assert float(result.distance.max()) <= 0.1 + 1e-6
     auto = build_attack("auto:ce_steps=3,t_steps=2,targets=1,square_queries=100")[1]
-    assert [name for name, _ in auto.stages(auto.view(smoothed))] == ["apgd-ce", "apgd-t"]  # no Square on random models; no stage 4 by default
+    assert [s.name for s in auto.stages(auto.view(smoothed))] == ["apgd-ce", "apgd-t"]  # no Square on random models; no stage 4 by default
     near = build_attack("auto:ce_steps=3,t_steps=2,targets=1,square_queries=100,boundary_margin=0.25")[1]
-    assert [name for name, _ in near.stages(near.view(smoothed))] == ["apgd-ce", "apgd-t", "apgd-t-boundary"]
+    assert [s.name for s in near.stages(near.view(smoothed))] == ["apgd-ce", "apgd-t", "apgd-t-boundary"]
 
 
 def test_zero_eps_changes_nothing(digits_model, digits_data) -> None:

@@ -93,7 +93,7 @@ def test_auto_gives_square_autoattacks_budget_where_gradients_go_through_bpda() 
     auto = build_attack("auto")[1]
 
     def square_queries(view: AttackedModel, attack=auto) -> int | None:
-        stages = dict(attack.stages(view))
+        stages = {s.name: s.attack for s in attack.stages(view)}
         return stages["square"].config.n_queries if "square" in stages else None
 
     assert pfe.has_bpda and not plain.has_bpda
@@ -108,15 +108,15 @@ def test_the_checks_time_counts_in_the_runs_wall_time(digits_zoo: Path, tmp_path
     """The checks are part of what an evaluation costs: `show` and the leaderboards' seconds include them."""
     import time
 
-    from advbench.engine import evaluate
+    from advbench.engine import adaptive
 
-    real = evaluate.checks_job
+    real = adaptive.model_probes
 
-    def slow_checks(plan, indices):
+    def slow_checks(plan, x, y, idx):
         time.sleep(1.0)
-        return real(plan, indices)
+        return real(plan, x, y, idx)
 
-    monkeypatch.setattr(evaluate, "checks_job", slow_checks)
+    monkeypatch.setattr(adaptive, "model_probes", slow_checks)
     outcome = run_eval(EvalSpec(model="rn18-nt", dataset="digits", attacks=("fgsm",), eps=(0.1,), n=8, check_n=8),
                        Runtime(db=tmp_path / "r.sqlite", zoo=digits_zoo))
     with Store(tmp_path / "r.sqlite") as store:

@@ -20,7 +20,7 @@ from conftest import REPO
 from advbench.core.errors import StoreError, UnknownRunError, UnusableDatabaseError
 from advbench.engine.runs import RunLedger, run_meta
 from advbench.store import Store
-from advbench.store.sqlite import SCHEMA
+from advbench.store.schema import SCHEMA
 
 DOCS_RUNS = REPO / "docs" / "runs"
 

@@ -121,3 +121,24 @@ def test_a_model_random_at_inference_stores_the_same_rows_across_batch_sizes_and
     resumed = evaluate_plan(plan(), Runtime(db=tmp_path / "resumed.sqlite", batch_size=5))
     assert resumed.resumed and not resumed.already_finished
     assert rows(tmp_path / "resumed.sqlite") == rows(tmp_path / "whole.sqlite")
+
+
+def test_the_plan_is_a_value_and_an_escalation_makes_a_new_one(digits_model, digits_data) -> None:
+    from dataclasses import FrozenInstanceError
+
+    from advbench.attacks.checks import LONGER, Escalation
+
+    x, y = digits_data[0][:8], digits_data[1][:8]
+    plan = EvalPlan.from_objects(digits_model, x, y, attacks=("pgd:steps=5",), eps=(0.1,), device="cpu")
+    with pytest.raises(FrozenInstanceError):
+        plan.attacks = ()  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        plan.attacks[0].view = None  # type: ignore[misc]
+    found = Escalation(failed=("more-steps",), attacks=(LONGER,), changes=("longer PGD",))
+    escalated = plan.escalated(found)
+    assert [a.label for a in plan.attacks] == ["pgd:steps=5"]  # the first plan is unchanged
+    assert len(escalated.attacks) == 2 and escalated.escalation == found
+    assert escalated.key == plan.key  # the identity is what was asked
+    assert escalated.escalated(found) is escalated  # the same findings again change nothing
+    random = escalated.escalated(Escalation(failed=("deterministic",), random=True))
+    assert [a.view.eot_draws for a in random.attacks] == [20, 20] and [a.view.eot_draws for a in escalated.attacks] == [1, 1]

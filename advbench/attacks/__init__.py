@@ -1,16 +1,8 @@
-"""Attacks: each a small class with a frozen typed config, called as attack(model, x, y, threat)."""
+"""Attacks: each a small class with a frozen typed config, called as attack(model, x, y, threat).
 
-# Importing the modules registers their attacks.
-from advbench.attacks import (  # noqa: E402,F401
-    apgd,
-    auto,
-    autoattack,
-    blackbox,
-    gradient,
-    minimum_norm,
-    search,
-    transfer,
-)
+Every attack module is named in `catalog`, imported here, so the registry is complete."""
+
+from advbench.attacks import catalog  # noqa: F401  (fills ATTACKS)
 from advbench.attacks.base import Attack, AttackResult, MinimumNormAttack
 from advbench.attacks.registry import ATTACKS, build_attack, register_attack
 

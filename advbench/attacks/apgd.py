@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from advbench.attacks.base import Attack
+from advbench.attacks.base import CE, MARGIN_LOSS, Attack
 from advbench.attacks.gradient import random_start
 from advbench.attacks.losses import attack_loss, targeted_dlr, value_and_grad
 from advbench.attacks.registry import register_attack
@@ -106,6 +106,14 @@ class APGD(Attack):
 
     def __init__(self, config: APGDConfig = APGDConfig()) -> None:
         self.config = config
+
+    def stage_kind(self) -> str:
+        return CE if self.config.loss == "ce" else MARGIN_LOSS
+
+    def iterations(self) -> int | None:
+        # Runs after the first (restarts, target classes) add their steps: one run only.
+        cfg = self.config
+        return cfg.steps if cfg.early_stop and cfg.restarts == 1 and cfg.loss != "dlr-targeted" else None
 
     def run(
         self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int,

@@ -35,12 +35,12 @@ per-sample worst case. `steps` adds APGD gradient steps (times EOT draws) and Sq
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from advbench.attacks.apgd import APGD, APGDConfig, likeliest_wrong_classes
-from advbench.attacks.base import Attack
+from advbench.attacks.base import Attack, StageRecord
 from advbench.attacks.blackbox import Square, SquareConfig
 from advbench.attacks.losses import margin
 from advbench.attacks.registry import register_attack
@@ -50,6 +50,17 @@ from advbench.core.seeding import derive_seed
 from advbench.core.threat import ThreatModel
 
 TARGET_RANKINGS = ("both", "attacked", "clean")
+RANKED, BOUNDARY = "ranked", "boundary"  # how a targeted stage picks its classes
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of `auto`: its attack and, for APGD-T, how it picks each sample's targets
+    (`RANKED`: stage 2's likeliest wrong classes; `BOUNDARY`: stage 4's, on near-boundary samples only)."""
+
+    name: str
+    attack: Attack
+    targets: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,22 +98,22 @@ class Auto(Attack):
     def __init__(self, config: AutoConfig = AutoConfig()) -> None:
         self.config = config
 
-    def stages(self, model: AttackedModel) -> list[tuple[str, Attack]]:
-        """The stages (name, attack) this config runs against `model`, cheapest first."""
+    def stages(self, model: AttackedModel) -> list[Stage]:
+        """The stages this config runs against `model`, cheapest first."""
         cfg = self.config
-        out: list[tuple[str, Attack]] = [
-            ("apgd-ce", APGD(APGDConfig(steps=cfg.ce_steps, restarts=cfg.ce_restarts, loss="ce", early_stop=cfg.early_stop)))
-        ]
+        out = [Stage("apgd-ce", APGD(APGDConfig(steps=cfg.ce_steps, restarts=cfg.ce_restarts, loss="ce", early_stop=cfg.early_stop)))]
         targeted = model.num_classes >= 4
         if cfg.targets and targeted:
-            out.append(("apgd-t", APGD(APGDConfig(steps=cfg.t_steps, restarts=cfg.t_restarts, loss="dlr-targeted", early_stop=cfg.early_stop))))
+            apgd_t = APGD(APGDConfig(steps=cfg.t_steps, restarts=cfg.t_restarts, loss="dlr-targeted", early_stop=cfg.early_stop))
+            out.append(Stage("apgd-t", apgd_t, RANKED))
         queries = cfg.square_queries
         if queries and model.bpda and model.has_bpda:
             queries = max(queries, cfg.bpda_square_queries)
         if queries and not model.stochastic:
-            out.append(("square", Square(SquareConfig(n_queries=queries))))
+            out.append(Stage("square", Square(SquareConfig(n_queries=queries))))
         if cfg.boundary_margin and cfg.boundary_targets and targeted:
-            out.append(("apgd-t-boundary", APGD(APGDConfig(steps=cfg.boundary_steps, loss="dlr-targeted", early_stop=cfg.early_stop))))
+            boundary = APGD(APGDConfig(steps=cfg.boundary_steps, loss="dlr-targeted", early_stop=cfg.early_stop))
+            out.append(Stage("apgd-t-boundary", boundary, BOUNDARY))
         return out
 
     def target_classes(self, model: AttackedModel, x: torch.Tensor, x_attacked: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -128,36 +139,43 @@ class Auto(Attack):
     def run(
         self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        x_adv, steps, _ = self.run_staged(model, x, y, threat, indices, seed)
+        return x_adv, steps
+
+    def run_staged(
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int,
+        **run_options: object,
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[StageRecord, ...]]:
+        """The stages in turn, each on what no earlier stage broke; with a record of each stage
+        over the batch (which samples it attacked, broke, broke late) for the checks."""
         n = len(x)
         x_adv = x.clone()
         steps = torch.zeros(n, dtype=torch.int64, device=x.device)
+        records: list[StageRecord] = []
         if threat.eps == 0 or n == 0:
-            return x_adv, steps
+            return x_adv, steps, ()
         still = torch.ones(n, dtype=torch.bool, device=x.device)
         worst = torch.full((n,), float("inf"), device=x.device)  # lowest margin seen on unbroken samples
         tried = torch.full((n, 0), -1, dtype=torch.int64, device=x.device)  # stage 2's target classes
-        for stage, attack in self.stages(model):
+        for stage in self.stages(model):
             todo = still.nonzero().view(-1)
-            if stage == "apgd-t-boundary" and len(todo):
+            if stage.targets == BOUNDARY and len(todo):
                 # The extra budget goes where it can change the answer: samples whose margin the
                 # earlier stages brought close to 0 relative to where it started.
                 near = worst[todo] < self.config.boundary_margin * _mean_margin(model, x[todo], y[todo])
                 todo = todo[near]
             if len(todo) == 0:
                 continue
-            stage_seed = derive_seed(seed, "auto", stage)
-            if stage == "apgd-t":
+            options = {}
+            if stage.targets == RANKED:
                 # x_adv holds each unbroken sample's point of lowest margin so far: stage 1's.
-                targets = self.target_classes(model, x[todo], x_adv[todo], y[todo])
-                tried = torch.full((n, targets.shape[1]), -1, dtype=torch.int64, device=x.device)
-                tried[todo] = targets
-            elif stage == "apgd-t-boundary":
-                targets = self.boundary_classes(model, x_adv[todo], y[todo], tried[todo])
-            if stage.startswith("apgd-t"):
-                ran = attack.run(model, x[todo], y[todo], threat, indices[todo], stage_seed, targets=targets)
-                result = attack.judge(model, x[todo], y[todo], threat, *ran)
-            else:
-                result = attack(model, x[todo], y[todo], threat, indices[todo], stage_seed)
+                options["targets"] = self.target_classes(model, x[todo], x_adv[todo], y[todo])
+                tried = torch.full((n, options["targets"].shape[1]), -1, dtype=torch.int64, device=x.device)
+                tried[todo] = options["targets"]
+            elif stage.targets == BOUNDARY:
+                options["targets"] = self.boundary_classes(model, x_adv[todo], y[todo], tried[todo])
+            result = stage.attack(model, x[todo], y[todo], threat, indices[todo], derive_seed(seed, "auto", stage.name), **options)
+            records += [replace(r.at(todo, n), name=stage.name) for r in result.stages]
             steps[todo] += result.steps
             broke = result.success
             x_adv[todo[broke]] = result.x_adv[broke]
@@ -168,7 +186,7 @@ class Auto(Attack):
                 lower = m < worst[rest]
                 x_adv[rest[lower]] = result.x_adv[~broke][lower]
                 worst[rest] = torch.minimum(worst[rest], m)
-        return x_adv, steps
+        return x_adv, steps, tuple(records)
 
 
 def _first_occurrences(ranked: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -11,6 +11,36 @@ from advbench.attacks.wrappers import AttackedModel, view_for
 from advbench.core.errors import UsageError
 from advbench.core.threat import Norm, ThreatModel
 from advbench.models.wrapper import RobustModel
+
+# What a stage's breaks say about the evaluation (the checks read them, as AutoAttack reads
+# whether Square broke what APGD left): a cross-entropy gradient attack, a scale-invariant
+# margin-loss one, a single gradient step, a gradient-free search, or anything else.
+CE, MARGIN_LOSS, SINGLE_STEP, BLACK_BOX, OTHER = "ce", "margin", "single-step", "black-box", "other"
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """What one stage of an attack did on the samples of one call (bool masks over them).
+
+    `late`: samples first broken in the last quarter of the stage's iterations: the attack was
+    still breaking when it stopped (None where it does not stop at its first success, e.g. on
+    models random at inference)."""
+
+    name: str
+    kind: str
+    attacked: torch.Tensor
+    broken: torch.Tensor
+    late: torch.Tensor | None = None
+
+    def at(self, positions: torch.Tensor, size: int) -> "StageRecord":
+        """The record over a batch of `size` samples, this call's samples sitting at `positions`."""
+
+        def spread(mask: torch.Tensor) -> torch.Tensor:
+            out = torch.zeros(size, dtype=torch.bool, device=mask.device)
+            out[positions] = mask
+            return out
+
+        return StageRecord(self.name, self.kind, spread(self.attacked), spread(self.broken), None if self.late is None else spread(self.late))
 
 
 @dataclass
@@ -24,6 +54,7 @@ class AttackResult:
     adv_pred: torch.Tensor  # int: the exact model's prediction on x_adv
     # Minimum-norm attacks: each sample's smallest successful perturbation norm (inf where none was found).
     min_distance: torch.Tensor | None = None
+    stages: tuple[StageRecord, ...] = ()  # what each stage did (one record for a single-stage attack)
 
 
 class Attack:
@@ -39,6 +70,9 @@ class Attack:
     norms: ClassVar[tuple[str, ...]] = ("linf", "l2")
     uses_gradients: ClassVar[bool] = False
 
+    def __init__(self, config: Any) -> None:
+        self.config = config  # a frozen dataclass of the attack's options: all an attack holds
+
     def view(self, model: RobustModel | AttackedModel, eot_draws: int | None = None, bpda: bool = True) -> AttackedModel:
         """The model as this attack will see it (the adaptive default unless already a view)."""
         return view_for(model, self.uses_gradients, eot_draws, bpda)
@@ -53,6 +87,23 @@ class Attack:
         """Return (x_adv, steps per sample)."""
         raise NotImplementedError
 
+    def stage_kind(self) -> str:
+        """What this attack's breaks say to the checks (`CE`, `MARGIN_LOSS`, ...)."""
+        return BLACK_BOX if not self.uses_gradients else OTHER
+
+    def iterations(self) -> int | None:
+        """Iterations per run when the attack stops each sample at its first success, else None."""
+        return None
+
+    def record(self, view: AttackedModel, result: AttackResult) -> tuple[StageRecord, ...]:
+        """This call as one stage: which samples it broke, and which only in its last quarter of iterations."""
+        attacked = torch.ones_like(result.success)
+        iterations = self.iterations()
+        late = None
+        if iterations is not None and not view.stochastic:
+            late = result.success & (result.steps > int(view.eot_draws) * (3 * iterations // 4))
+        return (StageRecord(self.name, self.stage_kind(), attacked, result.success, late),)
+
     def __call__(
         self,
         model: RobustModel | AttackedModel,
@@ -61,7 +112,10 @@ class Attack:
         threat: ThreatModel,
         indices: torch.Tensor | None = None,
         seed: int = 0,
+        **run_options: Any,
     ) -> AttackResult:
+        """Validate, `run`, project, judge with the exact model. `run_options` go to `run`
+        (e.g. APGD's per-sample `targets`)."""
         if threat.norm.value not in self.norms:
             raise UsageError(f"attack {self.name!r} does not support the {threat.norm.value} norm (supports {', '.join(self.norms)})")
         view = self.view(model)
@@ -70,7 +124,18 @@ class Attack:
             raise UsageError(f"labels must have shape ({len(x)},), got {tuple(y.shape)}")
         if indices is None:
             indices = torch.arange(len(x), device=x.device)
-        return self.judge(view, x, y, threat, *self.run(view, x, y, threat, indices, seed))
+        x_adv, steps, stages = self.run_staged(view, x, y, threat, indices, seed, **run_options)
+        result = self.judge(view, x, y, threat, x_adv, steps)
+        result.stages = stages if stages is not None else self.record(view, result)
+        return result
+
+    def run_staged(
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int,
+        **run_options: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[StageRecord, ...] | None]:
+        """`run`, plus the records of its stages when it has several (None: the call is one stage)."""
+        x_adv, steps = self.run(model, x, y, threat, indices, seed, **run_options)
+        return x_adv, steps, None
 
     @staticmethod
     def judge(view: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, x_adv: torch.Tensor, steps: torch.Tensor) -> AttackResult:

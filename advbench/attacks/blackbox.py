@@ -1,8 +1,7 @@
 """Score- and decision-based black-box attacks, and random-noise baselines.
 
-Square Attack lives here; ZOO (`zoo`), the random-noise baselines (`random_noise`) and the
-Foolbox-backed decision-based attacks (`decision_based`) live in their own modules and are
-re-exported here, so importing this module registers every one of them.
+Square Attack lives here; ZOO (`zeroth_order`), the random-noise baselines (`random_noise`) and
+the Foolbox-backed decision-based attacks (`decision_based`) live in their own modules.
 
 Native attacks (Square, ZOO, noise) are batched: every iteration queries all still-robust
 samples of the batch together, and a sample stops spending queries once it is misclassified.
@@ -23,42 +22,15 @@ from functools import lru_cache
 import torch
 
 from advbench.attacks.base import Attack
-from advbench.attacks.decision_based import (
-    Boundary,
-    BoundaryConfig,
-    HopSkipJump,
-    HopSkipJumpConfig,
-    SaltAndPepper,
-    SaltAndPepperConfig,
-)
 from advbench.attacks.losses import margin
-from advbench.attacks.random_noise import GaussianNoise, NoiseConfig, UniformNoise
 from advbench.attacks.registry import register_attack
 from advbench.attacks.wrappers import AttackedModel
-from advbench.attacks.zoo import MAX_ROWS, ZOO, ZOOConfig
 from advbench.core.errors import UsageError
 from advbench.core.seeding import derive_seed, sample_uniform
 from advbench.core.tensors import per_sample
 from advbench.core.threat import Norm, ThreatModel, batch_norm
 
-__all__ = [
-    "MAX_ROWS",
-    "ZOO",
-    "Boundary",
-    "BoundaryConfig",
-    "GaussianNoise",
-    "HopSkipJump",
-    "HopSkipJumpConfig",
-    "NoiseConfig",
-    "SaltAndPepper",
-    "SaltAndPepperConfig",
-    "Square",
-    "SquareConfig",
-    "UniformNoise",
-    "ZOOConfig",
-    "margin",
-    "p_schedule",
-]
+__all__ = ["Square", "SquareConfig", "margin", "p_schedule"]
 
 
 @dataclass(frozen=True)

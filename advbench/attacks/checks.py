@@ -1,10 +1,16 @@
-"""Gradient-masking checks run beside an evaluation (AutoAttack's flags; Carlini et al. 2019, §5).
+"""Gradient-masking checks as a registry of small objects (AutoAttack's flags; Carlini et al. 2019, §5).
 
-On a small subset: white-box accuracy at a very large eps must be ~0; a single-step attack
-must not beat the iterative one; a black-box attack (Square) must not beat the white-box one
-by a clear margin; doubling the steps must not drop accuracy much further; the scale-invariant
-DLR loss must not beat cross-entropy. (Checks on the model itself: `model_checks`.) Each check is a `CheckResult` (name, passed, value, limit,
-why) that the engine can act on; every measured number is kept so the run can store it.
+Each `Check` has a name constant, what it measures, its limit, and its remedy: the change to
+the evaluation a failure calls for. Two phases:
+
+- `PROBE`: cheap measurements on the model before any stage runs (outputs, determinism, input
+  gradients, accuracy at a huge budget on a few samples): `model_checks`.
+- `STAGES`: read from the evaluation's own stage results on the checked samples, as AutoAttack
+  reads Square breaking what APGD left (`stage_checks`): a probe attack runs only where the
+  evaluation has no stage of the kind compared, and only on what the evaluation left robust.
+
+`choose()` is data: the union of the failed checks' remedies. A check cannot be registered
+without a remedy, and remedies live in their checks, so neither can outlive the other.
 """
 
 from __future__ import annotations
@@ -12,19 +18,73 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import torch
+from scipy.stats import beta
 
-from advbench.attacks.base import Attack
-from advbench.attacks.gradient import FGSM, PGD, FGSMConfig, PGDConfig
-from advbench.attacks.registry import ATTACKS
-from advbench.attacks.wrappers import AttackedModel
-from advbench.core.threat import Norm, ThreatModel
-from advbench.models.wrapper import RobustModel
+from advbench.core.registry import Registry
+
+PROBE, STAGES = "probe", "stages"
+# The `STAGES` checks count samples: one fires only when a one-sided Clopper-Pearson test at this
+# level says the share broken exceeds its limit, never on a difference of an image or two.
+TEST_LEVEL = 0.05
 
 # A margin of 3 samples in 100: smaller gaps are within the run-to-run noise of random starts.
 MARGIN = 0.03
 BLACK_BOX_MARGIN = 0.05
 LARGE_EPS_CEILING = 0.05
+DEAD_GRADIENT_LIMIT = 0.05  # share of samples whose input gradient is zero or not finite
+PROBABILITY_ROWS_LIMIT = 0.5  # share of output rows that are probabilities
+
+PROBABILITIES = "logits-not-probabilities"
+DETERMINISTIC = "deterministic"
+INPUT_GRADIENTS = "input-gradients"
+LARGE_EPS = "large-eps"
+BLACK_BOX_VS_WHITE_BOX = "black-box-vs-white-box"
+SCALE_INVARIANT_LOSS = "scale-invariant-loss"
+SINGLE_STEP_VS_ITERATIVE = "single-step-vs-iterative"
+MORE_STEPS = "more-steps"
+
+BLACK_BOX_BUDGET = "square:n_queries=5000"
+SCALE_FREE = ("pgd:loss=dlr", "pgd:loss=cw")
+LONGER = "pgd:steps=100,restarts=3,rel_stepsize=0.05"
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """What the evaluation changes when a check fails; the attacks run on every still-robust sample."""
+
+    change: str
+    attacks: tuple[str, ...] = ()
+    transfer: bool = False  # also transfer attacks from the dataset's smooth surrogate model
+    random: bool = False  # evaluate as a model random at inference (EOT gradients, no early stopping)
+    log_outputs: bool = False  # attack the logarithm of the outputs
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    phase: str  # PROBE or STAGES
+    measures: str
+    limit: float
+    remedy: Remedy
+
+    def __post_init__(self) -> None:
+        if self.phase not in (PROBE, STAGES):
+            raise ValueError(f"check {self.name}: phase is {PROBE} or {STAGES}, not {self.phase!r}")
+        if not self.remedy.change or not (self.remedy.attacks or self.remedy.random or self.remedy.log_outputs):
+            raise ValueError(f"check {self.name} has no remedy")
+
+    def result(self, value: float, why: str, limit: float | None = None) -> "CheckResult":
+        """Passed when `value` <= the limit (the check's own, or `limit` where it depends on the run)."""
+        bound = self.limit if limit is None else limit
+        return CheckResult(self.name, bool(value <= bound), float(value), float(bound), why, phase=self.phase)
+
+    def tested(self, count: int, n: int, why: str, limit: float | None = None) -> "CheckResult":
+        """`count` of `n` samples: fails only when the share's one-sided lower Clopper-Pearson bound
+        at `TEST_LEVEL` is above the limit (the test is named in `why`)."""
+        bound = self.limit if limit is None else limit
+        lower = float(beta.ppf(TEST_LEVEL, count, n - count + 1)) if count else 0.0
+        note = f" ({count} of {n}; lower {100 * (1 - TEST_LEVEL):g}% Clopper-Pearson bound {100 * lower:.1f}% vs limit {100 * bound:.1f}%)"
+        return CheckResult(self.name, bool(lower <= bound), count / max(1, n), float(bound), why + note, phase=self.phase)
 
 
 @dataclass(frozen=True)
@@ -36,97 +96,102 @@ class CheckResult:
     value: float
     limit: float
     why: str
-    at_least: bool = False  # passes when value >= limit (a probe must not beat the evaluation); else value <= limit
+    at_least: bool = False  # runs stored before 0.2: passed when value >= limit
+    phase: str = PROBE
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+CHECKS: Registry[Check] = Registry("check")
+
+
+def register_check(check: Check) -> Check:
+    return CHECKS.add(check.name, check)
+
+
+GRADIENT_FREE = Remedy(
+    "gradients do not reach every sample: Square with 5000 queries (and transfer from a smooth surrogate) on every still-robust sample",
+    (BLACK_BOX_BUDGET,),
+    transfer=True,
+)
+SCALE_FREE_LOSSES = Remedy("cross-entropy is unreliable here: scale-invariant DLR and CW-margin losses added", SCALE_FREE)
+
+register_check(Check(PROBABILITIES, PROBE, "share of output rows that are non-negative and sum to 1", PROBABILITY_ROWS_LIMIT,
+                     Remedy("outputs are probabilities: their logarithm is attacked", log_outputs=True)))
+register_check(Check(DETERMINISTIC, PROBE, "share of predictions that change between two calls of a model that declares no randomness", 0.0,
+                     Remedy("undeclared randomness: evaluated as a random model (EOT gradients, no early stopping)", random=True)))
+register_check(Check(INPUT_GRADIENTS, PROBE, "share of samples whose input gradient is zero or not finite", DEAD_GRADIENT_LIMIT, GRADIENT_FREE))
+register_check(Check(LARGE_EPS, PROBE, "accuracy under PGD-50 at a budget that lets any image become any other", LARGE_EPS_CEILING, GRADIENT_FREE))
+register_check(Check(BLACK_BOX_VS_WHITE_BOX, STAGES, "share of checked samples a gradient-free stage broke after the gradient stages left them",
+                     BLACK_BOX_MARGIN, GRADIENT_FREE))
+register_check(Check(SCALE_INVARIANT_LOSS, STAGES,
+                     "share of checked samples a margin-loss stage broke after cross-entropy left them (limit: at least what cross-entropy broke)",
+                     MARGIN, SCALE_FREE_LOSSES))
+register_check(Check(SINGLE_STEP_VS_ITERATIVE, STAGES, "share of checked samples one FGSM step breaks after the iterative stages left them",
+                     MARGIN, SCALE_FREE_LOSSES))
+register_check(Check(MORE_STEPS, STAGES, "share of checked samples the iterative gradient stages broke only in the last quarter of their steps",
+                     MARGIN, Remedy("the gradient stages had not converged: PGD with 100 steps x 3 restarts added", (LONGER,))))
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """What the failed checks changed (stored with the run; re-applied on resume)."""
+
+    failed: tuple[str, ...] = ()
+    random: bool = False
+    log_outputs: bool = False
+    attacks: tuple[str, ...] = ()
+    surrogate: str | None = None
+    changes: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.random or self.log_outputs or self.attacks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "Escalation":
+        if not data:
+            return cls()
+        return cls(tuple(data.get("failed", ())), bool(data.get("random")), bool(data.get("log_outputs")), tuple(data.get("attacks", ())),
+                   data.get("surrogate"), tuple(data.get("changes", ())))
+
+    def merged(self, other: "Escalation") -> "Escalation":
+        """Both escalations' changes, in order, each once."""
+
+        def union(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(dict.fromkeys((*a, *b)))
+
+        return Escalation(union(self.failed, other.failed), self.random or other.random, self.log_outputs or other.log_outputs,
+                          union(self.attacks, other.attacks), self.surrogate or other.surrogate, union(self.changes, other.changes))
+
+
+def choose(results: list[CheckResult], transfer_surrogate: str | None = None, present: tuple[str, ...] = ()) -> Escalation:
+    """The union of the failed checks' remedies. `transfer_surrogate`: the model transfer attacks
+    craft on (None: no transfer); `present`: attack labels the evaluation runs already."""
+    failed = [r.name for r in results if not r.passed]
+    remedies = [CHECKS.get(name).remedy for name in dict.fromkeys(failed)]
+    attacks: list[str] = []
+    surrogate = None
+    for remedy in remedies:
+        attacks += remedy.attacks
+        if remedy.transfer and transfer_surrogate:
+            surrogate = transfer_surrogate
+            attacks.append("transfer:pgd:steps=50")
+    return Escalation(
+        failed=tuple(failed), random=any(r.random for r in remedies), log_outputs=any(r.log_outputs for r in remedies),
+        attacks=tuple(a for a in dict.fromkeys(attacks) if a not in present), surrogate=surrogate,
+        changes=tuple(dict.fromkeys(r.change for r in remedies)),
+    )
+
+
 @dataclass
-class CheckReport:
-    n: int
+class CheckNumbers:
+    """Every number the checks measured (stored with the run) and the probes' breaks per sample."""
+
     numbers: dict[str, Any] = field(default_factory=dict)
-    results: list[CheckResult] = field(default_factory=list)
-    # Per probe attack at the run's threat: which checked samples it broke. Worst case means worst
-    # case, so the evaluation counts these too. `indices` are the checked samples' dataset indices.
-    probes: dict[str, torch.Tensor] = field(default_factory=dict)
-    indices: torch.Tensor | None = None
-
-    @property
-    def failed(self) -> list[CheckResult]:
-        return [r for r in self.results if not r.passed]
-
-    @property
-    def warnings(self) -> list[str]:
-        return [r.why for r in self.failed]
-
-
-def large_eps(norm: Norm, dims: int) -> float:
-    """A budget that lets any image become any other: half the pixel range per coordinate."""
-    return {Norm.LINF: 0.5, Norm.L2: 0.5 * dims**0.5, Norm.L1: 0.5 * dims, Norm.L0: float(dims)}[norm]
-
-
-def gradient_masking_checks(
-    model: RobustModel | AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, eot_draws: int | None = None,
-    bpda: bool | None = None, seed: int = 0, indices: torch.Tensor | None = None,
-) -> CheckReport:
-    """Run the probe attacks on the correctly classified samples among (x, y) at the run's largest eps.
-
-    `model` may be a view (`AttackedModel`) fixing how the probes see it; else each probe gets the
-    adaptive default with `eot_draws` and `bpda`. `indices` name the samples (default 0..N-1).
-    """
-    use_bpda = True if bpda is None else bpda
-    report = CheckReport(0)
-    idx = torch.arange(len(x), device=x.device) if indices is None else indices.to(x.device)
-    judge = model.verdict if isinstance(model, AttackedModel) else model.predict
-    keep = judge(x) == y
-    x, y, idx = x[keep], y[keep], idx[keep]
-    report.n, report.indices = len(x), idx.cpu()
-    if len(x) == 0 or threat.eps == 0 or threat.norm is Norm.L0:
-        return report
-
-    def acc(attack: Attack, at: ThreatModel = threat, label: str | None = None) -> float:
-        success = attack(attack.view(model, eot_draws, use_bpda), x, y, at, idx, seed).success
-        if label is not None:
-            report.probes[label] = success.cpu()
-        return 1.0 - success.float().mean().item()
-
-    numbers, results = report.numbers, report.results
-    numbers["pgd"] = pgd = acc(PGD(PGDConfig(early_stop=True)), label="check:pgd")
-    numbers["pgd_double_steps"] = pgd2 = acc(PGD(PGDConfig(steps=40, rel_stepsize=0.0625)), label="check:pgd-40")
-    numbers["pgd_dlr"] = dlr = acc(PGD(PGDConfig(loss="dlr")), label="check:pgd-dlr")
-    results.append(CheckResult(
-        "scale-invariant-loss", not dlr < pgd - MARGIN, dlr, pgd - MARGIN,
-        f"the scale-invariant DLR loss leaves {100 * dlr:.1f}% < cross-entropy's {100 * pgd:.1f}% at {threat.label()}: "
-        "cross-entropy is saturated or mis-scaled here; margin and DLR losses are added",
-        at_least=True,
-    ))
-    if threat.norm is not Norm.L1:
-        numbers["fgsm"] = fgsm = acc(FGSM(FGSMConfig()), label="check:fgsm")
-        results.append(CheckResult(
-            "single-step-vs-iterative", not fgsm < pgd - MARGIN, fgsm, pgd - MARGIN,
-            f"gradient masking? FGSM leaves {100 * fgsm:.1f}% < PGD-20 {100 * pgd:.1f}% at {threat.label()} (n={len(x)})",
-            at_least=True,
-        ))
-    results.append(CheckResult(
-        "more-steps", not pgd2 < pgd - MARGIN, pgd2, pgd - MARGIN,
-        f"PGD has not converged: 40 steps leave {100 * pgd2:.1f}% vs {100 * pgd:.1f}% with 20 at {threat.label()}; use more steps or restarts",
-        at_least=True,
-    ))
-    big = ThreatModel(threat.norm, large_eps(threat.norm, x[0].numel()))
-    large = acc(PGD(PGDConfig(steps=50, rel_stepsize=0.1)), big)
-    numbers["large_eps"] = {"eps": big.eps, "accuracy": large}
-    results.append(CheckResult(
-        "large-eps", large <= LARGE_EPS_CEILING, large, LARGE_EPS_CEILING,
-        f"gradient masking? PGD-50 at the huge budget {big.label()} still leaves {100 * large:.1f}% (should be ~0)",
-    ))
-    if "square" in ATTACKS.names() and threat.norm.value in ATTACKS.get("square").norms:
-        spec = ATTACKS.get("square")
-        numbers["square_500"] = sq = acc(spec.cls(spec.config(**{**spec.defaults, "n_queries": 500})), label="check:square-500")
-        white = min(pgd, pgd2)
-        results.append(CheckResult(
-            "black-box-vs-white-box", not sq < white - BLACK_BOX_MARGIN, sq, white - BLACK_BOX_MARGIN,
-            f"gradient masking? black-box Square (500 queries) leaves {100 * sq:.1f}% < white-box PGD {100 * white:.1f}% at {threat.label()}",
-            at_least=True,
-        ))
-    numbers["eps"] = threat.eps
-    return report
+    probes: dict[str, list[bool]] = field(default_factory=dict)  # probe label -> broken, over `indices`
+    indices: list[int] = field(default_factory=list)

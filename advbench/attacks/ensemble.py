@@ -50,12 +50,15 @@ def robust_ensemble(
     indices: torch.Tensor,
     seed: int,
     correct: torch.Tensor | None = None,
+    after: list[ThreatOutcome] | None = None,
 ) -> list[ThreatOutcome]:
     """Run `attacks` (label, attack, the model as that attack sees it) on the still-robust samples.
 
     `correct`: the samples the model classifies correctly (computed when None); `indices` are the
     samples' dataset indices (random draws depend on them, never on the batch); every attack's
     seed is derived from `seed` and its label (and the budget, for fixed-budget attacks).
+    `after`: outcomes of attacks that ran before on this batch (one per threat), continued with
+    `attacks` on what they left robust, as if all had run in one ensemble.
     """
     if correct is None:
         correct = attacks[0][2].verdict(x) == y
@@ -68,8 +71,9 @@ def robust_ensemble(
             swept[label] = (results, start_correct, (time.perf_counter() - t0) / len(start_correct))
     outcomes = []
     for t, threat in enumerate(threats):
-        still = correct.clone()
-        outcome = ThreatOutcome(threat)
+        earlier = after[t] if after is not None else None
+        still = correct.clone() if earlier is None or earlier.robust is None else earlier.robust.clone()
+        outcome = ThreatOutcome(threat, list(earlier.attempts) if earlier is not None else [])
         for label, attack, view in attacks:
             target = still.nonzero().view(-1)
             if len(target) == 0:
@@ -84,6 +88,8 @@ def robust_ensemble(
                 t0 = time.perf_counter()
                 result = attack(view, x[target], y[target], threat, indices[target], derive_seed(seed, label, threat.eps))
                 seconds = (time.perf_counter() - t0) / len(target)
+            if not result.stages:
+                result.stages = attack.record(view, result)
             still[target[result.success]] = False
             outcome.attempts.append(Attempt(label, target, result, seconds))
         outcome.robust = still

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from advbench.attacks.base import Attack
+from advbench.attacks.base import CE, MARGIN_LOSS, SINGLE_STEP, Attack
 from advbench.attacks.losses import LOSSES, loss_and_grad
 from advbench.attacks.registry import register_attack
 from advbench.attacks.wrappers import AttackedModel
@@ -111,6 +111,16 @@ class PGD(Attack):
     def targets(self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, restart: int) -> torch.Tensor | None:
         """Per-sample target class for this restart (None: untargeted)."""
         return None
+
+    def stage_kind(self) -> str:
+        if self.config.steps == 1:
+            return SINGLE_STEP
+        return CE if self.config.loss == "ce" else MARGIN_LOSS
+
+    def iterations(self) -> int | None:
+        # Restarts add their steps: one run only.
+        cfg = self.config
+        return cfg.steps if cfg.early_stop and cfg.steps > 1 and cfg.restarts == 1 else None
 
     def run(
         self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int

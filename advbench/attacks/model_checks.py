@@ -1,24 +1,33 @@
-"""Checks on the model itself, before any attack: are its outputs usable logits, is it as
-deterministic as it claims, do its input gradients carry signal?
+"""Checks on the model itself, before any stage: are its outputs usable logits, is it as
+deterministic as it claims, do its input gradients carry signal, does a huge budget break it?
 
 A model whose outputs are NaN, infinite or of the wrong shape is an error (`ModelOutputError`,
-exit 2), never a result. The other findings are `CheckResult`s the evaluation acts on:
-probabilities instead of logits -> attack their logarithm; undeclared randomness -> treat the
-model as random (EOT); zero or non-finite gradients -> gradient-free attacks.
+exit 2), never a result. The other findings are `CheckResult`s of the `PROBE` checks in
+`checks`, whose remedies the evaluation applies before its stages run. All are cheap: a few
+forward passes, one gradient, and PGD-50 with early stopping on at most `LARGE_EPS_SAMPLES`.
 """
 
 from __future__ import annotations
 
 import torch
 
-from advbench.attacks.checks import CheckResult
+from advbench.attacks.checks import (
+    CHECKS,
+    DETERMINISTIC,
+    INPUT_GRADIENTS,
+    LARGE_EPS,
+    PROBABILITIES,
+    CheckResult,
+)
+from advbench.attacks.gradient import PGD, PGDConfig
 from advbench.attacks.losses import loss_and_grad
 from advbench.attacks.wrappers import AttackedModel
 from advbench.core.errors import ModelOutputError
+from advbench.core.threat import Norm, ThreatModel
 from advbench.models.wrapper import RobustModel
 
 PROBABILITY_TOLERANCE = 1e-3  # rows summing to 1 within this, all entries >= 0: probabilities
-DEAD_GRADIENT_LIMIT = 0.05  # share of samples whose input gradient is zero or not finite
+LARGE_EPS_SAMPLES = 32  # the huge-budget probe needs only a few samples: it should break all of them
 
 
 def validate_outputs(model: torch.nn.Module, out: object, n: int, num_classes: int) -> torch.Tensor:
@@ -40,17 +49,10 @@ def output_checks(model: RobustModel, x: torch.Tensor, num_classes: int) -> Chec
     """Raise on unusable outputs; return whether they look like probabilities rather than logits."""
     with torch.no_grad():
         out = validate_outputs(model, model(x), len(x), num_classes)
-    if out.dim() != 2 or out.shape != (len(x), num_classes):
-        raise ModelOutputError(
-            f"model {model.name} returns outputs of shape {tuple(out.shape)} for {len(x)} images; expected {len(x)} x {num_classes} logits (one per class of the dataset)"
-        )
-    bad = int((~torch.isfinite(out)).any(1).sum())
-    if bad:
-        raise ModelOutputError(f"model {model.name} returns NaN or infinite outputs for {bad} of {len(x)} images; a broken model has no robust accuracy")
     sums = out.sum(1)
     probability_rows = float((((sums - 1).abs() <= PROBABILITY_TOLERANCE) & (out >= 0).all(1)).float().mean())
-    return CheckResult(
-        "logits-not-probabilities", probability_rows < 0.5, probability_rows, 0.5,
+    return CHECKS.get(PROBABILITIES).result(
+        probability_rows,
         f"model {model.name} outputs probabilities ({100 * probability_rows:.0f}% of rows are non-negative and sum to 1), not logits: "
         "losses on them saturate; their logarithm is attacked",
     )
@@ -64,8 +66,9 @@ def determinism_check(model: RobustModel, x: torch.Tensor) -> CheckResult:
     changed = int((first.argmax(1) != second.argmax(1)).sum())
     drift = float((first - second).abs().amax()) if len(x) else 0.0
     random = changed > 0 or drift > 1e-3 * max(1.0, float(first.abs().amax()))
-    return CheckResult(
-        "deterministic", model.stochastic or not random, float(changed) / max(1, len(x)), 0.0,
+    value = 0.0 if model.stochastic or not random else max(float(changed) / max(1, len(x)), 1e-6)
+    return CHECKS.get(DETERMINISTIC).result(
+        value,
         f"model {model.name} does not declare randomness but {changed}/{len(x)} predictions (logits by up to {drift:.3g}) changed between calls; "
         "it is evaluated as a random model (EOT gradients, no early stopping)",
     )
@@ -78,8 +81,26 @@ def gradient_check(view: AttackedModel, x: torch.Tensor, y: torch.Tensor) -> Che
     flat = grad.flatten(1)
     dead = (~torch.isfinite(flat).all(1)) | (flat.abs().amax(1) == 0)
     share = float(dead.float().mean()) if len(x) else 0.0
-    return CheckResult(
-        "input-gradients", share <= DEAD_GRADIENT_LIMIT, share, DEAD_GRADIENT_LIMIT,
+    return CHECKS.get(INPUT_GRADIENTS).result(
+        share,
         f"the input gradients of {100 * share:.0f}% of samples are zero or not finite: gradient attacks see nothing there "
         "(a non-differentiable input map or saturated outputs); gradient-free and transfer attacks take over",
+    )
+
+
+def large_eps(norm: Norm, dims: int) -> float:
+    """A budget that lets any image become any other: half the pixel range per coordinate."""
+    return {Norm.LINF: 0.5, Norm.L2: 0.5 * dims**0.5, Norm.L1: 0.5 * dims, Norm.L0: float(dims)}[norm]
+
+
+def large_eps_check(view: AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int) -> CheckResult:
+    """PGD-50 at a budget that lets any image become any other, on the first `LARGE_EPS_SAMPLES`
+    samples: a model it cannot break hides its gradients."""
+    big = ThreatModel(norm, large_eps(norm, x[0].numel()))
+    x, y, indices = x[:LARGE_EPS_SAMPLES], y[:LARGE_EPS_SAMPLES], indices[:LARGE_EPS_SAMPLES]
+    accuracy = 0.0
+    if len(x) and norm is not Norm.L0:
+        accuracy = 1.0 - PGD(PGDConfig(steps=50, rel_stepsize=0.1))(view, x, y, big, indices, seed).success.float().mean().item()
+    return CHECKS.get(LARGE_EPS).result(
+        accuracy, f"gradient masking? PGD-50 at the huge budget {big.label()} still leaves {100 * accuracy:.1f}% (should be ~0)"
     )

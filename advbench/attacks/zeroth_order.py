@@ -13,10 +13,10 @@ import torch
 from advbench.attacks.base import Attack
 from advbench.attacks.losses import margin
 from advbench.attacks.registry import register_attack
+from advbench.attacks.wrappers import AttackedModel
 from advbench.core.errors import UsageError, is_positive_finite
 from advbench.core.seeding import derive_seed, sample_uniform
 from advbench.core.threat import ThreatModel
-from advbench.models.wrapper import RobustModel
 
 # Rows per forward pass where one step evaluates many points per sample (ZOO).
 MAX_ROWS = 4096
@@ -37,7 +37,7 @@ class ZOOConfig:
 
 
 def _probe(
-    model: RobustModel, flat: torch.Tensor, coords: torch.Tensor, plus: torch.Tensor, minus: torch.Tensor, y: torch.Tensor, shape: tuple[int, ...]
+    model: AttackedModel, flat: torch.Tensor, coords: torch.Tensor, plus: torch.Tensor, minus: torch.Tensor, y: torch.Tensor, shape: tuple[int, ...]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Margins and predictions at each sample's iterate, then at its k coordinates moved to `plus`,
     then to `minus`: (n, 2k + 1) each. Built and evaluated in chunks of about MAX_ROWS rows."""
@@ -79,7 +79,7 @@ class ZOO(Attack):
         self.config = config
 
     def run(
-        self, model: RobustModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         n, d = len(x), x[0].numel()

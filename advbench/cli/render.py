@@ -24,10 +24,10 @@ from advbench.store.summary import RunSummary
 
 if TYPE_CHECKING:  # the results rendered here; their modules load torch, this one must not
     from advbench.analysis.cost import ModelCost
-    from advbench.engine.certify import CertifySummary
     from advbench.engine.suite import CellResult
     from advbench.report.curves import Curve
     from advbench.report.regression import Comparison
+    from advbench.store import CertifySummary
     from advbench.train.loop import EpochLog
 
 console = Console()

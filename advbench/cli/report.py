@@ -129,7 +129,7 @@ def show_cmd(
     with Store(options.require_db(db)) as store:
         record = store.get_run(run)
         if record.kind == "certify":
-            from advbench.engine.certify import summarize_certificates
+            from advbench.store import summarize_certificates
 
             certified = summarize_certificates(store, record.run_id)
             summary, summary_table = certified.to_dict(), render.certify_table(certified)

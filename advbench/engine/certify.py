@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
 import torch
@@ -19,94 +19,33 @@ from advbench.certification.cohen import (
 from advbench.certification.forward import auto_noise_batch, check_precision_on
 from advbench.certification.sequential import SequentialConfig, certify_sequential
 from advbench.core.device import resolve_device
-from advbench.core.errors import UsageError
 from advbench.core.seeding import derive_seed
 from advbench.data.registry import check_dataset_spec, dataset_labels, load_dataset
 from advbench.data.subset import indices_hash, select_indices
 from advbench.engine.executors import (
+    Executor,
     executor_for,
     portable,
-    require,
     same_checkpoint,
     worker_device,
 )
-from advbench.engine.objects import (
+from advbench.engine.from_objects import (
     Loader,
     TensorSource,
     as_robust_model,
     weights_sha256,
 )
-from advbench.engine.runs import RunLedger, config_key, run_meta
+from advbench.engine.run_key import CertifyRunKey, SequentialLooks
+from advbench.engine.runs import ProgressFn, RunLedger, Tally, run_meta
 from advbench.engine.spec import CertifySpec, Runtime, spec_dict
 from advbench.models.card import load_model
 from advbench.models.wrapper import RobustModel
-from advbench.store import Store
+from advbench.store import CertifySummary, Store, summarize_certificates
 
 DEFAULT_NOISE_BATCH = 1000  # noisy copies per forward pass for plans from objects unless given
-RAY_CERTIFY_SHARD = 8  # images per Ray shard (each is n0 + n forward passes per sigma)
+
 LOOKS = SequentialConfig()  # the look schedule's defaults, recorded in the key of sequential runs
 SEQUENTIAL_SHARD = 64  # images certified together by --sequential (their open ones share forward passes)
-
-
-@dataclass
-class CertifySummary:
-    run_id: str
-    model: str
-    dataset: str
-    n: int
-    sigmas: list[float]
-    # sigma -> {"radii": [...], "certified_accuracy": [...], "abstain": share, "predict_accuracy": share}
-    curves: dict[str, dict[str, Any]] = field(default_factory=dict)
-    forward_passes_per_second: float = 0.0
-    forward_passes: int = 0
-    wall_seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-RADII = [round(0.05 * i, 2) for i in range(0, 41)]  # 0 .. 2.0, the grid of the KAP paper's Fig. 6
-
-
-def certified_accuracy(rows: list[dict[str, Any]], radius: float) -> float:
-    """Share of samples certified correct at L2 radius >= `radius` (Cohen et al.'s approximate certified accuracy)."""
-    if not rows:
-        return 0.0
-    return sum(1 for r in rows if r["prediction"] == r["label"] and r["radius"] >= radius) / len(rows)
-
-
-def summarize_certificates(store: Store, run_id: str) -> CertifySummary:
-    run = store.get_run(run_id)
-    rows = store.certificate_rows(run.run_id)
-    sigmas = [float(s) for s in run.config["sigmas"]]
-    curves = {}
-    for sigma in sigmas:
-        mine = [r for r in rows if r["sigma"] == sigma]
-        curves[f"{sigma:g}"] = {
-            "radii": RADII,
-            "certified_accuracy": [certified_accuracy(mine, r) for r in RADII],
-            "abstain": sum(1 for r in mine if r["prediction"] < 0) / max(1, len(mine)),
-            "predict_accuracy": sum(1 for r in mine if r["predict"] == r["label"]) / max(1, len(mine)),
-            "median_radius_correct": _median([r["radius"] for r in mine if r["prediction"] == r["label"]]),
-            # Forward passes (n0 + estimation draws) per image: all alike for CERTIFY, spread out by --sequential.
-            "passes_per_image": _spread([r["forward_passes"] for r in mine]),
-        }
-    passes = sum(r["forward_passes"] for r in rows)
-    seconds = sum(r["seconds"] for r in rows)
-    n = len({r["sample_idx"] for r in rows})
-    return CertifySummary(run.run_id, run.model, run.dataset, n, sigmas, curves, passes / seconds if seconds else 0.0, passes, run.wall_seconds)
-
-
-def _spread(values: list[int]) -> dict[str, float]:
-    if not values:
-        return {"min": 0, "median": 0, "mean": 0.0, "max": 0}
-    ordered = sorted(values)
-    return {"min": ordered[0], "median": ordered[len(ordered) // 2], "mean": sum(ordered) / len(ordered), "max": ordered[-1]}
-
-
-def _median(values: list[float]) -> float | None:
-    values = sorted(values)
-    return values[len(values) // 2] if values else None
 
 
 def certificate_row(model: RobustModel, image: torch.Tensor, label: int, index: int, setting: CertifyConfig, spec: CertifySpec) -> dict[str, Any]:
@@ -130,7 +69,7 @@ def sequential_rows(model: RobustModel, images: torch.Tensor, labels: list[int],
     return [{**asdict(cert), "sigma": setting.sigma, "forward_passes": p, "seconds": seconds * p / passes} for cert, p in results]
 
 
-@dataclass
+@dataclass(frozen=True)
 class CertifyPlan:
     """A resolved certification: the base model, the images, one Cohen setting per sigma.
 
@@ -145,21 +84,22 @@ class CertifyPlan:
     settings: list[CertifyConfig]
     load: Loader
     device: torch.device
-    named: bool = True  # the model and data have names a Ray worker can load again
+    rebuild: Callable[[], "CertifyPlan"] | None = None  # the same plan on a Ray worker (named models only)
+
+    def run_key(self) -> CertifyRunKey:
+        """The run's identity. Its field names predate `--n` meaning images everywhere: "n" is
+        Cohen's noise draws, so runs stored before the rename keep their identity and resume."""
+        s = self.spec
+        return CertifyRunKey(
+            model=s.model, checkpoint_sha256=self.sha256, dataset=s.dataset, split=s.split, indices_hash=indices_hash(self.indices),
+            sigmas=tuple(c.sigma for c in self.settings), n0=s.n0, n=s.noise_draws, alpha=s.alpha, seed=s.seed,
+            adaptive_radius=s.adaptive_radius,
+            sequential=SequentialLooks(s.radii, s.resolution, LOOKS.first_look, LOOKS.growth) if s.sequential else None,
+            precision=s.precision,
+        )
 
     def payload(self) -> dict[str, Any]:
-        s = self.spec
-        # The key's field names predate `--n` meaning images everywhere: "n" is Cohen's noise
-        # draws, so runs stored before the rename keep their identity and resume.
-        return {
-            "kind": "certify", "model": s.model, "checkpoint_sha256": self.sha256, "dataset": s.dataset, "split": s.split,
-            "indices_hash": indices_hash(self.indices), "sigmas": [c.sigma for c in self.settings], "n0": s.n0, "n": s.noise_draws,
-            "alpha": s.alpha, "seed": s.seed, "adaptive_radius": s.adaptive_radius,
-            # Fields of later options appear only when set, so runs stored before them keep their key.
-            **({"sequential": {"radii": list(s.radii), "resolution": s.resolution, "first_look": LOOKS.first_look, "growth": LOOKS.growth}}
-               if s.sequential else {}),
-            **({"precision": s.precision} if s.precision != "fp32" else {}),
-        }
+        return self.run_key().payload()
 
     @classmethod
     def from_objects(
@@ -180,7 +120,7 @@ class CertifyPlan:
                            dataset=source.dataset, split="-", n=len(source.indices), seed=seed, adaptive_radius=adaptive_radius,
                            sequential=sequential, radii=tuple(radii), resolution=resolution, precision=precision)
         settings = [CertifyConfig(s, spec.n0, spec.noise_draws, spec.alpha, batch_size, spec.precision) for s in spec.sigmas]
-        return cls(spec, wrapped, weights_sha256(wrapped), source.indices, settings, source.loader(), dev, named=False)
+        return cls(spec, wrapped, weights_sha256(wrapped), source.indices, settings, source.loader(), dev)
 
 
 def resolve_certify(spec: CertifySpec, runtime: Runtime, device: torch.device | None = None) -> CertifyPlan:
@@ -201,7 +141,7 @@ def resolve_certify(spec: CertifySpec, runtime: Runtime, device: torch.device | 
         data = load_dataset(spec.dataset, spec.split, data_dir, idx)
         return data.images, data.labels
 
-    return CertifyPlan(spec, model, card.sha256, indices, settings, load, dev)
+    return CertifyPlan(spec, model, card.sha256, indices, settings, load, dev, functools.partial(worker_certify_plan, spec, portable(runtime), card.sha256))
 
 
 def certify_shard(plan: CertifyPlan, work: list[tuple[int, list[float]]]) -> list[dict[str, Any]]:
@@ -224,33 +164,35 @@ def certify_shard(plan: CertifyPlan, work: list[tuple[int, list[float]]]) -> lis
 
 
 def worker_certify_plan(spec: CertifySpec, runtime: Runtime, sha256: str) -> CertifyPlan:
+    """The plan a Ray worker builds once: on its own device, the driver's checkpoint or an error."""
     plan = resolve_certify(spec, runtime, worker_device(runtime.device))
     same_checkpoint(plan.sha256, sha256, spec.model)
     return plan
 
 
-def run_certify(spec: CertifySpec, runtime: Runtime = Runtime(), progress: Callable[[int, int], None] | None = None) -> CertifySummary:
+def run_certify(spec: CertifySpec, runtime: Runtime = Runtime(), progress: ProgressFn | None = None) -> CertifySummary:
     """Certify every selected sample at every sigma; resumable per sample. With `runtime.ray`,
     samples are certified by Ray workers and this process only validates, bookkeeps and writes."""
-    if runtime.ray is not None:
-        require(runtime.ray, runtime.device)
-        plan = resolve_certify(spec, runtime, torch.device("cpu"))
-    else:
-        plan = resolve_certify(spec, runtime)
-    return certify_plan(plan, runtime, progress)
+    with executor_for(runtime) as executor:
+        return _certify(resolve_certify(spec, runtime, executor.driver_device), runtime, executor, progress)
 
 
-def certify_plan(plan: CertifyPlan, runtime: Runtime = Runtime(), progress: Callable[[int, int], None] | None = None) -> CertifySummary:
+def certify_plan(plan: CertifyPlan, runtime: Runtime = Runtime(), progress: ProgressFn | None = None) -> CertifySummary:
     """Run `plan` (from names or from objects): each certificate committed as it finishes, an
     identical unfinished run resumed, a finished one returned as stored."""
-    if runtime.ray is not None and not plan.named:
-        raise UsageError("--ray shards runs of named models; a plan built from objects runs locally")
+    with executor_for(runtime) as executor:
+        return _certify(plan, runtime, executor, progress)
+
+
+def _certify(plan: CertifyPlan, runtime: Runtime, executor: Executor, progress: ProgressFn | None) -> CertifySummary:
+    executor.accepts(plan)
     spec = plan.spec
     payload = plan.payload()
-    device_label = "ray" if runtime.ray is not None else str(plan.device)
+    device_label = executor.label(plan)
     meta = run_meta(spec.model, spec.dataset, len(plan.indices), spec.seed, payload["indices_hash"], plan.sha256, device_label)
     with Store(runtime.db) as store:
-        ledger = RunLedger.open(store, config_key(payload), "certify", runtime.fresh, device_label, meta, {**payload, "certify_config": spec_dict(spec)})
+        ledger = RunLedger.open(store, plan.run_key().key(), "certify", runtime.fresh, device_label, meta,
+                                {**payload, "run_key": payload, "certify_config": spec_dict(spec)})
         if ledger.finished:
             return summarize_certificates(store, ledger.run_id)
         done = ledger.done_certificates()
@@ -258,24 +200,16 @@ def certify_plan(plan: CertifyPlan, runtime: Runtime = Runtime(), progress: Call
         work = [(index, [s for s in sigmas if (index, s) not in done]) for index in plan.indices.tolist()]
         work = [w for w in work if w[1]]
         # One image's certificate can be minutes of GPU work: locally each is committed alone.
-        per_shard = SEQUENTIAL_SHARD if spec.sequential else 1 if runtime.ray is None else RAY_CERTIFY_SHARD
+        per_shard = SEQUENTIAL_SHARD if spec.sequential else executor.certify_shard
         shards = [work[s : s + per_shard] for s in range(0, len(work), per_shard)]
-        total, finished = len(plan.indices) * len(sigmas), len(done)
-        if progress:
-            progress(finished, total)
+        tally = Tally(len(plan.indices) * len(sigmas), len(done), progress)
 
         def commit(rows: list[dict[str, Any]]) -> None:
-            nonlocal finished
             ledger.commit_certificates(rows)
-            finished += len(rows)
-            if progress:
-                progress(finished, total)
+            tally.add(len(rows))
 
         ledger.restart_clock()
-        executor = executor_for(runtime, plan, functools.partial(worker_certify_plan, spec, portable(runtime), plan.sha256))
-        executor.map(certify_shard, shards, commit)
-        if hasattr(executor, "close"):
-            executor.close()
+        executor.map(certify_shard, plan, shards, commit)
         summary = summarize_certificates(store, ledger.run_id)
         ledger.finish(summary.to_dict(), [])
     return summary

@@ -8,9 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from advbench.engine.evaluate import run_eval
+from advbench.engine.runs import ProgressFn
 from advbench.engine.spec import EvalSpec, Runtime
-
-ProgressFn = Callable[[int, int], None]
 
 
 def evaluate_curves(

@@ -1,4 +1,9 @@
-"""`advbench eval` as a library function: spec + runtime -> plan -> executor -> ledger -> summary.
+"""`advbench eval` as a library function, top to bottom:
+
+spec -> plan (`resolve`) -> ledger (find, resume or create the run) -> the checked shard
+(`adaptive.check_shard`: probes, stages, findings, remedies, verdict; committed with the
+escalation it chose) -> the other shards on the escalated plan (an executor, local or Ray) ->
+summary from the stored rows.
 
 `run_eval(spec, runtime)` evaluates a model by name; `evaluate_plan(plan, runtime)` takes any plan,
 including `EvalPlan.from_objects(model, x, y)` for a model object and tensors. Every batch is
@@ -7,31 +12,20 @@ committed as it finishes, and the same call resumes an interrupted run.
 
 from __future__ import annotations
 
-import functools
-import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from advbench.attacks.checks import CheckResult
-from advbench.attacks.ensemble import robust_ensemble
-from advbench.attacks.model_checks import validate_outputs
-from advbench.core.errors import UsageError
-from advbench.engine.adaptive import CheckOutcome, Escalation, apply, run_checks
-from advbench.engine.executors import (
-    executor_for,
-    portable,
-    require,
-    same_checkpoint,
-    worker_device,
-)
+from advbench.attacks.checks import CheckResult, Escalation
+from advbench.engine.adaptive import CheckedShard, check_shard, clean_judgement, run_stages
+from advbench.engine.executors import Executor, executor_for
 from advbench.engine.plan import EvalPlan, resolve
-from advbench.engine.runs import RunLedger, run_meta
+from advbench.engine.rows import Rows, batch_rows
+from advbench.engine.runs import ProgressFn, RunLedger, Tally, run_meta
 from advbench.engine.spec import EvalSpec, Runtime, spec_dict
 from advbench.store import RunSummary, Store, summarize
 
-ProgressFn = Callable[[int, int], None]
 DEFAULT_BATCH = 256
 
 
@@ -52,149 +46,97 @@ class EvalOutcome:
 
 
 # jobs (run by an executor on a plan) ----------------------------------------------------------
-def evaluate_shard(plan: EvalPlan, indices: list[int]) -> tuple[list[tuple[int, int, int]], list[dict[str, Any]]]:
-    """One batch: clean predictions, then per eps each attack on the samples no earlier attack broke."""
+def checks_job(plan: EvalPlan, indices: list[int]) -> CheckedShard:
+    """The checked shard (`adaptive.check_shard`) on the worker's plan."""
+    return check_shard(plan, indices)[0]
+
+
+def evaluate_shard(plan: EvalPlan, work: tuple[list[int], dict[str, Any] | None]) -> Rows:
+    """One batch on the plan escalated as the run's checks decided: clean predictions, then per
+    eps each attack on the samples no earlier attack broke."""
+    indices, findings = work
+    plan = plan.escalated(Escalation.from_dict(findings))
     idx = torch.tensor(indices, dtype=torch.int64)
     x, y = plan.batch(idx)
     plan.reseed("batch")
-    with torch.no_grad():  # every batch's outputs are checked: a NaN model is an error, never an accuracy
-        clean_pred = validate_outputs(plan.model, plan.model(x), len(x), plan.num_classes).argmax(1)
-    correct = clean_pred == y
-    outcomes = robust_ensemble([(a.label, a.attack, a.view) for a in plan.attacks], x, y, plan.threats, idx.to(x.device), plan.seed, correct)
-    return batch_rows(indices, y.tolist(), clean_pred.tolist(), correct.tolist(), outcomes)
-
-
-def batch_rows(
-    indices: list[int], labels: list[int], clean: list[int], correct: list[bool], outcomes: list[Any]
-) -> tuple[list[tuple[int, int, int]], list[dict[str, Any]]]:
-    """The store's rows for one batch: a clean row per sample, a row per (sample, attack, eps)."""
-    rows: list[dict[str, Any]] = []
-    for outcome in outcomes:
-        for attempt in outcome.attempts:
-            seen: dict[int, tuple[int, bool, float, int, float | None]] = {}
-            result = attempt.result
-            if result is not None:
-                min_dist = result.min_distance.tolist() if result.min_distance is not None else [None] * len(attempt.target)
-                for pos, pred, ok, dist, steps, md in zip(
-                    attempt.target.tolist(), result.adv_pred.tolist(), result.success.tolist(), result.distance.tolist(), result.steps.tolist(), min_dist
-                ):
-                    seen[pos] = (pred, ok, dist, steps, md if md is None or md != float("inf") else None)
-            for pos, sample in enumerate(indices):
-                base = {"sample_idx": sample, "attack": attempt.label, "eps": outcome.threat.eps, "label": labels[pos], "clean_pred": clean[pos]}
-                if pos in seen:
-                    pred, ok, dist, steps, md = seen[pos]
-                    rows.append({**base, "status": "attacked", "adv_pred": pred, "success": int(ok), "distance": dist, "steps": steps,
-                                 "seconds": attempt.seconds_per_sample, "min_distance": md})
-                elif not correct[pos]:
-                    rows.append({**base, "status": "misclassified", "adv_pred": clean[pos], "success": 1, "distance": 0.0, "steps": 0, "seconds": 0.0})
-                else:
-                    rows.append({**base, "status": "skipped", "adv_pred": None, "success": None, "distance": None, "steps": None, "seconds": None})
-    return list(zip(indices, labels, clean)), rows
-
-
-def checks_job(plan: EvalPlan, indices: list[int]) -> CheckOutcome:
-    """The checks on `indices`; the plan they ran on is adapted to what they found."""
-    return run_checks(plan, indices)
-
-
-def worker_plan(spec: EvalSpec, runtime: Runtime, sha256: str, escalation: dict[str, Any] | None = None) -> EvalPlan:
-    """The plan a Ray worker builds once: on its own device, the driver's checkpoint or an error,
-    adapted as the run's checks decided."""
-    plan = resolve(spec, runtime, worker_device(runtime.device))
-    same_checkpoint(plan.sha256, sha256, spec.model)
-    apply(plan, Escalation.from_dict(escalation))
-    return plan
+    clean = clean_judgement(plan, x)
+    correct = clean == y
+    return batch_rows(indices, y.tolist(), clean.tolist(), correct.tolist(), run_stages(plan, x, y, idx, correct))
 
 
 # the run ----------------------------------------------------------------------------------------
 def run_eval(spec: EvalSpec, runtime: Runtime = Runtime(), progress: ProgressFn | None = None) -> EvalOutcome:
     """Evaluate the model `spec` names; with `runtime.ray` the batches run on Ray workers and this
     process only validates, bookkeeps and writes."""
-    if runtime.ray is not None:
-        require(runtime.ray, runtime.device)
-        plan = resolve(spec, runtime, torch.device("cpu"))  # the driver only validates; workers attack on their own devices
-    else:
-        plan = resolve(spec, runtime)
-    return evaluate_plan(plan, runtime, progress)
+    with executor_for(runtime) as executor:
+        return _evaluate(resolve(spec, runtime, device=executor.driver_device), runtime, executor, progress)
 
 
 def evaluate_plan(plan: EvalPlan, runtime: Runtime = Runtime(), progress: ProgressFn | None = None) -> EvalOutcome:
-    """Run `plan`: checks on a subset that adapt the evaluation to what they find, then the
-    still-robust ensemble batch by batch, each batch committed to the store as it finishes; an
-    identical unfinished run is resumed with the adaptation stored at its start."""
-    if runtime.ray is not None and plan.spec is None:
-        raise UsageError("--ray shards runs of named models; a plan built from objects runs locally")
-    device_label = "ray" if runtime.ray is not None else str(plan.device)
-    key = plan.key  # the identity of what was asked; what the checks change is stored with the run
+    """Run `plan`: the checked shard first (its findings escalate the plan), then the rest batch
+    by batch, each committed to the store as it finishes; an identical unfinished run is resumed
+    with the escalation it stored."""
+    with executor_for(runtime) as executor:
+        return _evaluate(plan, runtime, executor, progress)
+
+
+def run_config(plan: EvalPlan) -> dict[str, Any]:
+    """What a new run stores: its identity, and what reports read (not part of the key)."""
+    return {
+        **plan.payload(), "run_key": plan.payload(), "attack_names": plan.labels, "probe_names": [], "adaptations": plan.adaptations,
+        "eval_config": spec_dict(plan.spec) if plan.spec else {}, "paper": plan.paper(), "architecture": type(plan.model.net).__name__,
+        "escalation": None, "verdict": None, "check_results": [], "check_numbers": None, "rechecks": [], "checks_seconds": 0.0,
+        "checked": not plan.checks,
+    }
+
+
+def checked_config(shard: CheckedShard, plan: EvalPlan) -> dict[str, Any]:
+    """What the checked shard decided, stored with its rows in one transaction."""
+    return {
+        "attack_names": plan.labels, "probe_names": shard.probe_names, "adaptations": plan.adaptations,
+        "escalation": shard.escalation.to_dict(), "verdict": shard.verdict, "check_results": [c.to_dict() for c in shard.results],
+        "check_numbers": shard.numbers, "rechecks": [c.to_dict() for c in shard.rechecks], "checks_seconds": shard.seconds, "checked": True,
+    }
+
+
+def _evaluate(plan: EvalPlan, runtime: Runtime, executor: Executor, progress: ProgressFn | None) -> EvalOutcome:
+    executor.accepts(plan)
+    device_label = executor.label(plan)
     meta = run_meta(plan.name, plan.dataset, len(plan.indices), plan.seed, plan.indices_hash, plan.sha256, device_label)
-    build = functools.partial(worker_plan, plan.spec, portable(runtime), plan.sha256) if plan.spec is not None else None
-    checked: list[CheckOutcome] = []
-
-    def new_run_config() -> dict[str, Any]:
-        started = time.perf_counter()
-        if plan.checks:
-            # Locally the checks adapt `plan` itself; a Ray worker adapts its own, so apply here too.
-            checker = executor_for(runtime, plan, build)  # type: ignore[arg-type]
-            try:
-                checker.map(checks_job, [plan.indices[: plan.check_n].tolist()], checked.append)
-            finally:
-                if hasattr(checker, "close"):
-                    checker.close()
-            if runtime.ray is not None:
-                apply(plan, checked[0].escalation)
-        outcome = checked[0] if checked else None
-        probes = list(outcome.report.probes) if outcome else []
-        return {
-            **plan.payload(), "attack_names": [a.label for a in plan.attacks], "probe_names": probes, "adaptations": plan.adaptations,
-            "eval_config": spec_dict(plan.spec) if plan.spec else {}, "paper": plan.paper(),
-            "architecture": type(plan.model.net).__name__, **plan.extra_config,  # for reports; not part of the key
-            "escalation": outcome.escalation.to_dict() if outcome else None, "verdict": outcome.verdict if outcome else None,
-            "check_results": [c.to_dict() for c in outcome.results] if outcome else [],
-            "check_numbers": outcome.report.numbers if outcome else None,
-            "rechecks": [c.to_dict() for c in outcome.rechecks] if outcome else [],
-            # The checks are part of the evaluation's cost: counted in the run's wall time too.
-            "checks_seconds": time.perf_counter() - started if outcome else 0.0,
-        }
-
     with Store(runtime.db) as store:
-        ledger = RunLedger.open(store, key, "eval", runtime.fresh, device_label, meta, new_run_config)
+        ledger = RunLedger.open(store, plan.key, "eval", runtime.fresh, device_label, meta, lambda: run_config(plan))
         config = ledger.config()
-        stored_checks = [CheckResult(**c) for c in config.get("check_results") or []]
         if ledger.finished:
-            record = store.get_run(ledger.run_id)
-            return EvalOutcome(summarize(store, ledger.run_id), True, True, record.warnings, config["adaptations"], stored_checks,
-                               config.get("verdict"), config.get("escalation"))
-        escalation = Escalation.from_dict(config.get("escalation"))
-        if checked:
-            ledger.store.write_batch(ledger.run_id, [], checked[0].probe_rows(max(t.eps for t in plan.threats)))
-            ledger.store.add_wall_time(ledger.run_id, config["checks_seconds"])
-        elif ledger.resumed:
-            apply(plan, escalation)  # the adaptation decided when the run started
-        if build is not None:
-            build = functools.partial(build, escalation=escalation.to_dict())
+            return _stored_outcome(store, ledger.run_id, config, True, True)
+        tally = Tally(len(plan.indices), len(ledger.done_samples()), progress)
+
+        def commit(rows: Rows, update: dict[str, Any] | None = None) -> None:
+            ledger.commit_batch(*rows, config=update)
+            tally.add(len(rows[0]))
+
+        ledger.restart_clock()
+        if config.get("checked", True):  # runs stored before the checked shard existed ran their checks first
+            plan = plan.escalated(Escalation.from_dict(config.get("escalation")))
+        else:
+            checked: list[CheckedShard] = []
+            executor.map(checks_job, plan, [plan.indices[: plan.check_n].tolist()], checked.append)
+            plan = plan.escalated(checked[0].escalation)
+            commit(checked[0].rows, checked_config(checked[0], plan))
+        findings = plan.escalation.to_dict()
         done = ledger.done_samples()
         todo = plan.indices[~torch.isin(plan.indices, torch.tensor(sorted(done), dtype=torch.int64))]
         batch = runtime.batch(DEFAULT_BATCH)
-        shards = [todo[s : s + batch].tolist() for s in range(0, len(todo), batch)]
-        finished = len(done)
-        if progress:
-            progress(finished, len(plan.indices))
-
-        def commit(result: tuple[list[tuple[int, int, int]], list[dict[str, Any]]]) -> None:
-            nonlocal finished
-            ledger.commit_batch(*result)
-            finished += len(result[0])
-            if progress:
-                progress(finished, len(plan.indices))
-
-        ledger.restart_clock()
-        executor = executor_for(runtime, plan, build)  # type: ignore[arg-type]
-        executor.map(evaluate_shard, shards, commit)
-        if hasattr(executor, "close"):
-            executor.close()
+        executor.map(evaluate_shard, plan, [(todo[s : s + batch].tolist(), findings) for s in range(0, len(todo), batch)], commit)
+        config = ledger.config()
         summary = summarize(store, ledger.run_id)
+        stored_checks = [CheckResult(**c) for c in config.get("check_results") or []]
         warnings = [c.why for c in stored_checks if not c.passed]
-        rechecks = config.get("rechecks") or []
-        ledger.finish({**summary.to_dict(), "checks": config.get("check_numbers"),
-                       "check_results": [c.to_dict() for c in stored_checks], "rechecks": rechecks, "verdict": config.get("verdict")}, warnings)
-    return EvalOutcome(summary, ledger.resumed, False, warnings, config["adaptations"], stored_checks, config.get("verdict"), config.get("escalation"))
+        ledger.finish({**summary.to_dict(), "checks": config.get("check_numbers"), "check_results": [c.to_dict() for c in stored_checks],
+                       "rechecks": config.get("rechecks") or [], "verdict": config.get("verdict")}, warnings)
+        return _stored_outcome(store, ledger.run_id, config, ledger.resumed, False)
+
+
+def _stored_outcome(store: Store, run_id: str, config: dict[str, Any], resumed: bool, already: bool) -> EvalOutcome:
+    checks = [CheckResult(**c) for c in config.get("check_results") or []]
+    return EvalOutcome(summarize(store, run_id), resumed, already, store.get_run(run_id).warnings, config["adaptations"], checks,
+                       config.get("verdict"), config.get("escalation"))

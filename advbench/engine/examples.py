@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
+from advbench.attacks.checks import Escalation
 from advbench.attacks.ensemble import robust_ensemble
 from advbench.core.errors import CheckpointError, UsageError
 from advbench.core.threat import ThreatModel
-from advbench.engine.adaptive import Escalation, apply
 from advbench.engine.plan import EvalPlan, resolve
 from advbench.engine.spec import EvalSpec, Runtime
 from advbench.store import Store
@@ -40,13 +40,12 @@ def plan_of_run(record: RunRecord, runtime: Runtime) -> EvalPlan:
         spec = EvalSpec(**{k: v for k, v in stored.items() if k in known})
     except TypeError:
         raise UsageError(f"run {record.run_id} was stored by another advbench version; its attacks cannot be run again") from None
-    plan = resolve(spec, runtime)
+    plan = resolve(spec, runtime, Escalation.from_dict(record.config.get("escalation")))
     if plan.sha256 != record.checkpoint_sha256:
         raise CheckpointError(
             f"run {record.run_id}: the checkpoint of {record.model!r} is now sha256 {plan.sha256[:12]}, the run used {record.checkpoint_sha256[:12]}; "
             "give the --zoo it was evaluated with"
         )
-    apply(plan, Escalation.from_dict(record.config.get("escalation")))
     return plan
 
 

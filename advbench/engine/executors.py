@@ -1,7 +1,8 @@
 """Executors: run a job over shards of work and hand each result back as it finishes.
 
-One interface, `map(job, shards, on_result)`, where `job(plan, shard)` is a module-level
-function. `LocalExecutor` runs the shards in this process on the plan it holds. `RayExecutor`
+One protocol, `Executor`: `map(job, plan, shards, on_result)`, where `job(plan, shard)` is a
+module-level function, and `close()`. `LocalExecutor` runs the shards in this process on the
+driver's plan. `RayExecutor`
 shards over Ray (processes, GPUs, machines): each worker is a Ray actor that resolves the plan
 once (the model loaded and its checkpoint hash-checked once per worker, not per batch), then
 runs shard after shard; Ray schedules, places and retries (a dead worker is restarted and its
@@ -16,7 +17,8 @@ import os
 import socket
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from types import TracebackType
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 
@@ -25,17 +27,50 @@ from advbench.core.errors import AdvbenchError, CheckpointError, UsageError
 from advbench.engine.spec import Runtime
 
 Job = Callable[[Any, Any], Any]  # (plan, shard) -> result
+OBJECTS_RUN_LOCALLY = "--ray shards runs of named models; a plan built from objects runs locally"
+
+
+class Executor(Protocol):
+    """Runs `job` on `plan` over shards; each result goes to `on_result` as it arrives."""
+
+    driver_device: torch.device | None  # where the driver's plan is resolved (None: the runtime's device)
+    certify_shard: int  # images per certification shard: each is minutes of work, so locally one commit each
+
+    def accepts(self, plan: Any) -> None:
+        """Raise a `UsageError` for a plan this executor cannot run (before any run is stored)."""
+
+    def label(self, plan: Any) -> str:
+        """The device a run is recorded as running on."""
+
+    def map(self, job: Job, plan: Any, shards: Sequence[Any], on_result: Callable[[Any], None]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class LocalExecutor:
-    """Shards in order, in this process."""
+    """Shards in order, in this process, on the driver's plan."""
 
-    def __init__(self, plan: Any) -> None:
-        self.plan = plan
+    driver_device: torch.device | None = None
+    certify_shard = 1
 
-    def map(self, job: Job, shards: Sequence[Any], on_result: Callable[[Any], None]) -> None:
+    def accepts(self, plan: Any) -> None:
+        return None
+
+    def label(self, plan: Any) -> str:
+        return str(plan.device)
+
+    def map(self, job: Job, plan: Any, shards: Sequence[Any], on_result: Callable[[Any], None]) -> None:
         for shard in shards:
-            on_result(job(self.plan, shard))
+            on_result(job(plan, shard))
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self) -> "LocalExecutor":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
 
 
 RAY_MISSING = "Ray is not installed: pip install 'advbench[ray]'"
@@ -159,12 +194,29 @@ class _PlanWorker:
 
 
 class RayExecutor:
-    """Shards over Ray actors, each keeping the plan `build()` makes (called once per worker)."""
+    """Shards over Ray actors, each keeping the plan its `plan.rebuild()` makes (once per worker).
+    The driver only validates, so its plan stays on the CPU."""
 
-    def __init__(self, address: str, device: str, build: Callable[[], Any], workers: int | None = None) -> None:
+    def __init__(self, address: str, device: str, workers: int | None = None) -> None:
         require(address, device)
-        self.device, self.build, self.workers = device, build, workers
+        self.device, self.workers = device, workers
+        self.driver_device: torch.device | None = torch.device("cpu")
+        self.certify_shard = 8  # images per task: fewer round trips
         self.actors: list[Any] = []
+        self.build: Callable[[], Any] | None = None
+
+    def accepts(self, plan: Any) -> None:
+        if getattr(plan, "rebuild", None) is None:
+            raise UsageError(OBJECTS_RUN_LOCALLY)
+
+    def label(self, plan: Any) -> str:
+        return "ray"
+
+    def __enter__(self) -> "RayExecutor":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
 
     def _pool(self, wanted: int) -> list[Any]:
         ray = _ray()
@@ -178,9 +230,13 @@ class RayExecutor:
             self.actors.append(actor.remote(self.build))
         return self.actors[:size]
 
-    def map(self, job: Job, shards: Sequence[Any], on_result: Callable[[Any], None]) -> None:
+    def map(self, job: Job, plan: Any, shards: Sequence[Any], on_result: Callable[[Any], None]) -> None:
         if not shards:
             return
+        self.accepts(plan)
+        if self.build is not plan.rebuild:  # workers keep one plan; another plan needs new workers
+            self.close()
+            self.build = plan.rebuild
         ray = _ray()
         actors = self._pool(len(shards))
         todo = list(shards)
@@ -215,6 +271,6 @@ class RayExecutor:
         self.actors = []
 
 
-def executor_for(runtime: Runtime, plan: Any, build: Callable[[], Any]) -> LocalExecutor | RayExecutor:
-    """Local unless the runtime names a Ray address."""
-    return LocalExecutor(plan) if runtime.ray is None else RayExecutor(runtime.ray, runtime.device, build)
+def executor_for(runtime: Runtime) -> LocalExecutor | RayExecutor:
+    """Local unless the runtime names a Ray address (the one place that asks)."""
+    return LocalExecutor() if runtime.ray is None else RayExecutor(runtime.ray, runtime.device)

@@ -13,7 +13,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -22,13 +22,13 @@ from advbench.attacks.base import Attack
 from advbench.attacks.checks import CheckResult
 from advbench.core.errors import UsageError
 from advbench.core.threat import ThreatModel, parse_threat
-from advbench.engine.certify import CertifyPlan, CertifySummary, certify_plan
+from advbench.engine.certify import DEFAULT_NOISE_BATCH, CertifyPlan, certify_plan
 from advbench.engine.evaluate import evaluate_plan
 from advbench.engine.plan import EvalPlan
+from advbench.engine.runs import ProgressFn
 from advbench.engine.spec import Runtime
-from advbench.store import RunSummary, Store
+from advbench.store import CertifySummary, RunSummary, Store
 
-ProgressFn = Callable[[int, int], None]
 Threats = str | ThreatModel | Sequence[str | ThreatModel]
 Attacks = str | Attack | Sequence[str | Attack]
 
@@ -174,7 +174,7 @@ def certify(
     plan = CertifyPlan.from_objects(model, x, y, sigmas=sigmas, n0=n0, noise_draws=noise_draws, alpha=alpha, seed=seed,
                                     adaptive_radius=adaptive_radius, name=name, num_classes=num_classes, mean=mean, std=std, device=device,
                                     sequential=sequential, radii=radii, resolution=resolution, precision=precision,
-                                    **({"batch_size": batch_size} if batch_size else {}))
+                                    batch_size=batch_size or DEFAULT_NOISE_BATCH)
     with _database(db) as path:
         summary = certify_plan(plan, Runtime(db=path), progress)
         with Store(path) as store:

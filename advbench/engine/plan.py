@@ -1,16 +1,18 @@
 """Resolve a spec into a plan: the model with its card, the samples, the threats, the attacks and
 the model as each attack sees it. Everything a batch of work needs, so workers keep one plan.
 
-`resolve(spec, runtime)` builds a plan from names (the CLI's path); `EvalPlan.from_objects`
-builds one from a model object and tensors a library user already holds (RobustBench's
-`benchmark()` style). Either way the plan carries the run's identity (`key`), computed from the
-spec, the checkpoint's hash, the subset's hash and what adaptive evaluation chose.
+A plan is a value (frozen): `resolve(spec, runtime, findings)` builds one from names (the CLI's
+path), `EvalPlan.from_objects` from a model object and tensors a library user already holds
+(RobustBench's `benchmark()` style), and an escalation the checks call for gives a new plan
+(`plan.escalated(findings)`), never an edit. The plan carries the run's identity (`key`),
+computed from the spec, the checkpoint's hash, the subset's hash and the attacks as asked.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
@@ -18,29 +20,31 @@ from torch import nn
 
 from advbench.attacks import build_attack
 from advbench.attacks.base import Attack
+from advbench.attacks.checks import Escalation
 from advbench.attacks.model_checks import validate_outputs
 from advbench.attacks.registry import attack_identity
 from advbench.attacks.transfer import Transfer
-from advbench.attacks.wrappers import AttackedModel, TransferModel, view_for
+from advbench.attacks.wrappers import EOT_DRAWS_RANDOM_MODEL, AttackedModel, TransferModel, view_for
 from advbench.core.device import resolve_device
 from advbench.core.errors import UsageError
 from advbench.core.seeding import derive_seed
 from advbench.core.threat import ThreatModel, parse_norm
 from advbench.data.registry import check_dataset_spec, dataset_labels, load_dataset
 from advbench.data.subset import indices_hash, select_indices
-from advbench.engine.objects import (
+from advbench.engine.executors import portable, same_checkpoint, worker_device
+from advbench.engine.from_objects import (
     Loader,
     TensorSource,
     as_robust_model,
     weights_sha256,
 )
-from advbench.engine.runs import config_key
+from advbench.engine.run_key import Adaptation, AttackKey, EvalRunKey, JsonMap
 from advbench.engine.spec import EvalSpec, Runtime
 from advbench.models.card import ModelCard, load_model
 from advbench.models.wrapper import RobustModel
 
 
-@dataclass
+@dataclass(frozen=True)
 class PlannedAttack:
     label: str
     attack: Attack
@@ -48,10 +52,11 @@ class PlannedAttack:
     view: AttackedModel  # the model as this attack sees it (EOT draws, BPDA, transfer surrogate)
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvalPlan:
-    """A resolved evaluation. `adaptations` (per attack: EOT draws, BPDA, ...) is what adaptive
-    evaluation chose for this model; it is stored with the run and is part of its key."""
+    """A resolved evaluation, immutable. `attacks` run in order on what earlier ones left;
+    `asked` are the attacks as the spec asked for them (the run's identity), `escalation` what
+    the checks changed since (`escalated`)."""
 
     name: str
     model: RobustModel
@@ -59,8 +64,8 @@ class EvalPlan:
     dataset: str
     split: str
     indices: torch.Tensor
-    threats: list[ThreatModel]
-    attacks: list[PlannedAttack]
+    threats: tuple[ThreatModel, ...]
+    attacks: tuple[PlannedAttack, ...]
     seed: int
     load: Loader
     device: torch.device
@@ -70,43 +75,56 @@ class EvalPlan:
     bpda: bool = True
     card: ModelCard | None = None
     spec: EvalSpec | None = None
-    extra_config: dict[str, Any] = field(default_factory=dict)
     load_surrogate: Callable[[str], RobustModel] | None = None  # a named model on the plan's device (transfer attacks)
-
     num_classes: int = 0  # the dataset's class count (the model's outputs must match it); 0: the model's own
+    asked: tuple[PlannedAttack, ...] = ()  # default: `attacks`
+    escalation: Escalation = Escalation()
+    rebuild: Callable[[], "EvalPlan"] | None = None  # the same plan on a Ray worker (named models only)
 
     def __post_init__(self) -> None:
-        self.num_classes = self.num_classes or self.model.num_classes
+        object.__setattr__(self, "threats", tuple(self.threats))
+        object.__setattr__(self, "attacks", tuple(self.attacks))
+        object.__setattr__(self, "asked", tuple(self.asked) or self.attacks)
+        object.__setattr__(self, "num_classes", self.num_classes or self.model.num_classes)
 
     @property
     def adaptations(self) -> dict[str, dict[str, Any]]:
+        """Per attack, how it sees the model (EOT draws, BPDA, ...), as the plan runs it."""
         return {a.label: a.attack.adaptations(a.view) for a in self.attacks}
+
+    @property
+    def labels(self) -> list[str]:
+        return [a.label for a in self.attacks]
+
+    def escalated(self, findings: Escalation) -> "EvalPlan":
+        """A new plan with what `findings` call for: views for random or log-probability models,
+        the remedy attacks appended (each once). The same findings twice give the same plan."""
+        esc = self.escalation.merged(findings)
+        if esc == self.escalation:
+            return self
+        base = replace(self, attacks=self.asked, escalation=Escalation())
+        return replace(self, attacks=_escalated_attacks(base, esc), escalation=esc)
 
     @property
     def indices_hash(self) -> str:
         return indices_hash(self.indices)
 
+    def run_key(self) -> EvalRunKey:
+        """The run's identity: the attacks as asked, with how each saw the model before any check."""
+        return EvalRunKey(
+            model=self.name, checkpoint_sha256=self.sha256, dataset=self.dataset, split=self.split, indices_hash=self.indices_hash,
+            norm=self.threats[0].norm.value, eps=tuple(t.eps for t in self.threats),
+            attacks=tuple(AttackKey(a.label, JsonMap.of(a.config)) for a in self.asked),
+            adaptations=tuple((a.label, Adaptation.of(a.attack.adaptations(a.view))) for a in self.asked),
+            seed=self.seed, checks=self.checks, check_n=self.check_n,
+        )
+
     def payload(self) -> dict[str, Any]:
-        return {
-            "model": self.name,
-            "checkpoint_sha256": self.sha256,
-            "dataset": self.dataset,
-            "split": self.split,
-            "indices_hash": self.indices_hash,
-            "norm": self.threats[0].norm.value,
-            "eps": [t.eps for t in self.threats],
-            "attacks": [{"name": a.label, "config": a.config} for a in self.attacks],
-            "adaptations": self.adaptations,
-            "seed": self.seed,
-            # The checks adapt the evaluation, so they are part of what was asked; written only
-            # when not the default, so runs stored before keep their identity.
-            **({"checks": "off"} if not self.checks else {}),
-            **({"check_n": self.check_n} if self.checks and self.check_n != 100 else {}),
-        }
+        return self.run_key().payload()
 
     @property
     def key(self) -> str:
-        return config_key(self.payload())
+        return self.run_key().key()
 
     def paper(self) -> dict[str, Any]:
         """The paper's own numbers travel with the run, so reports can show them without loading models."""
@@ -118,7 +136,7 @@ class EvalPlan:
         of work, so a model random at inference draws the same noise for a sample in any batch,
         shard or resumed run."""
         seed = derive_seed(self.seed, "model-noise", stream)
-        for model in {id(m): m for a in self.attacks for m in (a.view.model, a.view.target)}.values():
+        for model in {id(m): m for a in (*self.asked, *self.attacks) for m in (a.view.model, a.view.target)}.values():
             model.reseed(seed)
         self.model.reseed(seed)
 
@@ -166,7 +184,7 @@ class EvalPlan:
         planned = _plan_attacks((attacks,) if one else tuple(attacks), threats, model, None, eot, bpda, load_surrogate=None)  # type: ignore[arg-type]
         return cls(
             name=name or model.name, model=model, sha256=weights_sha256(model), dataset=source.dataset, split="-",
-            indices=source.indices, threats=threats, attacks=planned, seed=seed, load=source.loader(), device=dev, checks=checks,
+            indices=source.indices, threats=tuple(threats), attacks=tuple(planned), seed=seed, load=source.loader(), device=dev, checks=checks,
             check_n=check_n, eot=eot, bpda=bpda,
         )
 
@@ -176,7 +194,7 @@ def _threats(norm: str, eps: Sequence[float]) -> list[ThreatModel]:
     return [ThreatModel(parsed, float(e)) for e in eps]
 
 
-def validate_attacks(names: tuple[str | Attack, ...], threats: list[ThreatModel], surrogate: str | None) -> list[tuple[str, Attack, dict[str, Any]]]:
+def validate_attacks(names: tuple[str | Attack, ...], threats: Sequence[ThreatModel], surrogate: str | None) -> list[tuple[str, Attack, dict[str, Any]]]:
     """Every attack name, option and norm checked before anything heavy is loaded (an `Attack`
     object is taken as is, labelled as the spec that builds it)."""
     built = [build_attack(a, surrogate) if isinstance(a, str) else _built_object(a) for a in names]
@@ -215,8 +233,9 @@ def _plan_attacks(
     return planned
 
 
-def resolve(spec: EvalSpec, runtime: Runtime, device: torch.device | None = None) -> EvalPlan:
-    """The plan for `spec`: names checked first, then the model (hash-checked) and the subset.
+def resolve(spec: EvalSpec, runtime: Runtime, findings: Escalation | None = None, device: torch.device | None = None) -> EvalPlan:
+    """The plan for `spec`: names checked first, then the model (hash-checked) and the subset;
+    escalated as `findings` (what a run's checks decided) call for.
 
     `device`: where the model goes (default: the runtime's device; a Ray driver passes the CPU).
     """
@@ -230,6 +249,7 @@ def resolve(spec: EvalSpec, runtime: Runtime, device: torch.device | None = None
         threat.check_for(math.prod(card.input_shape))
     model.to(dev)
 
+    @functools.cache
     def load_surrogate(name: str) -> RobustModel:
         return load_model(name, spec.dataset, zoo, None, data_dir)[0].to(dev)
 
@@ -245,8 +265,43 @@ def resolve(spec: EvalSpec, runtime: Runtime, device: torch.device | None = None
     model.check_inputs(first)
     with torch.no_grad():  # a model whose outputs are unusable fails here, before any run is stored
         validate_outputs(model, model(first.to(dev)), 1, model.num_classes)
-    return EvalPlan(
-        name=spec.model, model=model, sha256=card.sha256, dataset=spec.dataset, split=spec.split, indices=indices, threats=threats,
-        attacks=planned, seed=spec.seed, load=load, device=dev, checks=spec.checks, check_n=spec.check_n, eot=spec.eot, bpda=spec.bpda,
+    plan = EvalPlan(
+        name=spec.model, model=model, sha256=card.sha256, dataset=spec.dataset, split=spec.split, indices=indices, threats=tuple(threats),
+        attacks=tuple(planned), seed=spec.seed, load=load, device=dev, checks=spec.checks, check_n=spec.check_n, eot=spec.eot, bpda=spec.bpda,
         card=card, spec=spec, load_surrogate=load_surrogate,
+        rebuild=functools.partial(worker_plan, spec, portable(runtime), card.sha256),
     )
+    return plan.escalated(findings) if findings is not None else plan
+
+
+def worker_plan(spec: EvalSpec, runtime: Runtime, sha256: str) -> EvalPlan:
+    """The plan a Ray worker builds once: on its own device, the driver's checkpoint or an error."""
+    plan = resolve(spec, runtime, device=worker_device(runtime.device))
+    same_checkpoint(plan.sha256, sha256, spec.model)
+    return plan
+
+
+def _escalated_attacks(plan: EvalPlan, esc: Escalation) -> tuple[PlannedAttack, ...]:
+    """`plan`'s attacks seen as `esc` says (random: EOT draws unless --eot forced them; log of
+    probabilities), then `esc`'s attacks, each once."""
+
+    def adapted(view: AttackedModel, uses_gradients: bool) -> AttackedModel:
+        draws = view.eot_draws
+        if esc.random and plan.eot is None and uses_gradients:
+            draws = max(draws, EOT_DRAWS_RANDOM_MODEL)
+        return AttackedModel(view.model, draws, view.bpda, random=view.random or esc.random, log_outputs=view.log_outputs or esc.log_outputs)
+
+    out = [a if isinstance(a.view, TransferModel) else replace(a, view=adapted(a.view, a.attack.uses_gradients)) for a in plan.attacks]
+    labels = {a.label for a in out}
+    surrogate = None
+    for label, attack, config in validate_attacks(tuple(a for a in esc.attacks if a not in labels), plan.threats, esc.surrogate):
+        if isinstance(attack, Transfer):
+            if plan.load_surrogate is None:
+                continue  # a plan from objects has no named surrogate to craft on
+            # gradients come from the surrogate, which the checks did not examine
+            surrogate = surrogate or plan.load_surrogate(attack.config.surrogate)
+            view: AttackedModel = TransferModel(plan.model, view_for(surrogate, True, None, plan.bpda), attack.config.surrogate)
+        else:
+            view = adapted(attack.view(plan.model, plan.eot, plan.bpda), attack.uses_gradients)
+        out.append(PlannedAttack(label, attack, config, view))
+    return tuple(out)

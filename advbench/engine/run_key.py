@@ -257,6 +257,9 @@ class RunKey(KeyPart):
         missing or mistyped."""
         if not isinstance(config, Mapping):
             raise StoreError(f"stored run config must be a JSON object, got {type(config).__name__}")
+        stored = config.get("run_key")  # runs stored since 0.2 keep their key's payload apart
+        if isinstance(stored, Mapping):
+            return _from_object(cls, stored, "stored run key", StoreError, extra=True)
         return _from_object(cls, cls._identity(config), "stored run config", StoreError, extra=True)
 
     @classmethod

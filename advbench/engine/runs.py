@@ -14,8 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from advbench.core.version import __version__
 from advbench.core.provenance import git_commit, library_versions
+from advbench.core.version import __version__
 from advbench.store import Store
 
 
@@ -31,6 +31,26 @@ def run_meta(model: str, dataset: str, n_samples: int, seed: int, indices_hash: 
         "checkpoint_sha256": sha256, "device": device, "package_version": __version__, "git_commit": git_commit(),
         "libraries": library_versions(),
     }
+
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class Tally:
+    """Work committed so far out of `total`, reported to `progress` on every change."""
+
+    total: int
+    done: int
+    progress: ProgressFn | None = None
+
+    def __post_init__(self) -> None:
+        self.add(0)
+
+    def add(self, count: int) -> None:
+        self.done += count
+        if self.progress:
+            self.progress(self.done, self.total)
 
 
 @dataclass
@@ -83,8 +103,9 @@ class RunLedger:
     def done_certificates(self) -> set[tuple[int, float]]:
         return {(r["sample_idx"], r["sigma"]) for r in self.store.certificate_rows(self.run_id)}
 
-    def commit_batch(self, clean_rows: Iterable[tuple[int, int, int]], rows: Iterable[dict[str, Any]]) -> None:
-        self.store.write_batch(self.run_id, clean_rows, rows)
+    def commit_batch(self, clean_rows: Iterable[tuple[int, int, int]], rows: Iterable[dict[str, Any]], config: dict[str, Any] | None = None) -> None:
+        """One batch's rows, with `config`'s keys set in the run's config, in one transaction."""
+        self.store.write_batch(self.run_id, clean_rows, rows, config)
         self._tick()
 
     def config(self) -> dict[str, Any]:

@@ -23,7 +23,6 @@ The file is read without YAML anchors or aliases (`core.schema`).
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple

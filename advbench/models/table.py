@@ -5,6 +5,8 @@ Training-time noise (`noise_sigma`) acts in train mode only; evaluation is noise
 
 from __future__ import annotations
 
+from typing import Any
+
 from advbench.models.alexnet import AlexNet
 from advbench.models.cnn import ShallowCNN
 from advbench.models.hah import VGG16
@@ -47,9 +49,9 @@ SMOOTH_NORMAL_EPOCHS = 10
 ALEXNET_CPU = {**RN8, **ADAM, "epochs": 6, "max_train": None, "model_kwargs": {"width": 16, "dropout": 0.0}}
 # 3x upsampling costs 9x per image: 10k images; 3x bilinear on one 10k-image epoch stayed at
 # 56 % clean, so it gets two whole-set epochs.
-UPSAMPLE_CPU = {(3, "nearest"): {"max_train": 10000}, (3, "bilinear"): {"epochs": 2, "max_train": None}}
-AT_CPU = {"epochs": 1, "max_train": 10000, "at_eps": 0.1, "at_steps": 4, "at_rel_stepsize": 0.375}
-SMOOTH_AT = {**AT_CPU, "epochs": 3, "max_train": None}
+UPSAMPLE_CPU: dict[tuple[int, str], dict[str, object]] = {(3, "nearest"): {"max_train": 10000}, (3, "bilinear"): {"epochs": 2, "max_train": None}}
+AT_CPU: dict[str, object] = {"epochs": 1, "max_train": 10000, "at_eps": 0.1, "at_steps": 4, "at_rel_stepsize": 0.375}
+SMOOTH_AT: dict[str, object] = {**AT_CPU, "epochs": 3, "max_train": None}
 
 
 def smooth_schedule(recipe: str, lam: float) -> dict[str, object]:
@@ -173,7 +175,7 @@ VARIANTS: list[tuple] = [
 ]
 
 
-def smoothed_cpni_w(mode: str = "prediction", sigma: float = 0.25, samples: int = 8, weight_c: float | None = None, **kwargs: object) -> Smoothing:
+def smoothed_cpni_w(mode: str = "prediction", sigma: float = 0.25, samples: int = 8, weight_c: float | None = None, **kwargs: Any) -> Smoothing:
     """CPNI-W ResNet-20 under smoothed inference (§3); sigma in the network's (normalized) input units."""
     return Smoothing(ResNet20(noise="weights", colored_rank=5, **kwargs), sigma=sigma, samples=samples, mode=mode, weight_c=weight_c)
 

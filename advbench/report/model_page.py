@@ -17,6 +17,7 @@ from advbench.report.leaderboard import found_by_text, pct
 from advbench.report.merge import ThreatResult
 from advbench.report.model_report import ExampleImages, ModelReport
 from advbench.report.paper import paper_numbers
+from advbench.store import REPORTED_RADII
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
@@ -27,7 +28,6 @@ img{max-width:100%;display:block;margin:0.5em 0}
 .unreliable,.failed{color:#b00;font-weight:bold} .escalated{color:#a60} .reliable,.passed{color:#070}
 .note{color:#555;font-style:italic}
 """
-CERTIFIED_RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def _e(value: object) -> str:
@@ -148,8 +148,8 @@ def _certified(report: ModelReport) -> str:
     rows = []
     for c in report.certified:
         at = dict(zip(c.radii, c.accuracy))
-        rows.append([c.run_id, c.dataset, c.sigma, *[pct(at[r]) if r in at else "-" for r in CERTIFIED_RADII], pct(c.abstain), pct(c.predict_accuracy)])
-    header = ["run", "dataset", "sigma", *[f"r={r:g} %" for r in CERTIFIED_RADII], "abstain %", "PREDICT accuracy %"]
+        rows.append([c.run_id, c.dataset, c.sigma, *[pct(at[r]) if r in at else "-" for r in REPORTED_RADII], pct(c.abstain), pct(c.predict_accuracy)])
+    header = ["run", "dataset", "sigma", *[f"r={r:g} %" for r in REPORTED_RADII], "abstain %", "PREDICT accuracy %"]
     return f"<h2>Certified accuracy vs L2 radius</h2><img alt='certified accuracy vs radius' src='{uri}'>" + _table("certified", header, rows, (0, 1))
 
 

@@ -11,7 +11,6 @@ and rows are deterministic per sample, so a row another process committed first 
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import sqlite3
@@ -21,70 +20,11 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from advbench.core.errors import StoreError, UnknownRunError, UnusableDatabaseError
+from advbench.store.schema import SAMPLE_COLUMNS, schema_statements, upgrade_statements
 
 DEFAULT_DB = Path("results") / "advbench.sqlite"
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    config_key TEXT NOT NULL,
-    kind TEXT NOT NULL DEFAULT 'eval',
-    status TEXT NOT NULL,
-    created TEXT NOT NULL,
-    finished TEXT,
-    model TEXT, dataset TEXT, n_samples INTEGER, seed INTEGER,
-    indices_hash TEXT, checkpoint_sha256 TEXT, device TEXT,
-    wall_seconds REAL NOT NULL DEFAULT 0,
-    package_version TEXT, git_commit TEXT,
-    libraries TEXT, config TEXT NOT NULL, summary TEXT, warnings TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_by_key ON runs(config_key);
-CREATE TABLE IF NOT EXISTS clean (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    sample_idx INTEGER NOT NULL,
-    label INTEGER NOT NULL,
-    pred INTEGER NOT NULL,
-    PRIMARY KEY (run_id, sample_idx)
-);
-CREATE TABLE IF NOT EXISTS samples (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    sample_idx INTEGER NOT NULL,
-    attack TEXT NOT NULL,
-    eps REAL NOT NULL,
-    status TEXT NOT NULL,          -- attacked | misclassified (clean) | skipped (broken earlier)
-    label INTEGER NOT NULL,
-    clean_pred INTEGER NOT NULL,
-    adv_pred INTEGER,
-    success INTEGER,
-    distance REAL,
-    steps INTEGER,
-    seconds REAL,
-    min_distance REAL,             -- minimum-norm attacks: the smallest adversarial norm found (NULL: none)
-    PRIMARY KEY (run_id, sample_idx, attack, eps)
-);
-CREATE TABLE IF NOT EXISTS certificates (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    sample_idx INTEGER NOT NULL,
-    sigma REAL NOT NULL,
-    label INTEGER NOT NULL,
-    prediction INTEGER NOT NULL,   -- CERTIFY's class, -1 = abstain
-    radius REAL NOT NULL,
-    p_lower REAL NOT NULL,
-    count_top INTEGER NOT NULL,
-    n INTEGER NOT NULL,
-    predict INTEGER NOT NULL,      -- PREDICT's class, -1 = abstain
-    forward_passes INTEGER NOT NULL,
-    seconds REAL NOT NULL,
-    PRIMARY KEY (run_id, sample_idx, sigma)
-);
-"""
-
-# What earlier versions' databases may lack; opening one (writable) adds it.
-OPTIONAL_TABLES = frozenset({"certificates"})
-OPTIONAL_COLUMNS = {("samples", "min_distance"): "ALTER TABLE samples ADD COLUMN min_distance REAL"}
 BUSY_TIMEOUT_S = 60.0  # how long a writer waits for another process's transaction
-
-SAMPLE_COLUMNS = ("sample_idx", "attack", "eps", "status", "label", "clean_pred", "adv_pred", "success", "distance", "steps", "seconds", "min_distance")
 
 
 @dataclass(frozen=True)
@@ -112,74 +52,6 @@ class RunRecord:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-@functools.cache
-def _expected_columns() -> dict[str, frozenset[str]]:
-    """Each table's columns, as SCHEMA defines them."""
-    conn = sqlite3.connect(":memory:")
-    try:
-        conn.executescript(SCHEMA)
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return {t: frozenset(r[1] for r in conn.execute(f"PRAGMA table_info({t})")) for t in tables}
-    finally:
-        conn.close()
-
-
-def _schema_statements() -> list[str]:
-    """SCHEMA as single statements, to run inside one transaction (executescript would commit)."""
-    statements, buffer = [], ""
-    for line in SCHEMA.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            statements.append(buffer.strip())
-            buffer = ""
-    return statements
-
-
-def _upgrades(conn: sqlite3.Connection, path: Path) -> list[str]:
-    """The statements that bring the database on `conn` to SCHEMA: all of it for an empty
-    database, an earlier version's missing columns and tables, nothing for a current one.
-    Raises UnusableDatabaseError, before anything is written, for any other database."""
-    objects = [(kind, name) for kind, name in conn.execute("SELECT type, name FROM sqlite_master") if not name.startswith("sqlite_")]
-    if not objects:
-        return _schema_statements()
-    expected = _expected_columns()
-    tables = {name for kind, name in objects if kind == "table"}
-    foreign = sorted(tables - set(expected)) + sorted(f"{kind} {name}" for kind, name in objects if kind in ("view", "trigger"))
-    if foreign or "runs" not in tables:
-        held = ", ".join(foreign) or ", ".join(sorted(tables)) or "no tables"
-        raise UnusableDatabaseError(
-            f"{path} is not an advbench result database (it holds {held}); refusing to add advbench's tables to it: give a new file as --db"
-        )
-    problems, upgrades = [], []
-    for table, columns in expected.items():
-        if table not in tables:
-            if table in OPTIONAL_TABLES:
-                upgrades.append(next(s for s in _schema_statements() if f"EXISTS {table} (" in s))
-            else:
-                problems.append(f"no table {table}")
-            continue
-        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-        upgrades += [OPTIONAL_COLUMNS[(table, c)] for c in sorted(columns - have) if (table, c) in OPTIONAL_COLUMNS]
-        lacking = sorted(c for c in columns - have if (table, c) not in OPTIONAL_COLUMNS)
-        unknown = sorted(have - columns)
-        if lacking:
-            problems.append(f"table {table} lacks column(s) {_some(lacking)}")
-        if unknown:
-            problems.append(f"table {table} has unknown column(s) {_some(unknown)}")
-    if problems:
-        raise UnusableDatabaseError(
-            f"result database {path} has another schema ({'; '.join(problems)}); it was not written by this advbench version, so it is left untouched"
-        )
-    if upgrades:
-        upgrades.append("CREATE INDEX IF NOT EXISTS runs_by_key ON runs(config_key);")
-    return upgrades
-
-
-def _some(names: list[str], shown: int = 3) -> str:
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more
 
 
 def _writable(path: Path) -> bool:
@@ -221,13 +93,13 @@ class Store:
     def _open(self) -> sqlite3.Connection:
         if self.path.exists() and not self.path.is_file():
             raise UnusableDatabaseError(f"result database {self.path} is not a file")
-        upgrades = _schema_statements()
+        upgrades = schema_statements()
         exists = self.path.exists()
         if exists and self.path.stat().st_size > 0:
             # Look before touching: a read-only connection changes nothing, not even the journal mode.
             probe = self._connect_readonly()
             try:
-                upgrades = _upgrades(probe, self.path)
+                upgrades = upgrade_statements(probe, self.path)
             finally:
                 probe.close()
         if exists and not _writable(self.path):
@@ -245,7 +117,7 @@ class Store:
                 conn.execute("PRAGMA journal_mode=WAL")  # persistent: set once, by whoever creates the tables
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    for statement in _upgrades(conn, self.path):  # again under the lock: another process may have done it
+                    for statement in upgrade_statements(conn, self.path):  # again under the lock: another process may have done it
                         conn.execute(statement)
                     conn.commit()
                 except BaseException:
@@ -359,12 +231,17 @@ class Store:
         """Samples whose whole batch was committed (clean row and every attack row)."""
         return {r[0] for r in self.conn.execute("SELECT sample_idx FROM clean WHERE run_id = ?", (run_id,))}
 
-    def write_batch(self, run_id: str, clean_rows: Iterable[tuple[int, int, int]], sample_rows: Iterable[dict[str, Any]]) -> None:
-        """Commit one batch's clean predictions and attack rows atomically."""
+    def write_batch(
+        self, run_id: str, clean_rows: Iterable[tuple[int, int, int]], sample_rows: Iterable[dict[str, Any]], config: dict[str, Any] | None = None
+    ) -> None:
+        """Commit one batch's clean predictions and attack rows atomically (with `config`'s keys set in the run's config)."""
         placeholders = ", ".join("?" * (len(SAMPLE_COLUMNS) + 1))
         # OR IGNORE: rows are deterministic per sample, so a row another process running the same
         # run committed first is this one (up to its timing), and is kept.
         with self._writing("storing a batch") as conn:
+            if config:
+                stored = json.loads(conn.execute("SELECT config FROM runs WHERE run_id = ?", (run_id,)).fetchone()[0])
+                conn.execute("UPDATE runs SET config = ? WHERE run_id = ?", (json.dumps({**stored, **config}, sort_keys=True), run_id))
             conn.executemany("INSERT OR IGNORE INTO clean (run_id, sample_idx, label, pred) VALUES (?, ?, ?, ?)", [(run_id, *r) for r in clean_rows])
             conn.executemany(
                 f"INSERT OR IGNORE INTO samples (run_id, {', '.join(SAMPLE_COLUMNS)}) VALUES ({placeholders})",
