@@ -73,7 +73,11 @@ def timestamp() -> str:
 
 
 def write_outputs(
-    result: AnalysisResult, out_dir: Path, stem: str, plot: Callable[[AnalysisResult, Path], None] | None, record: dict[str, Any]
+    result: AnalysisResult,
+    out_dir: Path,
+    stem: str,
+    plot: Callable[[AnalysisResult, Path], None] | None,
+    record: dict[str, Any],
 ) -> dict[str, Path]:
     """Write STEM.csv, STEM.png (when there is a plot) and STEM.json (the record) into out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -82,7 +86,11 @@ def write_outputs(
     if plot is not None:
         paths["png"] = out_dir / f"{stem}.png"
         plot(result, paths["png"])
-    payload = {**_jsonable(record), **result.to_dict(), "files": {k: str(p) for k, p in paths.items()}}
+    payload = {
+        **_jsonable(record),
+        **result.to_dict(),
+        "files": {k: str(p) for k, p in paths.items()},
+    }
     paths["json"].write_text(json.dumps(payload, indent=2))
     return paths
 
@@ -130,20 +138,29 @@ def select_layers(net: nn.Module, layers: str = "conv") -> list[tuple[str, nn.Mo
         patterns = [p.strip() for p in layers.split(",") if p.strip()]
         chosen = [(n, m) for n, m in named if any(fnmatch.fnmatch(n, p) for p in patterns)]
     if not chosen:
-        raise UsageError(f"no layers match {layers!r}; use conv, block, all or patterns over module names")
+        raise UsageError(
+            f"no layers match {layers!r}; use conv, block, all or patterns over module names"
+        )
     return chosen
 
 
 def _outermost(named: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module]]:
     names = [n for n, _ in named]
-    return [(n, m) for n, m in named if not any(n.startswith(other + ".") for other in names if other != n)]
+    return [
+        (n, m)
+        for n, m in named
+        if not any(n.startswith(other + ".") for other in names if other != n)
+    ]
 
 
 @contextlib.contextmanager
 def hooked(
-    modules: list[tuple[str, nn.Module]], fn: Callable[[str, torch.Tensor], None], inputs: bool = False
+    modules: list[tuple[str, nn.Module]],
+    fn: Callable[[str, torch.Tensor], None],
+    inputs: bool = False,
 ) -> Iterator[None]:
     """Call fn(name, tensor) with each module's output (or first input) on every forward pass."""
+
     def pre_hook(name: str, args: tuple) -> None:  # returning None leaves the module's input alone
         fn(name, args[0].detach())
 
@@ -153,9 +170,13 @@ def hooked(
     handles = []
     for name, module in modules:
         if inputs:
-            handles.append(module.register_forward_pre_hook(lambda m, args, name=name: pre_hook(name, args)))
+            handles.append(
+                module.register_forward_pre_hook(lambda m, args, name=name: pre_hook(name, args))
+            )
         else:
-            handles.append(module.register_forward_hook(lambda m, args, out, name=name: post_hook(name, out)))
+            handles.append(
+                module.register_forward_hook(lambda m, args, out, name=name: post_hook(name, out))
+            )
     try:
         yield
     finally:
@@ -211,7 +232,11 @@ def image_grid(images: torch.Tensor, nrow: int, pad: int = 1) -> torch.Tensor:
     ncol = math.ceil(n / nrow)
     filled = torch.ones(nrow * ncol, c, h + pad, w + pad, dtype=images.dtype)
     filled[:n, :, pad:, pad:] = images.detach().cpu()
-    grid = filled.view(nrow, ncol, c, h + pad, w + pad).permute(2, 0, 3, 1, 4).reshape(c, nrow * (h + pad), ncol * (w + pad))
+    grid = (
+        filled.view(nrow, ncol, c, h + pad, w + pad)
+        .permute(2, 0, 3, 1, 4)
+        .reshape(c, nrow * (h + pad), ncol * (w + pad))
+    )
     grid = torch.nn.functional.pad(grid, (0, pad, 0, pad), value=1.0)
     return grid.permute(1, 2, 0)
 

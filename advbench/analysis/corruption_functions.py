@@ -30,6 +30,7 @@ SEVERITIES = (1, 2, 3, 4, 5)
 
 # ----------------------------------------------------------------------------- helpers
 
+
 def _gen(x: torch.Tensor, seed: int, name: str) -> torch.Generator:
     return torch.Generator(device=x.device).manual_seed(derive_seed(seed, "corruption", name))
 
@@ -55,7 +56,9 @@ def _depthwise(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     if kernel.dim() == 2:
         return F.conv2d(padded, kernel.to(x).expand(c, 1, kh, kw), groups=c)
     weight = kernel.to(x).repeat_interleave(c, dim=0).unsqueeze(1)
-    return F.conv2d(padded.reshape(1, n * c, *padded.shape[-2:]), weight, groups=n * c).view(n, c, h, w)
+    return F.conv2d(padded.reshape(1, n * c, *padded.shape[-2:]), weight, groups=n * c).view(
+        n, c, h, w
+    )
 
 
 def _gaussian_kernel(sigma: float) -> torch.Tensor:
@@ -72,7 +75,7 @@ def gaussian_filter(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
     if x.shape[1] == 3:
-        return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+        return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
     return x.mean(1, keepdim=True)
 
 
@@ -85,13 +88,17 @@ def _fractal(x: torch.Tensor, g: torch.Generator, decay: float) -> torch.Tensor:
     for k in range(1, octaves + 1):
         cells = min(size, 2**k)
         coarse = _rand(x, g, (n, 1, cells, cells)) - 0.5
-        out += F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False) * decay ** (-k)
+        out += F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False) * decay ** (
+            -k
+        )
     lo = out.flatten(1).amin(1).view(-1, 1, 1, 1)
     hi = out.flatten(1).amax(1).view(-1, 1, 1, 1)
     return (out - lo) / (hi - lo).clamp_min(1e-8)
 
 
-def _motion_kernels(x: torch.Tensor, g: torch.Generator, sigma: float, angles: torch.Tensor | None = None) -> torch.Tensor:
+def _motion_kernels(
+    x: torch.Tensor, g: torch.Generator, sigma: float, angles: torch.Tensor | None = None
+) -> torch.Tensor:
     """(N, K, K) one-sided line kernels with Gaussian weights along a random angle in [-45, 45] degrees."""
     n = x.shape[0]
     radius = max(1, math.ceil(3 * sigma))
@@ -117,7 +124,9 @@ def _motion_kernels(x: torch.Tensor, g: torch.Generator, sigma: float, angles: t
 
 def _zoom(x: torch.Tensor, factor: float) -> torch.Tensor:
     """Zoom into the centre by `factor`, keeping the size (bilinear)."""
-    theta = torch.tensor([[1 / factor, 0, 0], [0, 1 / factor, 0]], device=x.device, dtype=x.dtype).expand(x.shape[0], 2, 3)
+    theta = torch.tensor(
+        [[1 / factor, 0, 0], [0, 1 / factor, 0]], device=x.device, dtype=x.dtype
+    ).expand(x.shape[0], 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
@@ -125,20 +134,25 @@ def _zoom(x: torch.Tensor, factor: float) -> torch.Tensor:
 # ----------------------------------------------------------------------------- corruptions
 # Each takes (x, severity 1..5, generator) and returns an image batch in [0,1].
 
+
 def gaussian_noise(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
     c = (0.04, 0.06, 0.08, 0.09, 0.10)[s - 1]
     return x + c * _randn(x, g)
 
 
 def shot_noise(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
-    c = (500, 250, 100, 75, 50)[s - 1]  # photons per unit intensity; Poisson(c x)/c ~ x + sqrt(x/c) z
+    c = (500, 250, 100, 75, 50)[
+        s - 1
+    ]  # photons per unit intensity; Poisson(c x)/c ~ x + sqrt(x/c) z
     return x + torch.sqrt(x.clamp_min(0) / c) * _randn(x, g)
 
 
 def impulse_noise(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
     amount = (0.01, 0.02, 0.03, 0.05, 0.07)[s - 1]  # share of salt-and-pepper elements
     u = _rand(x, g)
-    return torch.where(u < amount / 2, torch.ones_like(x), torch.where(u > 1 - amount / 2, torch.zeros_like(x), x))
+    return torch.where(
+        u < amount / 2, torch.ones_like(x), torch.where(u > 1 - amount / 2, torch.zeros_like(x), x)
+    )
 
 
 def speckle_noise(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
@@ -175,7 +189,13 @@ def zoom_blur(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
 
 def snow(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
     """Falling snow: sparse bright flakes streaked by motion blur, over a whitened image."""
-    threshold, sigma, blend = ((2.0, 1.0, 0.95), (1.7, 1.5, 0.9), (1.4, 2.0, 0.85), (1.1, 2.5, 0.8), (0.8, 3.0, 0.75))[s - 1]
+    threshold, sigma, blend = (
+        (2.0, 1.0, 0.95),
+        (1.7, 1.5, 0.9),
+        (1.4, 2.0, 0.85),
+        (1.1, 2.5, 0.8),
+        (0.8, 3.0, 0.75),
+    )[s - 1]
     n, _, h, w = x.shape
     z = _randn(x, g, (n, 1, h, w))
     angles = (_rand(x, g, (n,)) * 90 - 45) * math.pi / 180
@@ -222,8 +242,14 @@ def elastic(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
     field = field / field.abs().flatten(1).amax(1).clamp_min(1e-8).view(-1, 1, 1, 1)
     theta = torch.eye(2, 3, device=x.device, dtype=x.dtype).expand(n, 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    offset = field.permute(0, 2, 3, 1) * alpha * torch.tensor([2 / w, 2 / h], device=x.device, dtype=x.dtype)
-    return F.grid_sample(x, grid + offset, mode="bilinear", padding_mode="reflection", align_corners=False)
+    offset = (
+        field.permute(0, 2, 3, 1)
+        * alpha
+        * torch.tensor([2 / w, 2 / h], device=x.device, dtype=x.dtype)
+    )
+    return F.grid_sample(
+        x, grid + offset, mode="bilinear", padding_mode="reflection", align_corners=False
+    )
 
 
 def _blocks(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -244,12 +270,23 @@ def pixelate(x: torch.Tensor, s: int, g: torch.Generator) -> torch.Tensor:
     return _blocks(x, k) if t == 0 else (1 - t) * _blocks(x, k) + t * _blocks(x, k + 1)
 
 
-_LUMA = torch.tensor([
-    [16, 11, 10, 16, 24, 40, 51, 61], [12, 12, 14, 19, 26, 58, 60, 55], [14, 13, 16, 24, 40, 57, 69, 56],
-    [14, 17, 22, 29, 51, 87, 80, 62], [18, 22, 37, 56, 68, 109, 103, 77], [24, 35, 55, 64, 81, 104, 113, 92],
-    [49, 64, 78, 87, 103, 121, 120, 101], [72, 92, 95, 98, 112, 100, 103, 99]], dtype=torch.float32)
+_LUMA = torch.tensor(
+    [
+        [16, 11, 10, 16, 24, 40, 51, 61],
+        [12, 12, 14, 19, 26, 58, 60, 55],
+        [14, 13, 16, 24, 40, 57, 69, 56],
+        [14, 17, 22, 29, 51, 87, 80, 62],
+        [18, 22, 37, 56, 68, 109, 103, 77],
+        [24, 35, 55, 64, 81, 104, 113, 92],
+        [49, 64, 78, 87, 103, 121, 120, 101],
+        [72, 92, 95, 98, 112, 100, 103, 99],
+    ],
+    dtype=torch.float32,
+)
 _CHROMA = torch.full((8, 8), 99.0)
-_CHROMA[:4, :4] = torch.tensor([[17, 18, 24, 47], [18, 21, 26, 66], [24, 26, 56, 99], [47, 66, 99, 99]], dtype=torch.float32)
+_CHROMA[:4, :4] = torch.tensor(
+    [[17, 18, 24, 47], [18, 21, 26, 66], [24, 26, 56, 99], [47, 66, 99, 99]], dtype=torch.float32
+)
 
 
 def _dct_matrix() -> torch.Tensor:
@@ -266,8 +303,14 @@ def jpeg_roundtrip(x: torch.Tensor, quality: int) -> torch.Tensor:
     tables = [((t * scale + 50) // 100).clamp(1, 255) for t in (_LUMA, _CHROMA)]
     if c == 3:
         r, gch, b = x[:, 0], x[:, 1], x[:, 2]
-        ycc = torch.stack([0.299 * r + 0.587 * gch + 0.114 * b, -0.168736 * r - 0.331264 * gch + 0.5 * b + 0.5,
-                           0.5 * r - 0.418688 * gch - 0.081312 * b + 0.5], 1)
+        ycc = torch.stack(
+            [
+                0.299 * r + 0.587 * gch + 0.114 * b,
+                -0.168736 * r - 0.331264 * gch + 0.5 * b + 0.5,
+                0.5 * r - 0.418688 * gch - 0.081312 * b + 0.5,
+            ],
+            1,
+        )
         q = torch.stack([tables[0], tables[1], tables[1]]).to(x)
     else:
         ycc, q = x, tables[0].to(x).expand(c, 8, 8)
@@ -279,7 +322,9 @@ def jpeg_roundtrip(x: torch.Tensor, quality: int) -> torch.Tensor:
     coeff = d @ blocks @ d.T
     qv = q.view(1, c, 1, 1, 8, 8)
     restored = d.T @ (torch.round(coeff / qv) * qv) @ d
-    out = (restored.permute(0, 1, 2, 4, 3, 5).reshape(n, c, hb * 8, wb * 8)[..., :h, :w] + 128) / 255
+    out = (
+        restored.permute(0, 1, 2, 4, 3, 5).reshape(n, c, hb * 8, wb * 8)[..., :h, :w] + 128
+    ) / 255
     if c == 3:
         yy, cb, cr = out[:, 0], out[:, 1] - 0.5, out[:, 2] - 0.5
         out = torch.stack([yy + 1.402 * cr, yy - 0.344136 * cb - 0.714136 * cr, yy + 1.772 * cb], 1)
@@ -321,7 +366,9 @@ def corruption_names(spec: str | Sequence[str] | None = None) -> list[str]:
     for w in wanted:
         found = [n for n, (cat, _) in CORRUPTIONS.items() if w in (n, cat)]
         if not found:
-            raise UsageError(f"unknown corruption {w!r}; known: {', '.join(CORRUPTIONS)} (or noise, blur, weather, digital)")
+            raise UsageError(
+                f"unknown corruption {w!r}; known: {', '.join(CORRUPTIONS)} (or noise, blur, weather, digital)"
+            )
         names += [n for n in found if n not in names]
     return names
 

@@ -77,8 +77,13 @@ __all__ = [
 
 
 def corruption_analysis(
-    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, corruptions: str | Sequence[str] | None = None,
-    batch_size: int = 128, seed: int = 0, indices: torch.Tensor | None = None,
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    corruptions: str | Sequence[str] | None = None,
+    batch_size: int = 128,
+    seed: int = 0,
+    indices: torch.Tensor | None = None,
 ) -> AnalysisResult:
     """Accuracy per corruption and severity, per-corruption mean and the mean corruption accuracy.
 
@@ -107,16 +112,33 @@ def corruption_analysis(
     for cat in dict.fromkeys(CORRUPTIONS[n][0] for n in names):
         means = [mean_of[n] for n in names if CORRUPTIONS[n][0] == cat]
         categories[cat] = sum(means) / len(means)
-    summary = {"clean_accuracy": clean, "mean_corruption_accuracy": sum(mean_of.values()) / len(mean_of), "per_category": categories}
-    examples = torch.stack([corrupt(x[:1], name, s, derive_seed(seed, 0))[0] for name in names for s in SEVERITIES]) if len(x) else None
-    return AnalysisResult("corruptions", ["corruption", "category", *[f"severity_{s}" for s in SEVERITIES], "mean"], rows, summary,
-                          config={"corruptions": names, "n": len(x), "seed": seed},
-                          arrays={"examples": examples, "clean_example": x[:1].cpu()})
+    summary = {
+        "clean_accuracy": clean,
+        "mean_corruption_accuracy": sum(mean_of.values()) / len(mean_of),
+        "per_category": categories,
+    }
+    examples = (
+        torch.stack(
+            [corrupt(x[:1], name, s, derive_seed(seed, 0))[0] for name in names for s in SEVERITIES]
+        )
+        if len(x)
+        else None
+    )
+    return AnalysisResult(
+        "corruptions",
+        ["corruption", "category", *[f"severity_{s}" for s in SEVERITIES], "mean"],
+        rows,
+        summary,
+        config={"corruptions": names, "n": len(x), "seed": seed},
+        arrays={"examples": examples, "clean_example": x[:1].cpu()},
+    )
 
 
 def plot_corruptions(result: AnalysisResult, path: Path) -> None:
     plt = pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 6), dpi=100, gridspec_kw={"width_ratios": [1, 1.4]})
+    fig, (ax1, ax2) = plt.subplots(
+        1, 2, figsize=(13, 6), dpi=100, gridspec_kw={"width_ratios": [1, 1.4]}
+    )
     examples = result.arrays.get("examples")
     if examples is not None:
         show_image(ax1, image_grid(examples.cpu(), nrow=len(result.rows)))
@@ -126,7 +148,12 @@ def plot_corruptions(result: AnalysisResult, path: Path) -> None:
     names = result.column("corruption")
     ax2.barh(range(len(names)), [100 * v for v in result.column("mean")], color="tab:blue")
     ax2.axvline(100 * result.summary["clean_accuracy"], color="k", linestyle="--", label="clean")
-    ax2.axvline(100 * result.summary["mean_corruption_accuracy"], color="tab:red", linestyle=":", label="mean corruption accuracy")
+    ax2.axvline(
+        100 * result.summary["mean_corruption_accuracy"],
+        color="tab:red",
+        linestyle=":",
+        label="mean corruption accuracy",
+    )
     ax2.set_yticks(range(len(names)))
     ax2.set_yticklabels(names, fontsize=8)
     ax2.invert_yaxis()

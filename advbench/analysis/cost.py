@@ -26,9 +26,13 @@ from advbench.analysis.common import AnalysisResult, pyplot
 class ModelCost:
     params: int
     macs: int
-    activation_bytes: int  # outputs of all leaf modules for one image (float32 unless the model says otherwise)
+    activation_bytes: (
+        int  # outputs of all leaf modules for one image (float32 unless the model says otherwise)
+    )
     receptive_field: float  # of the last conv layer's output, in input pixels
-    layers: tuple[tuple[str, float, float], ...]  # (conv layer, receptive field, jump) in execution order
+    layers: tuple[
+        tuple[str, float, float], ...
+    ]  # (conv layer, receptive field, jump) in execution order
 
     @property
     def flops(self) -> int:
@@ -56,14 +60,25 @@ class _Tracer(TorchFunctionMode):
         self.alive: list[torch.Tensor] = [x]
         self.macs = 0
 
-    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         name = getattr(func, "__name__", "")
-        tensors = [t for t in _flatten(args) + _flatten(list(kwargs.values())) if isinstance(t, torch.Tensor)]
+        tensors = [
+            t
+            for t in _flatten(args) + _flatten(list(kwargs.values()))
+            if isinstance(t, torch.Tensor)
+        ]
         known = [self.meta[id(t)] for t in tensors if id(t) in self.meta]
         first = next((t for t in tensors if id(t) in self.meta), None)
-        if name in ("conv2d", "linear") and len(args) > 1 and isinstance(args[1], torch.Tensor) and isinstance(out, torch.Tensor):
+        if (
+            name in ("conv2d", "linear")
+            and len(args) > 1
+            and isinstance(args[1], torch.Tensor)
+            and isinstance(out, torch.Tensor)
+        ):
             weight = args[1]
             self.macs += out.numel() * (weight[0].numel() if name == "conv2d" else weight.shape[-1])
         if not known or first is None:
@@ -86,7 +101,12 @@ class _Tracer(TorchFunctionMode):
             r, j = r + (k - 1) * j, j * max(1, size_in // size_out)
         elif name == "interpolate" and isinstance(out, torch.Tensor) and first.dim() == 4:
             j = j * first.shape[-1] / out.shape[-1]
-        elif name in ("flatten", "reshape", "view") and isinstance(out, torch.Tensor) and first.dim() == 4 and out.dim() == 2:
+        elif (
+            name in ("flatten", "reshape", "view")
+            and isinstance(out, torch.Tensor)
+            and first.dim() == 4
+            and out.dim() == 2
+        ):
             r = r + (first.shape[-1] - 1) * j  # every pixel feeds every output from here on
         for t in _flatten([out]):
             if isinstance(t, torch.Tensor):
@@ -105,7 +125,9 @@ def _flatten(items: Any) -> list[Any]:
     return flat
 
 
-def model_cost(net: nn.Module, input_shape: Sequence[int], device: torch.device | str = "cpu") -> ModelCost:
+def model_cost(
+    net: nn.Module, input_shape: Sequence[int], device: torch.device | str = "cpu"
+) -> ModelCost:
     """Cost of one forward pass of a (1, *input_shape) image through `net` (in eval mode)."""
     was_training = net.training
     net.eval()
@@ -116,11 +138,27 @@ def model_cost(net: nn.Module, input_shape: Sequence[int], device: torch.device 
     handles = []
     for name, module in net.named_modules():
         if isinstance(module, nn.Conv2d):
-            handles.append(module.register_forward_hook(
-                lambda m, a, out, name=name: layers.append((name, *tracer.meta.get(id(out), (float("nan"), float("nan")))))))
+            handles.append(
+                module.register_forward_hook(
+                    lambda m, a, out, name=name: layers.append(
+                        (name, *tracer.meta.get(id(out), (float("nan"), float("nan"))))
+                    )
+                )
+            )
         if not list(module.children()):
-            handles.append(module.register_forward_hook(
-                lambda m, a, out: activation.__setitem__(0, activation[0] + sum(t.numel() * t.element_size() for t in _flatten([out]) if isinstance(t, torch.Tensor)))))
+            handles.append(
+                module.register_forward_hook(
+                    lambda m, a, out: activation.__setitem__(
+                        0,
+                        activation[0]
+                        + sum(
+                            t.numel() * t.element_size()
+                            for t in _flatten([out])
+                            if isinstance(t, torch.Tensor)
+                        ),
+                    )
+                )
+            )
     try:
         with torch.no_grad(), tracer:
             net(x)
@@ -129,7 +167,9 @@ def model_cost(net: nn.Module, input_shape: Sequence[int], device: torch.device 
             h.remove()
         net.train(was_training)
     params = sum(p.numel() for p in net.parameters())
-    return ModelCost(params, tracer.macs, activation[0], layers[-1][1] if layers else float("nan"), tuple(layers))
+    return ModelCost(
+        params, tracer.macs, activation[0], layers[-1][1] if layers else float("nan"), tuple(layers)
+    )
 
 
 def receptive_fields(net: nn.Module, input_shape: Sequence[int]) -> list[tuple[str, float, float]]:
@@ -144,7 +184,9 @@ def default_input_shape(net: nn.Module) -> tuple[int, int, int]:
     return (3, 32, 32) if channels == 3 else (channels, 28, 28)
 
 
-def cost_rows(pattern: str = "*") -> list[tuple[str, tuple[int, ...] | None, ModelCost | None, str]]:
+def cost_rows(
+    pattern: str = "*",
+) -> list[tuple[str, tuple[int, ...] | None, ModelCost | None, str]]:
     """(model, input shape, cost or None, error) for every registered model matching `pattern`, built with its defaults."""
     import advbench.models  # noqa: F401  (registers the models)
     from advbench.models.registry import MODELS
@@ -165,10 +207,19 @@ def cost_analysis(net: nn.Module, input_shape: Sequence[int]) -> AnalysisResult:
     """Per conv layer receptive field (stride paper Fig. 6) plus the model's totals in the summary."""
     cost = model_cost(net, input_shape)
     rows = [[i, name, r, j] for i, (name, r, j) in enumerate(cost.layers)]
-    return AnalysisResult("cost", ["index", "layer", "receptive_field", "jump"], rows,
-                          summary={"params": cost.params, "macs": cost.macs, "flops": cost.flops, "activation_bytes": cost.activation_bytes,
-                                   "receptive_field": cost.receptive_field},
-                          config={"input_shape": list(input_shape)})
+    return AnalysisResult(
+        "cost",
+        ["index", "layer", "receptive_field", "jump"],
+        rows,
+        summary={
+            "params": cost.params,
+            "macs": cost.macs,
+            "flops": cost.flops,
+            "activation_bytes": cost.activation_bytes,
+            "receptive_field": cost.receptive_field,
+        },
+        config={"input_shape": list(input_shape)},
+    )
 
 
 def plot_cost(result: AnalysisResult, path: Path) -> None:
@@ -179,7 +230,10 @@ def plot_cost(result: AnalysisResult, path: Path) -> None:
     ax.set_xlabel("conv layer (execution order)")
     ax.set_ylabel("receptive field (pixels)")
     s = result.summary
-    ax.set_title(f"{s['params'] / 1e6:.2f} M params, {s['flops'] / 1e6:.1f} MFLOPs, {s['activation_bytes'] / 2**20:.2f} MiB activations", fontsize=9)
+    ax.set_title(
+        f"{s['params'] / 1e6:.2f} M params, {s['flops'] / 1e6:.1f} MFLOPs, {s['activation_bytes'] / 2**20:.2f} MiB activations",
+        fontsize=9,
+    )
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

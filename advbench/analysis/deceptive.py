@@ -14,17 +14,30 @@ from advbench.analysis.perturb import adversarial_examples
 from advbench.models.wrapper import RobustModel
 
 
-def most_deceptive(confidence: torch.Tensor, success: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
+def most_deceptive(
+    confidence: torch.Tensor, success: torch.Tensor, y: torch.Tensor, num_classes: int
+) -> torch.Tensor:
     """Per class, the index of the successful sample with the highest confidence (-1 where none succeeded)."""
     classes = torch.arange(num_classes, device=y.device).view(1, -1)
-    score = torch.where((y.view(-1, 1) == classes) & success.view(-1, 1), confidence.view(-1, 1), torch.full_like(confidence.view(-1, 1), float("-inf")))
+    score = torch.where(
+        (y.view(-1, 1) == classes) & success.view(-1, 1),
+        confidence.view(-1, 1),
+        torch.full_like(confidence.view(-1, 1), float("-inf")),
+    )
     best = score.argmax(0)
     return torch.where(torch.isinf(score.amax(0)), torch.full_like(best, -1), best)
 
 
 def deceptive_analysis(
-    model: RobustModel, x: torch.Tensor, y: torch.Tensor, attack: str = "fgsm", norm: str = "linf", eps: float = 0.1,
-    batch_size: int = 128, seed: int = 0, class_names: list[str] | None = None,
+    model: RobustModel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attack: str = "fgsm",
+    norm: str = "linf",
+    eps: float = 0.1,
+    batch_size: int = 128,
+    seed: int = 0,
+    class_names: list[str] | None = None,
 ) -> AnalysisResult:
     x_adv, adv_pred, label = adversarial_examples(model, x, y, attack, norm, eps, batch_size, seed)
     with torch.no_grad():
@@ -39,14 +52,22 @@ def deceptive_analysis(
         if i < 0:
             rows.append([names[c], "", "", float("nan"), int(counts[c])])
         else:
-            rows.append([names[c], i, names[int(adv_pred[i])], float(confidence[i]), int(counts[c])])
+            rows.append(
+                [names[c], i, names[int(adv_pred[i])], float(confidence[i]), int(counts[c])]
+            )
     found = best[best >= 0]
     return AnalysisResult(
-        "deceptive", ["class", "sample", "predicted_as", "confidence", "successes"], rows,
+        "deceptive",
+        ["class", "sample", "predicted_as", "confidence", "successes"],
+        rows,
         summary={"attack_success_rate": float(success.float().mean())},
         config={"attack": label, "norm": norm, "eps": eps, "n": len(x), "seed": seed},
-        arrays={"clean": x[found.to(x.device)].cpu(), "adversarial": x_adv[found.to(x.device)].cpu(),
-                "labels": [r[0] for r in rows if r[1] != ""], "predicted": [r[2] for r in rows if r[1] != ""]},
+        arrays={
+            "clean": x[found.to(x.device)].cpu(),
+            "adversarial": x_adv[found.to(x.device)].cpu(),
+            "labels": [r[0] for r in rows if r[1] != ""],
+            "predicted": [r[2] for r in rows if r[1] != ""],
+        },
     )
 
 
@@ -62,7 +83,10 @@ def plot_deceptive(result: AnalysisResult, path: Path) -> None:
         axes[1][j].set_title(f"-> {result.arrays['predicted'][j]}", fontsize=7)
     if not len(clean):
         axes[0][0].set_title("no successful adversarial example")
-    fig.suptitle(f"most deceptive {result.config['attack']} examples per class ({result.config['norm']}, eps={result.config['eps']:g})", fontsize=9)
+    fig.suptitle(
+        f"most deceptive {result.config['attack']} examples per class ({result.config['norm']}, eps={result.config['eps']:g})",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

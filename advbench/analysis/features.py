@@ -23,7 +23,9 @@ from advbench.core.errors import UsageError
 INITS = ("normal", "uniform", "xavier_normal", "xavier_uniform", "kaiming_normal")
 
 
-def random_weights(channels: Sequence[int], init: str, generator: torch.Generator, in_channels: int = 3) -> list[torch.Tensor]:
+def random_weights(
+    channels: Sequence[int], init: str, generator: torch.Generator, in_channels: int = 3
+) -> list[torch.Tensor]:
     """3x3 conv kernels for in_channels -> channels[0] -> ... drawn with `init`.
 
     normal: N(0, 0.1^2); uniform: U(-0.1, 0.1); xavier_*: Glorot; kaiming_normal: He (fan in, ReLU gain).
@@ -48,7 +50,9 @@ def random_weights(channels: Sequence[int], init: str, generator: torch.Generato
     return weights
 
 
-def random_cnn_features(x: torch.Tensor, weights: list[torch.Tensor], activation: bool) -> torch.Tensor:
+def random_cnn_features(
+    x: torch.Tensor, weights: list[torch.Tensor], activation: bool
+) -> torch.Tensor:
     for w in weights:
         x = F.conv2d(x, w.to(x), padding=1)
         if activation:
@@ -57,8 +61,14 @@ def random_cnn_features(x: torch.Tensor, weights: list[torch.Tensor], activation
 
 
 def output_disturbance(
-    weights: list[torch.Tensor], size: int, activation: bool, amplitude: float, perturbations: int, generator: torch.Generator,
-    batch_size: int = 100, in_channels: int = 3,
+    weights: list[torch.Tensor],
+    size: int,
+    activation: bool,
+    amplitude: float,
+    perturbations: int,
+    generator: torch.Generator,
+    batch_size: int = 100,
+    in_channels: int = 3,
 ) -> dict[str, torch.Tensor]:
     """{"avg"|"max": per-perturbation Linf disturbance of the pooled output} for one random image of size x size."""
     x = torch.rand(1, in_channels, size, size, generator=generator)
@@ -67,7 +77,10 @@ def output_disturbance(
     out: dict[str, list[torch.Tensor]] = {"avg": [], "max": []}
     with torch.no_grad():
         for part in batches(perturbations, batch_size):
-            delta = (torch.rand(part.stop - part.start, in_channels, size, size, generator=generator) * 2 - 1) * amplitude
+            delta = (
+                torch.rand(part.stop - part.start, in_channels, size, size, generator=generator) * 2
+                - 1
+            ) * amplitude
             feats = random_cnn_features(x + delta, weights, activation)
             out["avg"].append((feats.mean((2, 3)) - pooled["avg"]).abs().amax(1))
             out["max"].append((feats.amax((2, 3)) - pooled["max"]).abs().amax(1))
@@ -90,13 +103,36 @@ def features_analysis(
         weights = random_weights(channels, init, torch.Generator().manual_seed(seed * 100 + k))
         for activation in (False, True):
             for size in sizes:
-                gen = torch.Generator().manual_seed(seed * 100003 + size)  # the same image and noise for every network
-                per = output_disturbance(weights, int(size), activation, amplitude, perturbations, gen, batch_size)
+                gen = torch.Generator().manual_seed(
+                    seed * 100003 + size
+                )  # the same image and noise for every network
+                per = output_disturbance(
+                    weights, int(size), activation, amplitude, perturbations, gen, batch_size
+                )
                 for pool in ("avg", "max"):
-                    rows.append([init, "relu" if activation else "none", pool, int(size), float(per[pool].mean()), float(per[pool].std())])
-    return AnalysisResult("features", ["init", "activation", "pool", "feature_size", "disturbance_mean", "disturbance_std"], rows,
-                          config={"sizes": list(sizes), "channels": list(channels), "inits": list(inits), "amplitude": amplitude,
-                                  "perturbations": perturbations, "seed": seed})
+                    rows.append(
+                        [
+                            init,
+                            "relu" if activation else "none",
+                            pool,
+                            int(size),
+                            float(per[pool].mean()),
+                            float(per[pool].std()),
+                        ]
+                    )
+    return AnalysisResult(
+        "features",
+        ["init", "activation", "pool", "feature_size", "disturbance_mean", "disturbance_std"],
+        rows,
+        config={
+            "sizes": list(sizes),
+            "channels": list(channels),
+            "inits": list(inits),
+            "amplitude": amplitude,
+            "perturbations": perturbations,
+            "seed": seed,
+        },
+    )
 
 
 def plot_features(result: AnalysisResult, path: Path) -> None:
@@ -108,7 +144,15 @@ def plot_features(result: AnalysisResult, path: Path) -> None:
         for i, init in enumerate(inits):
             for pool, style in (("avg", "-"), ("max", "--")):
                 rows = [r for r in result.rows if r[0] == init and r[1] == act and r[2] == pool]
-                ax.plot([r[3] for r in rows], [r[4] for r in rows], style, marker="o", markersize=3, color=colors(i), label=f"{init}, {pool}")
+                ax.plot(
+                    [r[3] for r in rows],
+                    [r[4] for r in rows],
+                    style,
+                    marker="o",
+                    markersize=3,
+                    color=colors(i),
+                    label=f"{init}, {pool}",
+                )
         ax.set_yscale("log")
         ax.set_xlabel("feature size (H = W)")
         ax.set_ylabel("Linf output disturbance")

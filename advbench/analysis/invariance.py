@@ -43,19 +43,49 @@ def invariance_analysis(
     aim = pred if target == "prediction" else y
     rows, label = [], attack
     for e in eps:
-        _, adv_pred, label = adversarial_examples(model, x, aim, attack, norm, float(e), batch_size, seed)
-        rows.append([float(e), unchanged_share(pred, adv_pred), float((adv_pred.cpu() == y.cpu()).float().mean())])
-    return AnalysisResult("invariance", ["eps", "unchanged", "accuracy"], rows,
-                          summary={"clean_accuracy": float((pred.cpu() == y.cpu()).float().mean())},
-                          config={"attack": label, "norm": norm, "eps": [float(e) for e in eps], "target": target, "n": len(x), "seed": seed})
+        _, adv_pred, label = adversarial_examples(
+            model, x, aim, attack, norm, float(e), batch_size, seed
+        )
+        rows.append(
+            [
+                float(e),
+                unchanged_share(pred, adv_pred),
+                float((adv_pred.cpu() == y.cpu()).float().mean()),
+            ]
+        )
+    return AnalysisResult(
+        "invariance",
+        ["eps", "unchanged", "accuracy"],
+        rows,
+        summary={"clean_accuracy": float((pred.cpu() == y.cpu()).float().mean())},
+        config={
+            "attack": label,
+            "norm": norm,
+            "eps": [float(e) for e in eps],
+            "target": target,
+            "n": len(x),
+            "seed": seed,
+        },
+    )
 
 
 def plot_invariance(result: AnalysisResult, path: Path) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
     eps = result.column("eps")
-    ax.plot(eps, [100 * v for v in result.column("unchanged")], marker="o", label="unchanged predictions")
-    ax.plot(eps, [100 * v for v in result.column("accuracy")], marker="s", linestyle="--", label="accuracy")
+    ax.plot(
+        eps,
+        [100 * v for v in result.column("unchanged")],
+        marker="o",
+        label="unchanged predictions",
+    )
+    ax.plot(
+        eps,
+        [100 * v for v in result.column("accuracy")],
+        marker="s",
+        linestyle="--",
+        label="accuracy",
+    )
     ax.set_xlabel(f"eps ({result.config['norm']})")
     ax.set_ylabel("%")
     ax.set_ylim(0, 100)

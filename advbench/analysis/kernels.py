@@ -35,12 +35,16 @@ def effective_weight(conv: nn.Conv2d) -> torch.Tensor:
         full = torch.zeros(cout, cin_g * conv.groups, kh, kw, dtype=w.dtype, device=w.device)
         out_g = cout // conv.groups
         for grp in range(conv.groups):  # groups, not samples
-            full[grp * out_g : (grp + 1) * out_g, grp * cin_g : (grp + 1) * cin_g] = w[grp * out_g : (grp + 1) * out_g]
+            full[grp * out_g : (grp + 1) * out_g, grp * cin_g : (grp + 1) * cin_g] = w[
+                grp * out_g : (grp + 1) * out_g
+            ]
         w = full
     dh, dw = conv.dilation
     if dh > 1 or dw > 1:
         cout, cin, kh, kw = w.shape
-        spread = torch.zeros(cout, cin, (kh - 1) * dh + 1, (kw - 1) * dw + 1, dtype=w.dtype, device=w.device)
+        spread = torch.zeros(
+            cout, cin, (kh - 1) * dh + 1, (kw - 1) * dw + 1, dtype=w.dtype, device=w.device
+        )
         spread[..., ::dh, ::dw] = w
         w = spread
     return w
@@ -53,7 +57,10 @@ def _padding(conv: nn.Conv2d, weight: torch.Tensor) -> tuple[int, int]:
 
 
 def conv_singular_values(
-    weight: torch.Tensor, size: tuple[int, int], stride: tuple[int, int] | int = 1, padding: tuple[int, int] | int = 0
+    weight: torch.Tensor,
+    size: tuple[int, int],
+    stride: tuple[int, int] | int = 1,
+    padding: tuple[int, int] | int = 0,
 ) -> torch.Tensor:
     """All singular values, descending, of the conv (cross-correlation) with circular boundary on an H x W input.
 
@@ -77,7 +84,9 @@ def conv_singular_values(
     ea, ra = factors(kh, sh, ph, gh)
     eb, rb = factors(kw, sw, pw, gw)
     w = weight.detach().cpu().to(torch.complex64)
-    m = torch.einsum("oiab,ka,lb,ar,bt->kloirt", w, ea, eb, ra, rb).reshape(gh * gw, cout, cin * sh * sw)
+    m = torch.einsum("oiab,ka,lb,ar,bt->kloirt", w, ea, eb, ra, rb).reshape(
+        gh * gw, cout, cin * sh * sw
+    )
     return torch.linalg.svdvals(m).flatten().sort(descending=True).values
 
 
@@ -92,7 +101,9 @@ def kernel_spectra(weight: torch.Tensor, fft_size: int = 16) -> torch.Tensor:
     return torch.fft.fftshift(spectrum, dim=(-2, -1))
 
 
-def conv_input_sizes(model: nn.Module, input_shape: tuple[int, ...], device: torch.device) -> dict[str, tuple[int, int]]:
+def conv_input_sizes(
+    model: nn.Module, input_shape: tuple[int, ...], device: torch.device
+) -> dict[str, tuple[int, int]]:
     """Spatial size of the input of every Conv2d, from one forward pass of a blank image."""
     net = getattr(model, "net", model)
     sizes: dict[str, tuple[int, int]] = {}
@@ -100,8 +111,11 @@ def conv_input_sizes(model: nn.Module, input_shape: tuple[int, ...], device: tor
     def record(name: str, t: torch.Tensor) -> None:
         sizes.setdefault(name, (int(t.shape[-2]), int(t.shape[-1])))
 
-    handles = [m.register_forward_pre_hook(lambda mod, args, name=name: record(name, args[0]))
-               for name, m in net.named_modules() if isinstance(m, nn.Conv2d)]
+    handles = [
+        m.register_forward_pre_hook(lambda mod, args, name=name: record(name, args[0]))
+        for name, m in net.named_modules()
+        if isinstance(m, nn.Conv2d)
+    ]
     try:
         with torch.no_grad():
             model(torch.full((1, *input_shape), 0.5, device=device))
@@ -111,7 +125,12 @@ def conv_input_sizes(model: nn.Module, input_shape: tuple[int, ...], device: tor
     return sizes
 
 
-def kernels_analysis(model: nn.Module, input_shape: tuple[int, ...], fft_size: int = 16, device: torch.device | None = None) -> AnalysisResult:
+def kernels_analysis(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    fft_size: int = 16,
+    device: torch.device | None = None,
+) -> AnalysisResult:
     net = getattr(model, "net", model)
     device = device or next(iter(net.parameters()), torch.zeros(0)).device
     sizes = conv_input_sizes(model, input_shape, device)
@@ -121,13 +140,27 @@ def kernels_analysis(model: nn.Module, input_shape: tuple[int, ...], fft_size: i
             continue
         w = effective_weight(conv)
         first = first if first is not None else (name, w)
-        sv = conv_singular_values(w, sizes[name], (conv.stride[0], conv.stride[1]), _padding(conv, w))
+        sv = conv_singular_values(
+            w, sizes[name], (conv.stride[0], conv.stride[1]), _padding(conv, w)
+        )
         normalized = sv / sv[0].clamp_min(1e-12)
         sparsity = filter_sparsity(w)
         curves[name] = normalized
-        rows.append([name, w.shape[1], w.shape[0], f"{w.shape[2]}x{w.shape[3]}", conv.stride[0], f"{sizes[name][0]}x{sizes[name][1]}",
-                     float(sparsity.nanmean()), float(sparsity.nanmedian()), float(sv[0]),
-                     float(normalized.pow(2).sum() / len(normalized)), float((normalized > 0.1).float().mean())])
+        rows.append(
+            [
+                name,
+                w.shape[1],
+                w.shape[0],
+                f"{w.shape[2]}x{w.shape[3]}",
+                conv.stride[0],
+                f"{sizes[name][0]}x{sizes[name][1]}",
+                float(sparsity.nanmean()),
+                float(sparsity.nanmedian()),
+                float(sv[0]),
+                float(normalized.pow(2).sum() / len(normalized)),
+                float((normalized > 0.1).float().mean()),
+            ]
+        )
     arrays: dict[str, Any] = {"singular_values": curves}
     summary = {}
     if first is not None:
@@ -136,9 +169,24 @@ def kernels_analysis(model: nn.Module, input_shape: tuple[int, ...], fft_size: i
         summary = {"first_layer": first[0], "first_layer_filter_sparsity": rows[0][6]}
     return AnalysisResult(
         "kernels",
-        ["layer", "in_channels", "out_channels", "kernel", "stride", "input_size", "filter_sparsity_mean", "filter_sparsity_median",
-         "top_singular_value", "stable_rank_ratio", "share_sv_above_0.1"],
-        rows, summary, config={"fft_size": fft_size, "input_shape": list(input_shape)}, arrays=arrays)
+        [
+            "layer",
+            "in_channels",
+            "out_channels",
+            "kernel",
+            "stride",
+            "input_size",
+            "filter_sparsity_mean",
+            "filter_sparsity_median",
+            "top_singular_value",
+            "stable_rank_ratio",
+            "share_sv_above_0.1",
+        ],
+        rows,
+        summary,
+        config={"fft_size": fft_size, "input_shape": list(input_shape)},
+        arrays=arrays,
+    )
 
 
 def _normalize_each(t: torch.Tensor) -> torch.Tensor:
@@ -168,8 +216,13 @@ def plot_kernels(result: AnalysisResult, path: Path) -> None:
     cmap = plt.get_cmap("viridis")
     curves = result.arrays.get("singular_values", {})
     for i, (name, sv) in enumerate(curves.items()):
-        axes[3].plot(torch.linspace(0, 1, len(sv)).numpy(), sv.numpy(), color=cmap(i / max(1, len(curves) - 1)), lw=1,
-                     label=name if i in (0, len(curves) - 1) else None)
+        axes[3].plot(
+            torch.linspace(0, 1, len(sv)).numpy(),
+            sv.numpy(),
+            color=cmap(i / max(1, len(curves) - 1)),
+            lw=1,
+            label=name if i in (0, len(curves) - 1) else None,
+        )
     axes[3].set_xlabel("rank / number of singular values")
     axes[3].set_ylabel("singular value / largest")
     axes[3].set_title("conv layers as linear operators")

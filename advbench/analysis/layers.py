@@ -23,8 +23,18 @@ from advbench.train.stages import parse_code
 
 
 def layer_sweep(
-    model: str, code: str, cutoffs: list[str], out: Path, device: torch.device, dataset: str = "fashion-mnist", n: int = 500,
-    eps: float = 0.1, *, seed: int = 0, data_dir: str | None = None, **train_overrides: object,
+    model: str,
+    code: str,
+    cutoffs: list[str],
+    out: Path,
+    device: torch.device,
+    dataset: str = "fashion-mnist",
+    n: int = 500,
+    eps: float = 0.1,
+    *,
+    seed: int = 0,
+    data_dir: str | None = None,
+    **train_overrides: object,
 ) -> tuple[AnalysisResult, dict[str, Path]]:
     """One row per cutoff; `seed` picks the test subset, seeds the PGD evaluation and the training."""
     parse_code(code)
@@ -43,9 +53,15 @@ def layer_sweep(
             loss = F.cross_entropy(net(result.x_adv), y).item()
             clean = (net.predict(x) == y).float().mean().item()
         rows.append([cutoff, clean, 1 - result.success.float().mean().item(), loss])
-    analysis = AnalysisResult("layers", ["cutoff", "clean_accuracy", "pgd_accuracy", "adversarial_loss"], rows,
-                              config={"model": model, "code": code, "eps": eps, "n": n, "dataset": dataset, "seed": seed})
-    paths = write_outputs(analysis, out, f"{model}_{code}_{timestamp()}", plot_layers, {"analysis": "layers"})
+    analysis = AnalysisResult(
+        "layers",
+        ["cutoff", "clean_accuracy", "pgd_accuracy", "adversarial_loss"],
+        rows,
+        config={"model": model, "code": code, "eps": eps, "n": n, "dataset": dataset, "seed": seed},
+    )
+    paths = write_outputs(
+        analysis, out, f"{model}_{code}_{timestamp()}", plot_layers, {"analysis": "layers"}
+    )
     return analysis, paths
 
 
@@ -53,10 +69,23 @@ def plot_layers(result: AnalysisResult, path: Path) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
     cut = result.column("cutoff")
-    ax.plot(cut, [100 * v for v in result.column("pgd_accuracy")], marker="o", label="PGD accuracy %")
-    ax.plot(cut, [100 * v for v in result.column("clean_accuracy")], marker="s", label="clean accuracy %")
+    ax.plot(
+        cut, [100 * v for v in result.column("pgd_accuracy")], marker="o", label="PGD accuracy %"
+    )
+    ax.plot(
+        cut,
+        [100 * v for v in result.column("clean_accuracy")],
+        marker="s",
+        label="clean accuracy %",
+    )
     ax2 = ax.twinx()
-    ax2.plot(cut, result.column("adversarial_loss"), color="grey", linestyle="--", label="adversarial loss")
+    ax2.plot(
+        cut,
+        result.column("adversarial_loss"),
+        color="grey",
+        linestyle="--",
+        label="adversarial loss",
+    )
     ax.set_xlabel("cutoff (last earlier layer)")
     ax.set_ylabel("%")
     ax2.set_ylabel("adversarial CE loss")

@@ -17,13 +17,17 @@ from advbench.core.errors import UsageError
 from advbench.models.wrapper import RobustModel
 
 
-def maximize_classes(model: RobustModel, steps: int = 200, lr: float = 0.01, init_std: float = 0.1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def maximize_classes(
+    model: RobustModel, steps: int = 200, lr: float = 0.01, init_std: float = 0.1, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(images, logits): one image per class maximizing that class's logit."""
     if steps < 0 or lr <= 0:
         raise UsageError("maximize needs steps >= 0 and lr > 0")
     k = model.num_classes
     g = torch.Generator(device=model.device).manual_seed(seed)
-    x = (0.5 + init_std * torch.randn((k, *model.input_shape), generator=g, device=model.device)).clamp(0, 1)
+    x = (
+        0.5 + init_std * torch.randn((k, *model.input_shape), generator=g, device=model.device)
+    ).clamp(0, 1)
     target = torch.arange(k, device=model.device)
     scale = float(x[0].numel()) ** 0.5
     for _ in range(steps):
@@ -38,14 +42,28 @@ def maximize_classes(model: RobustModel, steps: int = 200, lr: float = 0.01, ini
     return x.detach(), logits
 
 
-def maximize_analysis(model: RobustModel, steps: int = 200, lr: float = 0.01, seed: int = 0, class_names: list[str] | None = None) -> AnalysisResult:
+def maximize_analysis(
+    model: RobustModel,
+    steps: int = 200,
+    lr: float = 0.01,
+    seed: int = 0,
+    class_names: list[str] | None = None,
+) -> AnalysisResult:
     images, logits = maximize_classes(model, steps, lr, seed=seed)
     probs = logits.softmax(1)
     names = class_names or [str(c) for c in range(model.num_classes)]
-    rows = [[names[c], float(logits[c, c]), float(probs[c, c]), names[int(logits[c].argmax())]] for c in range(model.num_classes)]
-    return AnalysisResult("maximize", ["class", "logit", "probability", "predicted_as"], rows,
-                          summary={"classes_reached": sum(r[0] == r[3] for r in rows)},
-                          config={"steps": steps, "lr": lr, "seed": seed}, arrays={"images": images.cpu()})
+    rows = [
+        [names[c], float(logits[c, c]), float(probs[c, c]), names[int(logits[c].argmax())]]
+        for c in range(model.num_classes)
+    ]
+    return AnalysisResult(
+        "maximize",
+        ["class", "logit", "probability", "predicted_as"],
+        rows,
+        summary={"classes_reached": sum(r[0] == r[3] for r in rows)},
+        config={"steps": steps, "lr": lr, "seed": seed},
+        arrays={"images": images.cpu()},
+    )
 
 
 def plot_maximize(result: AnalysisResult, path: Path) -> None:

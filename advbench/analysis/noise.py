@@ -30,8 +30,17 @@ def activation_noise(net: nn.Module, sigma: float, generator: torch.Generator) -
     if sigma > 0:
         for module in net.modules():
             if isinstance(module, nn.Conv2d):
-                handles.append(module.register_forward_hook(
-                    lambda m, args, out: out + sigma * torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype)))
+                handles.append(
+                    module.register_forward_hook(
+                        lambda m, args, out: (
+                            out
+                            + sigma
+                            * torch.randn(
+                                out.shape, generator=generator, device=out.device, dtype=out.dtype
+                            )
+                        )
+                    )
+                )
     try:
         yield
     finally:
@@ -40,7 +49,14 @@ def activation_noise(net: nn.Module, sigma: float, generator: torch.Generator) -
 
 
 def noisy_accuracy(
-    model: RobustModel, x: torch.Tensor, y: torch.Tensor, sigma: float, place: str, draws: int = 1, batch_size: int = 128, seed: int = 0
+    model: RobustModel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    sigma: float,
+    place: str,
+    draws: int = 1,
+    batch_size: int = 128,
+    seed: int = 0,
 ) -> float:
     """Accuracy with noise at `place` (input, activations or both), averaged over `draws` noise draws."""
     if place not in PLACES:
@@ -58,7 +74,9 @@ def noisy_accuracy(
             for part in batches(len(x), batch_size):
                 xb = x[part]
                 if place in ("input", "both") and sigma > 0:
-                    xb = (xb + gaussian_noise(xb, sigma, seed, indices[part], stream=draw)).clamp(0, 1)
+                    xb = (xb + gaussian_noise(xb, sigma, seed, indices[part], stream=draw)).clamp(
+                        0, 1
+                    )
                 correct += int((model(xb).argmax(1) == y[part]).sum())
     return correct / (len(x) * draws)
 
@@ -77,13 +95,28 @@ def noise_analysis(
     seed: int = 0,
 ) -> AnalysisResult:
     sources = {"clean": x}
-    config = {"sigmas": [float(s) for s in sigmas], "places": list(places), "draws": draws, "n": len(x), "seed": seed}
+    config = {
+        "sigmas": [float(s) for s in sigmas],
+        "places": list(places),
+        "draws": draws,
+        "n": len(x),
+        "seed": seed,
+    }
     if attack:
         x_adv, _, label = adversarial_examples(model, x, y, attack, norm, eps, batch_size, seed)
         sources["adversarial"] = x_adv
         config.update({"attack": label, "norm": norm, "eps": eps})
-    rows = [[source, place, float(s), noisy_accuracy(model, images, y, float(s), place, draws, batch_size, seed)]
-            for source, images in sources.items() for place in places for s in sigmas]
+    rows = [
+        [
+            source,
+            place,
+            float(s),
+            noisy_accuracy(model, images, y, float(s), place, draws, batch_size, seed),
+        ]
+        for source, images in sources.items()
+        for place in places
+        for s in sigmas
+    ]
     return AnalysisResult("noise", ["images", "noise_at", "sigma", "accuracy"], rows, config=config)
 
 
@@ -94,7 +127,14 @@ def plot_noise(result: AnalysisResult, path: Path) -> None:
         for place in result.config["places"]:
             rows = [r for r in result.rows if r[0] == source and r[1] == place]
             if rows:
-                ax.plot([r[2] for r in rows], [100 * r[3] for r in rows], linestyle=style, marker="o", markersize=3, label=f"{source}, noise at {place}")
+                ax.plot(
+                    [r[2] for r in rows],
+                    [100 * r[3] for r in rows],
+                    linestyle=style,
+                    marker="o",
+                    markersize=3,
+                    label=f"{source}, noise at {place}",
+                )
     ax.set_xlabel("noise sigma")
     ax.set_ylabel("accuracy %")
     ax.set_ylim(0, 100)

@@ -45,7 +45,9 @@ def adversarial_examples(
     return torch.cat(parts_x), torch.cat(parts_pred), label
 
 
-def gaussian_noise(x: torch.Tensor, sigma: float, seed: int, indices: torch.Tensor | None = None, stream: int = 0) -> torch.Tensor:
+def gaussian_noise(
+    x: torch.Tensor, sigma: float, seed: int, indices: torch.Tensor | None = None, stream: int = 0
+) -> torch.Tensor:
     """sigma * N(0, 1) noise shaped like x, a function of (seed, sample index, stream) only."""
     if indices is None:
         indices = torch.arange(len(x))

@@ -31,7 +31,11 @@ NORMS = ("l1", "l2", "linf")
 def ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     """num / den per sample, with 0/0 = 0 (nothing changed) and x/0 = inf."""
     out = num / den.clamp_min(torch.finfo(num.dtype).tiny)
-    out = torch.where(den == 0, torch.where(num == 0, torch.zeros_like(num), torch.full_like(num, float("inf"))), out)
+    out = torch.where(
+        den == 0,
+        torch.where(num == 0, torch.zeros_like(num), torch.full_like(num, float("inf"))),
+        out,
+    )
     return out
 
 
@@ -46,7 +50,11 @@ def psr_stats(clean: torch.Tensor, other: torch.Tensor) -> dict[str, torch.Tenso
 
 
 def layer_psr(
-    model: nn.Module, x: torch.Tensor, x_pert: torch.Tensor, layers: str | list[tuple[str, nn.Module]] = "conv", batch_size: int = 128
+    model: nn.Module,
+    x: torch.Tensor,
+    x_pert: torch.Tensor,
+    layers: str | list[tuple[str, nn.Module]] = "conv",
+    batch_size: int = 128,
 ) -> dict[str, dict[str, torch.Tensor]]:
     """{"input": ..., layer: {"l1"|"l2"|"linf": per-sample PSR}} for the input and each hooked layer's output."""
     net = getattr(model, "net", model)
@@ -73,15 +81,43 @@ def psr_analysis(
     rows = []
     for name, per in stats.items():
         means = {p: float(per[p].mean()) for p in NORMS}
-        rows.append([name, "input" if name == "input" else type(modules[name]).__name__,
-                     *[means[p] for p in NORMS], *[db(means[p]) for p in NORMS], float(per["l2"].median())])
+        rows.append(
+            [
+                name,
+                "input" if name == "input" else type(modules[name]).__name__,
+                *[means[p] for p in NORMS],
+                *[db(means[p]) for p in NORMS],
+                float(per["l2"].median()),
+            ]
+        )
     clean_acc = float((model.predict(x) == y).float().mean())
     return AnalysisResult(
         "psr",
-        ["layer", "type", "psr_l1", "psr_l2", "psr_linf", "psr_l1_db", "psr_l2_db", "psr_linf_db", "psr_l2_median"],
+        [
+            "layer",
+            "type",
+            "psr_l1",
+            "psr_l2",
+            "psr_linf",
+            "psr_l1_db",
+            "psr_l2_db",
+            "psr_linf_db",
+            "psr_l2_median",
+        ],
         rows,
-        summary={"clean_accuracy": clean_acc, "adversarial_accuracy": float((adv_pred.cpu() == y.cpu()).float().mean()), "attack": label},
-        config={"attack": label, "norm": norm, "eps": eps, "layers": layers, "n": len(x), "seed": seed},
+        summary={
+            "clean_accuracy": clean_acc,
+            "adversarial_accuracy": float((adv_pred.cpu() == y.cpu()).float().mean()),
+            "attack": label,
+        },
+        config={
+            "attack": label,
+            "norm": norm,
+            "eps": eps,
+            "layers": layers,
+            "n": len(x),
+            "seed": seed,
+        },
         arrays={"l2": {k: v["l2"] for k, v in stats.items()}},
     )
 
@@ -91,12 +127,24 @@ def plot_psr(result: AnalysisResult, path: Path) -> None:
     names = result.column("layer")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100)
     for p in NORMS:
-        ax1.plot(range(len(names)), result.column(f"psr_{p}_db"), marker="o", markersize=3, label=f"L{p[1:]}" if p != "linf" else "Linf")
+        ax1.plot(
+            range(len(names)),
+            result.column(f"psr_{p}_db"),
+            marker="o",
+            markersize=3,
+            label=f"L{p[1:]}" if p != "linf" else "Linf",
+        )
     ax1.set_ylabel("mean PSR (dB)")
-    ax1.set_title(f"perturbation-to-signal ratio, {result.config['attack']} {result.config['norm']} eps={result.config['eps']:g}")
+    ax1.set_title(
+        f"perturbation-to-signal ratio, {result.config['attack']} {result.config['norm']} eps={result.config['eps']:g}"
+    )
     ax1.legend()
     samples = result.arrays.get("l2", {})
-    data = [samples[n].clamp(max=1e6).numpy() for n in names] if samples else [[v] for v in result.column("psr_l2")]
+    data = (
+        [samples[n].clamp(max=1e6).numpy() for n in names]
+        if samples
+        else [[v] for v in result.column("psr_l2")]
+    )
     ax2.boxplot(data, showfliers=False)
     ax2.set_ylabel("||y_adv - y_clean||_2 / ||y_clean||_2")
     ax2.set_title("normalized change of activations")

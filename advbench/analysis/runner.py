@@ -71,20 +71,31 @@ class AnalysisEntry:
 ANALYSES: Registry[AnalysisEntry] = Registry("analysis")
 
 
-def _register(name: str, description: str, compute: Callable[..., AnalysisResult], plot: Callable, needs_model: bool = True, needs_data: bool = True) -> None:
+def _register(
+    name: str,
+    description: str,
+    compute: Callable[..., AnalysisResult],
+    plot: Callable,
+    needs_model: bool = True,
+    needs_data: bool = True,
+) -> None:
     ANALYSES.add(name, AnalysisEntry(name, description, compute, plot, needs_model, needs_data))
 
 
 def _psr(ctx: Context, **o: Any) -> AnalysisResult:
     from advbench.analysis.psr import psr_analysis
 
-    return psr_analysis(ctx.model, *ctx.data(), batch_size=ctx.run.batch_size, seed=ctx.run.seed, **o)
+    return psr_analysis(
+        ctx.model, *ctx.data(), batch_size=ctx.run.batch_size, seed=ctx.run.seed, **o
+    )
 
 
 def _snr(ctx: Context, **o: Any) -> AnalysisResult:
     from advbench.analysis.snr import snr_analysis
 
-    return snr_analysis(ctx.model, *ctx.data(), batch_size=ctx.run.batch_size, seed=ctx.run.seed, **o)
+    return snr_analysis(
+        ctx.model, *ctx.data(), batch_size=ctx.run.batch_size, seed=ctx.run.seed, **o
+    )
 
 
 def _sparsity(ctx: Context, **o: Any) -> AnalysisResult:
@@ -96,19 +107,25 @@ def _sparsity(ctx: Context, **o: Any) -> AnalysisResult:
 def _invariance(ctx: Context, **o: Any) -> AnalysisResult:
     from advbench.analysis.invariance import invariance_analysis
 
-    return invariance_analysis(ctx.model, *ctx.data(), batch_size=ctx.run.batch_size, seed=ctx.run.seed, **o)
+    return invariance_analysis(
+        ctx.model, *ctx.data(), batch_size=ctx.run.batch_size, seed=ctx.run.seed, **o
+    )
 
 
 def _noise(ctx: Context, **o: Any) -> AnalysisResult:
     from advbench.analysis.noise import noise_analysis
 
-    return noise_analysis(ctx.model, *ctx.data(), batch_size=ctx.run.batch_size, seed=ctx.run.seed, **o)
+    return noise_analysis(
+        ctx.model, *ctx.data(), batch_size=ctx.run.batch_size, seed=ctx.run.seed, **o
+    )
 
 
 def _corruptions(ctx: Context, **o: Any) -> AnalysisResult:
     from advbench.analysis.corruptions import corruption_analysis
 
-    return corruption_analysis(ctx.model, *ctx.data(), batch_size=ctx.run.batch_size, seed=ctx.run.seed, **o)
+    return corruption_analysis(
+        ctx.model, *ctx.data(), batch_size=ctx.run.batch_size, seed=ctx.run.seed, **o
+    )
 
 
 def _kernels(ctx: Context, **o: Any) -> AnalysisResult:
@@ -126,7 +143,14 @@ def _features(ctx: Context, **o: Any) -> AnalysisResult:
 def _deceptive(ctx: Context, **o: Any) -> AnalysisResult:
     from advbench.analysis.deceptive import deceptive_analysis
 
-    return deceptive_analysis(ctx.model, *ctx.data(), batch_size=ctx.run.batch_size, seed=ctx.run.seed, class_names=ctx.classes, **o)
+    return deceptive_analysis(
+        ctx.model,
+        *ctx.data(),
+        batch_size=ctx.run.batch_size,
+        seed=ctx.run.seed,
+        class_names=ctx.classes,
+        **o,
+    )
 
 
 def _maximize(ctx: Context, **o: Any) -> AnalysisResult:
@@ -156,18 +180,78 @@ def _plot(module: str, fn: str) -> Callable[[AnalysisResult, Path], None]:
     return plot
 
 
-_register("psr", "per-layer perturbation-to-signal ratio (L1, L2, Linf; dB) and normalized activation change under an attack", _psr, _plot("psr", "plot_psr"))
+_register(
+    "psr",
+    "per-layer perturbation-to-signal ratio (L1, L2, Linf; dB) and normalized activation change under an attack",
+    _psr,
+    _plot("psr", "plot_psr"),
+)
 _register("snr", "block-input SNR in dB under Gaussian noise", _snr, _plot("snr", "plot_snr"))
-_register("sparsity", "normalized Hoyer sparsity of activations per layer", _sparsity, _plot("sparsity", "plot_sparsity"))
-_register("invariance", "share of unchanged predictions under perturbation, per eps", _invariance, _plot("invariance", "plot_invariance"))
-_register("noise", "accuracy vs Gaussian noise sigma at the input / activations, clean and adversarial images", _noise, _plot("noise", "plot_noise"))
-_register("corruptions", "CIFAR-10-C-style corruptions at 5 severities: per-type and mean corruption accuracy", _corruptions, _plot("corruptions", "plot_corruptions"))
-_register("kernels", "first-layer kernels, their FFT, filter sparsity and conv singular values", _kernels, _plot("kernels", "plot_kernels"), needs_data=False)
-_register("features", "Proposition 1 (stride paper): output disturbance vs feature size on random CNNs", _features, _plot("features", "plot_features"), needs_model=False, needs_data=False)
-_register("deceptive", "the most deceptive adversarial example per class", _deceptive, _plot("deceptive", "plot_deceptive"))
-_register("maximize", "class activation maximization from noise", _maximize, _plot("maximize", "plot_maximize"), needs_data=False)
-_register("polarization", "polarizing front end: histogram of its outputs, share within eps of the thresholds, pixels per filter", _polarization, _plot("polarization", "plot_polarization"))
-_register("cost", "receptive field per conv layer, parameters, FLOPs and activation memory", _cost, _plot("cost", "plot_cost"), needs_data=False)
+_register(
+    "sparsity",
+    "normalized Hoyer sparsity of activations per layer",
+    _sparsity,
+    _plot("sparsity", "plot_sparsity"),
+)
+_register(
+    "invariance",
+    "share of unchanged predictions under perturbation, per eps",
+    _invariance,
+    _plot("invariance", "plot_invariance"),
+)
+_register(
+    "noise",
+    "accuracy vs Gaussian noise sigma at the input / activations, clean and adversarial images",
+    _noise,
+    _plot("noise", "plot_noise"),
+)
+_register(
+    "corruptions",
+    "CIFAR-10-C-style corruptions at 5 severities: per-type and mean corruption accuracy",
+    _corruptions,
+    _plot("corruptions", "plot_corruptions"),
+)
+_register(
+    "kernels",
+    "first-layer kernels, their FFT, filter sparsity and conv singular values",
+    _kernels,
+    _plot("kernels", "plot_kernels"),
+    needs_data=False,
+)
+_register(
+    "features",
+    "Proposition 1 (stride paper): output disturbance vs feature size on random CNNs",
+    _features,
+    _plot("features", "plot_features"),
+    needs_model=False,
+    needs_data=False,
+)
+_register(
+    "deceptive",
+    "the most deceptive adversarial example per class",
+    _deceptive,
+    _plot("deceptive", "plot_deceptive"),
+)
+_register(
+    "maximize",
+    "class activation maximization from noise",
+    _maximize,
+    _plot("maximize", "plot_maximize"),
+    needs_data=False,
+)
+_register(
+    "polarization",
+    "polarizing front end: histogram of its outputs, share within eps of the thresholds, pixels per filter",
+    _polarization,
+    _plot("polarization", "plot_polarization"),
+)
+_register(
+    "cost",
+    "receptive field per conv layer, parameters, FLOPs and activation memory",
+    _cost,
+    _plot("cost", "plot_cost"),
+    needs_data=False,
+)
 
 
 def load_context(entry: AnalysisEntry, run: AnalysisRun) -> Context:
@@ -198,12 +282,16 @@ def _class_names(run: AnalysisRun) -> list[str] | None:
     from advbench.data.registry import load_dataset
 
     try:
-        return list(load_dataset(run.dataset, "test", run.data_dir, torch.arange(1)).classes) or None
+        return (
+            list(load_dataset(run.dataset, "test", run.data_dir, torch.arange(1)).classes) or None
+        )
     except Exception:  # noqa: BLE001 - names are a nicety; numbers stand in
         return None
 
 
-def run_analysis(name: str, run: AnalysisRun, **options: Any) -> tuple[AnalysisResult, dict[str, Path]]:
+def run_analysis(
+    name: str, run: AnalysisRun, **options: Any
+) -> tuple[AnalysisResult, dict[str, Path]]:
     """Run analysis `name` with its options; returns the result and the written files (csv, png, json)."""
     from advbench.data.subset import indices_hash
 
@@ -231,4 +319,3 @@ def run_analysis(name: str, run: AnalysisRun, **options: Any) -> tuple[AnalysisR
     out_dir = Path(run.out) if run.out else Path("results") / "analysis" / name
     paths = write_outputs(result, out_dir, f"{prefix}_{timestamp()}", entry.plot, record)
     return result, paths
-

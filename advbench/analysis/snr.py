@@ -31,7 +31,11 @@ def snr_stats(clean: torch.Tensor, other: torch.Tensor) -> dict[str, torch.Tenso
 
 
 def block_snr(
-    model: nn.Module, x: torch.Tensor, x_noisy: torch.Tensor, layers: str | list[tuple[str, nn.Module]] = "block", batch_size: int = 128
+    model: nn.Module,
+    x: torch.Tensor,
+    x_noisy: torch.Tensor,
+    layers: str | list[tuple[str, nn.Module]] = "block",
+    batch_size: int = 128,
 ) -> dict[str, float]:
     """{"input": dB, block: dB} - the SNR of the image and of each block's input, eq. 5.6."""
     net = getattr(model, "net", model)
@@ -58,8 +62,12 @@ def snr_analysis(
             noisy = noisy.clamp(0, 1)
         for name, value in block_snr(model, x, noisy, layers, batch_size).items():
             rows.append([float(sigma), name, value])
-    return AnalysisResult("snr", ["sigma", "block_input", "snr_db"], rows,
-                          config={"sigmas": list(sigmas), "layers": layers, "n": len(x), "seed": seed, "clip": clip})
+    return AnalysisResult(
+        "snr",
+        ["sigma", "block_input", "snr_db"],
+        rows,
+        config={"sigmas": list(sigmas), "layers": layers, "n": len(x), "seed": seed, "clip": clip},
+    )
 
 
 def plot_snr(result: AnalysisResult, path: Path) -> None:
@@ -67,7 +75,13 @@ def plot_snr(result: AnalysisResult, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     for sigma in sorted(set(result.column("sigma"))):
         rows = [r for r in result.rows if r[0] == sigma]
-        ax.plot(range(len(rows)), [r[2] for r in rows], marker="o", markersize=3, label=f"sigma={sigma:g}")
+        ax.plot(
+            range(len(rows)),
+            [r[2] for r in rows],
+            marker="o",
+            markersize=3,
+            label=f"sigma={sigma:g}",
+        )
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels([r[1] for r in rows], rotation=90, fontsize=7)
     ax.set_ylabel("SNR (dB)")

@@ -42,31 +42,52 @@ def activation_hoyer(t: torch.Tensor) -> torch.Tensor:
     return per_location.nanmean(dim=1)
 
 
-def layer_sparsity(model: nn.Module, x: torch.Tensor, layers: str = "block", batch_size: int = 128) -> dict[str, torch.Tensor]:
+def layer_sparsity(
+    model: nn.Module, x: torch.Tensor, layers: str = "block", batch_size: int = 128
+) -> dict[str, torch.Tensor]:
     """{layer: per-sample mean Hoyer sparsity of that layer's output}."""
     net = getattr(model, "net", model)
     modules = select_layers(net, layers)
     collected: dict[str, list[torch.Tensor]] = {name: [] for name, _ in modules}
-    with torch.no_grad(), hooked(modules, lambda name, t: collected[name].append(activation_hoyer(t).cpu())):
+    with (
+        torch.no_grad(),
+        hooked(modules, lambda name, t: collected[name].append(activation_hoyer(t).cpu())),
+    ):
         for part in batches(len(x), batch_size):
             model(x[part])
     return {name: torch.cat(v) for name, v in collected.items()}
 
 
-def sparsity_analysis(model: nn.Module, x: torch.Tensor, y: torch.Tensor, layers: str = "block", batch_size: int = 128) -> AnalysisResult:
+def sparsity_analysis(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, layers: str = "block", batch_size: int = 128
+) -> AnalysisResult:
     per = layer_sparsity(model, x, layers, batch_size)
     modules = dict(getattr(model, "net", model).named_modules())
-    rows = [[name, type(modules[name]).__name__, float(v.nanmean()), float(v.nanmedian()), float(torch.nan_to_num(v.float(), nan=0.0).std())]
-            for name, v in per.items()]
-    return AnalysisResult("sparsity", ["layer", "type", "hoyer_mean", "hoyer_median", "hoyer_std"], rows,
-                          config={"layers": layers, "n": len(x)})
+    rows = [
+        [
+            name,
+            type(modules[name]).__name__,
+            float(v.nanmean()),
+            float(v.nanmedian()),
+            float(torch.nan_to_num(v.float(), nan=0.0).std()),
+        ]
+        for name, v in per.items()
+    ]
+    return AnalysisResult(
+        "sparsity",
+        ["layer", "type", "hoyer_mean", "hoyer_median", "hoyer_std"],
+        rows,
+        config={"layers": layers, "n": len(x)},
+    )
 
 
 def plot_sparsity(result: AnalysisResult, path: Path) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     names = result.column("layer")
-    ax.bar(range(len(names)), result.column("hoyer_mean"), yerr=result.column("hoyer_std"), capsize=2)
+    ax.bar(
+        range(len(names)), result.column("hoyer_mean"), yerr=result.column("hoyer_std"), capsize=2
+    )
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=90, fontsize=7)
     ax.set_ylim(0, 1)

@@ -6,4 +6,11 @@ from advbench.attacks import catalog  # noqa: F401  (fills ATTACKS)
 from advbench.attacks.base import Attack, AttackResult, MinimumNormAttack
 from advbench.attacks.registry import ATTACKS, build_attack, register_attack
 
-__all__ = ["ATTACKS", "Attack", "AttackResult", "MinimumNormAttack", "build_attack", "register_attack"]
+__all__ = [
+    "ATTACKS",
+    "Attack",
+    "AttackResult",
+    "MinimumNormAttack",
+    "build_attack",
+    "register_attack",
+]

@@ -49,8 +49,12 @@ class APGDConfig:
     steps: int = 100
     restarts: int = 1  # per target class for dlr-targeted
     loss: str = "ce"  # ce | dlr | dlr-targeted
-    n_target_classes: int = 9  # dlr-targeted: the most likely wrong classes, one run each (capped at classes - 1)
-    rho: float = 0.75  # halve the step when at most this fraction of a window's steps raised the loss
+    n_target_classes: int = (
+        9  # dlr-targeted: the most likely wrong classes, one run each (capped at classes - 1)
+    )
+    rho: float = (
+        0.75  # halve the step when at most this fraction of a window's steps raised the loss
+    )
     alpha: float = 0.75  # momentum: weight of the new projected step against the previous move
     early_stop: bool = True
 
@@ -70,7 +74,11 @@ class APGDConfig:
 def checkpoints(steps: int) -> dict[int, int]:
     """{iterations done: window length} at which the step-size rule is checked (the reference's
     int(0.22 N) first window, shrinking by int(0.03 N) per checkpoint to int(0.06 N))."""
-    first, least, shrink = max(int(0.22 * steps), 1), max(int(0.06 * steps), 1), max(int(0.03 * steps), 1)
+    first, least, shrink = (
+        max(int(0.22 * steps), 1),
+        max(int(0.06 * steps), 1),
+        max(int(0.03 * steps), 1),
+    )
     out, at, k = {}, first, first
     while at <= steps:
         out[at] = k
@@ -81,14 +89,20 @@ def checkpoints(steps: int) -> dict[int, int]:
 
 def likeliest_wrong_classes(logits: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
     """Each row's k highest-scoring classes other than its label, most likely first."""
-    return logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).argsort(1, descending=True)[:, :k]
+    return logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).argsort(
+        1, descending=True
+    )[:, :k]
 
 
 def _loss_grad(
     model: AttackedModel, x: torch.Tensor, y: torch.Tensor, loss: str, target: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(logits, loss per sample, input gradient), each averaged over the view's EOT draws."""
-    return value_and_grad(model, x, lambda z: targeted_dlr(z, y, target) if target is not None else attack_loss(z, y, loss))
+    return value_and_grad(
+        model,
+        x,
+        lambda z: targeted_dlr(z, y, target) if target is not None else attack_loss(z, y, loss),
+    )
 
 
 def _direction(grad: torch.Tensor, norm: Norm) -> torch.Tensor:
@@ -98,7 +112,12 @@ def _direction(grad: torch.Tensor, norm: Norm) -> torch.Tensor:
     return grad / per_sample(batch_norm(grad, Norm.L2) + 1e-12, grad)
 
 
-@register_attack("apgd", config=APGDConfig, family="gradient", description="Auto-PGD (Croce & Hein), native and batched: step-size-free PGD with momentum; CE, DLR or targeted DLR; per-sample early stopping")
+@register_attack(
+    "apgd",
+    config=APGDConfig,
+    family="gradient",
+    description="Auto-PGD (Croce & Hein), native and batched: step-size-free PGD with momentum; CE, DLR or targeted DLR; per-sample early stopping",
+)
 class APGD(Attack):
     name = "apgd"
     norms = ("linf", "l2")
@@ -113,10 +132,20 @@ class APGD(Attack):
     def iterations(self) -> int | None:
         # Runs after the first (restarts, target classes) add their steps: one run only.
         cfg = self.config
-        return cfg.steps if cfg.early_stop and cfg.restarts == 1 and cfg.loss != "dlr-targeted" else None
+        return (
+            cfg.steps
+            if cfg.early_stop and cfg.restarts == 1 and cfg.loss != "dlr-targeted"
+            else None
+        )
 
     def run(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int,
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        indices: torch.Tensor,
+        seed: int,
         targets: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """`targets` (dlr-targeted only): each sample's target classes, one run per column, -1 for
@@ -137,17 +166,27 @@ class APGD(Attack):
         runs = cfg.restarts
         if cfg.loss == "dlr-targeted":
             if model.num_classes < 4:
-                raise UsageError(f"apgd loss=dlr-targeted needs at least 4 classes, the model has {model.num_classes}")
+                raise UsageError(
+                    f"apgd loss=dlr-targeted needs at least 4 classes, the model has {model.num_classes}"
+                )
             if targets is None:
-                targets = likeliest_wrong_classes(clean, y, min(cfg.n_target_classes, model.num_classes - 1))
+                targets = likeliest_wrong_classes(
+                    clean, y, min(cfg.n_target_classes, model.num_classes - 1)
+                )
             runs *= targets.shape[1]
         elif cfg.loss == "dlr" and model.num_classes < 3:
-            raise UsageError(f"apgd loss=dlr needs at least 3 classes, the model has {model.num_classes}")
+            raise UsageError(
+                f"apgd loss=dlr needs at least 3 classes, the model has {model.num_classes}"
+            )
         if cfg.loss != "dlr-targeted":
             targets = None
         for run in range(runs):
             # Each run (a restart, or a target class) attacks only what no earlier run broke.
-            todo = (~broken if targets is None else ~broken & (targets[:, run // cfg.restarts] >= 0)).nonzero().view(-1)
+            todo = (
+                (~broken if targets is None else ~broken & (targets[:, run // cfg.restarts] >= 0))
+                .nonzero()
+                .view(-1)
+            )
             if len(todo) == 0:
                 continue
             if targets is None:
@@ -156,8 +195,16 @@ class APGD(Attack):
                 # A target's run starts from a point keyed by (sample, target class, restart), not by
                 # its rank: the same target gives the same run whichever ranking put it where.
                 target = targets[todo, run // cfg.restarts]
-                start = random_start(x[todo], threat, indices[todo] * model.num_classes + target, seed, run % cfg.restarts)
-            x_run, hit, loss, used = self._single_run(model, x[todo], y[todo], target, start, threat, judge)
+                start = random_start(
+                    x[todo],
+                    threat,
+                    indices[todo] * model.num_classes + target,
+                    seed,
+                    run % cfg.restarts,
+                )
+            x_run, hit, loss, used = self._single_run(
+                model, x[todo], y[todo], target, start, threat, judge
+            )
             steps[todo] += used
             keep = hit | (loss > kept_loss[todo])
             x_out[todo[keep]] = x_run[keep]
@@ -166,8 +213,14 @@ class APGD(Attack):
         return x_out, steps
 
     def _single_run(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
-        start: torch.Tensor, threat: ThreatModel, judge: bool,
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        target: torch.Tensor | None,
+        start: torch.Tensor,
+        threat: ThreatModel,
+        judge: bool,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """One APGD run from `start`: (x_adv, hit, best loss, steps used) per sample.
 
@@ -184,12 +237,19 @@ class APGD(Attack):
 
         logits, loss, grad = _loss_grad(model, start, y, cfg.loss, target)
         s: dict[str, torch.Tensor] = {
-            "pos": torch.arange(n, device=x.device), "x0": x, "y": y, "xa": start.clone(), "grad": grad, "loss": loss,
+            "pos": torch.arange(n, device=x.device),
+            "x0": x,
+            "y": y,
+            "xa": start.clone(),
+            "grad": grad,
+            "loss": loss,
         }
         if target is not None:
             s["target"] = target
 
-        def observe(state: dict[str, torch.Tensor], logits: torch.Tensor) -> dict[str, torch.Tensor]:
+        def observe(
+            state: dict[str, torch.Tensor], logits: torch.Tensor
+        ) -> dict[str, torch.Tensor]:
             """Record first hits; with early stopping, drop them from the state."""
             if not judge:
                 return state
@@ -208,14 +268,18 @@ class APGD(Attack):
         s["l_best"], s["l_check"] = s["loss"].clone(), s["loss"].clone()
         s["step"] = torch.full((len(s["pos"]),), 2.0 * threat.eps, device=x.device)
         s["rises"] = torch.zeros(len(s["pos"]), device=x.device)
-        s["reduced"] = torch.ones(len(s["pos"]), dtype=torch.bool, device=x.device)  # no "no improvement" halving at the first checkpoint
+        s["reduced"] = torch.ones(
+            len(s["pos"]), dtype=torch.bool, device=x.device
+        )  # no "no improvement" halving at the first checkpoint
 
         for i in range(cfg.steps):
             if len(s["pos"]) == 0:
                 break
             a = cfg.alpha if i > 0 else 1.0
             xa, x0 = s["xa"], s["x0"]
-            z = threat.project(x0, xa + per_sample(s["step"], xa) * _direction(s["grad"], threat.norm))
+            z = threat.project(
+                x0, xa + per_sample(s["step"], xa) * _direction(s["grad"], threat.norm)
+            )
             x_new = threat.project(x0, xa + a * (z - xa) + (1 - a) * (xa - s["x_old"]))
             s["x_old"], s["xa"] = xa, x_new
             used[s["pos"]] += draws
@@ -230,8 +294,14 @@ class APGD(Attack):
             s = observe(s, logits)
             window = marks.get(i + 1)
             if window is not None and len(s["pos"]):
-                halve = (s["rises"] <= window * cfg.rho) | (~s["reduced"] & (s["l_check"] >= s["l_best"]))
-                s["reduced"], s["l_check"], s["rises"] = halve, s["l_best"].clone(), torch.zeros_like(s["rises"])
+                halve = (s["rises"] <= window * cfg.rho) | (
+                    ~s["reduced"] & (s["l_check"] >= s["l_best"])
+                )
+                s["reduced"], s["l_check"], s["rises"] = (
+                    halve,
+                    s["l_best"].clone(),
+                    torch.zeros_like(s["rises"]),
+                )
                 s["step"] = torch.where(halve, s["step"] / 2, s["step"])
                 s["xa"] = torch.where(per_sample(halve, x_new), s["x_best"], s["xa"])
                 s["grad"] = torch.where(per_sample(halve, grad), s["g_best"], s["grad"])

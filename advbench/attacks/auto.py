@@ -67,7 +67,9 @@ class Stage:
 class AutoConfig:
     ce_steps: int = 50
     ce_restarts: int = 1
-    targets: int = 3  # APGD-T target classes per ranking (the most likely wrong ones); 0 skips the stage
+    targets: int = (
+        3  # APGD-T target classes per ranking (the most likely wrong ones); 0 skips the stage
+    )
     t_steps: int = 50
     t_restarts: int = 1
     square_queries: int = 500  # 0 skips the stage; raise it (e.g. 5000) where gradients are masked
@@ -80,16 +82,35 @@ class AutoConfig:
 
     def __post_init__(self) -> None:
         if self.target_ranking not in TARGET_RANKINGS:
-            raise UsageError(f"auto target_ranking is one of {', '.join(TARGET_RANKINGS)}, not {self.target_ranking!r}")
-        if min(self.ce_steps, self.ce_restarts, self.t_steps, self.t_restarts, self.boundary_steps) < 1:
-            raise UsageError("auto needs ce_steps, ce_restarts, t_steps, t_restarts and boundary_steps >= 1")
-        if min(self.targets, self.square_queries, self.bpda_square_queries, self.boundary_targets) < 0:
-            raise UsageError("auto targets, square_queries, bpda_square_queries and boundary_targets must be >= 0 (0 skips the stage)")
+            raise UsageError(
+                f"auto target_ranking is one of {', '.join(TARGET_RANKINGS)}, not {self.target_ranking!r}"
+            )
+        if (
+            min(self.ce_steps, self.ce_restarts, self.t_steps, self.t_restarts, self.boundary_steps)
+            < 1
+        ):
+            raise UsageError(
+                "auto needs ce_steps, ce_restarts, t_steps, t_restarts and boundary_steps >= 1"
+            )
+        if (
+            min(self.targets, self.square_queries, self.bpda_square_queries, self.boundary_targets)
+            < 0
+        ):
+            raise UsageError(
+                "auto targets, square_queries, bpda_square_queries and boundary_targets must be >= 0 (0 skips the stage)"
+            )
         if not 0 <= self.boundary_margin <= 1:
-            raise UsageError(f"auto boundary_margin is a fraction of the clean margin in [0, 1] (0 skips the stage), not {self.boundary_margin}")
+            raise UsageError(
+                f"auto boundary_margin is a fraction of the clean margin in [0, 1] (0 skips the stage), not {self.boundary_margin}"
+            )
 
 
-@register_attack("auto", config=AutoConfig, family="ensemble", description="Fast default ensemble: native APGD-CE, then APGD targeted DLR, then Square, each on what earlier stages left robust; per-sample early stopping")
+@register_attack(
+    "auto",
+    config=AutoConfig,
+    family="ensemble",
+    description="Fast default ensemble: native APGD-CE, then APGD targeted DLR, then Square, each on what earlier stages left robust; per-sample early stopping",
+)
 class Auto(Attack):
     name = "auto"
     norms = ("linf", "l2")
@@ -101,10 +122,29 @@ class Auto(Attack):
     def stages(self, model: AttackedModel) -> list[Stage]:
         """The stages this config runs against `model`, cheapest first."""
         cfg = self.config
-        out = [Stage("apgd-ce", APGD(APGDConfig(steps=cfg.ce_steps, restarts=cfg.ce_restarts, loss="ce", early_stop=cfg.early_stop)))]
+        out = [
+            Stage(
+                "apgd-ce",
+                APGD(
+                    APGDConfig(
+                        steps=cfg.ce_steps,
+                        restarts=cfg.ce_restarts,
+                        loss="ce",
+                        early_stop=cfg.early_stop,
+                    )
+                ),
+            )
+        ]
         targeted = model.num_classes >= 4
         if cfg.targets and targeted:
-            apgd_t = APGD(APGDConfig(steps=cfg.t_steps, restarts=cfg.t_restarts, loss="dlr-targeted", early_stop=cfg.early_stop))
+            apgd_t = APGD(
+                APGDConfig(
+                    steps=cfg.t_steps,
+                    restarts=cfg.t_restarts,
+                    loss="dlr-targeted",
+                    early_stop=cfg.early_stop,
+                )
+            )
             out.append(Stage("apgd-t", apgd_t, RANKED))
         queries = cfg.square_queries
         if queries and model.bpda and model.has_bpda:
@@ -112,11 +152,15 @@ class Auto(Attack):
         if queries and not model.stochastic:
             out.append(Stage("square", Square(SquareConfig(n_queries=queries))))
         if cfg.boundary_margin and cfg.boundary_targets and targeted:
-            boundary = APGD(APGDConfig(steps=cfg.boundary_steps, loss="dlr-targeted", early_stop=cfg.early_stop))
+            boundary = APGD(
+                APGDConfig(steps=cfg.boundary_steps, loss="dlr-targeted", early_stop=cfg.early_stop)
+            )
             out.append(Stage("apgd-t-boundary", boundary, BOUNDARY))
         return out
 
-    def target_classes(self, model: AttackedModel, x: torch.Tensor, x_attacked: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def target_classes(
+        self, model: AttackedModel, x: torch.Tensor, x_attacked: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
         """Stage 2's target classes per sample, -1 padded: the `targets` likeliest wrong ones at
         `x` ("clean"), at `x_attacked` ("attacked"), or both interleaved (attacked first), each once."""
         k = min(self.config.targets, model.num_classes - 1)
@@ -125,10 +169,14 @@ class Auto(Attack):
                 return likeliest_wrong_classes(model(x), y, k)
             ranked = likeliest_wrong_classes(model(x_attacked), y, k)
             if self.config.target_ranking == "both":
-                ranked = torch.stack([ranked, likeliest_wrong_classes(model(x), y, k)], 2).flatten(1)
+                ranked = torch.stack([ranked, likeliest_wrong_classes(model(x), y, k)], 2).flatten(
+                    1
+                )
         return _first_occurrences(ranked)
 
-    def boundary_classes(self, model: AttackedModel, x_attacked: torch.Tensor, y: torch.Tensor, tried: torch.Tensor) -> torch.Tensor:
+    def boundary_classes(
+        self, model: AttackedModel, x_attacked: torch.Tensor, y: torch.Tensor, tried: torch.Tensor
+    ) -> torch.Tensor:
         """Stage 4's target classes per sample, -1 padded: up to `boundary_targets` of the wrong
         classes not in `tried` (stage 2's, -1 padded), likeliest at `x_attacked` first."""
         with torch.no_grad():
@@ -137,13 +185,25 @@ class Auto(Attack):
         return _first_occurrences(ranked.masked_fill(done, -1))[:, : self.config.boundary_targets]
 
     def run(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        indices: torch.Tensor,
+        seed: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x_adv, steps, _ = self.run_staged(model, x, y, threat, indices, seed)
         return x_adv, steps
 
     def run_staged(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int,
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        indices: torch.Tensor,
+        seed: int,
         **run_options: object,
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[StageRecord, ...]]:
         """The stages in turn, each on what no earlier stage broke; with a record of each stage
@@ -155,14 +215,20 @@ class Auto(Attack):
         if threat.eps == 0 or n == 0:
             return x_adv, steps, ()
         still = torch.ones(n, dtype=torch.bool, device=x.device)
-        worst = torch.full((n,), float("inf"), device=x.device)  # lowest margin seen on unbroken samples
-        tried = torch.full((n, 0), -1, dtype=torch.int64, device=x.device)  # stage 2's target classes
+        worst = torch.full(
+            (n,), float("inf"), device=x.device
+        )  # lowest margin seen on unbroken samples
+        tried = torch.full(
+            (n, 0), -1, dtype=torch.int64, device=x.device
+        )  # stage 2's target classes
         for stage in self.stages(model):
             todo = still.nonzero().view(-1)
             if stage.targets == BOUNDARY and len(todo):
                 # The extra budget goes where it can change the answer: samples whose margin the
                 # earlier stages brought close to 0 relative to where it started.
-                near = worst[todo] < self.config.boundary_margin * _mean_margin(model, x[todo], y[todo])
+                near = worst[todo] < self.config.boundary_margin * _mean_margin(
+                    model, x[todo], y[todo]
+                )
                 todo = todo[near]
             if len(todo) == 0:
                 continue
@@ -170,11 +236,21 @@ class Auto(Attack):
             if stage.targets == RANKED:
                 # x_adv holds each unbroken sample's point of lowest margin so far: stage 1's.
                 options["targets"] = self.target_classes(model, x[todo], x_adv[todo], y[todo])
-                tried = torch.full((n, options["targets"].shape[1]), -1, dtype=torch.int64, device=x.device)
+                tried = torch.full(
+                    (n, options["targets"].shape[1]), -1, dtype=torch.int64, device=x.device
+                )
                 tried[todo] = options["targets"]
             elif stage.targets == BOUNDARY:
                 options["targets"] = self.boundary_classes(model, x_adv[todo], y[todo], tried[todo])
-            result = stage.attack(model, x[todo], y[todo], threat, indices[todo], derive_seed(seed, "auto", stage.name), **options)
+            result = stage.attack(
+                model,
+                x[todo],
+                y[todo],
+                threat,
+                indices[todo],
+                derive_seed(seed, "auto", stage.name),
+                **options,
+            )
             records += [replace(r.at(todo, n), name=stage.name) for r in result.stages]
             steps[todo] += result.steps
             broke = result.success
@@ -193,7 +269,9 @@ def _first_occurrences(ranked: torch.Tensor) -> torch.Tensor:
     """Each row's classes (-1 = none) with repeats and -1 moved to the end as -1, order kept;
     columns only as many as the fullest row needs."""
     j = torch.arange(ranked.shape[1], device=ranked.device)
-    repeat = ((ranked[:, :, None] == ranked[:, None, :]) & (j[None, :] < j[:, None])[None]).any(2) | (ranked < 0)
+    repeat = ((ranked[:, :, None] == ranked[:, None, :]) & (j[None, :] < j[:, None])[None]).any(
+        2
+    ) | (ranked < 0)
     order = repeat.int().argsort(dim=1, stable=True)
     ranked = ranked.masked_fill(repeat, -1).gather(1, order)
     return ranked[:, : int((ranked >= 0).sum(1).max())]

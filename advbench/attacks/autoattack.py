@@ -57,13 +57,21 @@ def _positive(name: str, **values: int | None) -> None:
 
 @dataclass(frozen=True)
 class AutoAttackConfig:
-    version: str = "auto"  # auto (rand for models random at inference, else standard) | standard | plus | rand
-    n_restarts: int | None = None  # APGD restarts; None: the version's own (standard/rand 1, plus 5)
-    eot_iter: int | None = None  # EOT draws per APGD gradient; None: the version's own (rand 20, else 1)
+    version: str = (
+        "auto"  # auto (rand for models random at inference, else standard) | standard | plus | rand
+    )
+    n_restarts: int | None = (
+        None  # APGD restarts; None: the version's own (standard/rand 1, plus 5)
+    )
+    eot_iter: int | None = (
+        None  # EOT draws per APGD gradient; None: the version's own (rand 20, else 1)
+    )
 
     def __post_init__(self) -> None:
         if self.version not in VERSIONS:
-            raise UsageError(f"autoattack version must be one of {', '.join(VERSIONS)}, got {self.version!r}")
+            raise UsageError(
+                f"autoattack version must be one of {', '.join(VERSIONS)}, got {self.version!r}"
+            )
         _positive("autoattack", n_restarts=self.n_restarts, eot_iter=self.eot_iter)
 
 
@@ -121,7 +129,16 @@ def _contained(seed: int, device: torch.device) -> Iterator[None]:
     aa_log.setLevel(logging.DEBUG)
     aa_log.propagate = False
     # pyautoattack seeds the current CUDA device; the model's device gets our seed as well.
-    devices = sorted({torch.cuda.current_device() if device.index is None else device.index, torch.cuda.current_device()}) if device.type == "cuda" else []
+    devices = (
+        sorted(
+            {
+                torch.cuda.current_device() if device.index is None else device.index,
+                torch.cuda.current_device(),
+            }
+        )
+        if device.type == "cuda"
+        else []
+    )
     try:
         with torch.random.fork_rng(devices=devices):
             torch.default_generator.manual_seed(seed)
@@ -140,7 +157,9 @@ class _AutoAttackBase(Attack):
     """Builds a `pyautoattack.AutoAttack` per call; subclasses pick the version and settings."""
 
     norms: ClassVar[tuple[str, ...]] = ("linf", "l2", "l1")
-    aa_attack: ClassVar[str | None] = None  # pyautoattack's name of the single attack of a 'custom' run
+    aa_attack: ClassVar[str | None] = (
+        None  # pyautoattack's name of the single attack of a 'custom' run
+    )
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -152,20 +171,40 @@ class _AutoAttackBase(Attack):
     def configure(self, aa: Any, num_classes: int) -> None:
         """Adjust the package's attack objects after construction (defaults: leave them be)."""
 
-    def build(self, model: AttackedModel, threat: ThreatModel, seed: int, device: torch.device) -> Any:
+    def build(
+        self, model: AttackedModel, threat: ThreatModel, seed: int, device: torch.device
+    ) -> Any:
         attacks = None if self.aa_attack is None else [self.aa_attack]
-        aa = AutoAttack(model, norm=AA_NORMS[threat.norm], eps=threat.eps, version=self.version(model), attacks=attacks, device=device, seed=seed)
+        aa = AutoAttack(
+            model,
+            norm=AA_NORMS[threat.norm],
+            eps=threat.eps,
+            version=self.version(model),
+            attacks=attacks,
+            device=device,
+            seed=seed,
+        )
         self.configure(aa, model.num_classes)
         return aa
 
     def run(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        indices: torch.Tensor,
+        seed: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         steps = torch.zeros(len(x), dtype=torch.int64, device=x.device)
         if threat.eps == 0 or len(x) == 0:
             return x.clone(), steps
         if model.stochastic and self.version(model) != "rand":
-            log.info("%s: model %s is random at inference; autoattack:version=rand (EOT) is the version meant for it", self.name, model.name)
+            log.info(
+                "%s: model %s is random at inference; autoattack:version=rand (EOT) is the version meant for it",
+                self.name,
+                model.name,
+            )
         with _contained(seed, x.device):
             aa = self.build(model, threat, seed, x.device)
             x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=len(x))
@@ -174,10 +213,17 @@ class _AutoAttackBase(Attack):
 
 def _check_targets(name: str, wanted: int, num_classes: int) -> None:
     if wanted > num_classes - 1:
-        raise UsageError(f"{name}: n_target_classes={wanted} exceeds the model's {num_classes - 1} wrong classes")
+        raise UsageError(
+            f"{name}: n_target_classes={wanted} exceeds the model's {num_classes - 1} wrong classes"
+        )
 
 
-@register_attack("autoattack", config=AutoAttackConfig, family="ensemble", description="AutoAttack via pyautoattack: standard (APGD-CE, APGD-T, FAB-T, Square), plus, or rand (EOT); auto picks rand for random models")
+@register_attack(
+    "autoattack",
+    config=AutoAttackConfig,
+    family="ensemble",
+    description="AutoAttack via pyautoattack: standard (APGD-CE, APGD-T, FAB-T, Square), plus, or rand (EOT); auto picks rand for random models",
+)
 class AutoAttackEnsemble(_AutoAttackBase):
     name = "autoattack"
     config: AutoAttackConfig
@@ -202,7 +248,12 @@ class AutoAttackEnsemble(_AutoAttackBase):
         aa.fab.n_target_classes = min(aa.fab.n_target_classes, num_classes - 1)
 
 
-@register_attack("apgd-ce", config=APGDCEConfig, family="gradient", description="APGD on cross-entropy (AutoAttack's, via pyautoattack); step-size-free PGD")
+@register_attack(
+    "apgd-ce",
+    config=APGDCEConfig,
+    family="gradient",
+    description="APGD on cross-entropy (AutoAttack's, via pyautoattack); step-size-free PGD",
+)
 class APGDCE(_AutoAttackBase):
     name = "apgd-ce"
     aa_attack = "apgd-ce"
@@ -213,7 +264,12 @@ class APGDCE(_AutoAttackBase):
         aa.apgd.eot_iter = self.config.eot_iter
 
 
-@register_attack("apgd-t", config=APGDTConfig, family="gradient", description="APGD on the targeted DLR loss over the top wrong classes (AutoAttack's, via pyautoattack)")
+@register_attack(
+    "apgd-t",
+    config=APGDTConfig,
+    family="gradient",
+    description="APGD on the targeted DLR loss over the top wrong classes (AutoAttack's, via pyautoattack)",
+)
 class APGDT(_AutoAttackBase):
     name = "apgd-t"
     aa_attack = "apgd-t"
@@ -225,7 +281,12 @@ class APGDT(_AutoAttackBase):
         aa.apgd_targeted.n_target_classes = self.config.n_target_classes
 
 
-@register_attack("fab-t", config=FABTConfig, family="gradient", description="Targeted FAB, minimal-norm boundary attack, kept where within eps (AutoAttack's, via pyautoattack)")
+@register_attack(
+    "fab-t",
+    config=FABTConfig,
+    family="gradient",
+    description="Targeted FAB, minimal-norm boundary attack, kept where within eps (AutoAttack's, via pyautoattack)",
+)
 class FABT(_AutoAttackBase):
     name = "fab-t"
     aa_attack = "fab-t"
@@ -236,7 +297,12 @@ class FABT(_AutoAttackBase):
         aa.fab.n_target_classes = self.config.n_target_classes
 
 
-@register_attack("square-aa", config=SquareAAConfig, family="black-box", description="Square Attack, score-based random search (AutoAttack's own, via pyautoattack)")
+@register_attack(
+    "square-aa",
+    config=SquareAAConfig,
+    family="black-box",
+    description="Square Attack, score-based random search (AutoAttack's own, via pyautoattack)",
+)
 class SquareAA(_AutoAttackBase):
     name = "square-aa"
     aa_attack = "square"

@@ -40,7 +40,13 @@ class StageRecord:
             out[positions] = mask
             return out
 
-        return StageRecord(self.name, self.kind, spread(self.attacked), spread(self.broken), None if self.late is None else spread(self.late))
+        return StageRecord(
+            self.name,
+            self.kind,
+            spread(self.attacked),
+            spread(self.broken),
+            None if self.late is None else spread(self.late),
+        )
 
 
 @dataclass
@@ -54,7 +60,9 @@ class AttackResult:
     adv_pred: torch.Tensor  # int: the exact model's prediction on x_adv
     # Minimum-norm attacks: each sample's smallest successful perturbation norm (inf where none was found).
     min_distance: torch.Tensor | None = None
-    stages: tuple[StageRecord, ...] = ()  # what each stage did (one record for a single-stage attack)
+    stages: tuple[
+        StageRecord, ...
+    ] = ()  # what each stage did (one record for a single-stage attack)
 
 
 class Attack:
@@ -73,7 +81,9 @@ class Attack:
     def __init__(self, config: Any) -> None:
         self.config = config  # a frozen dataclass of the attack's options: all an attack holds
 
-    def view(self, model: RobustModel | AttackedModel, eot_draws: int | None = None, bpda: bool = True) -> AttackedModel:
+    def view(
+        self, model: RobustModel | AttackedModel, eot_draws: int | None = None, bpda: bool = True
+    ) -> AttackedModel:
         """The model as this attack will see it (the adaptive default unless already a view)."""
         return view_for(model, self.uses_gradients, eot_draws, bpda)
 
@@ -82,7 +92,13 @@ class Attack:
         return model.adaptations()
 
     def run(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        indices: torch.Tensor,
+        seed: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (x_adv, steps per sample)."""
         raise NotImplementedError
@@ -117,7 +133,9 @@ class Attack:
         """Validate, `run`, project, judge with the exact model. `run_options` go to `run`
         (e.g. APGD's per-sample `targets`)."""
         if threat.norm.value not in self.norms:
-            raise UsageError(f"attack {self.name!r} does not support the {threat.norm.value} norm (supports {', '.join(self.norms)})")
+            raise UsageError(
+                f"attack {self.name!r} does not support the {threat.norm.value} norm (supports {', '.join(self.norms)})"
+            )
         view = self.view(model)
         view.check_inputs(x)
         if y.shape != (len(x),):
@@ -130,7 +148,13 @@ class Attack:
         return result
 
     def run_staged(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int,
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        indices: torch.Tensor,
+        seed: int,
         **run_options: Any,
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[StageRecord, ...] | None]:
         """`run`, plus the records of its stages when it has several (None: the call is one stage)."""
@@ -138,7 +162,14 @@ class Attack:
         return x_adv, steps, None
 
     @staticmethod
-    def judge(view: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, x_adv: torch.Tensor, steps: torch.Tensor) -> AttackResult:
+    def judge(
+        view: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        x_adv: torch.Tensor,
+        steps: torch.Tensor,
+    ) -> AttackResult:
         """The result of `run`'s output: projected into the threat model, success judged by the exact model."""
         x_adv = threat.project(x, x_adv.detach())
         adv_pred = view.verdict(x_adv)
@@ -156,24 +187,40 @@ class MinimumNormAttack(Attack):
     minimum_norm: ClassVar[bool] = True
 
     @staticmethod
-    def unbounded_start(model: AttackedModel, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def unbounded_start(
+        model: AttackedModel, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(x_adv = a copy of x, zero steps, indices of the samples worth attacking: those the
         model still classifies correctly; misclassified ones cost nothing and keep x)."""
         todo = (model.predict(x) == y).nonzero().view(-1)
         return x.clone(), torch.zeros(len(x), dtype=torch.int64, device=x.device), todo
 
     def run_unbounded(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        norm: Norm,
+        indices: torch.Tensor,
+        seed: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (x_adv in [0,1], the smallest adversarial found or x where none; steps or queries per sample)."""
         raise NotImplementedError
 
     def minimize(
-        self, model: RobustModel | AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm | str, indices: torch.Tensor | None = None, seed: int = 0
+        self,
+        model: RobustModel | AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        norm: Norm | str,
+        indices: torch.Tensor | None = None,
+        seed: int = 0,
     ) -> AttackResult:
         norm = Norm(norm)
         if norm.value not in self.norms:
-            raise UsageError(f"attack {self.name!r} does not support the {norm.value} norm (supports {', '.join(self.norms)})")
+            raise UsageError(
+                f"attack {self.name!r} does not support the {norm.value} norm (supports {', '.join(self.norms)})"
+            )
         view = self.view(model)
         view.check_inputs(x)
         if indices is None:
@@ -187,7 +234,13 @@ class MinimumNormAttack(Attack):
         return AttackResult(x_adv, success, distance, steps, adv_pred, min_distance)
 
     def run(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        indices: torch.Tensor,
+        seed: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x_adv, steps = self.run_unbounded(model, x, y, threat.norm, indices, seed)
         # Beyond the budget the attack failed at this eps: the clean input stands in.
@@ -195,8 +248,13 @@ class MinimumNormAttack(Attack):
         return torch.where(far.view(-1, *([1] * (x.dim() - 1))), x, x_adv), steps
 
     def sweep(
-        self, model: RobustModel | AttackedModel, x: torch.Tensor, y: torch.Tensor, threats: list[ThreatModel],
-        indices: torch.Tensor | None = None, seed: int = 0,
+        self,
+        model: RobustModel | AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        threats: list[ThreatModel],
+        indices: torch.Tensor | None = None,
+        seed: int = 0,
     ) -> list[AttackResult]:
         """Run once, read every budget (Foolbox 3's minimization attacks clipped to each epsilon):
         one fixed-eps result per threat model, all of one norm."""
@@ -207,7 +265,9 @@ class MinimumNormAttack(Attack):
         return [self.at_eps(result, x, y, threat) for threat in threats]
 
     @staticmethod
-    def at_eps(result: AttackResult, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel) -> AttackResult:
+    def at_eps(
+        result: AttackResult, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel
+    ) -> AttackResult:
         """The fixed-eps view of a `minimize` result: successes whose smallest norm fits the budget
         (elsewhere the clean input stands, predicted as its label: the engine attacks only correct samples)."""
         assert result.min_distance is not None
@@ -215,4 +275,6 @@ class MinimumNormAttack(Attack):
         shape = (-1, *([1] * (x.dim() - 1)))
         x_adv = torch.where(fits.view(shape), result.x_adv, x)
         adv_pred = torch.where(fits, result.adv_pred, y)
-        return AttackResult(x_adv, fits, threat.distance(x, x_adv), result.steps, adv_pred, result.min_distance)
+        return AttackResult(
+            x_adv, fits, threat.distance(x, x_adv), result.steps, adv_pred, result.min_distance
+        )

@@ -49,7 +49,17 @@ class SquareConfig:
 def p_schedule(p_init: float, it: int, n_queries: int) -> float:
     """The authors' piecewise-constant schedule of the square's area fraction, rescaled to n_queries."""
     it = int(it / n_queries * 10000)
-    for bound, div in ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128), (8000, 256)):
+    for bound, div in (
+        (10, 1),
+        (50, 2),
+        (200, 4),
+        (500, 8),
+        (1000, 16),
+        (2000, 32),
+        (4000, 64),
+        (6000, 128),
+        (8000, 256),
+    ):
         if it <= bound:
             return p_init / div
     return p_init / 512
@@ -60,7 +70,9 @@ def _rectangles(rows: int, cols: int) -> torch.Tensor:
     delta = torch.zeros(rows, cols, dtype=torch.float64)
     r, c = rows // 2, cols // 2
     for k in range(max(rows // 2 + 1, cols // 2 + 1)):
-        delta[max(r, 0) : min(r + 2 * k + 1, rows), max(c, 0) : min(c + 2 * k + 1, cols)] += 1.0 / (k + 1) ** 2
+        delta[max(r, 0) : min(r + 2 * k + 1, rows), max(c, 0) : min(c + 2 * k + 1, cols)] += (
+            1.0 / (k + 1) ** 2
+        )
         r, c = r - 1, c - 1
     return delta / delta.pow(2).sum().sqrt()
 
@@ -100,7 +112,12 @@ def _patch_index(top: torch.Tensor, left: torch.Tensor, s: int, c: int) -> tuple
     ar = torch.arange(s, device=dev)
     rows = (top.view(-1, 1) + ar).view(n, 1, s, 1)
     cols = (left.view(-1, 1) + ar).view(n, 1, 1, s)
-    return torch.arange(n, device=dev).view(n, 1, 1, 1), torch.arange(c, device=dev).view(1, c, 1, 1), rows, cols
+    return (
+        torch.arange(n, device=dev).view(n, 1, 1, 1),
+        torch.arange(c, device=dev).view(1, c, 1, 1),
+        rows,
+        cols,
+    )
 
 
 @register_attack(
@@ -126,7 +143,13 @@ class Square(Attack):
         self.config = config
 
     def run(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        indices: torch.Tensor,
+        seed: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x_best = x.clone()
         steps = torch.zeros(len(x), dtype=torch.int64, device=x.device)
@@ -139,14 +162,18 @@ class Square(Attack):
                 break
             key = derive_seed("square", seed, restart)
             with torch.no_grad():
-                x_adv, hit, used = self._single_run(model, x[todo], y[todo], threat, indices[todo], key)
+                x_adv, hit, used = self._single_run(
+                    model, x[todo], y[todo], threat, indices[todo], key
+                )
             # Samples no restart breaks keep the last restart's best point.
             x_best[todo] = x_adv
             broken[todo] = hit
             steps[todo] += used
         return x_best, steps
 
-    def _init(self, x: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, key: int) -> torch.Tensor:
+    def _init(
+        self, x: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, key: int
+    ) -> torch.Tensor:
         n, c, h, w = x.shape
         eps = threat.eps
         if threat.norm is Norm.LINF:
@@ -160,7 +187,9 @@ class Square(Attack):
         u = sample_uniform(key, indices, (nbh, nbw, c + 1), stream=0, device=x.device)
         eta = _eta(s0).to(x.device)
         flip = (u[..., c] > 0.5).view(n, 1, nbh, nbw, 1, 1)
-        blocks = torch.where(flip, eta.t(), eta) * _signs(u[..., :c]).permute(0, 3, 1, 2).reshape(n, c, nbh, nbw, 1, 1)
+        blocks = torch.where(flip, eta.t(), eta) * _signs(u[..., :c]).permute(0, 3, 1, 2).reshape(
+            n, c, nbh, nbw, 1, 1
+        )
         grid = blocks.permute(0, 1, 2, 4, 3, 5).reshape(n, c, nbh * s0, nbw * s0)
         delta = torch.zeros_like(x)
         rows, cols = min(h - top, nbh * s0), min(w - left, nbw * s0)
@@ -168,7 +197,9 @@ class Square(Attack):
         delta = delta / per_sample(batch_norm(delta, Norm.L2) + 1e-12, x)
         return (x + delta * eps).clamp(0.0, 1.0)
 
-    def _propose(self, x: torch.Tensor, x_best: torch.Tensor, threat: ThreatModel, u: torch.Tensor, p: float) -> torch.Tensor:
+    def _propose(
+        self, x: torch.Tensor, x_best: torch.Tensor, threat: ThreatModel, u: torch.Tensor, p: float
+    ) -> torch.Tensor:
         n, c, h, w = x.shape
         eps = threat.eps
         if threat.norm is Norm.LINF:
@@ -190,7 +221,9 @@ class Square(Attack):
         norm_windows = (delta * both).pow(2).sum(dim=(-2, -1), keepdim=True).sqrt()
         eta = _eta(s).to(x.device)
         flip = (u[:, 4] > 0.5).view(n, 1, 1, 1)
-        new = torch.where(flip, eta.t(), eta) * _signs(u[:, 5 : 5 + c]).view(n, c, 1, 1) + old / (1e-12 + norm_old)
+        new = torch.where(flip, eta.t(), eta) * _signs(u[:, 5 : 5 + c]).view(n, c, 1, 1) + old / (
+            1e-12 + norm_old
+        )
         budget = ((eps**2 - norm_image**2).clamp_min(0.0) / c + norm_windows**2).sqrt()
         new = new / (1e-12 + new.pow(2).sum(dim=(-2, -1), keepdim=True).sqrt()) * budget
         delta = torch.where(_window(top2, left2, s, h, w), torch.zeros_like(delta), delta)
@@ -199,7 +232,13 @@ class Square(Attack):
         return (x + delta).clamp(0.0, 1.0)
 
     def _single_run(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, key: int
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        indices: torch.Tensor,
+        key: int,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         cfg = self.config
         n, c = len(x), x.shape[1]

@@ -27,8 +27,20 @@ from advbench.attacks import (
 from advbench.attacks.registry import ATTACKS
 
 MODULES: tuple[ModuleType, ...] = (
-    gradient, apgd, minimum_norm, fmn_ddn, blackbox, zeroth_order, random_noise, decision_based, search, transfer, autoattack, auto,
+    gradient,
+    apgd,
+    minimum_norm,
+    fmn_ddn,
+    blackbox,
+    zeroth_order,
+    random_noise,
+    decision_based,
+    search,
+    transfer,
+    autoattack,
+    auto,
 )
+
 
 def attack_records(pattern: str = "*") -> list[dict[str, Any]]:
     """One record per registered attack matching `pattern`: name, family, norms, its default
@@ -36,6 +48,13 @@ def attack_records(pattern: str = "*") -> list[dict[str, Any]]:
     records = []
     for name in ATTACKS.names(pattern):
         spec = ATTACKS.get(name)
-        records.append({"name": name, "family": spec.family, "norms": list(spec.norms),
-                        "defaults": dataclasses.asdict(spec.config(**spec.defaults)), "description": spec.description})
+        records.append(
+            {
+                "name": name,
+                "family": spec.family,
+                "norms": list(spec.norms),
+                "defaults": dataclasses.asdict(spec.config(**spec.defaults)),
+                "description": spec.description,
+            }
+        )
     return records

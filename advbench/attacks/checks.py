@@ -55,7 +55,9 @@ class Remedy:
     change: str
     attacks: tuple[str, ...] = ()
     transfer: bool = False  # also transfer attacks from the dataset's smooth surrogate model
-    random: bool = False  # evaluate as a model random at inference (EOT gradients, no early stopping)
+    random: bool = (
+        False  # evaluate as a model random at inference (EOT gradients, no early stopping)
+    )
     log_outputs: bool = False  # attack the logarithm of the outputs
 
 
@@ -70,13 +72,17 @@ class Check:
     def __post_init__(self) -> None:
         if self.phase not in (PROBE, STAGES):
             raise ValueError(f"check {self.name}: phase is {PROBE} or {STAGES}, not {self.phase!r}")
-        if not self.remedy.change or not (self.remedy.attacks or self.remedy.random or self.remedy.log_outputs):
+        if not self.remedy.change or not (
+            self.remedy.attacks or self.remedy.random or self.remedy.log_outputs
+        ):
             raise ValueError(f"check {self.name} has no remedy")
 
     def result(self, value: float, why: str, limit: float | None = None) -> "CheckResult":
         """Passed when `value` <= the limit (the check's own, or `limit` where it depends on the run)."""
         bound = self.limit if limit is None else limit
-        return CheckResult(self.name, bool(value <= bound), float(value), float(bound), why, phase=self.phase)
+        return CheckResult(
+            self.name, bool(value <= bound), float(value), float(bound), why, phase=self.phase
+        )
 
     def tested(self, count: int, n: int, why: str, limit: float | None = None) -> "CheckResult":
         """`count` of `n` samples: fails only when the share's one-sided lower Clopper-Pearson bound
@@ -84,7 +90,14 @@ class Check:
         bound = self.limit if limit is None else limit
         lower = float(beta.ppf(TEST_LEVEL, count, n - count + 1)) if count else 0.0
         note = f" ({count} of {n}; lower {100 * (1 - TEST_LEVEL):g}% Clopper-Pearson bound {100 * lower:.1f}% vs limit {100 * bound:.1f}%)"
-        return CheckResult(self.name, bool(lower <= bound), count / max(1, n), float(bound), why + note, phase=self.phase)
+        return CheckResult(
+            self.name,
+            bool(lower <= bound),
+            count / max(1, n),
+            float(bound),
+            why + note,
+            phase=self.phase,
+        )
 
 
 @dataclass(frozen=True)
@@ -115,23 +128,88 @@ GRADIENT_FREE = Remedy(
     (BLACK_BOX_BUDGET,),
     transfer=True,
 )
-SCALE_FREE_LOSSES = Remedy("cross-entropy is unreliable here: scale-invariant DLR and CW-margin losses added", SCALE_FREE)
+SCALE_FREE_LOSSES = Remedy(
+    "cross-entropy is unreliable here: scale-invariant DLR and CW-margin losses added", SCALE_FREE
+)
 
-register_check(Check(PROBABILITIES, PROBE, "share of output rows that are non-negative and sum to 1", PROBABILITY_ROWS_LIMIT,
-                     Remedy("outputs are probabilities: their logarithm is attacked", log_outputs=True)))
-register_check(Check(DETERMINISTIC, PROBE, "share of predictions that change between two calls of a model that declares no randomness", 0.0,
-                     Remedy("undeclared randomness: evaluated as a random model (EOT gradients, no early stopping)", random=True)))
-register_check(Check(INPUT_GRADIENTS, PROBE, "share of samples whose input gradient is zero or not finite", DEAD_GRADIENT_LIMIT, GRADIENT_FREE))
-register_check(Check(LARGE_EPS, PROBE, "accuracy under PGD-50 at a budget that lets any image become any other", LARGE_EPS_CEILING, GRADIENT_FREE))
-register_check(Check(BLACK_BOX_VS_WHITE_BOX, STAGES, "share of checked samples a gradient-free stage broke after the gradient stages left them",
-                     BLACK_BOX_MARGIN, GRADIENT_FREE))
-register_check(Check(SCALE_INVARIANT_LOSS, STAGES,
-                     "share of checked samples a margin-loss stage broke after cross-entropy left them (limit: at least what cross-entropy broke)",
-                     MARGIN, SCALE_FREE_LOSSES))
-register_check(Check(SINGLE_STEP_VS_ITERATIVE, STAGES, "share of checked samples one FGSM step breaks after the iterative stages left them",
-                     MARGIN, SCALE_FREE_LOSSES))
-register_check(Check(MORE_STEPS, STAGES, "share of checked samples the iterative gradient stages broke only in the last quarter of their steps",
-                     MARGIN, Remedy("the gradient stages had not converged: PGD with 100 steps x 3 restarts added", (LONGER,))))
+register_check(
+    Check(
+        PROBABILITIES,
+        PROBE,
+        "share of output rows that are non-negative and sum to 1",
+        PROBABILITY_ROWS_LIMIT,
+        Remedy("outputs are probabilities: their logarithm is attacked", log_outputs=True),
+    )
+)
+register_check(
+    Check(
+        DETERMINISTIC,
+        PROBE,
+        "share of predictions that change between two calls of a model that declares no randomness",
+        0.0,
+        Remedy(
+            "undeclared randomness: evaluated as a random model (EOT gradients, no early stopping)",
+            random=True,
+        ),
+    )
+)
+register_check(
+    Check(
+        INPUT_GRADIENTS,
+        PROBE,
+        "share of samples whose input gradient is zero or not finite",
+        DEAD_GRADIENT_LIMIT,
+        GRADIENT_FREE,
+    )
+)
+register_check(
+    Check(
+        LARGE_EPS,
+        PROBE,
+        "accuracy under PGD-50 at a budget that lets any image become any other",
+        LARGE_EPS_CEILING,
+        GRADIENT_FREE,
+    )
+)
+register_check(
+    Check(
+        BLACK_BOX_VS_WHITE_BOX,
+        STAGES,
+        "share of checked samples a gradient-free stage broke after the gradient stages left them",
+        BLACK_BOX_MARGIN,
+        GRADIENT_FREE,
+    )
+)
+register_check(
+    Check(
+        SCALE_INVARIANT_LOSS,
+        STAGES,
+        "share of checked samples a margin-loss stage broke after cross-entropy left them (limit: at least what cross-entropy broke)",
+        MARGIN,
+        SCALE_FREE_LOSSES,
+    )
+)
+register_check(
+    Check(
+        SINGLE_STEP_VS_ITERATIVE,
+        STAGES,
+        "share of checked samples one FGSM step breaks after the iterative stages left them",
+        MARGIN,
+        SCALE_FREE_LOSSES,
+    )
+)
+register_check(
+    Check(
+        MORE_STEPS,
+        STAGES,
+        "share of checked samples the iterative gradient stages broke only in the last quarter of their steps",
+        MARGIN,
+        Remedy(
+            "the gradient stages had not converged: PGD with 100 steps x 3 restarts added",
+            (LONGER,),
+        ),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -156,8 +234,14 @@ class Escalation:
     def from_dict(cls, data: dict[str, Any] | None) -> "Escalation":
         if not data:
             return cls()
-        return cls(tuple(data.get("failed", ())), bool(data.get("random")), bool(data.get("log_outputs")), tuple(data.get("attacks", ())),
-                   data.get("surrogate"), tuple(data.get("changes", ())))
+        return cls(
+            tuple(data.get("failed", ())),
+            bool(data.get("random")),
+            bool(data.get("log_outputs")),
+            tuple(data.get("attacks", ())),
+            data.get("surrogate"),
+            tuple(data.get("changes", ())),
+        )
 
     def merged(self, other: "Escalation") -> "Escalation":
         """Both escalations' changes, in order, each once."""
@@ -165,11 +249,19 @@ class Escalation:
         def union(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
             return tuple(dict.fromkeys((*a, *b)))
 
-        return Escalation(union(self.failed, other.failed), self.random or other.random, self.log_outputs or other.log_outputs,
-                          union(self.attacks, other.attacks), self.surrogate or other.surrogate, union(self.changes, other.changes))
+        return Escalation(
+            union(self.failed, other.failed),
+            self.random or other.random,
+            self.log_outputs or other.log_outputs,
+            union(self.attacks, other.attacks),
+            self.surrogate or other.surrogate,
+            union(self.changes, other.changes),
+        )
 
 
-def choose(results: list[CheckResult], transfer_surrogate: str | None = None, present: tuple[str, ...] = ()) -> Escalation:
+def choose(
+    results: list[CheckResult], transfer_surrogate: str | None = None, present: tuple[str, ...] = ()
+) -> Escalation:
     """The union of the failed checks' remedies. `transfer_surrogate`: the model transfer attacks
     craft on (None: no transfer); `present`: attack labels the evaluation runs already."""
     failed = [r.name for r in results if not r.passed]
@@ -182,8 +274,11 @@ def choose(results: list[CheckResult], transfer_surrogate: str | None = None, pr
             surrogate = transfer_surrogate
             attacks.append("transfer:pgd:steps=50")
     return Escalation(
-        failed=tuple(failed), random=any(r.random for r in remedies), log_outputs=any(r.log_outputs for r in remedies),
-        attacks=tuple(a for a in dict.fromkeys(attacks) if a not in present), surrogate=surrogate,
+        failed=tuple(failed),
+        random=any(r.random for r in remedies),
+        log_outputs=any(r.log_outputs for r in remedies),
+        attacks=tuple(a for a in dict.fromkeys(attacks) if a not in present),
+        surrogate=surrogate,
         changes=tuple(dict.fromkeys(r.change for r in remedies)),
     )
 
@@ -193,5 +288,7 @@ class CheckNumbers:
     """Every number the checks measured (stored with the run) and the probes' breaks per sample."""
 
     numbers: dict[str, Any] = field(default_factory=dict)
-    probes: dict[str, list[bool]] = field(default_factory=dict)  # probe label -> broken, over `indices`
+    probes: dict[str, list[bool]] = field(
+        default_factory=dict
+    )  # probe label -> broken, over `indices`
     indices: list[int] = field(default_factory=list)

@@ -32,9 +32,17 @@ class _FoolboxMinimumNorm(MinimumNormAttack):
         raise NotImplementedError
 
     def run_unbounded(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        norm: Norm,
+        indices: torch.Tensor,
+        seed: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return foolbox_minimize(lambda: self.make(norm), model, x, y, seed, self.name, needs_start=self.needs_start)
+        return foolbox_minimize(
+            lambda: self.make(norm), model, x, y, seed, self.name, needs_start=self.needs_start
+        )
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,9 @@ class HopSkipJumpConfig:
         if self.steps < 1 or self.initial_gradient_eval_steps < 1:
             raise UsageError("hopskipjump needs steps >= 1 and initial_gradient_eval_steps >= 1")
         if self.max_gradient_eval_steps < self.initial_gradient_eval_steps:
-            raise UsageError("hopskipjump max_gradient_eval_steps must be >= initial_gradient_eval_steps")
+            raise UsageError(
+                "hopskipjump max_gradient_eval_steps must be >= initial_gradient_eval_steps"
+            )
         if not is_positive_finite(self.gamma):
             raise UsageError("hopskipjump gamma must be a positive number")
 
@@ -93,7 +103,9 @@ class BoundaryConfig:
         if not (is_positive_finite(self.spherical_step) and is_positive_finite(self.source_step)):
             raise UsageError("boundary spherical_step and source_step must be positive numbers")
         if not (self.step_adaptation > 1 and math.isfinite(self.step_adaptation)):
-            raise UsageError(f"boundary step_adaptation must be a number > 1, got {self.step_adaptation}")
+            raise UsageError(
+                f"boundary step_adaptation must be a number > 1, got {self.step_adaptation}"
+            )
 
 
 @register_attack(
@@ -112,7 +124,10 @@ class Boundary(_FoolboxMinimumNorm):
 
         cfg = self.config
         return fb.attacks.BoundaryAttack(
-            steps=cfg.steps, spherical_step=cfg.spherical_step, source_step=cfg.source_step, step_adaptation=cfg.step_adaptation
+            steps=cfg.steps,
+            spherical_step=cfg.spherical_step,
+            source_step=cfg.source_step,
+            step_adaptation=cfg.step_adaptation,
         )
 
 
@@ -141,4 +156,6 @@ class SaltAndPepper(_FoolboxMinimumNorm):
     def make(self, norm: Norm) -> Any:
         import foolbox as fb
 
-        return fb.attacks.SaltAndPepperNoiseAttack(steps=self.config.steps, across_channels=self.config.across_channels)
+        return fb.attacks.SaltAndPepperNoiseAttack(
+            steps=self.config.steps, across_channels=self.config.across_channels
+        )

@@ -34,12 +34,21 @@ class Attempt:
 class ThreatOutcome:
     threat: ThreatModel
     attempts: list[Attempt] = field(default_factory=list)
-    robust: torch.Tensor | None = None  # bool per batch sample: correct and unbroken by every attack
+    robust: torch.Tensor | None = (
+        None  # bool per batch sample: correct and unbroken by every attack
+    )
 
 
 def _take(result: AttackResult, rows: torch.Tensor) -> AttackResult:
     md = None if result.min_distance is None else result.min_distance[rows]
-    return AttackResult(result.x_adv[rows], result.success[rows], result.distance[rows], result.steps[rows], result.adv_pred[rows], md)
+    return AttackResult(
+        result.x_adv[rows],
+        result.success[rows],
+        result.distance[rows],
+        result.steps[rows],
+        result.adv_pred[rows],
+        md,
+    )
 
 
 def robust_ensemble(
@@ -67,12 +76,21 @@ def robust_ensemble(
     for label, attack, view in attacks:
         if isinstance(attack, MinimumNormAttack) and len(start_correct):
             t0 = time.perf_counter()
-            results = attack.sweep(view, x[start_correct], y[start_correct], threats, indices[start_correct], derive_seed(seed, label))
+            results = attack.sweep(
+                view,
+                x[start_correct],
+                y[start_correct],
+                threats,
+                indices[start_correct],
+                derive_seed(seed, label),
+            )
             swept[label] = (results, start_correct, (time.perf_counter() - t0) / len(start_correct))
     outcomes = []
     for t, threat in enumerate(threats):
         earlier = after[t] if after is not None else None
-        still = correct.clone() if earlier is None or earlier.robust is None else earlier.robust.clone()
+        still = (
+            correct.clone() if earlier is None or earlier.robust is None else earlier.robust.clone()
+        )
         outcome = ThreatOutcome(threat, list(earlier.attempts) if earlier is not None else [])
         for label, attack, view in attacks:
             target = still.nonzero().view(-1)
@@ -86,7 +104,14 @@ def robust_ensemble(
                 result = _take(results[t], where)
             else:
                 t0 = time.perf_counter()
-                result = attack(view, x[target], y[target], threat, indices[target], derive_seed(seed, label, threat.eps))
+                result = attack(
+                    view,
+                    x[target],
+                    y[target],
+                    threat,
+                    indices[target],
+                    derive_seed(seed, label, threat.eps),
+                )
                 seconds = (time.perf_counter() - t0) / len(target)
             if not result.stages:
                 result.stages = attack.record(view, result)

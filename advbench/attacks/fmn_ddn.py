@@ -40,7 +40,12 @@ class FMNConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.binary_search_steps < 0:
             raise UsageError("fmn needs steps >= 1 and binary_search_steps >= 0")
-        require_positive("fmn", alpha_init=self.alpha_init, gamma_init=self.gamma_init, gamma_final=self.gamma_final)
+        require_positive(
+            "fmn",
+            alpha_init=self.alpha_init,
+            gamma_init=self.gamma_init,
+            gamma_final=self.gamma_final,
+        )
         if self.alpha_final is not None:
             require_positive("fmn", alpha_final=self.alpha_final)
         if self.init:
@@ -63,7 +68,9 @@ def _project(delta: torch.Tensor, eps: torch.Tensor, norm: Norm) -> torch.Tensor
         e = per_sample(eps, delta)
         return torch.maximum(torch.minimum(delta, e), -e)
     if norm is Norm.L2:
-        return delta * per_sample((eps / batch_norm(delta, Norm.L2).clamp_min(1e-12)).clamp(max=1.0), delta)
+        return delta * per_sample(
+            (eps / batch_norm(delta, Norm.L2).clamp_min(1e-12)).clamp(max=1.0), delta
+        )
     if norm is Norm.L1:
         return project_l1(delta, eps)
     return _keep_top(delta, eps)
@@ -78,11 +85,20 @@ def _mid_points(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, norm: Norm)
         return x0 + te * delta
     if norm is Norm.L1:
         threshold = 1 - te
-        return x0 + torch.where(delta.abs() > threshold, delta.sign() * (delta.abs() - threshold), torch.zeros_like(delta))
+        return x0 + torch.where(
+            delta.abs() > threshold,
+            delta.sign() * (delta.abs() - threshold),
+            torch.zeros_like(delta),
+        )
     return x0 + _keep_top(delta, (t * x0[0].numel()).floor())
 
 
-@register_attack("fmn", config=FMNConfig, family="minimum-norm", description="Fast Minimum-Norm attack (Pintor et al. 2021), L0/L1/L2/Linf")
+@register_attack(
+    "fmn",
+    config=FMNConfig,
+    family="minimum-norm",
+    description="Fast Minimum-Norm attack (Pintor et al. 2021), L0/L1/L2/Linf",
+)
 class FMN(MinimumNormAttack):
     """Fast Minimum-Norm (Pintor et al. 2021) as in Foolbox 3's `L{0,1,2,Inf}FMNAttack` and the
     authors' adv_lib code. One deliberate difference: Foolbox's L2 version never projects (its
@@ -95,11 +111,19 @@ class FMN(MinimumNormAttack):
         self.config = config
 
     def _start(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        norm: Norm,
+        indices: torch.Tensor,
+        seed: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The initial perturbation (the boundary point towards the init attack's adversarial) and its cost."""
         _, init, _ = build_attack(self.config.init)
-        if not isinstance(init, MinimumNormAttack):  # (FMNConfig refuses such names; this tells the type checker)
+        if not isinstance(
+            init, MinimumNormAttack
+        ):  # (FMNConfig refuses such names; this tells the type checker)
             raise UsageError(f"fmn init must be a minimum-norm attack, {self.config.init!r} is not")
         # Any adversarial point will do as a start: an init attack without this norm runs in its first one.
         init_norm = norm if norm.value in init.norms else Norm(init.norms[0])
@@ -110,10 +134,18 @@ class FMN(MinimumNormAttack):
             is_adv = model.predict(_mid_points(x, x1, mid, norm)) != y
             lower, upper = torch.where(is_adv, lower, mid), torch.where(is_adv, mid, upper)
         # Where the init attack failed x1 is x, so the search leaves the start at x.
-        return _mid_points(x, x1, upper, norm).clamp(0.0, 1.0) - x, spent + self.config.binary_search_steps
+        return _mid_points(x, x1, upper, norm).clamp(
+            0.0, 1.0
+        ) - x, spent + self.config.binary_search_steps
 
     def run_unbounded(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        norm: Norm,
+        indices: torch.Tensor,
+        seed: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         alpha_final = cfg.alpha_init / 100 if cfg.alpha_final is None else cfg.alpha_final
@@ -150,8 +182,12 @@ class FMN(MinimumNormAttack):
             best_norm = torch.where(better, size, best_norm)
             best_delta = torch.where(per_sample(better, x0), delta, best_delta)
             if norm is Norm.L0:
-                shrink = torch.minimum(torch.minimum(eps - 1, (eps * (1 - gamma)).floor()), best_norm)
-                eps = torch.where(is_adv, shrink, torch.maximum(eps + 1, (eps * (1 + gamma)).floor())).clamp_min(1)
+                shrink = torch.minimum(
+                    torch.minimum(eps - 1, (eps * (1 - gamma)).floor()), best_norm
+                )
+                eps = torch.where(
+                    is_adv, shrink, torch.maximum(eps + 1, (eps * (1 + gamma)).floor())
+                ).clamp_min(1)
             else:
                 to_boundary = gap.abs() / batch_norm(grad, _DUAL[norm]).clamp_min(1e-12)
                 grow = torch.where(adv_found, eps * (1 + gamma), size + to_boundary)
@@ -182,7 +218,12 @@ class DDNConfig:
             raise UsageError(f"ddn gamma must be below 1, got {self.gamma}")
 
 
-@register_attack("ddn", config=DDNConfig, family="minimum-norm", description="Decoupled Direction and Norm L2 attack (Rony et al. 2019)")
+@register_attack(
+    "ddn",
+    config=DDNConfig,
+    family="minimum-norm",
+    description="Decoupled Direction and Norm L2 attack (Rony et al. 2019)",
+)
 class DDN(MinimumNormAttack):
     """Foolbox 3 `DDNAttack` semantics: a normalized CE-gradient step (cosine-annealed from 1 to 0.01),
     then the perturbation is rescaled to a norm eps that shrinks by (1 - gamma) while adversarial and
@@ -195,7 +236,13 @@ class DDN(MinimumNormAttack):
         self.config = config
 
     def run_unbounded(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        norm: Norm,
+        indices: torch.Tensor,
+        seed: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         x_adv, steps, todo = self.unbounded_start(model, x, y)
@@ -214,7 +261,9 @@ class DDN(MinimumNormAttack):
             (grad,) = torch.autograd.grad(F.cross_entropy(logits, y0, reduction="sum"), xa)
             zero = batch_norm(grad, Norm.L2) == 0
             if bool(zero.any()):
-                noise = sample_normal(seed, indices[todo], tuple(x.shape[1:]), stream=i, device=x.device)
+                noise = sample_normal(
+                    seed, indices[todo], tuple(x.shape[1:]), stream=i, device=x.device
+                )
                 grad = torch.where(per_sample(zero, grad), noise, grad)
             grad = grad / per_sample(batch_norm(grad, Norm.L2).clamp_min(1e-12), grad)
             is_adv = logits.detach().argmax(1) != y0

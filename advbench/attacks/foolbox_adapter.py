@@ -44,13 +44,19 @@ def to_foolbox(model: nn.Module, device: torch.device | str | None = None) -> An
     """The model as a `foolbox.PyTorchModel` on [0,1] inputs."""
     import foolbox as fb
 
-    return fb.PyTorchModel(model, bounds=(0, 1), device=device if device is not None else next(model.buffers()).device)
+    return fb.PyTorchModel(
+        model, bounds=(0, 1), device=device if device is not None else next(model.buffers()).device
+    )
 
 
 @contextlib.contextmanager
 def seeded_global_rng(seed: int, device: torch.device) -> Iterator[None]:
     """Seed torch's global generator for the duration of the block, then restore it."""
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    devices = (
+        [device.index if device.index is not None else torch.cuda.current_device()]
+        if device.type == "cuda"
+        else []
+    )
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
@@ -88,13 +94,19 @@ def foolbox_minimize(
         todo = (counter(x).argmax(1) == y).nonzero().view(-1)
     with seeded_global_rng(derive_seed("foolbox", name, seed), x.device):
         if needs_start and len(todo):
-            start = fb.attacks.LinearSearchBlendedUniformNoiseAttack(steps=50).run(fmodel, x[todo], fb.criteria.Misclassification(y[todo]))
+            start = fb.attacks.LinearSearchBlendedUniformNoiseAttack(steps=50).run(
+                fmodel, x[todo], fb.criteria.Misclassification(y[todo])
+            )
             with torch.no_grad():
                 ok = counter(start).argmax(1) != y[todo]
             start, todo = start[ok], todo[ok]
         if len(todo):
             kwargs = {"starting_points": start} if needs_start else {}
-            x_adv[todo] = make_attack().run(fmodel, x[todo], fb.criteria.Misclassification(y[todo]), **kwargs).detach()
+            x_adv[todo] = (
+                make_attack()
+                .run(fmodel, x[todo], fb.criteria.Misclassification(y[todo]), **kwargs)
+                .detach()
+            )
     x_adv = x_adv.clamp(0.0, 1.0)
     with torch.no_grad():
         failed = counter(x_adv).argmax(1) == y

@@ -29,7 +29,9 @@ EOT_MODES = ("mean", "sign-mean-normalized")
 @dataclass(frozen=True)
 class PGDConfig:
     steps: int = 20
-    rel_stepsize: float = 0.125  # step = rel_stepsize * eps (2.5 * eps / steps for 20 steps, Madry et al.)
+    rel_stepsize: float = (
+        0.125  # step = rel_stepsize * eps (2.5 * eps / steps for 20 steps, Madry et al.)
+    )
     random_start: bool = True
     restarts: int = 1
     early_stop: bool = True
@@ -50,7 +52,9 @@ class PGDConfig:
             raise UsageError("l1_sparsity is a quantile in [0, 1)")
 
 
-def random_start(x: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int, restart: int) -> torch.Tensor:
+def random_start(
+    x: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int, restart: int
+) -> torch.Tensor:
     """Uniform point in the eps-ball, drawn from the sample's own index-seeded stream."""
     shape = tuple(x.shape[1:])
     if threat.norm is Norm.LINF:
@@ -61,17 +65,28 @@ def random_start(x: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, se
         # on it after normalization); radius u^(1/d) makes the point uniform in the ball.
         direction = sample_normal(seed, indices, shape, stream=restart, device=x.device)
         if threat.norm is Norm.L1:
-            direction = torch.log(sample_uniform(seed, indices, shape, stream=500 + restart, device=x.device).clamp_min(1e-12)) * direction.sign()
+            direction = (
+                torch.log(
+                    sample_uniform(
+                        seed, indices, shape, stream=500 + restart, device=x.device
+                    ).clamp_min(1e-12)
+                )
+                * direction.sign()
+            )
         direction = direction / per_sample(batch_norm(direction, threat.norm).clamp_min(1e-12), x)
         d = x[0].numel()
-        radius = sample_uniform(seed, indices, (1,), stream=1000 + restart, device=x.device).view(-1) ** (1.0 / d)
+        radius = sample_uniform(seed, indices, (1,), stream=1000 + restart, device=x.device).view(
+            -1
+        ) ** (1.0 / d)
         delta = direction * per_sample(radius * threat.eps, x)
     else:
         return x.clone()
     return threat.project(x, x + delta)
 
 
-def ascent_step(x_adv: torch.Tensor, grad: torch.Tensor, norm: Norm, stepsize: float, l1_sparsity: float = 0.99) -> torch.Tensor:
+def ascent_step(
+    x_adv: torch.Tensor, grad: torch.Tensor, norm: Norm, stepsize: float, l1_sparsity: float = 0.99
+) -> torch.Tensor:
     if norm is Norm.LINF:
         return x_adv + stepsize * grad.sign()
     if norm is Norm.L1:
@@ -88,7 +103,12 @@ def ascent_step(x_adv: torch.Tensor, grad: torch.Tensor, norm: Norm, stepsize: f
     return x_adv + stepsize * grad / per_sample(g_norm, grad)
 
 
-@register_attack("pgd", config=PGDConfig, family="gradient", description="Projected gradient descent (Madry et al.): Linf, L2, L1; CE, CW or DLR loss; EOT on random models")
+@register_attack(
+    "pgd",
+    config=PGDConfig,
+    family="gradient",
+    description="Projected gradient descent (Madry et al.): Linf, L2, L1; CE, CW or DLR loss; EOT on random models",
+)
 class PGD(Attack):
     name = "pgd"
     norms = ("linf", "l2", "l1")
@@ -99,7 +119,12 @@ class PGD(Attack):
 
     @staticmethod
     def _record(
-        hit: torch.Tensor, active: torch.Tensor, todo: torch.Tensor, x_adv: torch.Tensor, x_best: torch.Tensor, broken: torch.Tensor
+        hit: torch.Tensor,
+        active: torch.Tensor,
+        todo: torch.Tensor,
+        x_adv: torch.Tensor,
+        x_best: torch.Tensor,
+        broken: torch.Tensor,
     ) -> None:
         """Keep the first iterate that fooled the model for each newly broken sample."""
         new = hit & ~broken[todo[active]]
@@ -108,7 +133,9 @@ class PGD(Attack):
             broken[where] = True
             x_best[where] = x_adv[active[new]]
 
-    def targets(self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, restart: int) -> torch.Tensor | None:
+    def targets(
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, restart: int
+    ) -> torch.Tensor | None:
         """Per-sample target class for this restart (None: untargeted)."""
         return None
 
@@ -123,7 +150,13 @@ class PGD(Attack):
         return cfg.steps if cfg.early_stop and cfg.steps > 1 and cfg.restarts == 1 else None
 
     def run(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        indices: torch.Tensor,
+        seed: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         stepsize = cfg.rel_stepsize * threat.eps
@@ -140,11 +173,22 @@ class PGD(Attack):
                 break
             x0, y0 = x[todo], y[todo]
             target_all = self.targets(model, x0, y0, restart)
-            x_adv = random_start(x0, threat, indices[todo], seed, restart) if cfg.random_start else x0.clone()
+            x_adv = (
+                random_start(x0, threat, indices[todo], seed, restart)
+                if cfg.random_start
+                else x0.clone()
+            )
             active = torch.arange(len(todo), device=x.device)
             for _ in range(cfg.steps):
                 target = None if target_all is None else target_all[active]
-                logits, grad = loss_and_grad(model, x_adv[active], y0[active], cfg.loss, target, cfg.eot_mode == "sign-mean-normalized")
+                logits, grad = loss_and_grad(
+                    model,
+                    x_adv[active],
+                    y0[active],
+                    cfg.loss,
+                    target,
+                    cfg.eot_mode == "sign-mean-normalized",
+                )
                 if early_stop:
                     hit = logits.argmax(1) != y0[active]
                     self._record(hit, active, todo, x_adv, x_best, broken)
@@ -174,7 +218,12 @@ class FGSMConfig(PGDConfig):
     random_start: bool = False
 
 
-@register_attack("fgsm", config=FGSMConfig, family="gradient", description="Fast gradient sign method (one step of size eps; L2: normalized gradient)")
+@register_attack(
+    "fgsm",
+    config=FGSMConfig,
+    family="gradient",
+    description="Fast gradient sign method (one step of size eps; L2: normalized gradient)",
+)
 class FGSM(PGD):
     name = "fgsm"
 
@@ -185,12 +234,22 @@ class BIMConfig(PGDConfig):
     rel_stepsize: float = 0.1  # eps/10, as in the dissertation's Table 4.1
 
 
-@register_attack("bim", config=BIMConfig, family="gradient", description="Basic iterative method (Kurakin et al.): PGD without random start, step eps/10")
+@register_attack(
+    "bim",
+    config=BIMConfig,
+    family="gradient",
+    description="Basic iterative method (Kurakin et al.): PGD without random start, step eps/10",
+)
 class BIM(PGD):
     name = "bim"
 
 
-@register_attack("eot-pgd", config=PGDConfig, family="gradient", description="PGD with expectation over transformation; EOT draws set by --eot (20 when the model is random)")
+@register_attack(
+    "eot-pgd",
+    config=PGDConfig,
+    family="gradient",
+    description="PGD with expectation over transformation; EOT draws set by --eot (20 when the model is random)",
+)
 class EOTPGD(PGD):
     name = "eot-pgd"
 
@@ -200,7 +259,12 @@ class EPGDConfig(PGDConfig):
     eot_mode: str = "sign-mean-normalized"
 
 
-@register_attack("epgd", config=EPGDConfig, family="gradient", description="Expectation PGD with the sign of the mean of L2-normalized gradients over noise draws (dissertation §4.2.4)")
+@register_attack(
+    "epgd",
+    config=EPGDConfig,
+    family="gradient",
+    description="Expectation PGD with the sign of the mean of L2-normalized gradients over noise draws (dissertation §4.2.4)",
+)
 class EPGD(PGD):
     name = "epgd"
 
@@ -216,19 +280,30 @@ class MultiTargetedConfig(PGDConfig):
             raise UsageError("multi-targeted needs targets >= 1")
 
 
-@register_attack("multi-targeted", config=MultiTargetedConfig, family="gradient", description="MultiTargeted PGD (Gowal et al.): the margin to each of the top wrong classes in turn")
+@register_attack(
+    "multi-targeted",
+    config=MultiTargetedConfig,
+    family="gradient",
+    description="MultiTargeted PGD (Gowal et al.): the margin to each of the top wrong classes in turn",
+)
 class MultiTargeted(PGD):
     name = "multi-targeted"
 
     def __init__(self, config: MultiTargetedConfig = MultiTargetedConfig()) -> None:
         # One PGD restart per (target, restart) pair; `targets` picks the class for each.
         super().__init__(config)
-        self.config = MultiTargetedConfig(**{**config.__dict__, "restarts": config.targets * config.restarts})
+        self.config = MultiTargetedConfig(
+            **{**config.__dict__, "restarts": config.targets * config.restarts}
+        )
         self._per_target = config.restarts
 
-    def targets(self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, restart: int) -> torch.Tensor:
+    def targets(
+        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, restart: int
+    ) -> torch.Tensor:
         with torch.no_grad():
             logits = model(x)
-        ranked = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).argsort(1, descending=True)
+        ranked = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).argsort(
+            1, descending=True
+        )
         k = min(restart // self._per_target, logits.shape[1] - 2)
         return ranked[:, k]

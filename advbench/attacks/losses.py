@@ -33,7 +33,9 @@ def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def targeted_margin(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """z_target - z_y: positive once the target class beats the label."""
-    return logits.gather(1, target.view(-1, 1)).squeeze(1) - logits.gather(1, y.view(-1, 1)).squeeze(1)
+    return logits.gather(1, target.view(-1, 1)).squeeze(1) - logits.gather(
+        1, y.view(-1, 1)
+    ).squeeze(1)
 
 
 def dlr(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -43,7 +45,9 @@ def dlr(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (other - true) / (top[:, 0] - top[:, 2] + 1e-12)
 
 
-def attack_loss(logits: torch.Tensor, y: torch.Tensor, loss: str, target: torch.Tensor | None = None) -> torch.Tensor:
+def attack_loss(
+    logits: torch.Tensor, y: torch.Tensor, loss: str, target: torch.Tensor | None = None
+) -> torch.Tensor:
     """Per-sample loss to maximize: `ce`, `cw` (margin) or `dlr`; with `target`, the targeted margin."""
     if target is not None:
         return targeted_margin(logits, y, target)
@@ -61,7 +65,10 @@ def targeted_dlr(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor) ->
 
 
 def value_and_grad(
-    model: torch.nn.Module, x: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor], normalize_each: bool = False,
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    objective: Callable[[torch.Tensor], torch.Tensor],
+    normalize_each: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(logits, per-sample objective, its input gradient), each averaged over the forward passes
     one gradient costs on `model`: an EOT view (`advbench.attacks.wrappers`) takes `eot_draws`
@@ -80,7 +87,9 @@ def value_and_grad(
                 (grad,) = torch.autograd.grad(values.sum(), x, allow_unused=True)
         grad = torch.zeros_like(x) if grad is None else grad
         if normalize_each:
-            grad = grad / batch_norm(grad, Norm.L2).clamp_min(1e-12).view(-1, *([1] * (grad.dim() - 1)))
+            grad = grad / batch_norm(grad, Norm.L2).clamp_min(1e-12).view(
+                -1, *([1] * (grad.dim() - 1))
+            )
         grad_sum += grad
         value_sum += values.detach()
         logits_sum = logits.detach() if logits_sum is None else logits_sum + logits.detach()
@@ -89,9 +98,15 @@ def value_and_grad(
 
 
 def loss_and_grad(
-    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str = "ce",
-    target: torch.Tensor | None = None, normalize_each: bool = False,
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss: str = "ce",
+    target: torch.Tensor | None = None,
+    normalize_each: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and the input gradient of the summed `attack_loss` (see `value_and_grad`)."""
-    logits, _, grad = value_and_grad(model, x, lambda z: attack_loss(z, y, loss, target), normalize_each)
+    logits, _, grad = value_and_grad(
+        model, x, lambda z: attack_loss(z, y, loss, target), normalize_each
+    )
     return logits, grad

@@ -28,7 +28,16 @@ from advbench.core.errors import UsageError, require_positive
 from advbench.core.tensors import per_sample
 from advbench.core.threat import Norm, batch_norm
 
-__all__ = ["DDN", "FMN", "CWConfig", "CarliniWagnerL2", "DDNConfig", "DeepFool", "DeepFoolConfig", "FMNConfig"]
+__all__ = [
+    "DDN",
+    "FMN",
+    "CWConfig",
+    "CarliniWagnerL2",
+    "DDNConfig",
+    "DeepFool",
+    "DeepFoolConfig",
+    "FMNConfig",
+]
 
 
 # --- DeepFool -------------------------------------------------------------------------------
@@ -44,13 +53,18 @@ class DeepFoolConfig:
         if self.steps < 1:
             raise UsageError("deepfool needs steps >= 1")
         if self.candidates < 2:
-            raise UsageError("deepfool needs candidates >= 2 (the predicted class and at least one other)")
+            raise UsageError(
+                "deepfool needs candidates >= 2 (the predicted class and at least one other)"
+            )
         if not (math.isfinite(self.overshoot) and self.overshoot >= 0):
             raise UsageError("deepfool overshoot must be a number >= 0")
 
 
 @register_attack(
-    "deepfool", config=DeepFoolConfig, family="minimum-norm", description="DeepFool (Moosavi-Dezfooli et al.), logit differences, top-k classes"
+    "deepfool",
+    config=DeepFoolConfig,
+    family="minimum-norm",
+    description="DeepFool (Moosavi-Dezfooli et al.), logit differences, top-k classes",
 )
 class DeepFool(MinimumNormAttack):
     """Foolbox 3 `L2DeepFoolAttack` / `LinfDeepFoolAttack` semantics: linearize the logit differences to
@@ -64,7 +78,13 @@ class DeepFool(MinimumNormAttack):
         self.config = config
 
     def run_unbounded(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        norm: Norm,
+        indices: torch.Tensor,
+        seed: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         steps = torch.zeros(len(x), dtype=torch.int64, device=x.device)
@@ -86,9 +106,15 @@ class DeepFool(MinimumNormAttack):
                 if len(active) == 0:
                     break
             cls = classes[active]
-            diffs = logits.gather(1, cls[:, 1:]) - logits.gather(1, cls[:, :1])  # (m, k-1), negative
+            diffs = logits.gather(1, cls[:, 1:]) - logits.gather(
+                1, cls[:, :1]
+            )  # (m, k-1), negative
             grads = torch.stack(
-                [torch.autograd.grad(diffs[:, j].sum(), xa, retain_graph=j < k - 2)[0][keep] for j in range(k - 1)], dim=1
+                [
+                    torch.autograd.grad(diffs[:, j].sum(), xa, retain_graph=j < k - 2)[0][keep]
+                    for j in range(k - 1)
+                ],
+                dim=1,
             )
             flat = grads.flatten(2)
             dual = flat.norm(dim=2) if norm is Norm.L2 else flat.abs().sum(dim=2)
@@ -131,7 +157,10 @@ class CWConfig:
 
 
 @register_attack(
-    "cw", config=CWConfig, family="minimum-norm", description="Carlini & Wagner L2 (tanh space, Adam, binary search over the constant c)"
+    "cw",
+    config=CWConfig,
+    family="minimum-norm",
+    description="Carlini & Wagner L2 (tanh space, Adam, binary search over the constant c)",
 )
 class CarliniWagnerL2(MinimumNormAttack):
     """Foolbox 3 `L2CarliniWagnerAttack` semantics, with one difference: abort-early is decided per
@@ -145,7 +174,13 @@ class CarliniWagnerL2(MinimumNormAttack):
         self.config = config
 
     def run_unbounded(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        norm: Norm,
+        indices: torch.Tensor,
+        seed: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         best_adv, steps, todo = self.unbounded_start(model, x, y)
@@ -187,11 +222,15 @@ class CarliniWagnerL2(MinimumNormAttack):
                 loss = loss.detach()
                 go_on = torch.ones(len(active), dtype=torch.bool, device=x.device)
                 if cfg.abort_early and step % check_every == 0:
-                    go_on = loss <= 0.9999 * previous[active]  # no progress: stop this sample's Adam run
+                    go_on = (
+                        loss <= 0.9999 * previous[active]
+                    )  # no progress: stop this sample's Adam run
                     previous[active] = loss
                 logits, xa = logits.detach(), xa.detach()
                 # Adversarial with the required confidence: the label logit plus it still loses.
-                is_adv = go_on & ((logits + cfg.confidence * F.one_hot(ya, logits.shape[1])).argmax(1) != ya)
+                is_adv = go_on & (
+                    (logits + cfg.confidence * F.one_hot(ya, logits.shape[1])).argmax(1) != ya
+                )
                 found[active] |= is_adv
                 dist = (xa - x0[active]).flatten(1).norm(dim=1)
                 better = is_adv & (dist < best_norm[active])

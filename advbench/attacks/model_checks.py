@@ -27,21 +27,27 @@ from advbench.core.threat import Norm, ThreatModel
 from advbench.models.wrapper import RobustModel
 
 PROBABILITY_TOLERANCE = 1e-3  # rows summing to 1 within this, all entries >= 0: probabilities
-LARGE_EPS_SAMPLES = 32  # the huge-budget probe needs only a few samples: it should break all of them
+LARGE_EPS_SAMPLES = (
+    32  # the huge-budget probe needs only a few samples: it should break all of them
+)
 
 
 def validate_outputs(model: torch.nn.Module, out: object, n: int, num_classes: int) -> torch.Tensor:
     """`out` as logits of `n` images over `num_classes` classes, or a `ModelOutputError` naming the model."""
     name = getattr(model, "name", type(model).__name__)
     if not isinstance(out, torch.Tensor):
-        raise ModelOutputError(f"model {name} returns a {type(out).__name__}, not a tensor of {n} x {num_classes} logits")
+        raise ModelOutputError(
+            f"model {name} returns a {type(out).__name__}, not a tensor of {n} x {num_classes} logits"
+        )
     if out.dim() != 2 or out.shape != (n, num_classes):
         raise ModelOutputError(
             f"model {name} returns outputs of shape {tuple(out.shape)} for {n} images; expected {n} x {num_classes} logits (one per class of the dataset)"
         )
     bad = int((~torch.isfinite(out)).any(1).sum())
     if bad:
-        raise ModelOutputError(f"model {name} returns NaN or infinite outputs for {bad} of {n} images; a broken model has no robust accuracy")
+        raise ModelOutputError(
+            f"model {name} returns NaN or infinite outputs for {bad} of {n} images; a broken model has no robust accuracy"
+        )
     return out
 
 
@@ -50,7 +56,9 @@ def output_checks(model: RobustModel, x: torch.Tensor, num_classes: int) -> Chec
     with torch.no_grad():
         out = validate_outputs(model, model(x), len(x), num_classes)
     sums = out.sum(1)
-    probability_rows = float((((sums - 1).abs() <= PROBABILITY_TOLERANCE) & (out >= 0).all(1)).float().mean())
+    probability_rows = float(
+        (((sums - 1).abs() <= PROBABILITY_TOLERANCE) & (out >= 0).all(1)).float().mean()
+    )
     return CHECKS.get(PROBABILITIES).result(
         probability_rows,
         f"model {model.name} outputs probabilities ({100 * probability_rows:.0f}% of rows are non-negative and sum to 1), not logits: "
@@ -90,17 +98,33 @@ def gradient_check(view: AttackedModel, x: torch.Tensor, y: torch.Tensor) -> Che
 
 def large_eps(norm: Norm, dims: int) -> float:
     """A budget that lets any image become any other: half the pixel range per coordinate."""
-    return {Norm.LINF: 0.5, Norm.L2: 0.5 * dims**0.5, Norm.L1: 0.5 * dims, Norm.L0: float(dims)}[norm]
+    return {Norm.LINF: 0.5, Norm.L2: 0.5 * dims**0.5, Norm.L1: 0.5 * dims, Norm.L0: float(dims)}[
+        norm
+    ]
 
 
-def large_eps_check(view: AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int) -> CheckResult:
+def large_eps_check(
+    view: AttackedModel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    norm: Norm,
+    indices: torch.Tensor,
+    seed: int,
+) -> CheckResult:
     """PGD-50 at a budget that lets any image become any other, on the first `LARGE_EPS_SAMPLES`
     samples: a model it cannot break hides its gradients."""
     big = ThreatModel(norm, large_eps(norm, x[0].numel()))
     x, y, indices = x[:LARGE_EPS_SAMPLES], y[:LARGE_EPS_SAMPLES], indices[:LARGE_EPS_SAMPLES]
     accuracy = 0.0
     if len(x) and norm is not Norm.L0:
-        accuracy = 1.0 - PGD(PGDConfig(steps=50, rel_stepsize=0.1))(view, x, y, big, indices, seed).success.float().mean().item()
+        accuracy = (
+            1.0
+            - PGD(PGDConfig(steps=50, rel_stepsize=0.1))(view, x, y, big, indices, seed)
+            .success.float()
+            .mean()
+            .item()
+        )
     return CHECKS.get(LARGE_EPS).result(
-        accuracy, f"gradient masking? PGD-50 at the huge budget {big.label()} still leaves {100 * accuracy:.1f}% (should be ~0)"
+        accuracy,
+        f"gradient masking? PGD-50 at the huge budget {big.label()} still leaves {100 * accuracy:.1f}% (should be ~0)",
     )

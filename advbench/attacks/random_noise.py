@@ -34,11 +34,24 @@ class _Noise(Attack):
     def __init__(self, config: NoiseConfig = NoiseConfig()) -> None:
         self.config = config
 
-    def l2_direction(self, seed: int, indices: torch.Tensor, shape: tuple[int, ...], draw: int, device: torch.device) -> torch.Tensor:
+    def l2_direction(
+        self,
+        seed: int,
+        indices: torch.Tensor,
+        shape: tuple[int, ...],
+        draw: int,
+        device: torch.device,
+    ) -> torch.Tensor:
         raise NotImplementedError
 
     def run(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        indices: torch.Tensor,
+        seed: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x_adv = x.clone()
         steps = torch.zeros(len(x), dtype=torch.int64, device=x.device)
@@ -52,10 +65,18 @@ class _Noise(Attack):
                 if len(active) == 0:
                     break
                 if threat.norm is Norm.LINF:
-                    delta = (2 * sample_uniform(key, indices[active], shape, stream=draw, device=x.device) - 1) * threat.eps
+                    delta = (
+                        2
+                        * sample_uniform(key, indices[active], shape, stream=draw, device=x.device)
+                        - 1
+                    ) * threat.eps
                 else:
                     direction = self.l2_direction(key, indices[active], shape, draw, x.device)
-                    delta = direction / per_sample(batch_norm(direction, Norm.L2).clamp_min(1e-12), direction) * threat.eps
+                    delta = (
+                        direction
+                        / per_sample(batch_norm(direction, Norm.L2).clamp_min(1e-12), direction)
+                        * threat.eps
+                    )
                 candidate = threat.project(x[active], x[active] + delta)
                 fooled = model(candidate).argmax(1) != y[active]
                 steps[active] += 1
@@ -73,7 +94,14 @@ class _Noise(Attack):
 class GaussianNoise(_Noise):
     name = "gaussian-noise"
 
-    def l2_direction(self, seed: int, indices: torch.Tensor, shape: tuple[int, ...], draw: int, device: torch.device) -> torch.Tensor:
+    def l2_direction(
+        self,
+        seed: int,
+        indices: torch.Tensor,
+        shape: tuple[int, ...],
+        draw: int,
+        device: torch.device,
+    ) -> torch.Tensor:
         return sample_normal(seed, indices, shape, stream=draw, device=device)
 
 
@@ -86,5 +114,12 @@ class GaussianNoise(_Noise):
 class UniformNoise(_Noise):
     name = "uniform-noise"
 
-    def l2_direction(self, seed: int, indices: torch.Tensor, shape: tuple[int, ...], draw: int, device: torch.device) -> torch.Tensor:
+    def l2_direction(
+        self,
+        seed: int,
+        indices: torch.Tensor,
+        shape: tuple[int, ...],
+        draw: int,
+        device: torch.device,
+    ) -> torch.Tensor:
         return 2 * sample_uniform(seed, indices, shape, stream=draw, device=device) - 1

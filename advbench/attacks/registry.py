@@ -28,7 +28,14 @@ ATTACKS: Registry[AttackSpec] = Registry("attack")
 
 
 def register_attack(
-    name: str, *, config: type, family: str, description: str, wraps: bool = False, norms: tuple[str, ...] | None = None, **defaults: Any
+    name: str,
+    *,
+    config: type,
+    family: str,
+    description: str,
+    wraps: bool = False,
+    norms: tuple[str, ...] | None = None,
+    **defaults: Any,
 ) -> Callable[[type[Attack]], type[Attack]]:
     """Register an attack class under `name`, with preset config values (e.g. fgsm = 1-step pgd).
 
@@ -36,14 +43,23 @@ def register_attack(
     """
 
     def wrap(cls: type[Attack]) -> type[Attack]:
-        ATTACKS.add(name, AttackSpec(name, cls, config, family, description, norms or cls.norms, defaults, wraps))
+        ATTACKS.add(
+            name,
+            AttackSpec(name, cls, config, family, description, norms or cls.norms, defaults, wraps),
+        )
         return cls
 
     return wrap
 
 
 def _convert(value: str, annotation: Any, key: str, attack: str) -> Any:
-    kind = annotation if isinstance(annotation, type) else typing.get_args(annotation)[0] if typing.get_args(annotation) else str
+    kind = (
+        annotation
+        if isinstance(annotation, type)
+        else typing.get_args(annotation)[0]
+        if typing.get_args(annotation)
+        else str
+    )
     try:
         if kind is bool:
             if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
@@ -51,7 +67,9 @@ def _convert(value: str, annotation: Any, key: str, attack: str) -> Any:
             return value.lower() in ("true", "1", "yes")
         return kind(value)
     except ValueError:
-        raise UsageError(f"attack {attack}: option {key}={value!r} is not a valid {kind.__name__}") from None
+        raise UsageError(
+            f"attack {attack}: option {key}={value!r} is not a valid {kind.__name__}"
+        ) from None
 
 
 def parse_attack_spec(text: str) -> tuple[str, dict[str, str]]:
@@ -63,7 +81,9 @@ def parse_attack_spec(text: str) -> tuple[str, dict[str, str]]:
             raise UsageError(f"attack option {part!r} in {text!r} must look like key=value")
         key = key.strip().replace("-", "_")
         if key in options:
-            raise UsageError(f"attack option {key!r} is given twice in {text!r}; give each option once")
+            raise UsageError(
+                f"attack option {key!r} is given twice in {text!r}; give each option once"
+            )
         options[key] = value.strip()
     return name.strip(), options
 
@@ -74,7 +94,11 @@ def attack_label(text: str) -> str:
     if name in ATTACKS and ATTACKS.get(name).wraps:
         return f"{name}:" + attack_label(rest)
     name, options = parse_attack_spec(text)
-    return name if not options else f"{name}:{','.join(f'{k}={v}' for k, v in sorted(options.items()))}"
+    return (
+        name
+        if not options
+        else f"{name}:{','.join(f'{k}={v}' for k, v in sorted(options.items()))}"
+    )
 
 
 def build_attack(text: str, surrogate: str | None = None) -> tuple[str, Attack, dict[str, Any]]:
@@ -94,7 +118,9 @@ def build_attack(text: str, surrogate: str | None = None) -> tuple[str, Attack, 
     hints = typing.get_type_hints(spec.config)
     unknown = sorted(set(options) - set(hints))
     if unknown:
-        raise UsageError(f"attack {name}: unknown option(s) {', '.join(unknown)}; known: {', '.join(hints)}")
+        raise UsageError(
+            f"attack {name}: unknown option(s) {', '.join(unknown)}; known: {', '.join(hints)}"
+        )
     values = {**spec.defaults, **{k: _convert(v, hints[k], k, name) for k, v in options.items()}}
     config = spec.config(**values)
     return attack_label(text), spec.cls(config), dataclasses.asdict(config)
@@ -106,14 +132,27 @@ def attack_identity(attack: Attack) -> tuple[str, dict[str, Any]]:
     the run the spec asks for. An attack class outside the registry keeps its `name` and adds its
     class to the config (its key then names the class)."""
     if not isinstance(attack, Attack):
-        raise UsageError(f"give an attack as a spec such as 'pgd:steps=50' or an advbench Attack, got {type(attack).__name__}")
+        raise UsageError(
+            f"give an attack as a spec such as 'pgd:steps=50' or an advbench Attack, got {type(attack).__name__}"
+        )
     config = getattr(attack, "config", None)
-    values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) and not isinstance(config, type) else {}
+    values = (
+        dataclasses.asdict(config)
+        if dataclasses.is_dataclass(config) and not isinstance(config, type)
+        else {}
+    )
     spec = ATTACKS.get(attack.name) if attack.name in ATTACKS else None
     if spec is None or type(attack) is not spec.cls:
-        return attack.name, {**values, "class": f"{type(attack).__module__}.{type(attack).__qualname__}"}
+        return attack.name, {
+            **values,
+            "class": f"{type(attack).__module__}.{type(attack).__qualname__}",
+        }
     if spec.wraps:
         return attack.name, values
     defaults = dataclasses.asdict(spec.config(**spec.defaults))
-    changed = sorted(((k, v) for k, v in values.items() if defaults.get(k) != v), key=lambda kv: kv[0])
-    return (f"{attack.name}:{','.join(f'{k}={v}' for k, v in changed)}" if changed else attack.name), values
+    changed = sorted(
+        ((k, v) for k, v in values.items() if defaults.get(k) != v), key=lambda kv: kv[0]
+    )
+    return (
+        f"{attack.name}:{','.join(f'{k}={v}' for k, v in changed)}" if changed else attack.name
+    ), values

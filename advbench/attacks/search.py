@@ -42,7 +42,9 @@ class FGSMSearchConfig:
 
 
 @register_attack(
-    "fgsm-search", config=FGSMSearchConfig, family="minimum-norm",
+    "fgsm-search",
+    config=FGSMSearchConfig,
+    family="minimum-norm",
     description="FGSM direction, smallest fooling eps on a grid up to max_epsilon (Foolbox 2 GradientSignAttack defaults)",
 )
 class FGSMSearch(MinimumNormAttack):
@@ -58,7 +60,13 @@ class FGSMSearch(MinimumNormAttack):
         self.config = config
 
     def run_unbounded(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        norm: Norm,
+        indices: torch.Tensor,
+        seed: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         x_adv, steps, active = self.unbounded_start(model, x, y)
@@ -68,13 +76,20 @@ class FGSMSearch(MinimumNormAttack):
         direction = torch.zeros_like(x)
         direction[active] = grad.sign()
         steps[active] = model.eot_draws
-        grid = torch.arange(1, cfg.epsilons + 1, device=x.device, dtype=x.dtype) * (cfg.max_epsilon / cfg.epsilons)
+        grid = torch.arange(1, cfg.epsilons + 1, device=x.device, dtype=x.dtype) * (
+            cfg.max_epsilon / cfg.epsilons
+        )
         start = 0
         while start < len(grid) and len(active):
             eps = grid[start : start + max(1, MAX_ROWS // len(active))]
             shape = (len(eps), len(active), *x.shape[1:])
-            tries = (x[active].unsqueeze(0) + eps.view(-1, *([1] * x.dim())) * direction[active].unsqueeze(0)).clamp(0.0, 1.0)
-            hit = (model.predict(tries.view(-1, *x.shape[1:])).view(shape[:2]) != y[active].unsqueeze(0))
+            tries = (
+                x[active].unsqueeze(0)
+                + eps.view(-1, *([1] * x.dim())) * direction[active].unsqueeze(0)
+            ).clamp(0.0, 1.0)
+            hit = model.predict(tries.view(-1, *x.shape[1:])).view(shape[:2]) != y[
+                active
+            ].unsqueeze(0)
             fooled = hit.any(0)
             first = hit.int().argmax(0)  # the smallest eps of this chunk that fooled the sample
             cols = fooled.nonzero().view(-1)
@@ -106,7 +121,9 @@ class PGDSearchConfig:
 
 
 @register_attack(
-    "pgd-search", config=PGDSearchConfig, family="minimum-norm",
+    "pgd-search",
+    config=PGDSearchConfig,
+    family="minimum-norm",
     description="Linf PGD at growing budgets until it fools (Foolbox 2 PGD exponential search, defaults eps 0.3, 40 steps)",
 )
 class PGDSearch(MinimumNormAttack):
@@ -125,7 +142,13 @@ class PGDSearch(MinimumNormAttack):
         self.config = config
 
     def run_unbounded(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, norm: Norm, indices: torch.Tensor, seed: int
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        norm: Norm,
+        indices: torch.Tensor,
+        seed: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         x_adv, steps, todo = self.unbounded_start(model, x, y)
@@ -134,8 +157,21 @@ class PGDSearch(MinimumNormAttack):
             if len(todo) == 0:
                 break
             budget = min(eps, 1.0)
-            pgd = PGD(PGDConfig(steps=cfg.steps, rel_stepsize=cfg.stepsize / cfg.epsilon * eps / budget, random_start=cfg.random_start))
-            found, spent = pgd.run(model, x[todo], y[todo], ThreatModel(Norm.LINF, budget), indices[todo], derive_seed(seed, "pgd-search", attempt))
+            pgd = PGD(
+                PGDConfig(
+                    steps=cfg.steps,
+                    rel_stepsize=cfg.stepsize / cfg.epsilon * eps / budget,
+                    random_start=cfg.random_start,
+                )
+            )
+            found, spent = pgd.run(
+                model,
+                x[todo],
+                y[todo],
+                ThreatModel(Norm.LINF, budget),
+                indices[todo],
+                derive_seed(seed, "pgd-search", attempt),
+            )
             steps[todo] += spent
             fooled = model.predict(found) != y[todo]
             x_adv[todo[fooled]] = found[fooled]

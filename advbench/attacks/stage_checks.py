@@ -42,7 +42,9 @@ from advbench.core.seeding import derive_seed
 from advbench.core.threat import Norm
 
 GRADIENT_KINDS = (CE, MARGIN_LOSS, SINGLE_STEP)
-PROBES: dict[str, tuple[str, Attack]] = {  # check -> (probe label, the probe attack) where the run lacks the stage
+PROBES: dict[
+    str, tuple[str, Attack]
+] = {  # check -> (probe label, the probe attack) where the run lacks the stage
     BLACK_BOX_VS_WHITE_BOX: ("check:square-500", Square(SquareConfig(n_queries=500))),
     SCALE_INVARIANT_LOSS: ("check:pgd-dlr", PGD(PGDConfig(loss="dlr"))),
     SINGLE_STEP_VS_ITERATIVE: ("check:fgsm", FGSM(FGSMConfig())),
@@ -53,18 +55,32 @@ PROBES: dict[str, tuple[str, Attack]] = {  # check -> (probe label, the probe at
 class StageFindings:
     results: list[CheckResult] = field(default_factory=list)
     numbers: dict[str, float] = field(default_factory=dict)
-    probes: dict[str, torch.Tensor] = field(default_factory=dict)  # probe label -> broken (bool over the batch)
-    probed: dict[str, torch.Tensor] = field(default_factory=dict)  # probe label -> attacked (bool over the batch)
+    probes: dict[str, torch.Tensor] = field(
+        default_factory=dict
+    )  # probe label -> broken (bool over the batch)
+    probed: dict[str, torch.Tensor] = field(
+        default_factory=dict
+    )  # probe label -> attacked (bool over the batch)
 
 
 def stage_records(outcome: ThreatOutcome, size: int) -> list[StageRecord]:
     """Every stage of every attack in the order they ran, over the batch's positions."""
-    return [record.at(attempt.target, size) for attempt in outcome.attempts if attempt.result is not None
-            for record in attempt.result.stages]
+    return [
+        record.at(attempt.target, size)
+        for attempt in outcome.attempts
+        if attempt.result is not None
+        for record in attempt.result.stages
+    ]
 
 
 def stage_findings(
-    outcome: ThreatOutcome, view: AttackedModel, x: torch.Tensor, y: torch.Tensor, correct: torch.Tensor, indices: torch.Tensor, seed: int,
+    outcome: ThreatOutcome,
+    view: AttackedModel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    correct: torch.Tensor,
+    indices: torch.Tensor,
+    seed: int,
 ) -> StageFindings:
     """The `STAGES` checks on one threat's outcome over the checked samples (`correct`: the ones
     classified correctly). `view`: the model as probes see it."""
@@ -88,7 +104,14 @@ def stage_findings(
         broken = none()
         target = survivors.nonzero().view(-1)
         if len(target) and outcome.threat.norm.value in attack.norms:
-            result = attack(attack.view(view), x[target], y[target], outcome.threat, indices[target], derive_seed(seed, label))
+            result = attack(
+                attack.view(view),
+                x[target],
+                y[target],
+                outcome.threat,
+                indices[target],
+                derive_seed(seed, label),
+            )
             broken[target[result.success]] = True
             found.probes[label], found.probed[label] = broken, survivors.clone()
         return broken
@@ -101,26 +124,49 @@ def stage_findings(
     if first_gradient is not None:
         black = [r.broken for r in records[first_gradient + 1 :] if r.kind == BLACK_BOX]
         k = count(union(black) if black else probe(BLACK_BOX_VS_WHITE_BOX))
-        found.results.append(CHECKS.get(BLACK_BOX_VS_WHITE_BOX).tested(
-            k, n, f"gradient masking? a black-box search broke {100 * k / n:.1f}% of the checked samples after the gradient stages left them at {threat}"))
+        found.results.append(
+            CHECKS.get(BLACK_BOX_VS_WHITE_BOX).tested(
+                k,
+                n,
+                f"gradient masking? a black-box search broke {100 * k / n:.1f}% of the checked samples after the gradient stages left them at {threat}",
+            )
+        )
     first_ce = next((i for i, r in enumerate(records) if r.kind == CE), None)
     if first_ce is not None:
         by_ce = count(union([r.broken for r in records if r.kind == CE])) / n
         margins = [r.broken for r in records[first_ce + 1 :] if r.kind == MARGIN_LOSS]
         k = count(union(margins) if margins else probe(SCALE_INVARIANT_LOSS))
         found.numbers["broken_by_cross_entropy"] = by_ce
-        found.results.append(CHECKS.get(SCALE_INVARIANT_LOSS).tested(
-            k, n, f"a scale-invariant margin loss broke {100 * k / n:.1f}% of the checked samples cross-entropy left, more than the "
-            f"{100 * by_ce:.1f}% cross-entropy broke itself at {threat}: cross-entropy is saturated or mis-scaled here", limit=max(MARGIN, by_ce)))
-    late = [r.late for r in records if r.late is not None and r.kind in (CE, MARGIN_LOSS)]  # single runs only (`Attack.iterations`)
+        found.results.append(
+            CHECKS.get(SCALE_INVARIANT_LOSS).tested(
+                k,
+                n,
+                f"a scale-invariant margin loss broke {100 * k / n:.1f}% of the checked samples cross-entropy left, more than the "
+                f"{100 * by_ce:.1f}% cross-entropy broke itself at {threat}: cross-entropy is saturated or mis-scaled here",
+                limit=max(MARGIN, by_ce),
+            )
+        )
+    late = [
+        r.late for r in records if r.late is not None and r.kind in (CE, MARGIN_LOSS)
+    ]  # single runs only (`Attack.iterations`)
     if late:
         k = count(union(late))
-        found.results.append(CHECKS.get(MORE_STEPS).tested(
-            k, n, f"the gradient stages broke {100 * k / n:.1f}% of the checked samples only in the last quarter of their steps at {threat}: "
-            "they had not converged"))
+        found.results.append(
+            CHECKS.get(MORE_STEPS).tested(
+                k,
+                n,
+                f"the gradient stages broke {100 * k / n:.1f}% of the checked samples only in the last quarter of their steps at {threat}: "
+                "they had not converged",
+            )
+        )
     if first_gradient is not None and outcome.threat.norm is not Norm.L1:
         k = count(probe(SINGLE_STEP_VS_ITERATIVE))
-        found.results.append(CHECKS.get(SINGLE_STEP_VS_ITERATIVE).tested(
-            k, n, f"gradient masking? one FGSM step broke {100 * k / n:.1f}% of the checked samples the iterative stages left at {threat}"))
+        found.results.append(
+            CHECKS.get(SINGLE_STEP_VS_ITERATIVE).tested(
+                k,
+                n,
+                f"gradient masking? one FGSM step broke {100 * k / n:.1f}% of the checked samples the iterative stages left at {threat}",
+            )
+        )
     found.numbers.update({r.name: r.value for r in found.results})
     return found

@@ -28,7 +28,11 @@ class TransferConfig:
 
 
 @register_attack(
-    "transfer", config=TransferConfig, family="transfer", wraps=True, norms=("linf", "l2", "l1"),
+    "transfer",
+    config=TransferConfig,
+    family="transfer",
+    wraps=True,
+    norms=("linf", "l2", "l1"),
     description="Run SPEC on --surrogate MODEL, judge on the target: transfer:pgd, transfer:pgd:steps=50",
 )
 class Transfer(Attack):
@@ -40,18 +44,32 @@ class Transfer(Attack):
         self.uses_gradients = inner.uses_gradients  # type: ignore[misc]
 
     @classmethod
-    def from_inner(cls, inner_label: str, inner: Attack, inner_config: dict[str, Any], surrogate: str | None) -> tuple[str, Attack, dict[str, Any]]:
+    def from_inner(
+        cls, inner_label: str, inner: Attack, inner_config: dict[str, Any], surrogate: str | None
+    ) -> tuple[str, Attack, dict[str, Any]]:
         if not surrogate:
-            raise UsageError(f"transfer:{inner_label} needs a surrogate model: pass --surrogate MODEL")
+            raise UsageError(
+                f"transfer:{inner_label} needs a surrogate model: pass --surrogate MODEL"
+            )
         config = {"inner": inner_label, "inner_config": inner_config, "surrogate": surrogate}
         return f"transfer:{inner_label}", cls(TransferConfig(inner_label, surrogate), inner), config
 
-    def view(self, model: RobustModel | AttackedModel, eot_draws: int | None = None, bpda: bool = True) -> AttackedModel:
+    def view(
+        self, model: RobustModel | AttackedModel, eot_draws: int | None = None, bpda: bool = True
+    ) -> AttackedModel:
         if not isinstance(model, TransferModel):
-            raise UsageError("a transfer attack runs on a TransferModel(target, surrogate view); pass --surrogate MODEL")
+            raise UsageError(
+                "a transfer attack runs on a TransferModel(target, surrogate view); pass --surrogate MODEL"
+            )
         return model
 
     def run(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        indices: torch.Tensor,
+        seed: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.inner.run(model, x, y, threat, indices, seed)

@@ -23,13 +23,22 @@ from torch import nn
 from advbench.core.errors import UsageError
 from advbench.models.wrapper import RobustModel
 
-EOT_DRAWS_RANDOM_MODEL = 20  # EOT draws per gradient on a model random at inference (Athalye et al.)
+EOT_DRAWS_RANDOM_MODEL = (
+    20  # EOT draws per gradient on a model random at inference (Athalye et al.)
+)
 
 
 class AttackedModel(nn.Module):
     """A `RobustModel` as attacks see it: forward in BPDA attack mode, `eot_draws` passes per gradient."""
 
-    def __init__(self, model: RobustModel, eot_draws: int = 1, bpda: bool = True, random: bool = False, log_outputs: bool = False) -> None:
+    def __init__(
+        self,
+        model: RobustModel,
+        eot_draws: int = 1,
+        bpda: bool = True,
+        random: bool = False,
+        log_outputs: bool = False,
+    ) -> None:
         super().__init__()
         if eot_draws < 1:
             raise UsageError(f"EOT needs at least 1 draw per gradient, got {eot_draws}")
@@ -90,9 +99,17 @@ class AttackedModel(nn.Module):
         return self.target.predict(x)
 
     def adaptations(self) -> dict[str, Any]:
-        chosen = {"eot_draws": self.eot_draws, "bpda": self.bpda and self.has_bpda, "stochastic_model": self.stochastic}
+        chosen = {
+            "eot_draws": self.eot_draws,
+            "bpda": self.bpda and self.has_bpda,
+            "stochastic_model": self.stochastic,
+        }
         # Keys appear only when set, so runs stored before they existed keep their identity.
-        return {**chosen, **({"treated_as_random": True} if self.random else {}), **({"log_outputs": True} if self.log_outputs else {})}
+        return {
+            **chosen,
+            **({"treated_as_random": True} if self.random else {}),
+            **({"log_outputs": True} if self.log_outputs else {}),
+        }
 
 
 class TransferModel(AttackedModel):
@@ -111,7 +128,12 @@ class TransferModel(AttackedModel):
         return {**super().adaptations(), "surrogate": self.surrogate_name}
 
 
-def view_for(model: RobustModel | AttackedModel, uses_gradients: bool, eot_draws: int | None = None, bpda: bool = True) -> AttackedModel:
+def view_for(
+    model: RobustModel | AttackedModel,
+    uses_gradients: bool,
+    eot_draws: int | None = None,
+    bpda: bool = True,
+) -> AttackedModel:
     """The adaptive default: EOT with 20 draws per gradient for gradient attacks on a model random
     at inference (1 otherwise, or `eot_draws` when given); BPDA whenever the model has surrogates.
     An `AttackedModel` is returned as it is: whoever built it chose."""
@@ -119,5 +141,9 @@ def view_for(model: RobustModel | AttackedModel, uses_gradients: bool, eot_draws
         return model
     if eot_draws is not None and eot_draws < 1:
         raise UsageError(f"EOT needs at least 1 draw per gradient, got {eot_draws}")
-    draws = eot_draws if eot_draws is not None else (EOT_DRAWS_RANDOM_MODEL if model.stochastic and uses_gradients else 1)
+    draws = (
+        eot_draws
+        if eot_draws is not None
+        else (EOT_DRAWS_RANDOM_MODEL if model.stochastic and uses_gradients else 1)
+    )
     return AttackedModel(model, draws, bpda)

@@ -37,7 +37,13 @@ class ZOOConfig:
 
 
 def _probe(
-    model: AttackedModel, flat: torch.Tensor, coords: torch.Tensor, plus: torch.Tensor, minus: torch.Tensor, y: torch.Tensor, shape: tuple[int, ...]
+    model: AttackedModel,
+    flat: torch.Tensor,
+    coords: torch.Tensor,
+    plus: torch.Tensor,
+    minus: torch.Tensor,
+    y: torch.Tensor,
+    shape: tuple[int, ...],
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Margins and predictions at each sample's iterate, then at its k coordinates moved to `plus`,
     then to `minus`: (n, 2k + 1) each. Built and evaluated in chunks of about MAX_ROWS rows."""
@@ -79,7 +85,13 @@ class ZOO(Attack):
         self.config = config
 
     def run(
-        self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, indices: torch.Tensor, seed: int
+        self,
+        model: AttackedModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        indices: torch.Tensor,
+        seed: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         n, d = len(x), x[0].numel()
@@ -99,12 +111,18 @@ class ZOO(Attack):
                 flat = x_adv[active].flatten(1)
                 na = len(active)
                 if k < d:
-                    coords = sample_uniform(key, indices[active], (d,), stream=it, device=x.device).topk(k, dim=1).indices
+                    coords = (
+                        sample_uniform(key, indices[active], (d,), stream=it, device=x.device)
+                        .topk(k, dim=1)
+                        .indices
+                    )
                 else:
                     coords = torch.arange(d, device=x.device).expand(na, d)
                 cur = flat.gather(1, coords)
                 plus, minus = (cur + cfg.h).clamp(0.0, 1.0), (cur - cfg.h).clamp(0.0, 1.0)
-                margins, preds = _probe(model, flat, coords, plus, minus, y[active], tuple(x.shape[1:]))
+                margins, preds = _probe(
+                    model, flat, coords, plus, minus, y[active], tuple(x.shape[1:])
+                )
                 steps[active] += 2 * k + 1
                 keep = preds[:, 0] == y[active]  # the current iterate is still classified correctly
                 active, coords, cur, margins = active[keep], coords[keep], cur[keep], margins[keep]
@@ -119,6 +137,8 @@ class ZOO(Attack):
                 vel[active] = vel[active].scatter(1, coords, v)
                 count[active] = count[active].scatter(1, coords, t)
                 m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
-                updated = flat[keep].scatter(1, coords, cur - cfg.lr * m_hat / (v_hat.sqrt() + 1e-8))
+                updated = flat[keep].scatter(
+                    1, coords, cur - cfg.lr * m_hat / (v_hat.sqrt() + 1e-8)
+                )
                 x_adv[active] = threat.project(x[active], updated.view(-1, *x.shape[1:]))
         return x_adv, steps

@@ -69,7 +69,13 @@ def radius(p_lower: float, sigma: float) -> float:
 
 
 def sample_counts(
-    model: RobustModel, x: torch.Tensor, num: int, sigma: float, batch_size: int, generator: torch.Generator, precision: str = "fp32"
+    model: RobustModel,
+    x: torch.Tensor,
+    num: int,
+    sigma: float,
+    batch_size: int,
+    generator: torch.Generator,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """Class counts of the base classifier over `num` noisy copies of one image x (C, H, W)."""
     counts = torch.zeros(model.num_classes, dtype=torch.int64, device=x.device)
@@ -92,12 +98,23 @@ def noise_generator(device: torch.device, seed: int, index: int, sigma: float) -
 _generator = noise_generator  # the name tests and older callers use
 
 
-def certify_sample(model: RobustModel, x: torch.Tensor, label: int, index: int, config: CertifyConfig, seed: int = 0) -> Certificate:
+def certify_sample(
+    model: RobustModel,
+    x: torch.Tensor,
+    label: int,
+    index: int,
+    config: CertifyConfig,
+    seed: int = 0,
+) -> Certificate:
     """CERTIFY and PREDICT for one image; both read the same sample-seeded noise stream."""
     gen = _generator(x.device, seed, index, config.sigma)
-    selection = sample_counts(model, x, config.n0, config.sigma, config.batch_size, gen, config.precision)
+    selection = sample_counts(
+        model, x, config.n0, config.sigma, config.batch_size, gen, config.precision
+    )
     top = int(selection.argmax())
-    estimation = sample_counts(model, x, config.n, config.sigma, config.batch_size, gen, config.precision)
+    estimation = sample_counts(
+        model, x, config.n, config.sigma, config.batch_size, gen, config.precision
+    )
     count_top = int(estimation[top])
     p_lower = lower_confidence_bound(count_top, config.n, config.alpha)
     prediction = top if p_lower > 0.5 else ABSTAIN
@@ -105,7 +122,16 @@ def certify_sample(model: RobustModel, x: torch.Tensor, label: int, index: int, 
     first, second = estimation.topk(2).values.tolist()
     p_value = binomtest(int(first), int(first + second), 0.5).pvalue if first + second > 0 else 1.0
     predicted = int(estimation.argmax()) if p_value <= config.alpha else ABSTAIN
-    return Certificate(index, label, prediction, radius(p_lower, config.sigma), p_lower, count_top, config.n, predicted)
+    return Certificate(
+        index,
+        label,
+        prediction,
+        radius(p_lower, config.sigma),
+        p_lower,
+        count_top,
+        config.n,
+        predicted,
+    )
 
 
 def look_schedule(n0: int, n_max: int, growth: float = 2.0) -> list[int]:
@@ -118,7 +144,14 @@ def look_schedule(n0: int, n_max: int, growth: float = 2.0) -> list[int]:
 
 
 def certify_sample_adaptive(
-    model: RobustModel, x: torch.Tensor, label: int, index: int, config: CertifyConfig, target_radius: float, seed: int = 0, first_look: int = 100
+    model: RobustModel,
+    x: torch.Tensor,
+    label: int,
+    index: int,
+    config: CertifyConfig,
+    target_radius: float,
+    seed: int = 0,
+    first_look: int = 100,
 ) -> tuple[Certificate, int]:
     """Sequential CERTIFY deciding only whether x is certified at `target_radius`.
 
@@ -149,5 +182,14 @@ def certify_sample_adaptive(
     first, second = counts.topk(2).values.tolist()
     p_value = binomtest(int(first), int(first + second), 0.5).pvalue if first + second > 0 else 1.0
     predicted = int(counts.argmax()) if p_value <= config.alpha else ABSTAIN
-    cert = Certificate(index, label, prediction, radius(p_lower, config.sigma), p_lower, int(counts[top]), drawn, predicted)
+    cert = Certificate(
+        index,
+        label,
+        prediction,
+        radius(p_lower, config.sigma),
+        p_lower,
+        int(counts[top]),
+        drawn,
+        predicted,
+    )
     return cert, config.n0 + drawn

@@ -11,7 +11,9 @@ from advbench.models.wrapper import RobustModel
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 CPU_NOISE_BATCH = 1000  # noisy copies per forward pass on the CPU (larger gains nothing there)
-MAX_NOISE_BATCH = 20_000  # cap on the device: past it the argmax and bincount stop being the cheap part
+MAX_NOISE_BATCH = (
+    20_000  # cap on the device: past it the argmax and bincount stop being the cheap part
+)
 PROBE = 256  # noisy copies of the probe that measures memory per copy
 
 
@@ -27,7 +29,9 @@ def check_precision_on(device: torch.device, precision: str) -> None:
         raise UsageError("--precision fp16 needs a CUDA device; on the CPU use bf16")
 
 
-def precision_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager[None]:
+def precision_context(
+    device: torch.device, precision: str
+) -> contextlib.AbstractContextManager[None]:
     """Autocast for bf16/fp16 forward passes. Only the argmax leaves it: certificates are computed
     from class counts, never from low-precision probabilities."""
     check_precision_on(device, precision)
@@ -36,7 +40,13 @@ def precision_context(device: torch.device, precision: str) -> contextlib.Abstra
     return torch.autocast(device_type=device.type, dtype=PRECISIONS[precision])
 
 
-def auto_noise_batch(model: RobustModel, image_shape: tuple[int, ...], device: torch.device, precision: str = "fp32", cap: int = MAX_NOISE_BATCH) -> int:
+def auto_noise_batch(
+    model: RobustModel,
+    image_shape: tuple[int, ...],
+    device: torch.device,
+    precision: str = "fp32",
+    cap: int = MAX_NOISE_BATCH,
+) -> int:
     """Noisy copies per forward pass: on CUDA as many as half the free memory holds (measured with
     a probe forward), at most `cap`; elsewhere CPU_NOISE_BATCH."""
     if device.type != "cuda":

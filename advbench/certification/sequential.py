@@ -76,7 +76,9 @@ class SequentialConfig:
         if not 0 < self.alpha < 1:
             raise UsageError(f"--alpha must lie in (0, 1), got {self.alpha}")
         if any(not (math.isfinite(r) and r >= 0) for r in self.radii):
-            raise UsageError(f"--radius must be finite numbers >= 0, got {', '.join(f'{r:g}' for r in self.radii)}")
+            raise UsageError(
+                f"--radius must be finite numbers >= 0, got {', '.join(f'{r:g}' for r in self.radii)}"
+            )
         if not (self.resolution > 0 and math.isfinite(self.resolution)):
             raise UsageError(f"--resolution must be a positive number, got {self.resolution}")
         if self.growth <= 1:
@@ -98,18 +100,24 @@ class SequentialConfig:
         certify r (all of them voting for the top class): a confident image then stops there
         rather than at the next doubling, up to twice as late.
         """
-        looks = set(look_schedule(min(self.first_look, self.max_draws), self.max_draws, self.growth))
+        looks = set(
+            look_schedule(min(self.first_look, self.max_draws), self.max_draws, self.growth)
+        )
         for r in self.radii:
             needed = float(norm.cdf(r / self.sigma))
             if needed >= 1.0:  # Phi(r / sigma) rounds to 1: no number of draws certifies r
                 continue
-            fewest = math.ceil(math.log(self.alpha_per_look) / math.log(needed)) + 1  # + 1: clear the float rounding
+            fewest = (
+                math.ceil(math.log(self.alpha_per_look) / math.log(needed)) + 1
+            )  # + 1: clear the float rounding
             if fewest < self.max_draws:
                 looks.add(fewest)
         return sorted(looks)
 
 
-def clopper_pearson(count: np.ndarray, n: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+def clopper_pearson(
+    count: np.ndarray, n: np.ndarray, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
     """One-sided (1 - alpha) Clopper-Pearson lower and upper bounds, elementwise."""
     count, n = np.asarray(count, dtype=float), np.asarray(n, dtype=float)
     with np.errstate(invalid="ignore"):
@@ -125,7 +133,13 @@ def radius_of(p: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def draw_counts(
-    model: RobustModel, images: torch.Tensor, generators: list[torch.Generator], draws: int, sigma: float, batch_size: int, precision: str = "fp32"
+    model: RobustModel,
+    images: torch.Tensor,
+    generators: list[torch.Generator],
+    draws: int,
+    sigma: float,
+    batch_size: int,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """Class counts (images x classes) of `draws` noisy copies of each image, batched across images.
 
@@ -141,12 +155,23 @@ def draw_counts(
             m = min(piece, draws - start)
             for first in range(0, num, per_pass):
                 group = range(first, min(num, first + per_pass))
-                noisy = torch.cat([
-                    images[i].unsqueeze(0) + sigma * torch.randn((m, *images.shape[1:]), generator=generators[i], device=images.device, dtype=images.dtype)
-                    for i in group
-                ])
+                noisy = torch.cat(
+                    [
+                        images[i].unsqueeze(0)
+                        + sigma
+                        * torch.randn(
+                            (m, *images.shape[1:]),
+                            generator=generators[i],
+                            device=images.device,
+                            dtype=images.dtype,
+                        )
+                        for i in group
+                    ]
+                )
                 pred = model(noisy).argmax(1)
-                owner = torch.arange(first, first + len(group), device=images.device).repeat_interleave(m)
+                owner = torch.arange(
+                    first, first + len(group), device=images.device
+                ).repeat_interleave(m)
                 counts += torch.bincount(owner * classes + pred, minlength=num * classes)
     return counts.view(num, classes)
 
@@ -178,7 +203,12 @@ def settled(count_top: np.ndarray, drawn: int, config: SequentialConfig) -> np.n
 
 
 def certify_sequential(
-    model: RobustModel, images: torch.Tensor, labels: list[int], indices: list[int], config: SequentialConfig, seed: int = 0
+    model: RobustModel,
+    images: torch.Tensor,
+    labels: list[int],
+    indices: list[int],
+    config: SequentialConfig,
+    seed: int = 0,
 ) -> list[tuple[Certificate, int]]:
     """Sequential CERTIFY (and PREDICT on the estimation counts) for a batch of images (N, C, H, W).
 
@@ -186,7 +216,9 @@ def certify_sequential(
     """
     num = len(images)
     generators = [noise_generator(images.device, seed, index, config.sigma) for index in indices]
-    top = draw_counts(model, images, generators, config.n0, config.sigma, config.batch_size, config.precision).argmax(1)
+    top = draw_counts(
+        model, images, generators, config.n0, config.sigma, config.batch_size, config.precision
+    ).argmax(1)
     counts = torch.zeros(num, model.num_classes, dtype=torch.int64, device=images.device)
     drawn = np.zeros(num, dtype=np.int64)
     open_ = np.ones(num, dtype=bool)
@@ -196,7 +228,15 @@ def certify_sequential(
         if len(active) == 0:
             break
         sel = torch.as_tensor(active, device=images.device)
-        counts[sel] += draw_counts(model, images[sel], [generators[i] for i in active], look - previous, config.sigma, config.batch_size, config.precision)
+        counts[sel] += draw_counts(
+            model,
+            images[sel],
+            [generators[i] for i in active],
+            look - previous,
+            config.sigma,
+            config.batch_size,
+            config.precision,
+        )
         drawn[active] = look
         previous = look
         count_top = counts[sel].gather(1, top[sel].unsqueeze(1)).squeeze(1).cpu().numpy()
@@ -206,10 +246,23 @@ def certify_sequential(
     results = []
     for i in range(num):
         p_lower = float(lower[i])
-        first, second = counts[i].topk(2).values.tolist() if model.num_classes > 1 else (int(counts[i, 0]), 0)
-        p_value = binomtest(int(first), int(first + second), 0.5).pvalue if first + second > 0 else 1.0
+        first, second = (
+            counts[i].topk(2).values.tolist() if model.num_classes > 1 else (int(counts[i, 0]), 0)
+        )
+        p_value = (
+            binomtest(int(first), int(first + second), 0.5).pvalue if first + second > 0 else 1.0
+        )
         predicted = int(counts[i].argmax()) if p_value <= config.alpha else ABSTAIN
         prediction = int(top[i]) if p_lower > 0.5 else ABSTAIN
-        cert = Certificate(indices[i], labels[i], prediction, radius(p_lower, config.sigma), p_lower, int(count_top[i]), int(drawn[i]), predicted)
+        cert = Certificate(
+            indices[i],
+            labels[i],
+            prediction,
+            radius(p_lower, config.sigma),
+            p_lower,
+            int(count_top[i]),
+            int(drawn[i]),
+            predicted,
+        )
         results.append((cert, config.n0 + int(drawn[i])))
     return results

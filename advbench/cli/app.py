@@ -13,7 +13,11 @@ from rich.markup import escape
 from advbench.cli import analyze, catalog, certify, evaluate, render, report, train
 from advbench.core.errors import AdvbenchError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark the adversarial robustness of PyTorch image classifiers.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Benchmark the adversarial robustness of PyTorch image classifiers.",
+)
 
 # In the order `advbench --help` lists them.
 app.command("models")(catalog.models_cmd)
@@ -46,7 +50,9 @@ class ParserError(Protocol):
 
 def _click_errors() -> tuple[type[ParserError], ...]:
     """The parser's own exceptions: typer >= 0.2x raises its bundled click's, older typer click's."""
-    kinds: list[type[ParserError]] = [k for k in (getattr(typer, "TyperException", None),) if k is not None]
+    kinds: list[type[ParserError]] = [
+        k for k in (getattr(typer, "TyperException", None),) if k is not None
+    ]
     try:
         import click
 
@@ -57,7 +63,9 @@ def _click_errors() -> tuple[type[ParserError], ...]:
 
 
 def _fail(message: str, code: int) -> None:
-    render.err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)  # 'advbench[ray]' is not markup
+    render.err_console.print(
+        f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True
+    )  # 'advbench[ray]' is not markup
     sys.exit(code)
 
 
@@ -81,13 +89,18 @@ def main() -> None:
             raise
         if isinstance(exc, _click_errors()):
             show = getattr(exc, "show", None)
-            if type(exc).__name__ == "NoArgsIsHelpError" and show is not None:  # a bare group: its help, not an error
+            if (
+                type(exc).__name__ == "NoArgsIsHelpError" and show is not None
+            ):  # a bare group: its help, not an error
                 show()
                 sys.exit(0)
             ctx = getattr(exc, "ctx", None)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
             _fail(f"{exc.format_message()}{hint}", exc.exit_code)
-        render.err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {escape(str(exc))} (set ADVBENCH_DEBUG=1 for a traceback)", soft_wrap=True)
+        render.err_console.print(
+            f"[red]internal error:[/red] {type(exc).__name__}: {escape(str(exc))} (set ADVBENCH_DEBUG=1 for a traceback)",
+            soft_wrap=True,
+        )
         sys.exit(1)
 
 

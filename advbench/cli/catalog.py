@@ -14,7 +14,13 @@ from advbench.core.errors import UsageError
 
 def models_cmd(
     pattern: Annotated[str, typer.Argument(help="wildcard filter, e.g. 'kap-*'")] = "*",
-    cost: Annotated[bool, typer.Option("--cost", help="parameters, FLOPs, activation memory and receptive field of each default build (3x32x32, or 1x28x28 for grey models)")] = False,
+    cost: Annotated[
+        bool,
+        typer.Option(
+            "--cost",
+            help="parameters, FLOPs, activation memory and receptive field of each default build (3x32x32, or 1x28x28 for grey models)",
+        ),
+    ] = False,
     fmt: options.ListingFormat = ListFormat.TABLE,
 ) -> None:
     """List registered models with the datasets they have checkpoints for."""
@@ -28,7 +34,10 @@ def models_cmd(
     print_listing(render.models_listing(model_records(pattern)), fmt, render.console)
 
 
-def attacks_cmd(pattern: Annotated[str, typer.Argument(help="wildcard filter")] = "*", fmt: options.ListingFormat = ListFormat.TABLE) -> None:
+def attacks_cmd(
+    pattern: Annotated[str, typer.Argument(help="wildcard filter")] = "*",
+    fmt: options.ListingFormat = ListFormat.TABLE,
+) -> None:
     """List registered attacks and their threat models."""
     from advbench.attacks.catalog import attack_records
 
@@ -37,7 +46,9 @@ def attacks_cmd(pattern: Annotated[str, typer.Argument(help="wildcard filter")] 
 
 def download_cmd(
     dataset: Annotated[str, typer.Argument(help="fashion-mnist, cifar10 or cifar100")],
-    dest: Annotated[Optional[Path], typer.Option(help="target folder (default: the user cache)")] = None,
+    dest: Annotated[
+        Optional[Path], typer.Option(help="target folder (default: the user cache)")
+    ] = None,
 ) -> None:
     """Download a dataset into the cache (only ever on request)."""
     from advbench.data.cifar import LAYOUT, download_cifar
@@ -48,5 +59,7 @@ def download_cmd(
     elif dataset in LAYOUT:
         path = download_cifar(dataset, dest)
     else:
-        raise UsageError(f"nothing to download for {dataset!r}; use fashion-mnist, cifar10 or cifar100")
+        raise UsageError(
+            f"nothing to download for {dataset!r}; use fashion-mnist, cifar10 or cifar100"
+        )
     render.console.print(f"{dataset} is in {path}")

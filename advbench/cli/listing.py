@@ -64,9 +64,13 @@ class Listing:
     caption: str | None = None
 
     def drop_order(self) -> list[int]:
-        explicit = [i for f in self.drop for i, c in enumerate(self.columns) if c.field == f and not c.keep]
-        rest = sorted((i for i, c in enumerate(self.columns) if not c.keep and i not in explicit),
-                      key=lambda i: ({"text": 0, "list": 1, "id": 2}[self.columns[i].kind], -i))
+        explicit = [
+            i for f in self.drop for i, c in enumerate(self.columns) if c.field == f and not c.keep
+        ]
+        rest = sorted(
+            (i for i, c in enumerate(self.columns) if not c.keep and i not in explicit),
+            key=lambda i: ({"text": 0, "list": 1, "id": 2}[self.columns[i].kind], -i),
+        )
         return explicit + rest
 
 
@@ -89,7 +93,11 @@ def fit_widths(listing: Listing, cells: list[list[str]], width: int) -> tuple[li
             least.append(full[-1])
         else:
             full.append(max(longest, _words(column.header)))
-            floor = max((_words(row[i]) for row in cells), default=0) if column.kind == "list" else TEXT_MIN
+            floor = (
+                max((_words(row[i]) for row in cells), default=0)
+                if column.kind == "list"
+                else TEXT_MIN
+            )
             least.append(min(full[-1], max(floor, _words(column.header))))
     shown = list(range(len(listing.columns)))
     for i in listing.drop_order():
@@ -99,7 +107,9 @@ def fit_widths(listing: Listing, cells: list[list[str]], width: int) -> tuple[li
     widths = {i: least[i] for i in shown}
     spare = width - table_overhead(len(shown)) - sum(widths.values())
     growing = [i for i in shown if widths[i] < full[i]]
-    while spare > 0 and growing:  # share what is left among the wrapping columns, none beyond its content
+    while (
+        spare > 0 and growing
+    ):  # share what is left among the wrapping columns, none beyond its content
         share = max(1, spare // len(growing))
         for i in list(growing):
             add = min(share, full[i] - widths[i], spare)
@@ -114,7 +124,10 @@ def fit_widths(listing: Listing, cells: list[list[str]], width: int) -> tuple[li
 
 def fitted_table(listing: Listing, width: int) -> tuple[Table, int]:
     """The rich table and the width it needs (at most `width` unless its names alone are wider)."""
-    cells = [[column.show(record.get(column.field)) for column in listing.columns] for record in listing.records]
+    cells = [
+        [column.show(record.get(column.field)) for column in listing.columns]
+        for record in listing.records
+    ]
     shown, widths = fit_widths(listing, cells, width)
     table = Table(title=listing.title, caption=listing.caption, header_style="bold")
     for i, w in zip(shown, widths):
@@ -138,8 +151,12 @@ def print_listing(listing: Listing, fmt: ListFormat, console: Console) -> None:
 
 def print_table(listing: Listing, console: Console) -> None:
     table, needed = fitted_table(listing, console.width)
-    if needed > console.width:  # the names alone do not fit: print wider than the console, cut nothing
+    if (
+        needed > console.width
+    ):  # the names alone do not fit: print wider than the console, cut nothing
         # rich reads back the color system it was given as a plain str; it is one of the names it takes.
-        system = cast(Literal["standard", "256", "truecolor", "windows"] | None, console.color_system)
+        system = cast(
+            Literal["standard", "256", "truecolor", "windows"] | None, console.color_system
+        )
         console = Console(width=needed, color_system=system, force_terminal=console.is_terminal)
     console.print(table)

@@ -22,8 +22,10 @@ from advbench.store import DEFAULT_DB
 if TYPE_CHECKING:
     from advbench.engine.spec import Runtime
 
-RAY_HELP = ("shard over Ray tasks: local (start Ray on this machine), auto (join the running cluster) or HOST:PORT; "
-            "needs the optional Ray extra, see docs/scale.md")
+RAY_HELP = (
+    "shard over Ray tasks: local (start Ray on this machine), auto (join the running cluster) or HOST:PORT; "
+    "needs the optional Ray extra, see docs/scale.md"
+)
 
 E = TypeVar("E", bound=Enum)
 
@@ -39,7 +41,9 @@ def choice(kind: type[E], what: str) -> Callable[[object], E]:
         for member in kind:
             if member.value == text:
                 return member
-        raise typer.BadParameter(f"unknown {what} {value!r}; use one of: {', '.join(m.value for m in kind)}")
+        raise typer.BadParameter(
+            f"unknown {what} {value!r}; use one of: {', '.join(m.value for m in kind)}"
+        )
 
     return parse
 
@@ -53,25 +57,56 @@ Device = Annotated[str, typer.Option(help="auto, cpu or cuda[:N]")]
 Db = Annotated[Path, typer.Option(help="result database")]
 Zoo = Annotated[Optional[Path], typer.Option(help="extra folder of model cards")]
 DataDir = Annotated[Optional[Path], typer.Option(help="folder holding datasets")]
-Fresh = Annotated[bool, typer.Option("--fresh", help="start a new run even if an identical one exists")]
-Resume = Annotated[bool, typer.Option("--resume/--no-resume", help="continue an identical unfinished run (default); --no-resume is --fresh")]
+Fresh = Annotated[
+    bool, typer.Option("--fresh", help="start a new run even if an identical one exists")
+]
+Resume = Annotated[
+    bool,
+    typer.Option(
+        "--resume/--no-resume",
+        help="continue an identical unfinished run (default); --no-resume is --fresh",
+    ),
+]
 Ray = Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help=RAY_HELP)]
 # `--batch-size` is None when not given, so each library function applies its own default (shown here).
-EvalBatch = Annotated[Optional[int], typer.Option(help="samples per batch and per commit (default 256)")]
-CertifyBatch = Annotated[Optional[int], typer.Option(help="noisy copies per forward pass (default 1000)")]
-SuiteBatch = Annotated[Optional[int], typer.Option(help="samples per batch in every cell (default: the suite's batch_size, else 256)")]
+EvalBatch = Annotated[
+    Optional[int], typer.Option(help="samples per batch and per commit (default 256)")
+]
+CertifyBatch = Annotated[
+    Optional[int], typer.Option(help="noisy copies per forward pass (default 1000)")
+]
+SuiteBatch = Annotated[
+    Optional[int],
+    typer.Option(
+        help="samples per batch in every cell (default: the suite's batch_size, else 256)"
+    ),
+]
 
 
 def runtime(
-    device: str = "auto", db: Path = DEFAULT_DB, zoo: Path | None = None, data_dir: Path | None = None,
-    batch_size: int | None = None, fresh: bool = False, resume: bool = True, ray: str | None = None,
+    device: str = "auto",
+    db: Path = DEFAULT_DB,
+    zoo: Path | None = None,
+    data_dir: Path | None = None,
+    batch_size: int | None = None,
+    fresh: bool = False,
+    resume: bool = True,
+    ray: str | None = None,
 ) -> Runtime:
     """The `Runtime` of the shared options; `--no-resume` means `--fresh`."""
     from advbench.engine import (
         spec,  # the engine package loads torch: only commands that run models get here
     )
 
-    return spec.Runtime(device=device, db=db, zoo=zoo, data_dir=data_dir, batch_size=batch_size, fresh=fresh or not resume, ray=ray)
+    return spec.Runtime(
+        device=device,
+        db=db,
+        zoo=zoo,
+        data_dir=data_dir,
+        batch_size=batch_size,
+        fresh=fresh or not resume,
+        ray=ray,
+    )
 
 
 def require_db(db: Path) -> Path:
@@ -84,14 +119,29 @@ def require_db(db: Path) -> Path:
 
 
 # ----------------------------------------------------------------------------- what is measured
-NormOption = Annotated[Norm, typer.Option(parser=choice(Norm, "norm"), metavar=metavar(Norm), help="linf, l2, l1 or l0")]
+NormOption = Annotated[
+    Norm,
+    typer.Option(parser=choice(Norm, "norm"), metavar=metavar(Norm), help="linf, l2, l1 or l0"),
+]
 Model = Annotated[str, typer.Option("--model", "-m", help="registered model name")]
-Dataset = Annotated[str, typer.Option(help="fashion-mnist, cifar10, cifar100, digits, imagefolder:PATH")]
-Weights = Annotated[Optional[Path], typer.Option(help="state dict for an external model given as --model file:PATH.py:NAME")]
+Dataset = Annotated[
+    str, typer.Option(help="fashion-mnist, cifar10, cifar100, digits, imagefolder:PATH")
+]
+Weights = Annotated[
+    Optional[Path],
+    typer.Option(help="state dict for an external model given as --model file:PATH.py:NAME"),
+]
 Seed = Annotated[int, typer.Option(help="seed for the subset and the attacks")]
 AsJson = Annotated[bool, typer.Option("--json", help="print the summary as JSON")]
 
 
 # ----------------------------------------------------------------------------- listings
-ListingFormat = Annotated[ListFormat, typer.Option("--format", parser=choice(ListFormat, "format"), metavar=metavar(ListFormat),
-                                            help="table (fits the width, never cuts a name or number), json, or names (one per line)")]
+ListingFormat = Annotated[
+    ListFormat,
+    typer.Option(
+        "--format",
+        parser=choice(ListFormat, "format"),
+        metavar=metavar(ListFormat),
+        help="table (fits the width, never cuts a name or number), json, or names (one per line)",
+    ),
+]

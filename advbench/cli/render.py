@@ -18,12 +18,19 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from advbench.cli.listing import Column, Listing
+from advbench.cli.listings import (  # noqa: F401  (rendered by the listing commands through this module)
+    attacks_listing,
+    cost_listing,
+    models_listing,
+    options_listing,
+    recipes_listing,
+    runs_listing,
+)
+from advbench.store.certificates import REPORTED_RADII
 from advbench.store.sqlite import RunRecord
 from advbench.store.summary import RunSummary
 
 if TYPE_CHECKING:  # the results rendered here; their modules load torch, this one must not
-    from advbench.analysis.cost import ModelCost
     from advbench.engine.suite import CellResult
     from advbench.report.curves import Curve
     from advbench.report.regression import Comparison
@@ -55,8 +62,13 @@ class LazyProgress:
     def _update(self, description: str, done: int, total: int) -> None:
         if self.bar is None:
             self.bar = Progress(
-                TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err_console,
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=err_console,
             )
             self.bar.start()
         if description not in self.tasks:
@@ -78,7 +90,9 @@ def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
-def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]], caption: str | None = None) -> Table:
+def table(
+    title: str, columns: Sequence[str], rows: Iterable[Sequence[object]], caption: str | None = None
+) -> Table:
     t = Table(title=title, caption=caption, header_style="bold")
     for col in columns:
         t.add_column(col)
@@ -91,13 +105,27 @@ def summary_table(summary: RunSummary) -> Table:
     title = f"{summary.model} on {summary.dataset}, n={summary.n}, {summary.norm}"
     columns = ["eps", "clean %", *[f"after {a} %" for a in summary.attacks], "worst case %"]
     rows = [
-        [f"{e.eps:g}", pct(summary.clean_accuracy), *[pct(e.robust_after[a]) for a in summary.attacks], f"[bold]{pct(e.worst_case)}[/bold]"]
+        [
+            f"{e.eps:g}",
+            pct(summary.clean_accuracy),
+            *[pct(e.robust_after[a]) for a in summary.attacks],
+            f"[bold]{pct(e.worst_case)}[/bold]",
+        ]
         for e in summary.per_eps
     ]
     verdict = f", evaluation {verdict_text(summary.verdict)}" if summary.verdict else ""
     extra = sum(e.broken_by_checks_only for e in summary.per_eps)
-    verdict += f"; worst case includes {extra} sample(s) only the checks' probe attacks broke" if extra else ""
-    return table(title, columns, rows, caption=f"run {summary.run_id} ({summary.wall_seconds:.1f} s){verdict}")
+    verdict += (
+        f"; worst case includes {extra} sample(s) only the checks' probe attacks broke"
+        if extra
+        else ""
+    )
+    return table(
+        title,
+        columns,
+        rows,
+        caption=f"run {summary.run_id} ({summary.wall_seconds:.1f} s){verdict}",
+    )
 
 
 VERDICT_STYLE = {"reliable": "green", "escalated": "yellow", "unreliable": "bold red"}
@@ -107,7 +135,9 @@ def verdict_text(verdict: str | None) -> str:
     """The reliability verdict, coloured (rich markup)."""
     if not verdict:
         return "-"
-    return f"[{VERDICT_STYLE.get(verdict, 'white')}]{verdict}[/{VERDICT_STYLE.get(verdict, 'white')}]"
+    return (
+        f"[{VERDICT_STYLE.get(verdict, 'white')}]{verdict}[/{VERDICT_STYLE.get(verdict, 'white')}]"
+    )
 
 
 def check_text(check: dict[str, object]) -> str:
@@ -125,46 +155,13 @@ def escalation_lines(escalation: dict[str, Any] | None, verdict: str | None) -> 
     return lines
 
 
-def runs_listing(runs: list[RunRecord]) -> Listing:
-    """`advbench runs`: one record per stored run, newest first."""
-    records = [
-        {"run_id": r.run_id, "kind": r.kind, "status": r.status, "created": r.created, "model": r.model, "dataset": r.dataset,
-         "n": r.n_samples, "attacks": r.config.get("attack_names", []), "norm": r.config.get("norm"), "eps": r.config.get("eps", []),
-         "sigmas": r.config.get("sigmas", []), "seconds": round(r.wall_seconds, 1)}
-        for r in runs
-    ]
-    columns = [Column("run", "run_id", keep=True), Column("kind", "kind"), Column("status", "status"), Column("created", "created"),
-               Column("model", "model", keep=True), Column("dataset", "dataset"), Column("n", "n"), Column("attacks", "attacks", "list"),
-               Column("norm", "norm"), Column("eps", "eps", "list"), Column("seconds", "seconds")]
-    return Listing("runs", columns, records, "run_id", drop=("created", "seconds", "kind", "norm", "dataset", "eps", "attacks", "status", "n"))
-
-
-def models_listing(records: list[dict[str, Any]]) -> Listing:
-    columns = [Column("name", "name", keep=True), Column("family", "family"), Column("paper, section", "paper", "text"),
-               Column("recipe", "recipe"), Column("checkpoints", "checkpoints", "list"), Column("description", "description", "text")]
-    return Listing("models", columns, records, "name", drop=("paper", "recipe", "family", "description", "checkpoints"))
-
-
-def attacks_listing(records: list[dict[str, Any]]) -> Listing:
-    columns = [Column("name", "name", keep=True), Column("family", "family"), Column("threat models", "norms", "list"),
-               Column("defaults", "defaults", "list"), Column("description", "description", "text")]
-    return Listing("attacks", columns, records, "name", drop=("defaults", "family", "description", "norms"))
-
-
-def recipes_listing(records: list[dict[str, Any]]) -> Listing:
-    columns = [Column("recipe", "name", keep=True), Column("adversarial", "adversarial", show=lambda v: "yes" if v else ""),
-               Column("what it minimizes", "minimizes", "text")]
-    return Listing("training recipes", columns, records, "name", drop=("adversarial",))
-
-
-def options_listing(records: list[dict[str, Any]]) -> Listing:
-    columns = [Column("option", "option", keep=True), Column("type", "type", "list"), Column("default", "default", "list")]
-    return Listing("training options (--set KEY=VALUE)", columns, records, "option")
-
-
 def epoch_line(log: EpochLog) -> str:
     """One training epoch's log line."""
-    robust = f"  val robust acc {100 * log.val_robust_acc:.2f}%" if log.val_robust_acc is not None else ""
+    robust = (
+        f"  val robust acc {100 * log.val_robust_acc:.2f}%"
+        if log.val_robust_acc is not None
+        else ""
+    )
     return (
         f"epoch {log.epoch}: loss {log.loss:.4f}  train acc {100 * log.train_acc:.2f}%  "
         f"test acc {100 * log.test_acc:.2f}%{robust}  ({log.seconds:.0f}s)"
@@ -173,16 +170,32 @@ def epoch_line(log: EpochLog) -> str:
 
 def certify_table(summary: CertifySummary) -> Table:
     """Certified accuracy at a few radii per sigma."""
-    radii = [0.0, 0.25, 0.5, 0.75, 1.0]
+    radii = REPORTED_RADII
     rows = []
     for sigma, curve in summary.curves.items():
         at = dict(zip(curve["radii"], curve["certified_accuracy"]))
         spread = curve.get("passes_per_image") or {}  # absent in summaries stored before it existed
         passes = f"{spread['median']:,}/{spread['max']:,}" if spread else "-"
-        rows.append([sigma, *[pct(at.get(r)) for r in radii], pct(curve["abstain"]), pct(curve["predict_accuracy"]), passes])
-    title = f"{summary.model} on {summary.dataset}, n={summary.n}: certified accuracy % at L2 radius"
+        rows.append(
+            [
+                sigma,
+                *[pct(at.get(r)) for r in radii],
+                pct(curve["abstain"]),
+                pct(curve["predict_accuracy"]),
+                passes,
+            ]
+        )
+    title = (
+        f"{summary.model} on {summary.dataset}, n={summary.n}: certified accuracy % at L2 radius"
+    )
     caption = f"run {summary.run_id}, {summary.forward_passes} noisy forward passes, {summary.forward_passes_per_second:.0f}/s"
-    columns = ["sigma", *[f"r={r:g}" for r in radii], "abstain %", "PREDICT acc %", "passes/img med/max"]
+    columns = [
+        "sigma",
+        *[f"r={r:g}" for r in radii],
+        "abstain %",
+        "PREDICT acc %",
+        "passes/img med/max",
+    ]
     return table(title, columns, rows, caption=caption)
 
 
@@ -190,8 +203,12 @@ def adaptation_line(adaptations: dict[str, dict[str, object]]) -> str:
     """What adaptive evaluation used, in one line (empty when nothing was adapted)."""
     parts = []
     for attack, used in adaptations.items():
-        bits = [f"EOT {used['eot_draws']} draws" if used.get("eot_draws", 1) != 1 else "", "BPDA" if used.get("bpda") else "",
-                "treated as random" if used.get("treated_as_random") else "", "log of outputs" if used.get("log_outputs") else ""]
+        bits = [
+            f"EOT {used['eot_draws']} draws" if used.get("eot_draws", 1) != 1 else "",
+            "BPDA" if used.get("bpda") else "",
+            "treated as random" if used.get("treated_as_random") else "",
+            "log of outputs" if used.get("log_outputs") else "",
+        ]
         if any(bits):
             parts.append(f"{attack}: {', '.join(b for b in bits if b)}")
     return ("adaptive: " + "; ".join(parts)) if parts else ""
@@ -208,32 +225,73 @@ def cell_line(i: int, total: int, label: str) -> None:
 
 
 def suite_table(name: str, results: Iterable[CellResult]) -> Table:
-    rows = [[r.kind, r.model, r.setting, r.run_id, "stored" if r.skipped else "done"] for r in results]
+    rows = [
+        [r.kind, r.model, r.setting, r.run_id, "stored" if r.skipped else "done"] for r in results
+    ]
     return table(f"suite {name}", ["kind", "model", "setting", "run", "status"], rows)
 
 
 def curves_table(curves: Sequence[Curve]) -> Table:
     eps = curves[0].eps if curves else []
-    return table("robust accuracy % vs eps", ["curve", *[f"{e:g}" for e in eps]], [[c.label, *[pct(a) for a in c.accuracy]] for c in curves])
+    return table(
+        "robust accuracy % vs eps",
+        ["curve", *[f"{e:g}" for e in eps]],
+        [[c.label, *[pct(a) for a in c.accuracy]] for c in curves],
+    )
 
 
 def regression_table(results: Iterable[Comparison], title: str) -> Table:
     rows = [
-        [c.entry.model, c.entry.dataset, f"{c.entry.norm} {c.entry.eps:g}", c.entry.attack, pct(c.entry.accuracy),
-         pct(c.current), "-" if c.drop_points is None else f"{c.drop_points:+.2f}", "-" if c.p_value is None else f"{c.p_value:.3g}",
-         verdict_text(c.verdict or None), "[red]REGRESSED[/red]" if c.regressed else "[red]UNRELIABLE[/red]" if c.unreliable else "ok"]
+        [
+            c.entry.model,
+            c.entry.dataset,
+            f"{c.entry.norm} {c.entry.eps:g}",
+            c.entry.attack,
+            pct(c.entry.accuracy),
+            pct(c.current),
+            "-" if c.drop_points is None else f"{c.drop_points:+.2f}",
+            "-" if c.p_value is None else f"{c.p_value:.3g}",
+            verdict_text(c.verdict or None),
+            "[red]REGRESSED[/red]"
+            if c.regressed
+            else "[red]UNRELIABLE[/red]"
+            if c.unreliable
+            else "ok",
+        ]
         for c in results
     ]
-    return table(title, ["model", "dataset", "threat", "attack", "baseline %", "now %", "drop (points)", "p", "verdict", "status"], rows)
+    return table(
+        title,
+        [
+            "model",
+            "dataset",
+            "threat",
+            "attack",
+            "baseline %",
+            "now %",
+            "drop (points)",
+            "p",
+            "verdict",
+            "status",
+        ],
+        rows,
+    )
 
 
 def run_info_table(record: RunRecord) -> Table:
     """A stored run's provenance, adaptations and masking checks, one field per row."""
     info = [
-        ("status", record.status), ("created", record.created), ("finished", record.finished), ("model", record.model),
-        ("checkpoint sha256", record.checkpoint_sha256), ("dataset", f"{record.dataset} (indices {record.indices_hash})"),
-        ("seed", record.seed), ("device", record.device), ("wall seconds", f"{record.wall_seconds:.1f}"),
-        ("advbench", record.package_version), ("git commit", record.git_commit),
+        ("status", record.status),
+        ("created", record.created),
+        ("finished", record.finished),
+        ("model", record.model),
+        ("checkpoint sha256", record.checkpoint_sha256),
+        ("dataset", f"{record.dataset} (indices {record.indices_hash})"),
+        ("seed", record.seed),
+        ("device", record.device),
+        ("wall seconds", f"{record.wall_seconds:.1f}"),
+        ("advbench", record.package_version),
+        ("git commit", record.git_commit),
         ("libraries", ", ".join(f"{k} {v}" for k, v in record.libraries.items())),
         ("attacks", json.dumps(record.config.get("attacks"))),
         ("adaptations", json.dumps(record.config.get("adaptations"))),
@@ -241,27 +299,10 @@ def run_info_table(record: RunRecord) -> Table:
         ("verdict", verdict_text(record.config.get("verdict"))),
         *[(f"check {c['name']}", check_text(c)) for c in record.config.get("check_results") or []],
         *[(c["name"], check_text(c)) for c in record.config.get("rechecks") or []],
-        *[("adapted", change) for change in (record.config.get("escalation") or {}).get("changes") or []],
+        *[
+            ("adapted", change)
+            for change in (record.config.get("escalation") or {}).get("changes") or []
+        ],
         *[("warning", w) for w in record.warnings],
     ]
     return table(f"run {record.run_id}", ["field", "value"], info)
-
-
-def cost_listing(rows: Iterable[tuple[str, tuple[int, ...] | None, ModelCost | None, str]]) -> Listing:
-    """`models --cost`: one record per model (name, input shape, its cost or None, note)."""
-    records = [
-        {"name": name, "input": list(shape) if shape else None, **({"params": None, "flops": None, "activation_bytes": None, "receptive_field": None}
-         if c is None else {"params": c.params, "flops": c.flops, "activation_bytes": c.activation_bytes, "receptive_field": c.receptive_field}),
-         "note": error}
-        for name, shape, c, error in rows
-    ]
-
-    def scaled(divisor: float, digits: int) -> Callable[[float | None], str]:
-        return lambda v: "-" if v is None else f"{v / divisor:.{digits}f}"
-
-    columns = [Column("name", "name", keep=True), Column("input", "input", show=lambda v: "x".join(map(str, v)) if v else "-"),
-               Column("params (M)", "params", show=scaled(1e6, 2)), Column("MFLOPs", "flops", show=scaled(1e6, 1)),
-               Column("activations (MiB)", "activation_bytes", show=scaled(2**20, 2)),
-               Column("receptive field (px)", "receptive_field", show=lambda v: "-" if v is None else f"{v:g}"), Column("note", "note", "text")]
-    return Listing("model cost of one image, default build (stride paper Figs. 6-7)", columns, records, "name",
-                   drop=("note", "activation_bytes", "flops", "receptive_field", "params", "input"))

@@ -29,11 +29,28 @@ class Format(str, Enum):
 
 def leaderboard_cmd(
     dataset: Annotated[Optional[str], typer.Option(help="only runs on this dataset")] = None,
-    threat: Annotated[Optional[str], typer.Option(help="only this budget, NORM:EPS (e.g. linf:0.1)")] = None,
-    radius: Annotated[list[float], typer.Option("--radius", help="certified accuracy at this L2 radius (repeatable)")] = [],
-    fmt: Annotated[Format, typer.Option("--format", parser=options.choice(Format, "format"), metavar=options.metavar(Format),
-                                        help="md, csv, json, html, or robustbench (one model-info JSON per row, into the --out folder)")] = Format.MD,
-    out: Annotated[Optional[Path], typer.Option(help="write to this file instead of stdout (robustbench: the folder, required)")] = None,
+    threat: Annotated[
+        Optional[str], typer.Option(help="only this budget, NORM:EPS (e.g. linf:0.1)")
+    ] = None,
+    radius: Annotated[
+        list[float],
+        typer.Option("--radius", help="certified accuracy at this L2 radius (repeatable)"),
+    ] = [],
+    fmt: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            parser=options.choice(Format, "format"),
+            metavar=options.metavar(Format),
+            help="md, csv, json, html, or robustbench (one model-info JSON per row, into the --out folder)",
+        ),
+    ] = Format.MD,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="write to this file instead of stdout (robustbench: the folder, required)"
+        ),
+    ] = None,
     db: options.Db = DEFAULT_DB,
 ) -> None:
     """One leaderboard per dataset and budget: a row per model checkpoint, every stored run merged, ranked by the worst case."""
@@ -43,11 +60,21 @@ def leaderboard_cmd(
     from advbench.store import Store
 
     if fmt is Format.ROBUSTBENCH and out is None:
-        raise UsageError("--format robustbench writes one JSON file per model: give the folder as --out DIR")
+        raise UsageError(
+            "--format robustbench writes one JSON file per model: give the folder as --out DIR"
+        )
     budget = parse_threat(threat) if threat else None
-    leaderboard.check_filters(budget.eps if budget else None, tuple(radius))  # before the database is opened
+    leaderboard.check_filters(
+        budget.eps if budget else None, tuple(radius)
+    )  # before the database is opened
     with Store(options.require_db(db)) as store:
-        boards = leaderboard.build_leaderboard(store, dataset, budget.norm.value if budget else None, budget.eps if budget else None, tuple(radius))
+        boards = leaderboard.build_leaderboard(
+            store,
+            dataset,
+            budget.norm.value if budget else None,
+            budget.eps if budget else None,
+            tuple(radius),
+        )
     rows = sum(len(b.rows) for b in boards)
     if fmt is Format.ROBUSTBENCH and out is not None:  # (without --out it was refused above)
         from advbench.report.robustbench import write_model_infos
@@ -60,7 +87,11 @@ def leaderboard_cmd(
 
         text = render_html(boards)
     else:
-        text = {Format.MD: leaderboard.render_markdown, Format.CSV: leaderboard.render_csv, Format.JSON: leaderboard.render_json}[fmt](boards)
+        text = {
+            Format.MD: leaderboard.render_markdown,
+            Format.CSV: leaderboard.render_csv,
+            Format.JSON: leaderboard.render_json,
+        }[fmt](boards)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
@@ -70,9 +101,21 @@ def leaderboard_cmd(
 
 
 def report_cmd(
-    target: Annotated[str, typer.Argument(help="a model name (all its stored runs) or a stored run id (or unique prefix)")],
-    out: Annotated[Optional[Path], typer.Option(help="the HTML file to write (default reports/TARGET.html)")] = None,
-    examples: Annotated[int, typer.Option(help="adversarial examples per grid, re-created by running the stored attack on them (0: no grid, no model loaded)")] = 6,
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="a model name (all its stored runs) or a stored run id (or unique prefix)"
+        ),
+    ],
+    out: Annotated[
+        Optional[Path], typer.Option(help="the HTML file to write (default reports/TARGET.html)")
+    ] = None,
+    examples: Annotated[
+        int,
+        typer.Option(
+            help="adversarial examples per grid, re-created by running the stored attack on them (0: no grid, no model loaded)"
+        ),
+    ] = 6,
     db: options.Db = DEFAULT_DB,
     device: options.Device = "auto",
     zoo: options.Zoo = None,
@@ -89,12 +132,20 @@ def report_cmd(
         report = model_report.build_model_report(store, target)
     picks = model_report.deceptive_picks(report, examples)
     images: list[model_report.ExampleImages] = []
-    note = "no example grid (--examples 0)" if examples == 0 else "" if picks else "no attack of an evaluation broke a sample: no adversarial examples to show"
+    note = (
+        "no example grid (--examples 0)"
+        if examples == 0
+        else ""
+        if picks
+        else "no attack of an evaluation broke a sample: no adversarial examples to show"
+    )
     if picks:
         from advbench.engine import examples as engine_examples
 
         try:
-            made = engine_examples.recreate_examples(picks, options.runtime(device, db, zoo, data_dir))
+            made = engine_examples.recreate_examples(
+                picks, options.runtime(device, db, zoo, data_dir)
+            )
             images = [model_report.ExampleImages(**example) for example in made]
         except AdvbenchError as exc:  # the page is still worth having; say why the grid is missing
             note = f"adversarial examples not re-created: {exc}"
@@ -102,7 +153,9 @@ def report_cmd(
     path = out or Path("reports") / (re.sub(r"[^A-Za-z0-9._-]+", "_", target).strip("._") + ".html")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(model_page.render_model_page(report, images, note))
-    render.err_console.print(f"wrote {path} ({len(report.runs)} runs, {len(report.results)} threat models, {len(images)} examples)")
+    render.err_console.print(
+        f"wrote {path} ({len(report.runs)} runs, {len(report.results)} threat models, {len(images)} examples)"
+    )
 
 
 def runs_cmd(

@@ -24,7 +24,9 @@ class Registry(Generic[T]):
         self._entries[name] = entry
         return entry
 
-    def decorator(self, name: str, make_entry: Callable[[Callable], T]) -> Callable[[Callable], Callable]:
+    def decorator(
+        self, name: str, make_entry: Callable[[Callable], T]
+    ) -> Callable[[Callable], Callable]:
         def wrap(fn: Callable) -> Callable:
             self.add(name, make_entry(fn))
             return fn
@@ -39,7 +41,11 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(sorted(self._entries))}"
+        hint = (
+            f"; did you mean {', '.join(close)}?"
+            if close
+            else f"; known: {', '.join(sorted(self._entries))}"
+        )
         return f"unknown {self.kind} {name!r}{hint}"
 
     def names(self, pattern: str = "*") -> list[str]:

@@ -31,7 +31,11 @@ def _hash32(x: torch.Tensor) -> torch.Tensor:
 
 
 def sample_uniform(
-    seed: int, indices: torch.Tensor, shape: tuple[int, ...], stream: int = 0, device: torch.device | None = None
+    seed: int,
+    indices: torch.Tensor,
+    shape: tuple[int, ...],
+    stream: int = 0,
+    device: torch.device | None = None,
 ) -> torch.Tensor:
     """Uniform [0,1) tensor of shape (len(indices), *shape), each row a function of its index only."""
     device = device or indices.device
@@ -48,7 +52,11 @@ def sample_uniform(
 
 
 def sample_normal(
-    seed: int, indices: torch.Tensor, shape: tuple[int, ...], stream: int = 0, device: torch.device | None = None
+    seed: int,
+    indices: torch.Tensor,
+    shape: tuple[int, ...],
+    stream: int = 0,
+    device: torch.device | None = None,
 ) -> torch.Tensor:
     """Standard normal draws per sample index (Box-Muller on two hashed streams)."""
     u1 = sample_uniform(seed, indices, shape, 2 * stream, device)
@@ -95,7 +103,9 @@ def row_keys(x: torch.Tensor) -> torch.Tensor:
     ~2^-63 chance). Each element's position is hashed in before a per-row sum, in one vectorized
     pass over x.
     """
-    bits = x.detach().to(torch.float32).contiguous().view(len(x), -1).view(torch.int32).to(torch.int64)
+    bits = (
+        x.detach().to(torch.float32).contiguous().view(len(x), -1).view(torch.int32).to(torch.int64)
+    )
     pos = torch.arange(bits.shape[1], device=x.device, dtype=torch.int64)
     halves = []
     for salt in (0x243F6A88, 0x85A308D3):
@@ -131,12 +141,19 @@ def _draw_rows(keys: torch.Tensor, n: int, stream: int, normal: bool) -> torch.T
     device = keys.device
     width = 2 * ((n + 1) // 2) if normal else n
     k = mix_keys(keys, stream).view(-1, 1)
-    pos = _hash32(torch.arange(width, device=device, dtype=torch.int64) * _GOLDEN + 0x7F4A7C15).view(1, -1)
+    pos = _hash32(
+        torch.arange(width, device=device, dtype=torch.int64) * _GOLDEN + 0x7F4A7C15
+    ).view(1, -1)
     out = torch.empty(len(keys), n, device=device, dtype=torch.float32)
     block = max(1, _CPU_BLOCK // max(width, 1)) if device.type == "cpu" else max(1, len(keys))
     h_buf = torch.empty(min(block, len(keys)), width, device=device, dtype=torch.int64)
-    tmp_buf, u_buf = torch.empty_like(h_buf), torch.empty(h_buf.shape, device=device, dtype=torch.float32)
-    for start in range(0, len(keys), block):  # blocks of rows, for the cache; one block on accelerators
+    tmp_buf, u_buf = (
+        torch.empty_like(h_buf),
+        torch.empty(h_buf.shape, device=device, dtype=torch.float32),
+    )
+    for start in range(
+        0, len(keys), block
+    ):  # blocks of rows, for the cache; one block on accelerators
         rows = slice(start, start + block)
         h = torch.bitwise_xor(pos, k[rows], out=h_buf[: len(k[rows])])
         _hash32_(h, tmp_buf[: len(h)])

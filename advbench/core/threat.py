@@ -39,14 +39,21 @@ class ThreatModel:
         if self.norm is Norm.LINF and self.eps > 1:
             raise UsageError(f"Linf eps {self.eps} exceeds 1, the whole [0,1] pixel range")
         if self.norm is Norm.L0 and self.eps != int(self.eps):
-            raise UsageError(f"L0 eps counts changed input elements and must be a whole number, got {self.eps}")
+            raise UsageError(
+                f"L0 eps counts changed input elements and must be a whole number, got {self.eps}"
+            )
 
     def diameter(self, dims: int) -> float:
         """The largest distance between two inputs of `dims` values in [0,1] under this norm:
         a budget above it allows every input, so a robust accuracy at it means nothing."""
         if dims < 1:
             raise UsageError(f"inputs have at least one value, got dimension {dims}")
-        return {Norm.LINF: 1.0, Norm.L2: math.sqrt(dims), Norm.L1: float(dims), Norm.L0: float(dims)}[self.norm]
+        return {
+            Norm.LINF: 1.0,
+            Norm.L2: math.sqrt(dims),
+            Norm.L1: float(dims),
+            Norm.L0: float(dims),
+        }[self.norm]
 
     def check_for(self, dims: int) -> None:
         """A UsageError when eps exceeds the diameter of the [0,1] box of `dims` values
@@ -81,7 +88,11 @@ class ThreatModel:
         projected = (x + delta).clamp(0.0, 1.0)
         # Points already inside the ball and the box are returned bit for bit: x + (x_adv - x)
         # is not always x_adv in floating point, and a no-op should be one.
-        inside = (batch_norm(x_adv - x, self.norm) <= self.eps) & (x_adv.flatten(1).amin(1) >= 0) & (x_adv.flatten(1).amax(1) <= 1)
+        inside = (
+            (batch_norm(x_adv - x, self.norm) <= self.eps)
+            & (x_adv.flatten(1).amin(1) >= 0)
+            & (x_adv.flatten(1).amax(1) <= 1)
+        )
         return torch.where(inside.view(-1, *([1] * (x.dim() - 1))), x_adv, projected)
 
     def label(self) -> str:
@@ -136,7 +147,9 @@ def parse_norm(text: str) -> Norm:
     try:
         return Norm(text.lower())
     except ValueError:
-        raise UsageError(f"unknown norm {text!r}; use one of: {', '.join(n.value for n in Norm)}") from None
+        raise UsageError(
+            f"unknown norm {text!r}; use one of: {', '.join(n.value for n in Norm)}"
+        ) from None
 
 
 def parse_threat(text: str) -> ThreatModel:

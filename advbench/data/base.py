@@ -17,9 +17,13 @@ class Dataset:
 
     def __post_init__(self) -> None:
         if self.images.dim() != 4 or self.images.dtype != torch.float32:
-            raise ValueError(f"{self.name}: images must be float32 NCHW, got {tuple(self.images.shape)}")
+            raise ValueError(
+                f"{self.name}: images must be float32 NCHW, got {tuple(self.images.shape)}"
+            )
         if len(self.images) != len(self.labels):
-            raise ValueError(f"{self.name}: {len(self.images)} images but {len(self.labels)} labels")
+            raise ValueError(
+                f"{self.name}: {len(self.images)} images but {len(self.labels)} labels"
+            )
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -86,7 +86,11 @@ def load_cifar(name: str, split: str = "test", data_dir: str | Path | None = Non
     spec = LAYOUT[name]
     files = spec.batches(split)
     folder = next(
-        (d / spec.folder for d in search_dirs(name, data_dir) if (d / spec.folder / files[0]).is_file()),
+        (
+            d / spec.folder
+            for d in search_dirs(name, data_dir)
+            if (d / spec.folder / files[0]).is_file()
+        ),
         None,
     )
     if folder is None:

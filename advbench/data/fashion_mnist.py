@@ -19,7 +19,18 @@ FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 MISSING_HELP = (
     "Fashion-MNIST not found; install it with `apt-get install dataset-fashion-mnist` (Debian), "
     "run `advbench download fashion-mnist` when online, or pass --data-dir DIR holding the IDX files"
@@ -40,7 +51,9 @@ def read_idx(path: Path) -> np.ndarray:
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
-        raise DataError(f"{path} is truncated: expected {int(np.prod(dims))} values, found {data.size}")
+        raise DataError(
+            f"{path} is truncated: expected {int(np.prod(dims))} values, found {data.size}"
+        )
     return data.reshape(dims)
 
 

@@ -11,7 +11,9 @@ def cache_dir() -> Path:
     return Path(base) / "advbench"
 
 
-def search_dirs(name: str, data_dir: str | Path | None, system_dirs: tuple[str, ...] = ()) -> list[Path]:
+def search_dirs(
+    name: str, data_dir: str | Path | None, system_dirs: tuple[str, ...] = ()
+) -> list[Path]:
     """Candidate folders for dataset `name`, most specific first."""
     roots: list[Path] = []
     for root in (data_dir, os.environ.get("ADVBENCH_DATA")):

@@ -71,7 +71,9 @@ def check_dataset_spec(spec: str) -> None:
         DATASETS.get(spec)
 
 
-def dataset_labels(spec: str, split: str = "test", data_dir: str | Path | None = None) -> torch.Tensor:
+def dataset_labels(
+    spec: str, split: str = "test", data_dir: str | Path | None = None
+) -> torch.Tensor:
     """Labels of the whole split, without decoding images where that can be avoided."""
     if spec.startswith(IMAGEFOLDER):
         return torch.tensor(list_image_folder(Path(spec[len(IMAGEFOLDER) :]))[1], dtype=torch.int64)
@@ -80,7 +82,10 @@ def dataset_labels(spec: str, split: str = "test", data_dir: str | Path | None =
 
 
 def load_dataset(
-    spec: str, split: str = "test", data_dir: str | Path | None = None, indices: torch.Tensor | None = None
+    spec: str,
+    split: str = "test",
+    data_dir: str | Path | None = None,
+    indices: torch.Tensor | None = None,
 ) -> Dataset:
     """The named dataset (or just the rows at `indices`) as float32 NCHW in [0,1]."""
     if spec.startswith(IMAGEFOLDER):

@@ -9,7 +9,9 @@ import torch
 from advbench.core.errors import UsageError
 
 
-def select_indices(labels: torch.Tensor, n: int | None, seed: int = 0, balanced: bool = False) -> torch.Tensor:
+def select_indices(
+    labels: torch.Tensor, n: int | None, seed: int = 0, balanced: bool = False
+) -> torch.Tensor:
     """Sorted indices of n samples drawn by a seeded permutation; balanced takes n/classes per class."""
     total = len(labels)
     if n is not None and n <= 0:
@@ -30,7 +32,9 @@ def select_indices(labels: torch.Tensor, n: int | None, seed: int = 0, balanced:
     quota[:remainder] += 1
     available = onehot.sum(0)
     if bool((available < quota).any()):
-        raise UsageError(f"--balanced --n {n}: some class has fewer than {int(quota.max())} samples")
+        raise UsageError(
+            f"--balanced --n {n}: some class has fewer than {int(quota.max())} samples"
+        )
     return order[rank < quota[class_pos]].sort().values
 
 

@@ -10,10 +10,17 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "EvalOutcome": "advbench.engine.evaluate", "evaluate_plan": "advbench.engine.evaluate", "run_eval": "advbench.engine.evaluate",
-    "EvalPlan": "advbench.engine.plan", "resolve": "advbench.engine.plan",
-    "CertifySpec": "advbench.engine.spec", "EvalSpec": "advbench.engine.spec", "Runtime": "advbench.engine.spec",
-    "CertifyPlan": "advbench.engine.certify", "certify_plan": "advbench.engine.certify", "run_certify": "advbench.engine.certify",
+    "EvalOutcome": "advbench.engine.evaluate",
+    "evaluate_plan": "advbench.engine.evaluate",
+    "run_eval": "advbench.engine.evaluate",
+    "EvalPlan": "advbench.engine.plan",
+    "resolve": "advbench.engine.plan",
+    "CertifySpec": "advbench.engine.spec",
+    "EvalSpec": "advbench.engine.spec",
+    "Runtime": "advbench.engine.spec",
+    "CertifyPlan": "advbench.engine.certify",
+    "certify_plan": "advbench.engine.certify",
+    "run_certify": "advbench.engine.certify",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -54,7 +54,6 @@ RELIABLE, ESCALATED, UNRELIABLE = "reliable", "escalated", "unreliable"
 TRANSFER_SURROGATES = {"fashion-mnist": "rn18-nt"}
 
 
-
 @dataclass
 class CheckedShard:
     """The checked samples' rows, and what the checks found and changed (stored with the run)."""
@@ -84,11 +83,17 @@ def transfer_surrogate(plan: EvalPlan) -> str | None:
 def probe_view(plan: EvalPlan, random: bool, log_outputs: bool) -> AttackedModel:
     """The model as probes see it: as the evaluation would (log of probabilities, EOT for random models)."""
     base = view_for(plan.model, True, plan.eot, plan.bpda)
-    draws = max(base.eot_draws, EOT_DRAWS_RANDOM_MODEL) if random and plan.eot is None else base.eot_draws
+    draws = (
+        max(base.eot_draws, EOT_DRAWS_RANDOM_MODEL)
+        if random and plan.eot is None
+        else base.eot_draws
+    )
     return AttackedModel(plan.model, draws, plan.bpda, random=random, log_outputs=log_outputs)
 
 
-def model_probes(plan: EvalPlan, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> list[CheckResult]:
+def model_probes(
+    plan: EvalPlan, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor
+) -> list[CheckResult]:
     """The `PROBE` checks: cheap, before any stage. Raises `ModelOutputError` on unusable outputs."""
     probabilities = output_checks(plan.model, x, plan.num_classes)
     determinism = determinism_check(plan.model, x)
@@ -96,12 +101,23 @@ def model_probes(plan: EvalPlan, x: torch.Tensor, y: torch.Tensor, idx: torch.Te
     correct = view.verdict(x) == y
     threat = max(plan.threats, key=lambda t: t.eps)
     return [
-        probabilities, determinism, gradient_check(view, x[correct], y[correct]),
-        large_eps_check(view, x[correct], y[correct], threat.norm, idx.to(x.device)[correct], derive_seed(plan.seed, "checks")),
+        probabilities,
+        determinism,
+        gradient_check(view, x[correct], y[correct]),
+        large_eps_check(
+            view,
+            x[correct],
+            y[correct],
+            threat.norm,
+            idx.to(x.device)[correct],
+            derive_seed(plan.seed, "checks"),
+        ),
     ]
 
 
-def recheck(plan: EvalPlan, x: torch.Tensor, y: torch.Tensor, correct: torch.Tensor, idx: torch.Tensor) -> list[CheckResult]:
+def recheck(
+    plan: EvalPlan, x: torch.Tensor, y: torch.Tensor, correct: torch.Tensor, idx: torch.Tensor
+) -> list[CheckResult]:
     """The escalated evaluation against the failures that called for it: at a huge budget it must
     break (nearly) every checked sample, and dead gradients need a gradient-free attack."""
     threat = max(plan.threats, key=lambda t: t.eps)
@@ -111,32 +127,57 @@ def recheck(plan: EvalPlan, x: torch.Tensor, y: torch.Tensor, correct: torch.Ten
     if len(keep):
         attacks = [(a.label, a.attack, a.view) for a in plan.attacks]
         ones = torch.ones(len(keep), dtype=torch.bool, device=x.device)
-        (at_huge,) = robust_ensemble(attacks, x[keep], y[keep], [huge], idx[keep], derive_seed(plan.seed, "recheck"), ones)
+        (at_huge,) = robust_ensemble(
+            attacks, x[keep], y[keep], [huge], idx[keep], derive_seed(plan.seed, "recheck"), ones
+        )
         assert at_huge.robust is not None
         acc = float(at_huge.robust.float().mean())
-        results.append(CheckResult(
-            "recheck:large-eps", acc <= LARGE_EPS_CEILING, acc, LARGE_EPS_CEILING,
-            f"after adapting, the evaluation at the huge budget {huge.label()} still leaves {100 * acc:.1f}% (should be ~0)",
-        ))
+        results.append(
+            CheckResult(
+                "recheck:large-eps",
+                acc <= LARGE_EPS_CEILING,
+                acc,
+                LARGE_EPS_CEILING,
+                f"after adapting, the evaluation at the huge budget {huge.label()} still leaves {100 * acc:.1f}% (should be ~0)",
+            )
+        )
     if INPUT_GRADIENTS in plan.escalation.failed:
-        has_gradient_free = any(not a.attack.uses_gradients or isinstance(a.view, TransferModel) for a in plan.attacks)
-        results.append(CheckResult(
-            "recheck:gradient-free-attacks", has_gradient_free, float(has_gradient_free), 1.0,
-            "gradients are dead and no gradient-free or transfer attack runs",
-        ))
+        has_gradient_free = any(
+            not a.attack.uses_gradients or isinstance(a.view, TransferModel) for a in plan.attacks
+        )
+        results.append(
+            CheckResult(
+                "recheck:gradient-free-attacks",
+                has_gradient_free,
+                float(has_gradient_free),
+                1.0,
+                "gradients are dead and no gradient-free or transfer attack runs",
+            )
+        )
     return results
 
 
 def clean_judgement(plan: EvalPlan, x: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():  # every batch's outputs are checked: a NaN model is an error, never an accuracy
+    with (
+        torch.no_grad()
+    ):  # every batch's outputs are checked: a NaN model is an error, never an accuracy
         return validate_outputs(plan.model, plan.model(x), len(x), plan.num_classes).argmax(1)
 
 
-def run_stages(plan: EvalPlan, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, correct: torch.Tensor,
-               after: list[ThreatOutcome] | None = None, skip: int = 0) -> list[ThreatOutcome]:
+def run_stages(
+    plan: EvalPlan,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    idx: torch.Tensor,
+    correct: torch.Tensor,
+    after: list[ThreatOutcome] | None = None,
+    skip: int = 0,
+) -> list[ThreatOutcome]:
     """The plan's attacks from the `skip`-th on, on what is still robust (continuing `after`)."""
     attacks = [(a.label, a.attack, a.view) for a in plan.attacks[skip:]]
-    return robust_ensemble(attacks, x, y, list(plan.threats), idx.to(x.device), plan.seed, correct, after)
+    return robust_ensemble(
+        attacks, x, y, list(plan.threats), idx.to(x.device), plan.seed, correct, after
+    )
 
 
 def check_shard(plan: EvalPlan, indices: list[int]) -> tuple[CheckedShard, EvalPlan]:
@@ -158,7 +199,9 @@ def check_shard(plan: EvalPlan, indices: list[int]) -> tuple[CheckedShard, EvalP
     t0 = time.perf_counter()
     worst = max(range(len(plan.threats)), key=lambda t: plan.threats[t].eps)
     view = probe_view(plan, plan.escalation.random, plan.escalation.log_outputs)
-    found = stage_findings(outcomes[worst], view, x, y, correct, didx, derive_seed(plan.seed, "checks"))
+    found = stage_findings(
+        outcomes[worst], view, x, y, correct, didx, derive_seed(plan.seed, "checks")
+    )
     results += found.results
     spent += time.perf_counter() - t0
     done = len(plan.attacks)
@@ -173,11 +216,36 @@ def check_shard(plan: EvalPlan, indices: list[int]) -> tuple[CheckedShard, EvalP
     for label, broken in found.probes.items():
         attacked = found.probed[label]
         rows += [
-            {"sample_idx": s, "attack": label, "eps": eps, "status": "attacked", "label": lab, "clean_pred": lab, "adv_pred": None,
-             "success": int(ok), "distance": None, "steps": None, "seconds": None}
-            for s, lab, ok, on in zip(indices, y.tolist(), broken.tolist(), attacked.tolist()) if on
+            {
+                "sample_idx": s,
+                "attack": label,
+                "eps": eps,
+                "status": "attacked",
+                "label": lab,
+                "clean_pred": lab,
+                "adv_pred": None,
+                "success": int(ok),
+                "distance": None,
+                "steps": None,
+                "seconds": None,
+            }
+            for s, lab, ok, on in zip(indices, y.tolist(), broken.tolist(), attacked.tolist())
+            if on
         ]
-    numbers = {"eps": eps, "n": int(correct.sum()), **found.numbers, **{r.name: r.value for r in results}}
-    shard = CheckedShard((clean_rows, rows), results, plan.escalation, rechecks, verdict(results, rechecks), numbers,
-                         list(found.probes), spent)
+    numbers = {
+        "eps": eps,
+        "n": int(correct.sum()),
+        **found.numbers,
+        **{r.name: r.value for r in results},
+    }
+    shard = CheckedShard(
+        (clean_rows, rows),
+        results,
+        plan.escalation,
+        rechecks,
+        verdict(results, rechecks),
+        numbers,
+        list(found.probes),
+        spent,
+    )
     return shard, plan

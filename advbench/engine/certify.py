@@ -45,28 +45,68 @@ from advbench.store import CertifySummary, Store, summarize_certificates
 DEFAULT_NOISE_BATCH = 1000  # noisy copies per forward pass for plans from objects unless given
 
 LOOKS = SequentialConfig()  # the look schedule's defaults, recorded in the key of sequential runs
-SEQUENTIAL_SHARD = 64  # images certified together by --sequential (their open ones share forward passes)
+SEQUENTIAL_SHARD = (
+    64  # images certified together by --sequential (their open ones share forward passes)
+)
 
 
-def certificate_row(model: RobustModel, image: torch.Tensor, label: int, index: int, setting: CertifyConfig, spec: CertifySpec) -> dict[str, Any]:
+def certificate_row(
+    model: RobustModel,
+    image: torch.Tensor,
+    label: int,
+    index: int,
+    setting: CertifyConfig,
+    spec: CertifySpec,
+) -> dict[str, Any]:
     """One sample's certificate at one sigma as the store's row, with its forward passes and seconds."""
     t0 = time.perf_counter()
     if spec.adaptive_radius is None:
         cert = certify_sample(model, image, label, index, setting, spec.seed)
         passes = setting.n0 + setting.n
     else:
-        cert, passes = certify_sample_adaptive(model, image, label, index, setting, spec.adaptive_radius, spec.seed)
-    return {**asdict(cert), "sigma": setting.sigma, "forward_passes": passes, "seconds": time.perf_counter() - t0}
+        cert, passes = certify_sample_adaptive(
+            model, image, label, index, setting, spec.adaptive_radius, spec.seed
+        )
+    return {
+        **asdict(cert),
+        "sigma": setting.sigma,
+        "forward_passes": passes,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
-def sequential_rows(model: RobustModel, images: torch.Tensor, labels: list[int], indices: list[int], setting: CertifyConfig, spec: CertifySpec) -> list[dict[str, Any]]:
+def sequential_rows(
+    model: RobustModel,
+    images: torch.Tensor,
+    labels: list[int],
+    indices: list[int],
+    setting: CertifyConfig,
+    spec: CertifySpec,
+) -> list[dict[str, Any]]:
     """Sequential certificates of several images at one sigma as the store's rows; the group's
     seconds are shared out in proportion to each image's forward passes."""
-    config = SequentialConfig(setting.sigma, spec.n0, spec.noise_draws, spec.alpha, spec.radii, spec.resolution, setting.batch_size, precision=spec.precision)
+    config = SequentialConfig(
+        setting.sigma,
+        spec.n0,
+        spec.noise_draws,
+        spec.alpha,
+        spec.radii,
+        spec.resolution,
+        setting.batch_size,
+        precision=spec.precision,
+    )
     t0 = time.perf_counter()
     results = certify_sequential(model, images, labels, indices, config, spec.seed)
     seconds, passes = time.perf_counter() - t0, sum(p for _, p in results)
-    return [{**asdict(cert), "sigma": setting.sigma, "forward_passes": p, "seconds": seconds * p / passes} for cert, p in results]
+    return [
+        {
+            **asdict(cert),
+            "sigma": setting.sigma,
+            "forward_passes": p,
+            "seconds": seconds * p / passes,
+        }
+        for cert, p in results
+    ]
 
 
 @dataclass(frozen=True)
@@ -84,17 +124,29 @@ class CertifyPlan:
     settings: list[CertifyConfig]
     load: Loader
     device: torch.device
-    rebuild: Callable[[], "CertifyPlan"] | None = None  # the same plan on a Ray worker (named models only)
+    rebuild: Callable[[], "CertifyPlan"] | None = (
+        None  # the same plan on a Ray worker (named models only)
+    )
 
     def run_key(self) -> CertifyRunKey:
         """The run's identity. Its field names predate `--n` meaning images everywhere: "n" is
         Cohen's noise draws, so runs stored before the rename keep their identity and resume."""
         s = self.spec
         return CertifyRunKey(
-            model=s.model, checkpoint_sha256=self.sha256, dataset=s.dataset, split=s.split, indices_hash=indices_hash(self.indices),
-            sigmas=tuple(c.sigma for c in self.settings), n0=s.n0, n=s.noise_draws, alpha=s.alpha, seed=s.seed,
+            model=s.model,
+            checkpoint_sha256=self.sha256,
+            dataset=s.dataset,
+            split=s.split,
+            indices_hash=indices_hash(self.indices),
+            sigmas=tuple(c.sigma for c in self.settings),
+            n0=s.n0,
+            n=s.noise_draws,
+            alpha=s.alpha,
+            seed=s.seed,
             adaptive_radius=s.adaptive_radius,
-            sequential=SequentialLooks(s.radii, s.resolution, LOOKS.first_look, LOOKS.growth) if s.sequential else None,
+            sequential=SequentialLooks(s.radii, s.resolution, LOOKS.first_look, LOOKS.growth)
+            if s.sequential
+            else None,
             precision=s.precision,
         )
 
@@ -103,11 +155,26 @@ class CertifyPlan:
 
     @classmethod
     def from_objects(
-        cls, model: nn.Module, x: torch.Tensor, y: torch.Tensor, sigmas: Sequence[float] = (0.25,), n0: int = 100,
-        noise_draws: int = 100_000, alpha: float = 0.001, seed: int = 0, adaptive_radius: float | None = None,
-        indices: torch.Tensor | None = None, name: str | None = None, num_classes: int | None = None,
-        mean: Sequence[float] | None = None, std: Sequence[float] | None = None, device: str | torch.device = "auto",
-        batch_size: int = DEFAULT_NOISE_BATCH, sequential: bool = False, radii: Sequence[float] = (), resolution: float = 0.01,
+        cls,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        sigmas: Sequence[float] = (0.25,),
+        n0: int = 100,
+        noise_draws: int = 100_000,
+        alpha: float = 0.001,
+        seed: int = 0,
+        adaptive_radius: float | None = None,
+        indices: torch.Tensor | None = None,
+        name: str | None = None,
+        num_classes: int | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        device: str | torch.device = "auto",
+        batch_size: int = DEFAULT_NOISE_BATCH,
+        sequential: bool = False,
+        radii: Sequence[float] = (),
+        resolution: float = 0.01,
         precision: str = "fp32",
     ) -> CertifyPlan:
         """A certification of a model object on images `x` in [0,1] (N x C x H x W) with labels `y`
@@ -116,23 +183,50 @@ class CertifyPlan:
         dev = device if isinstance(device, torch.device) else resolve_device(device)
         check_precision_on(dev, precision)
         wrapped = as_robust_model(model, x, dev, num_classes, mean, std, name)
-        spec = CertifySpec(model=name or wrapped.name, sigmas=tuple(sigmas), n0=n0, noise_draws=noise_draws, alpha=alpha,
-                           dataset=source.dataset, split="-", n=len(source.indices), seed=seed, adaptive_radius=adaptive_radius,
-                           sequential=sequential, radii=tuple(radii), resolution=resolution, precision=precision)
-        settings = [CertifyConfig(s, spec.n0, spec.noise_draws, spec.alpha, batch_size, spec.precision) for s in spec.sigmas]
-        return cls(spec, wrapped, weights_sha256(wrapped), source.indices, settings, source.loader(), dev)
+        spec = CertifySpec(
+            model=name or wrapped.name,
+            sigmas=tuple(sigmas),
+            n0=n0,
+            noise_draws=noise_draws,
+            alpha=alpha,
+            dataset=source.dataset,
+            split="-",
+            n=len(source.indices),
+            seed=seed,
+            adaptive_radius=adaptive_radius,
+            sequential=sequential,
+            radii=tuple(radii),
+            resolution=resolution,
+            precision=precision,
+        )
+        settings = [
+            CertifyConfig(s, spec.n0, spec.noise_draws, spec.alpha, batch_size, spec.precision)
+            for s in spec.sigmas
+        ]
+        return cls(
+            spec, wrapped, weights_sha256(wrapped), source.indices, settings, source.loader(), dev
+        )
 
 
-def resolve_certify(spec: CertifySpec, runtime: Runtime, device: torch.device | None = None) -> CertifyPlan:
+def resolve_certify(
+    spec: CertifySpec, runtime: Runtime, device: torch.device | None = None
+) -> CertifyPlan:
     check_dataset_spec(spec.dataset)
     dev = device if device is not None else resolve_device(runtime.device)
     check_precision_on(dev, spec.precision)
-    model, card = load_model(spec.model, spec.dataset, runtime.zoo_str, spec.weights, runtime.data_dir_str)
+    model, card = load_model(
+        spec.model, spec.dataset, runtime.zoo_str, spec.weights, runtime.data_dir_str
+    )
     model.to(dev)
     # The batch size never changes a certificate's validity, only its noise draws and speed: on a
     # GPU the default is as many noisy copies as memory holds (capped).
-    batch = runtime.batch_size or auto_noise_batch(model, tuple(model.input_shape), dev, spec.precision)
-    settings = [CertifyConfig(s, spec.n0, spec.noise_draws, spec.alpha, batch, spec.precision) for s in spec.sigmas]
+    batch = runtime.batch_size or auto_noise_batch(
+        model, tuple(model.input_shape), dev, spec.precision
+    )
+    settings = [
+        CertifyConfig(s, spec.n0, spec.noise_draws, spec.alpha, batch, spec.precision)
+        for s in spec.sigmas
+    ]
     labels = dataset_labels(spec.dataset, spec.split, runtime.data_dir_str)
     indices = select_indices(labels, spec.n, spec.seed, spec.balanced)
     data_dir = runtime.data_dir_str
@@ -141,7 +235,16 @@ def resolve_certify(spec: CertifySpec, runtime: Runtime, device: torch.device | 
         data = load_dataset(spec.dataset, spec.split, data_dir, idx)
         return data.images, data.labels
 
-    return CertifyPlan(spec, model, card.sha256, indices, settings, load, dev, functools.partial(worker_certify_plan, spec, portable(runtime), card.sha256))
+    return CertifyPlan(
+        spec,
+        model,
+        card.sha256,
+        indices,
+        settings,
+        load,
+        dev,
+        functools.partial(worker_certify_plan, spec, portable(runtime), card.sha256),
+    )
 
 
 def certify_shard(plan: CertifyPlan, work: list[tuple[int, list[float]]]) -> list[dict[str, Any]]:
@@ -149,17 +252,29 @@ def certify_shard(plan: CertifyPlan, work: list[tuple[int, list[float]]]) -> lis
     images, labels = plan.load(torch.tensor([i for i, _ in work], dtype=torch.int64))
     images = images.to(plan.device)
     by_sigma = {c.sigma: c for c in plan.settings}
-    plan.model.reseed(derive_seed(plan.spec.seed, "model-noise", "certify"))  # noise layers: per-sample draws in any shard
+    plan.model.reseed(
+        derive_seed(plan.spec.seed, "model-noise", "certify")
+    )  # noise layers: per-sample draws in any shard
     if plan.spec.sequential:
         rows = []
         for sigma, setting in by_sigma.items():
             mine = [pos for pos, (_, sigmas) in enumerate(work) if sigma in sigmas]
             if mine:
-                rows += sequential_rows(plan.model, images[mine], [int(labels[p]) for p in mine], [work[p][0] for p in mine], setting, plan.spec)
+                rows += sequential_rows(
+                    plan.model,
+                    images[mine],
+                    [int(labels[p]) for p in mine],
+                    [work[p][0] for p in mine],
+                    setting,
+                    plan.spec,
+                )
         return rows
     return [
-        certificate_row(plan.model, images[pos], int(labels[pos]), index, by_sigma[sigma], plan.spec)
-        for pos, (index, sigmas) in enumerate(work) for sigma in sigmas
+        certificate_row(
+            plan.model, images[pos], int(labels[pos]), index, by_sigma[sigma], plan.spec
+        )
+        for pos, (index, sigmas) in enumerate(work)
+        for sigma in sigmas
     ]
 
 
@@ -170,34 +285,60 @@ def worker_certify_plan(spec: CertifySpec, runtime: Runtime, sha256: str) -> Cer
     return plan
 
 
-def run_certify(spec: CertifySpec, runtime: Runtime = Runtime(), progress: ProgressFn | None = None) -> CertifySummary:
+def run_certify(
+    spec: CertifySpec, runtime: Runtime = Runtime(), progress: ProgressFn | None = None
+) -> CertifySummary:
     """Certify every selected sample at every sigma; resumable per sample. With `runtime.ray`,
     samples are certified by Ray workers and this process only validates, bookkeeps and writes."""
     with executor_for(runtime) as executor:
-        return _certify(resolve_certify(spec, runtime, executor.driver_device), runtime, executor, progress)
+        return _certify(
+            resolve_certify(spec, runtime, executor.driver_device), runtime, executor, progress
+        )
 
 
-def certify_plan(plan: CertifyPlan, runtime: Runtime = Runtime(), progress: ProgressFn | None = None) -> CertifySummary:
+def certify_plan(
+    plan: CertifyPlan, runtime: Runtime = Runtime(), progress: ProgressFn | None = None
+) -> CertifySummary:
     """Run `plan` (from names or from objects): each certificate committed as it finishes, an
     identical unfinished run resumed, a finished one returned as stored."""
     with executor_for(runtime) as executor:
         return _certify(plan, runtime, executor, progress)
 
 
-def _certify(plan: CertifyPlan, runtime: Runtime, executor: Executor, progress: ProgressFn | None) -> CertifySummary:
+def _certify(
+    plan: CertifyPlan, runtime: Runtime, executor: Executor, progress: ProgressFn | None
+) -> CertifySummary:
     executor.accepts(plan)
     spec = plan.spec
     payload = plan.payload()
     device_label = executor.label(plan)
-    meta = run_meta(spec.model, spec.dataset, len(plan.indices), spec.seed, payload["indices_hash"], plan.sha256, device_label)
+    meta = run_meta(
+        spec.model,
+        spec.dataset,
+        len(plan.indices),
+        spec.seed,
+        payload["indices_hash"],
+        plan.sha256,
+        device_label,
+    )
     with Store(runtime.db) as store:
-        ledger = RunLedger.open(store, plan.run_key().key(), "certify", runtime.fresh, device_label, meta,
-                                {**payload, "run_key": payload, "certify_config": spec_dict(spec)})
+        ledger = RunLedger.open(
+            store,
+            plan.run_key().key(),
+            "certify",
+            runtime.fresh,
+            device_label,
+            meta,
+            {**payload, "run_key": payload, "certify_config": spec_dict(spec)},
+        )
         if ledger.finished:
             return summarize_certificates(store, ledger.run_id)
         done = ledger.done_certificates()
         sigmas = [c.sigma for c in plan.settings]
-        work = [(index, [s for s in sigmas if (index, s) not in done]) for index in plan.indices.tolist()]
+        work = [
+            (index, [s for s in sigmas if (index, s) not in done])
+            for index in plan.indices.tolist()
+        ]
         work = [w for w in work if w[1]]
         # One image's certificate can be minutes of GPU work: locally each is committed alone.
         per_shard = SEQUENTIAL_SHARD if spec.sequential else executor.certify_shard

@@ -13,8 +13,15 @@ from advbench.engine.spec import EvalSpec, Runtime
 
 
 def evaluate_curves(
-    models: Sequence[str], attacks: Sequence[str], norm: str, grid: Sequence[float], dataset: str, n: int | None, seed: int,
-    runtime: Runtime, progress_for: Callable[[str], ProgressFn | None] | None = None,
+    models: Sequence[str],
+    attacks: Sequence[str],
+    norm: str,
+    grid: Sequence[float],
+    dataset: str,
+    n: int | None,
+    seed: int,
+    runtime: Runtime,
+    progress_for: Callable[[str], ProgressFn | None] | None = None,
 ) -> list[str]:
     """Evaluate every model under `attacks` at every eps of `grid`; the run ids, in model order.
 
@@ -23,7 +30,16 @@ def evaluate_curves(
     """
     run_ids = []
     for model in models:
-        spec = EvalSpec(model=model, attacks=tuple(attacks), eps=tuple(grid), norm=norm, dataset=dataset, n=n, seed=seed, checks=False)
+        spec = EvalSpec(
+            model=model,
+            attacks=tuple(attacks),
+            eps=tuple(grid),
+            norm=norm,
+            dataset=dataset,
+            n=n,
+            seed=seed,
+            checks=False,
+        )
         outcome = run_eval(spec, runtime, progress=progress_for(model) if progress_for else None)
         run_ids.append(outcome.summary.run_id)
     return run_ids

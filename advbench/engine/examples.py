@@ -32,14 +32,18 @@ def plan_of_run(record: RunRecord, runtime: Runtime) -> EvalPlan:
     """The stored evaluation's plan again: its spec, the same checkpoint, its escalation applied."""
     stored = record.config.get("eval_config")
     if not stored:
-        raise UsageError(f"run {record.run_id} was evaluated from objects, not by name; its attacks cannot be run again from the store")
+        raise UsageError(
+            f"run {record.run_id} was evaluated from objects, not by name; its attacks cannot be run again from the store"
+        )
     # Runs stored by earlier versions kept the runtime options (db, zoo, device, ...) beside the
     # spec; where and how a run executes never changes its results, so those are left out.
     known = {f.name for f in fields(EvalSpec)}
     try:
         spec = EvalSpec(**{k: v for k, v in stored.items() if k in known})
     except TypeError:
-        raise UsageError(f"run {record.run_id} was stored by another advbench version; its attacks cannot be run again") from None
+        raise UsageError(
+            f"run {record.run_id} was stored by another advbench version; its attacks cannot be run again"
+        ) from None
     plan = resolve(spec, runtime, Escalation.from_dict(record.config.get("escalation")))
     if plan.sha256 != record.checkpoint_sha256:
         raise CheckpointError(
@@ -60,21 +64,45 @@ def _attack(plan: EvalPlan, samples: list[int], label: str, eps: float) -> list[
     with torch.no_grad():
         clean_pred = plan.model(x).argmax(1)
     threat = ThreatModel(plan.threats[0].norm, float(eps))
-    outcome = robust_ensemble([(planned.label, planned.attack, planned.view)], x, y, [threat], idx.to(x.device), plan.seed, clean_pred == y)[0]
+    outcome = robust_ensemble(
+        [(planned.label, planned.attack, planned.view)],
+        x,
+        y,
+        [threat],
+        idx.to(x.device),
+        plan.seed,
+        clean_pred == y,
+    )[0]
     attempt = outcome.attempts[0]
-    where = {pos: row for row, pos in enumerate(attempt.target.tolist())} if attempt.result is not None else {}
+    where = (
+        {pos: row for row, pos in enumerate(attempt.target.tolist())}
+        if attempt.result is not None
+        else {}
+    )
     out = []
     for pos, sample in enumerate(samples):
         row = where.get(pos)
         result = attempt.result
         adversarial = result.x_adv[row] if row is not None and result is not None else x[pos]
-        out.append({
-            "sample_idx": sample, "attack": label, "norm": threat.norm.value, "eps": float(eps), "label": int(y[pos]), "clean_pred": int(clean_pred[pos]),
-            "adv_pred": int(result.adv_pred[row]) if row is not None and result is not None else int(clean_pred[pos]),
-            "success": bool(result.success[row]) if row is not None and result is not None else False,
-            "distance": float(threat.distance(x[pos : pos + 1], adversarial.unsqueeze(0))[0]),
-            "clean": x[pos].detach().cpu().numpy(), "adversarial": adversarial.detach().cpu().numpy(),
-        })
+        out.append(
+            {
+                "sample_idx": sample,
+                "attack": label,
+                "norm": threat.norm.value,
+                "eps": float(eps),
+                "label": int(y[pos]),
+                "clean_pred": int(clean_pred[pos]),
+                "adv_pred": int(result.adv_pred[row])
+                if row is not None and result is not None
+                else int(clean_pred[pos]),
+                "success": bool(result.success[row])
+                if row is not None and result is not None
+                else False,
+                "distance": float(threat.distance(x[pos : pos + 1], adversarial.unsqueeze(0))[0]),
+                "clean": x[pos].detach().cpu().numpy(),
+                "adversarial": adversarial.detach().cpu().numpy(),
+            }
+        )
     return out
 
 
@@ -93,4 +121,6 @@ def recreate_examples(picks: Sequence[Pick], runtime: Runtime) -> list[dict[str,
         for (attack, eps), samples in groups.items():
             for example in _attack(plan, sorted(set(samples)), attack, eps):
                 made[(run_id, example["sample_idx"], attack, eps)] = {"run_id": run_id, **example}
-    return [made[(run_id, int(sample), attack, float(eps))] for run_id, sample, attack, eps in picks]
+    return [
+        made[(run_id, int(sample), attack, float(eps))] for run_id, sample, attack, eps in picks
+    ]

@@ -33,8 +33,12 @@ OBJECTS_RUN_LOCALLY = "--ray shards runs of named models; a plan built from obje
 class Executor(Protocol):
     """Runs `job` on `plan` over shards; each result goes to `on_result` as it arrives."""
 
-    driver_device: torch.device | None  # where the driver's plan is resolved (None: the runtime's device)
-    certify_shard: int  # images per certification shard: each is minutes of work, so locally one commit each
+    driver_device: (
+        torch.device | None
+    )  # where the driver's plan is resolved (None: the runtime's device)
+    certify_shard: (
+        int  # images per certification shard: each is minutes of work, so locally one commit each
+    )
 
     def accepts(self, plan: Any) -> None:
         """Raise a `UsageError` for a plan this executor cannot run (before any run is stored)."""
@@ -42,7 +46,9 @@ class Executor(Protocol):
     def label(self, plan: Any) -> str:
         """The device a run is recorded as running on."""
 
-    def map(self, job: Job, plan: Any, shards: Sequence[Any], on_result: Callable[[Any], None]) -> None: ...
+    def map(
+        self, job: Job, plan: Any, shards: Sequence[Any], on_result: Callable[[Any], None]
+    ) -> None: ...
 
     def close(self) -> None: ...
 
@@ -59,7 +65,9 @@ class LocalExecutor:
     def label(self, plan: Any) -> str:
         return str(plan.device)
 
-    def map(self, job: Job, plan: Any, shards: Sequence[Any], on_result: Callable[[Any], None]) -> None:
+    def map(
+        self, job: Job, plan: Any, shards: Sequence[Any], on_result: Callable[[Any], None]
+    ) -> None:
         for shard in shards:
             on_result(job(plan, shard))
 
@@ -69,7 +77,9 @@ class LocalExecutor:
     def __enter__(self) -> "LocalExecutor":
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
@@ -99,10 +109,15 @@ def connect(address: str) -> None:
     if not address:
         raise UsageError("--ray needs an address: local, auto, HOST:PORT or ray://HOST:PORT")
     _probe(address)
-    quiet = {"logging_level": logging.ERROR, "log_to_driver": False}  # worker logs: /tmp/ray/session_latest/logs
+    quiet = {
+        "logging_level": logging.ERROR,
+        "log_to_driver": False,
+    }  # worker logs: /tmp/ray/session_latest/logs
     try:
         if address == "local":
-            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, **quiet)  # never an existing one
+            ray.init(
+                address="local", num_cpus=os.cpu_count(), include_dashboard=False, **quiet
+            )  # never an existing one
         else:
             ray.init(address=address, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as exc:
@@ -119,7 +134,9 @@ def require(address: str, device: str) -> None:
     if not device.lower().startswith("cuda"):
         resolve_device(device)
     connect(address)
-    _task_options(_ray(), device)  # --device cuda on a cluster without GPUs fails here, before a run is created
+    _task_options(
+        _ray(), device
+    )  # --device cuda on a cluster without GPUs fails here, before a run is created
 
 
 def _probe(address: str) -> None:
@@ -135,21 +152,27 @@ def _probe(address: str) -> None:
         try:
             target = canonicalize_bootstrap_address_or_die("auto")
         except ConnectionError:
-            raise UsageError("--ray auto: no running Ray cluster found on this machine; start one with `ray start --head`") from None
+            raise UsageError(
+                "--ray auto: no running Ray cluster found on this machine; start one with `ray start --head`"
+            ) from None
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
         raise UsageError(f"--ray {address!r}: give local, auto, HOST:PORT or ray://HOST:PORT")
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as exc:
-        raise UsageError(f"--ray {address}: no Ray cluster answers at {target} ({exc.strerror or exc}); is `ray start --head` running there?") from None
+        raise UsageError(
+            f"--ray {address}: no Ray cluster answers at {target} ({exc.strerror or exc}); is `ray start --head` running there?"
+        ) from None
 
 
 def _task_options(ray: Any, device: str) -> dict[str, Any]:
     """One GPU per task where the cluster has GPUs (and --device is not cpu), else one CPU."""
     gpus = ray.cluster_resources().get("GPU", 0)
     if device.lower().startswith("cuda") and not gpus:
-        raise UsageError(f"device {device!r} requested but the Ray cluster has no GPUs; use --device auto or cpu")
+        raise UsageError(
+            f"device {device!r} requested but the Ray cluster has no GPUs; use --device auto or cpu"
+        )
     resource = {"num_gpus": 1} if gpus and device.lower() != "cpu" else {"num_cpus": 1}
     return {**resource, "max_retries": MAX_RETRIES}
 
@@ -173,7 +196,11 @@ def worker_device(name: str) -> torch.device:
 def portable(runtime: Runtime) -> Runtime:
     """The runtime a worker needs: folders made absolute, $ADVBENCH_ZOO made explicit (nodes share paths)."""
     zoo = runtime.zoo or os.environ.get("ADVBENCH_ZOO")
-    return replace(runtime, zoo=Path(zoo).resolve() if zoo else None, data_dir=runtime.data_dir.resolve() if runtime.data_dir else None)
+    return replace(
+        runtime,
+        zoo=Path(zoo).resolve() if zoo else None,
+        data_dir=runtime.data_dir.resolve() if runtime.data_dir else None,
+    )
 
 
 def same_checkpoint(sha256: str, expected: str, name: str) -> None:
@@ -215,7 +242,9 @@ class RayExecutor:
     def __enter__(self) -> "RayExecutor":
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def _pool(self, wanted: int) -> list[Any]:
@@ -224,13 +253,17 @@ class RayExecutor:
         slots = int(ray.cluster_resources().get("GPU" if "num_gpus" in options else "CPU", 1)) or 1
         size = max(1, min(wanted, self.workers or slots))
         actor = ray.remote(_PlanWorker).options(
-            **{k: v for k, v in options.items() if k != "max_retries"}, max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES
+            **{k: v for k, v in options.items() if k != "max_retries"},
+            max_restarts=MAX_RETRIES,
+            max_task_retries=MAX_RETRIES,
         )
         while len(self.actors) < size:
             self.actors.append(actor.remote(self.build))
         return self.actors[:size]
 
-    def map(self, job: Job, plan: Any, shards: Sequence[Any], on_result: Callable[[Any], None]) -> None:
+    def map(
+        self, job: Job, plan: Any, shards: Sequence[Any], on_result: Callable[[Any], None]
+    ) -> None:
         if not shards:
             return
         self.accepts(plan)
@@ -253,7 +286,9 @@ class RayExecutor:
                         pending[actor.run.remote(job, todo.pop(0))] = actor
                     on_result(_get(ray, ref))
         except BaseException:
-            for ref in pending:  # interrupted or failed: stop the rest; the store keeps what finished
+            for (
+                ref
+            ) in pending:  # interrupted or failed: stop the rest; the store keeps what finished
                 try:
                     ray.cancel(ref, force=False)
                 except Exception:  # noqa: BLE001 - a finished task cannot be cancelled; nothing to do

@@ -17,20 +17,31 @@ from advbench.attacks.model_checks import validate_outputs
 from advbench.core.errors import UsageError
 from advbench.models.wrapper import RobustModel
 
-Loader = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # dataset indices -> (images, labels)
+Loader = Callable[
+    [torch.Tensor], tuple[torch.Tensor, torch.Tensor]
+]  # dataset indices -> (images, labels)
 
 
 def check_tensors(x: torch.Tensor, y: torch.Tensor) -> None:
     """Images N x C x H x W and N labels, or a one-line UsageError."""
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
-        raise UsageError(f"give images and labels as torch tensors, got {type(x).__name__} and {type(y).__name__}")
+        raise UsageError(
+            f"give images and labels as torch tensors, got {type(x).__name__} and {type(y).__name__}"
+        )
     if x.dim() != 4 or y.shape != (len(x),) or len(x) == 0:
-        raise UsageError(f"give images as N x C x H x W and N labels, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise UsageError(
+            f"give images as N x C x H x W and N labels, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
 
 
 def as_robust_model(
-    model: nn.Module, x: torch.Tensor, device: torch.device, num_classes: int | None = None,
-    mean: Sequence[float] | None = None, std: Sequence[float] | None = None, name: str | None = None,
+    model: nn.Module,
+    x: torch.Tensor,
+    device: torch.device,
+    num_classes: int | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    name: str | None = None,
 ) -> RobustModel:
     """`model` as a `RobustModel` on `device`, its outputs checked on the first image.
 
@@ -43,9 +54,13 @@ def as_robust_model(
         if num_classes is None:
             with torch.no_grad():
                 out = model.eval()(x[:1].to(next(iter(model.parameters()), torch.empty(0)).device))
-            num_classes = int(out.shape[1]) if isinstance(out, torch.Tensor) and out.dim() == 2 else 0
+            num_classes = (
+                int(out.shape[1]) if isinstance(out, torch.Tensor) and out.dim() == 2 else 0
+            )
             validate_outputs(model, out, 1, num_classes)
-        model = RobustModel(model, tuple(x.shape[1:]), num_classes, mean, std, name=name or type(model).__name__)
+        model = RobustModel(
+            model, tuple(x.shape[1:]), num_classes, mean, std, name=name or type(model).__name__
+        )
     model.to(device)
     with torch.no_grad():
         validate_outputs(model, model(x[:1].to(device)), 1, model.num_classes)
@@ -70,9 +85,15 @@ class TensorSource:
     indices: torch.Tensor
 
     @classmethod
-    def of(cls, x: torch.Tensor, y: torch.Tensor, indices: torch.Tensor | None = None) -> TensorSource:
+    def of(
+        cls, x: torch.Tensor, y: torch.Tensor, indices: torch.Tensor | None = None
+    ) -> TensorSource:
         check_tensors(x, y)
-        idx = torch.arange(len(x), dtype=torch.int64) if indices is None else indices.to(torch.int64).cpu()
+        idx = (
+            torch.arange(len(x), dtype=torch.int64)
+            if indices is None
+            else indices.to(torch.int64).cpu()
+        )
         if idx.shape != (len(x),):
             raise UsageError(f"indices must name each of the {len(x)} samples")
         return cls(x.detach().cpu().float(), y.detach().cpu().to(torch.int64), idx)
@@ -80,7 +101,9 @@ class TensorSource:
     @property
     def dataset(self) -> str:
         """The dataset's name in the store: the hash of the tensors' bytes."""
-        data_hash = hashlib.sha256(self.images.numpy().tobytes() + self.labels.numpy().tobytes()).hexdigest()[:16]
+        data_hash = hashlib.sha256(
+            self.images.numpy().tobytes() + self.labels.numpy().tobytes()
+        ).hexdigest()[:16]
         return f"tensors:{data_hash}"
 
     def loader(self) -> Loader:

@@ -36,7 +36,12 @@ def always(default: Any = dataclasses.MISSING) -> Any:
 def unless_default(default: Any, *, omitted: Any = dataclasses.MISSING, codec: Any = None) -> Any:
     """A field written only when it differs from `omitted` (default: `default`), the value that a
     payload without it means."""
-    return field(default=default, metadata={RULE: WriteRule(False, default if omitted is dataclasses.MISSING else omitted, codec)})
+    return field(
+        default=default,
+        metadata={
+            RULE: WriteRule(False, default if omitted is dataclasses.MISSING else omitted, codec)
+        },
+    )
 
 
 # A bool written as "on"/"off" (any other text is left as it is, for the type check to refuse).
@@ -111,7 +116,9 @@ def _rules(cls: type) -> tuple[tuple[str, WriteRule, Any], ...]:
         for f in dataclasses.fields(cls):
             rule = f.metadata.get(RULE)
             if not isinstance(rule, WriteRule):
-                raise TypeError(f"{cls.__name__}.{f.name} declares no write rule: give it always() or unless_default(...)")
+                raise TypeError(
+                    f"{cls.__name__}.{f.name} declares no write rule: give it always() or unless_default(...)"
+                )
             rules.append((f.name, rule, hints[f.name]))
         _RULES[cls] = tuple(rules)
     return _RULES[cls]
@@ -119,7 +126,11 @@ def _rules(cls: type) -> tuple[tuple[str, WriteRule, Any], ...]:
 
 def _pairs(tp: Any) -> Any:
     """Y for tuple[tuple[str, Y], ...] (a JSON object as pairs), else None."""
-    item = typing.get_args(tp)[0] if typing.get_origin(tp) is tuple and typing.get_args(tp)[1:] == (Ellipsis,) else None
+    item = (
+        typing.get_args(tp)[0]
+        if typing.get_origin(tp) is tuple and typing.get_args(tp)[1:] == (Ellipsis,)
+        else None
+    )
     pair = typing.get_args(item) if typing.get_origin(item) is tuple else ()
     return pair[1] if len(pair) == 2 and pair[0] is str else None
 
@@ -127,7 +138,11 @@ def _pairs(tp: Any) -> Any:
 def _optional(tp: Any) -> Any:
     """X for X | None, else None."""
     rest = [a for a in typing.get_args(tp) if a is not type(None)]
-    return rest[0] if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(rest) == 1 else None
+    return (
+        rest[0]
+        if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(rest) == 1
+        else None
+    )
 
 
 def _to_json(tp: Any, value: Any) -> Any:
@@ -137,7 +152,13 @@ def _to_json(tp: Any, value: Any) -> Any:
         return {k: _to_json(_pairs(tp), v) for k, v in value}
     if typing.get_origin(tp) is tuple:
         return [_to_json(typing.get_args(tp)[0], v) for v in value]
-    return value.payload() if isinstance(value, KeyPart) else value.to_json() if isinstance(value, JsonMap) else value
+    return (
+        value.payload()
+        if isinstance(value, KeyPart)
+        else value.to_json()
+        if isinstance(value, JsonMap)
+        else value
+    )
 
 
 def _scalar_ok(tp: Any, value: Any) -> bool:
@@ -164,7 +185,11 @@ def _wrong(tp: Any, value: Any) -> str | None:
             return f"must be a tuple of {len(args)}, got {value!r}"
         return next((p for p in (_wrong(a, v) for a, v in zip(args, value)) if p), None)
     if isinstance(tp, type):
-        return None if _scalar_ok(tp, value) else f"must be {tp.__name__}, got {type(value).__name__} {value!r}"
+        return (
+            None
+            if _scalar_ok(tp, value)
+            else f"must be {tp.__name__}, got {type(value).__name__} {value!r}"
+        )
     return f"has a type the key cannot hold: {tp}"
 
 
@@ -183,11 +208,15 @@ def _from_json(tp: Any, raw: Any, where: str, error: type[Exception]) -> Any:
     if typing.get_origin(tp) is tuple:
         if not isinstance(raw, (list, tuple)):
             raise error(f"{where} must be a list, got {raw!r}")
-        return tuple(_from_json(typing.get_args(tp)[0], v, f"{where}[{i}]", error) for i, v in enumerate(raw))
+        return tuple(
+            _from_json(typing.get_args(tp)[0], v, f"{where}[{i}]", error) for i, v in enumerate(raw)
+        )
     return raw
 
 
-def from_object(cls: type[K], raw: Mapping[str, Any], where: str, error: type[Exception], extra: bool) -> K:
+def from_object(
+    cls: type[K], raw: Mapping[str, Any], where: str, error: type[Exception], extra: bool
+) -> K:
     """`cls` from a JSON object: an absent field takes its omitted value; with `extra`, names that
     are no field are ignored (a stored config holds more than the payload)."""
     rules = _rules(cls)
@@ -198,7 +227,13 @@ def from_object(cls: type[K], raw: Mapping[str, Any], where: str, error: type[Ex
     if missing:
         raise error(f"{where} lacks the field {missing[0]!r}")
     try:
-        values = {name: _from_json(tp, rule.codec[1](raw[name]) if rule.codec else raw[name], f"{where}.{name}", error) for name, rule, tp in rules if name in raw}
+        values = {
+            name: _from_json(
+                tp, rule.codec[1](raw[name]) if rule.codec else raw[name], f"{where}.{name}", error
+            )
+            for name, rule, tp in rules
+            if name in raw
+        }
         return cls(**values, **{name: rule.default for name, rule, _ in rules if name not in raw})
     except (TypeError, ValueError, UsageError) as exc:
         raise error(f"{where}: {exc}") from None

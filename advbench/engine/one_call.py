@@ -43,9 +43,15 @@ class Evaluation:
     eps: list[float]
     clean_correct: torch.Tensor  # bool [N]: the clean prediction is the label
     robust: torch.Tensor  # bool [N, len(eps)]: correct and unbroken by every attack (and every check's probe) at that eps
-    rows: list[dict[str, Any]]  # the stored rows, one per (sample, attack, eps): status, adv_pred, success, distance, ...
-    adaptations: dict[str, dict[str, Any]] = field(default_factory=dict)  # per attack: EOT draws, BPDA, ...
-    escalation: dict[str, Any] | None = None  # what the checks found and what the evaluation changed
+    rows: list[
+        dict[str, Any]
+    ]  # the stored rows, one per (sample, attack, eps): status, adv_pred, success, distance, ...
+    adaptations: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # per attack: EOT draws, BPDA, ...
+    escalation: dict[str, Any] | None = (
+        None  # what the checks found and what the evaluation changed
+    )
 
     @property
     def clean_accuracy(self) -> float:
@@ -57,8 +63,14 @@ class Evaluation:
         return {e.eps: e.worst_case for e in self.summary.per_eps}
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.summary.to_dict(), "checks": [c.to_dict() for c in self.checks], "escalation": self.escalation,
-                "adaptations": self.adaptations, "clean_correct": self.clean_correct.tolist(), "robust": self.robust.tolist()}
+        return {
+            **self.summary.to_dict(),
+            "checks": [c.to_dict() for c in self.checks],
+            "escalation": self.escalation,
+            "adaptations": self.adaptations,
+            "clean_correct": self.clean_correct.tolist(),
+            "robust": self.robust.tolist(),
+        }
 
 
 @dataclass
@@ -69,7 +81,9 @@ class Certification:
     sigmas: list[float]
     labels: torch.Tensor  # int [N]
     prediction: torch.Tensor  # int [N, len(sigmas)]: CERTIFY's class, -1 where it abstained
-    radius: torch.Tensor  # float [N, len(sigmas)]: the certified L2 radius of that prediction (0 when abstaining)
+    radius: (
+        torch.Tensor
+    )  # float [N, len(sigmas)]: the certified L2 radius of that prediction (0 when abstaining)
     predict: torch.Tensor  # int [N, len(sigmas)]: PREDICT's class, -1 where it abstained
     rows: list[dict[str, Any]]  # the stored certificates, one per (sample, sigma)
 
@@ -83,7 +97,12 @@ class Certification:
         return dict(zip(self.sigmas, shares))
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.summary.to_dict(), "prediction": self.prediction.tolist(), "radius": self.radius.tolist(), "predict": self.predict.tolist()}
+        return {
+            **self.summary.to_dict(),
+            "prediction": self.prediction.tolist(),
+            "radius": self.radius.tolist(),
+            "predict": self.predict.tolist(),
+        }
 
 
 def threats_of(threat: Threats) -> tuple[str, tuple[float, ...]]:
@@ -96,13 +115,19 @@ def threats_of(threat: Threats) -> tuple[str, tuple[float, ...]]:
         if isinstance(item, str):
             item = parse_threat(item)
         if not isinstance(item, ThreatModel):
-            raise UsageError(f"give a threat as 'NORM:EPS' (e.g. 'linf:0.1') or an advbench ThreatModel, got {type(item).__name__}")
+            raise UsageError(
+                f"give a threat as 'NORM:EPS' (e.g. 'linf:0.1') or an advbench ThreatModel, got {type(item).__name__}"
+            )
         if item.targeted:
-            raise UsageError(f"threat {item.label()} is targeted; evaluations are untargeted (targeted attacks are attack options)")
+            raise UsageError(
+                f"threat {item.label()} is targeted; evaluations are untargeted (targeted attacks are attack options)"
+            )
         parsed.append(item)
     norms = sorted({t.norm.value for t in parsed})
     if len(norms) > 1:
-        raise UsageError(f"one norm per evaluation, got {', '.join(norms)}; call evaluate once per norm")
+        raise UsageError(
+            f"one norm per evaluation, got {', '.join(norms)}; call evaluate once per norm"
+        )
     return norms[0], tuple(t.eps for t in parsed)
 
 
@@ -117,10 +142,25 @@ def _database(db: str | Path | None) -> Iterator[Path]:
 
 
 def evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: Threats, attack: Attacks = "auto", *,
-    checks: bool = True, check_n: int = 100, seed: int = 0, eot: int | None = None, bpda: bool = True,
-    mean: Sequence[float] | None = None, std: Sequence[float] | None = None, num_classes: int | None = None, name: str | None = None,
-    device: str | torch.device = "auto", batch_size: int | None = None, db: str | Path | None = None, progress: ProgressFn | None = None,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    threat: Threats,
+    attack: Attacks = "auto",
+    *,
+    checks: bool = True,
+    check_n: int = 100,
+    seed: int = 0,
+    eot: int | None = None,
+    bpda: bool = True,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    num_classes: int | None = None,
+    name: str | None = None,
+    device: str | torch.device = "auto",
+    batch_size: int | None = None,
+    db: str | Path | None = None,
+    progress: ProgressFn | None = None,
 ) -> Evaluation:
     """Robust accuracy of `model` on images `x` in [0,1] (N x C x H x W) with labels `y`.
 
@@ -131,8 +171,24 @@ def evaluate(
     `nn.Module` takes [0,1] inputs unless `mean`/`std` are given.
     """
     norm, eps = threats_of(threat)
-    plan = EvalPlan.from_objects(model, x, y, attacks=attack, eps=eps, norm=norm, seed=seed, name=name, num_classes=num_classes,  # type: ignore[arg-type]
-                                 mean=mean, std=std, checks=checks, check_n=check_n, eot=eot, bpda=bpda, device=device)
+    plan = EvalPlan.from_objects(
+        model,
+        x,
+        y,
+        attacks=attack,
+        eps=eps,
+        norm=norm,
+        seed=seed,
+        name=name,
+        num_classes=num_classes,
+        mean=mean,
+        std=std,
+        checks=checks,
+        check_n=check_n,
+        eot=eot,
+        bpda=bpda,
+        device=device,
+    )
     with _database(db) as path:
         outcome = evaluate_plan(plan, Runtime(db=path, batch_size=batch_size), progress)
         with Store(path) as store:
@@ -145,20 +201,48 @@ def evaluate(
     eps_list = [t.eps for t in plan.threats]
     column = {e: j for j, e in enumerate(eps_list)}
     broken = torch.zeros(len(position), len(eps_list), dtype=torch.bool)
-    for row in rows:  # misclassified samples are not robust anyway: only attacks that succeeded break one
+    for (
+        row
+    ) in rows:  # misclassified samples are not robust anyway: only attacks that succeeded break one
         if row["status"] == "attacked" and row["success"] and row["eps"] in column:
             broken[position[row["sample_idx"]], column[row["eps"]]] = True
     robust = clean_correct.view(-1, 1) & ~broken
-    return Evaluation(outcome.summary, outcome.verdict, outcome.checks, eps_list, clean_correct, robust, rows,
-                      outcome.adaptations, outcome.escalation)
+    return Evaluation(
+        outcome.summary,
+        outcome.verdict,
+        outcome.checks,
+        eps_list,
+        clean_correct,
+        robust,
+        rows,
+        outcome.adaptations,
+        outcome.escalation,
+    )
 
 
 def certify(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, sigma: float | Sequence[float] = 0.25, *,
-    n0: int = 100, noise_draws: int = 100_000, alpha: float = 0.001, adaptive_radius: float | None = None, seed: int = 0,
-    mean: Sequence[float] | None = None, std: Sequence[float] | None = None, num_classes: int | None = None, name: str | None = None,
-    device: str | torch.device = "auto", batch_size: int | None = None, db: str | Path | None = None, progress: ProgressFn | None = None,
-    sequential: bool = False, radii: Sequence[float] = (), resolution: float = 0.01, precision: str = "fp32",
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    sigma: float | Sequence[float] = 0.25,
+    *,
+    n0: int = 100,
+    noise_draws: int = 100_000,
+    alpha: float = 0.001,
+    adaptive_radius: float | None = None,
+    seed: int = 0,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    num_classes: int | None = None,
+    name: str | None = None,
+    device: str | torch.device = "auto",
+    batch_size: int | None = None,
+    db: str | Path | None = None,
+    progress: ProgressFn | None = None,
+    sequential: bool = False,
+    radii: Sequence[float] = (),
+    resolution: float = 0.01,
+    precision: str = "fp32",
 ) -> Certification:
     """Cohen et al.'s certified L2 radii of the Gaussian-smoothed `model` on images `x` in [0,1]
     with labels `y`, per sample and noise level `sigma` (one or a list).
@@ -171,10 +255,27 @@ def certify(
     `batch_size`: noisy copies per forward pass (default 1000).
     """
     sigmas = (sigma,) if isinstance(sigma, (int, float)) else tuple(sigma)
-    plan = CertifyPlan.from_objects(model, x, y, sigmas=sigmas, n0=n0, noise_draws=noise_draws, alpha=alpha, seed=seed,
-                                    adaptive_radius=adaptive_radius, name=name, num_classes=num_classes, mean=mean, std=std, device=device,
-                                    sequential=sequential, radii=radii, resolution=resolution, precision=precision,
-                                    batch_size=batch_size or DEFAULT_NOISE_BATCH)
+    plan = CertifyPlan.from_objects(
+        model,
+        x,
+        y,
+        sigmas=sigmas,
+        n0=n0,
+        noise_draws=noise_draws,
+        alpha=alpha,
+        seed=seed,
+        adaptive_radius=adaptive_radius,
+        name=name,
+        num_classes=num_classes,
+        mean=mean,
+        std=std,
+        device=device,
+        sequential=sequential,
+        radii=radii,
+        resolution=resolution,
+        precision=precision,
+        batch_size=batch_size or DEFAULT_NOISE_BATCH,
+    )
     with _database(db) as path:
         summary = certify_plan(plan, Runtime(db=path), progress)
         with Store(path) as store:
@@ -182,10 +283,15 @@ def certify(
     position = {int(i): p for p, i in enumerate(plan.indices.tolist())}
     column = {c.sigma: j for j, c in enumerate(plan.settings)}
     shape = (len(position), len(column))
-    prediction, predict = torch.full(shape, -1, dtype=torch.int64), torch.full(shape, -1, dtype=torch.int64)
+    prediction, predict = (
+        torch.full(shape, -1, dtype=torch.int64),
+        torch.full(shape, -1, dtype=torch.int64),
+    )
     radius = torch.zeros(shape)
     for row in rows:
         at = (position[row["sample_idx"]], column[row["sigma"]])
         prediction[at], predict[at], radius[at] = row["prediction"], row["predict"], row["radius"]
     labels = torch.as_tensor(y).detach().cpu().to(torch.int64)
-    return Certification(summary, [c.sigma for c in plan.settings], labels, prediction, radius, predict, rows)
+    return Certification(
+        summary, [c.sigma for c in plan.settings], labels, prediction, radius, predict, rows
+    )

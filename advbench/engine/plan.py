@@ -18,19 +18,20 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-from advbench.attacks import build_attack
 from advbench.attacks.base import Attack
 from advbench.attacks.checks import Escalation
 from advbench.attacks.model_checks import validate_outputs
-from advbench.attacks.registry import attack_identity
-from advbench.attacks.transfer import Transfer
-from advbench.attacks.wrappers import EOT_DRAWS_RANDOM_MODEL, AttackedModel, TransferModel, view_for
 from advbench.core.device import resolve_device
-from advbench.core.errors import UsageError
 from advbench.core.seeding import derive_seed
 from advbench.core.threat import ThreatModel, parse_norm
 from advbench.data.registry import check_dataset_spec, dataset_labels, load_dataset
 from advbench.data.subset import indices_hash, select_indices
+from advbench.engine.attack_plan import (
+    PlannedAttack,
+    escalated_attacks,
+    plan_attacks,
+    validate_attacks,
+)
 from advbench.engine.executors import portable, same_checkpoint, worker_device
 from advbench.engine.from_objects import (
     Loader,
@@ -42,14 +43,6 @@ from advbench.engine.run_key import Adaptation, AttackKey, EvalRunKey, JsonMap
 from advbench.engine.spec import EvalSpec, Runtime
 from advbench.models.card import ModelCard, load_model
 from advbench.models.wrapper import RobustModel
-
-
-@dataclass(frozen=True)
-class PlannedAttack:
-    label: str
-    attack: Attack
-    config: dict[str, Any]
-    view: AttackedModel  # the model as this attack sees it (EOT draws, BPDA, transfer surrogate)
 
 
 @dataclass(frozen=True)
@@ -75,11 +68,17 @@ class EvalPlan:
     bpda: bool = True
     card: ModelCard | None = None
     spec: EvalSpec | None = None
-    load_surrogate: Callable[[str], RobustModel] | None = None  # a named model on the plan's device (transfer attacks)
-    num_classes: int = 0  # the dataset's class count (the model's outputs must match it); 0: the model's own
+    load_surrogate: Callable[[str], RobustModel] | None = (
+        None  # a named model on the plan's device (transfer attacks)
+    )
+    num_classes: int = (
+        0  # the dataset's class count (the model's outputs must match it); 0: the model's own
+    )
     asked: tuple[PlannedAttack, ...] = ()  # default: `attacks`
     escalation: Escalation = Escalation()
-    rebuild: Callable[[], "EvalPlan"] | None = None  # the same plan on a Ray worker (named models only)
+    rebuild: Callable[[], "EvalPlan"] | None = (
+        None  # the same plan on a Ray worker (named models only)
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "threats", tuple(self.threats))
@@ -102,8 +101,10 @@ class EvalPlan:
         esc = self.escalation.merged(findings)
         if esc == self.escalation:
             return self
-        base = replace(self, attacks=self.asked, escalation=Escalation())
-        return replace(self, attacks=_escalated_attacks(base, esc), escalation=esc)
+        attacks = escalated_attacks(
+            self.asked, esc, self.model, self.threats, self.eot, self.bpda, self.load_surrogate
+        )
+        return replace(self, attacks=attacks, escalation=esc)
 
     @property
     def indices_hash(self) -> str:
@@ -112,11 +113,20 @@ class EvalPlan:
     def run_key(self) -> EvalRunKey:
         """The run's identity: the attacks as asked, with how each saw the model before any check."""
         return EvalRunKey(
-            model=self.name, checkpoint_sha256=self.sha256, dataset=self.dataset, split=self.split, indices_hash=self.indices_hash,
-            norm=self.threats[0].norm.value, eps=tuple(t.eps for t in self.threats),
+            model=self.name,
+            checkpoint_sha256=self.sha256,
+            dataset=self.dataset,
+            split=self.split,
+            indices_hash=self.indices_hash,
+            norm=self.threats[0].norm.value,
+            eps=tuple(t.eps for t in self.threats),
             attacks=tuple(AttackKey(a.label, JsonMap.of(a.config)) for a in self.asked),
-            adaptations=tuple((a.label, Adaptation.of(a.attack.adaptations(a.view))) for a in self.asked),
-            seed=self.seed, checks=self.checks, check_n=self.check_n,
+            adaptations=tuple(
+                (a.label, Adaptation.of(a.attack.adaptations(a.view))) for a in self.asked
+            ),
+            seed=self.seed,
+            checks=self.checks,
+            check_n=self.check_n,
         )
 
     def payload(self) -> dict[str, Any]:
@@ -129,14 +139,23 @@ class EvalPlan:
     def paper(self) -> dict[str, Any]:
         """The paper's own numbers travel with the run, so reports can show them without loading models."""
         facts = self.card.paper_facts if self.card is not None else None
-        return {k: facts.get(k) for k in ("paper", "section", "paper_name", "dataset", "threat_model", "reported")} if facts else {}
+        return (
+            {
+                k: facts.get(k)
+                for k in ("paper", "section", "paper_name", "dataset", "threat_model", "reported")
+            }
+            if facts
+            else {}
+        )
 
     def reseed(self, stream: str) -> None:
         """Restart the randomness of every model in the plan (target and surrogates) for one unit
         of work, so a model random at inference draws the same noise for a sample in any batch,
         shard or resumed run."""
         seed = derive_seed(self.seed, "model-noise", stream)
-        for model in {id(m): m for a in (*self.asked, *self.attacks) for m in (a.view.model, a.view.target)}.values():
+        for model in {
+            id(m): m for a in (*self.asked, *self.attacks) for m in (a.view.model, a.view.target)
+        }.values():
             model.reseed(seed)
         self.model.reseed(seed)
 
@@ -151,7 +170,7 @@ class EvalPlan:
         model: nn.Module,
         x: torch.Tensor,
         y: torch.Tensor,
-        attacks: Sequence[str | Attack] = ("auto",),
+        attacks: str | Attack | Sequence[str | Attack] = ("auto",),
         eps: Sequence[float] = (0.1,),
         norm: str = "linf",
         seed: int = 0,
@@ -180,12 +199,36 @@ class EvalPlan:
         for threat in threats:
             threat.check_for(int(x[0].numel()))
         # A single spec is one attack, not its letters; anything else that is not a list is refused by name.
-        one = isinstance(attacks, (str, Attack)) or not isinstance(attacks, Iterable)
-        planned = _plan_attacks((attacks,) if one else tuple(attacks), threats, model, None, eot, bpda, load_surrogate=None)  # type: ignore[arg-type]
+        specs: tuple[Any, ...] = (
+            (attacks,)
+            if isinstance(attacks, (str, Attack)) or not isinstance(attacks, Iterable)
+            else tuple(attacks)
+        )
+        planned = plan_attacks(
+            specs,
+            threats,
+            model,
+            None,
+            eot,
+            bpda,
+            load_surrogate=None,
+        )
         return cls(
-            name=name or model.name, model=model, sha256=weights_sha256(model), dataset=source.dataset, split="-",
-            indices=source.indices, threats=tuple(threats), attacks=tuple(planned), seed=seed, load=source.loader(), device=dev, checks=checks,
-            check_n=check_n, eot=eot, bpda=bpda,
+            name=name or model.name,
+            model=model,
+            sha256=weights_sha256(model),
+            dataset=source.dataset,
+            split="-",
+            indices=source.indices,
+            threats=tuple(threats),
+            attacks=tuple(planned),
+            seed=seed,
+            load=source.loader(),
+            device=dev,
+            checks=checks,
+            check_n=check_n,
+            eot=eot,
+            bpda=bpda,
         )
 
 
@@ -194,46 +237,12 @@ def _threats(norm: str, eps: Sequence[float]) -> list[ThreatModel]:
     return [ThreatModel(parsed, float(e)) for e in eps]
 
 
-def validate_attacks(names: tuple[str | Attack, ...], threats: Sequence[ThreatModel], surrogate: str | None) -> list[tuple[str, Attack, dict[str, Any]]]:
-    """Every attack name, option and norm checked before anything heavy is loaded (an `Attack`
-    object is taken as is, labelled as the spec that builds it)."""
-    built = [build_attack(a, surrogate) if isinstance(a, str) else _built_object(a) for a in names]
-    labels = [b[0] for b in built]
-    if len(set(labels)) != len(labels):
-        raise UsageError("each attack (with its options) may appear once per run")
-    norm = threats[0].norm.value
-    for label, attack, _ in built:
-        if norm not in attack.norms:
-            raise UsageError(f"attack {label!r} does not support the {norm} norm")
-    return built
-
-
-def _built_object(attack: Attack) -> tuple[str, Attack, dict[str, Any]]:
-    label, config = attack_identity(attack)
-    return label, attack, config
-
-
-def _plan_attacks(
-    names: tuple[str | Attack, ...], threats: list[ThreatModel], model: RobustModel, surrogate: str | None, eot: int | None, bpda: bool,
-    load_surrogate: Callable[[str], RobustModel] | None,
-) -> list[PlannedAttack]:
-    planned, surrogates = [], {}
-    for label, attack, config in validate_attacks(names, threats, surrogate):
-        if isinstance(attack, Transfer):
-            if load_surrogate is None:
-                raise UsageError("transfer attacks need a named surrogate model; evaluate by name (resolve) to use them")
-            name = attack.config.surrogate
-            if name not in surrogates:
-                surrogates[name] = load_surrogate(name)
-            inner = view_for(surrogates[name], attack.inner.uses_gradients, eot, bpda)
-            view: AttackedModel = TransferModel(model, inner, name)
-        else:
-            view = attack.view(model, eot, bpda)
-        planned.append(PlannedAttack(label, attack, config, view))
-    return planned
-
-
-def resolve(spec: EvalSpec, runtime: Runtime, findings: Escalation | None = None, device: torch.device | None = None) -> EvalPlan:
+def resolve(
+    spec: EvalSpec,
+    runtime: Runtime,
+    findings: Escalation | None = None,
+    device: torch.device | None = None,
+) -> EvalPlan:
     """The plan for `spec`: names checked first, then the model (hash-checked) and the subset;
     escalated as `findings` (what a run's checks decided) call for.
 
@@ -253,7 +262,9 @@ def resolve(spec: EvalSpec, runtime: Runtime, findings: Escalation | None = None
     def load_surrogate(name: str) -> RobustModel:
         return load_model(name, spec.dataset, zoo, None, data_dir)[0].to(dev)
 
-    planned = _plan_attacks(spec.attacks, threats, model, spec.surrogate, spec.eot, spec.bpda, load_surrogate)
+    planned = plan_attacks(
+        spec.attacks, threats, model, spec.surrogate, spec.eot, spec.bpda, load_surrogate
+    )
     labels = dataset_labels(spec.dataset, spec.split, data_dir)
     indices = select_indices(labels, spec.n, spec.seed, spec.balanced)
 
@@ -266,9 +277,24 @@ def resolve(spec: EvalSpec, runtime: Runtime, findings: Escalation | None = None
     with torch.no_grad():  # a model whose outputs are unusable fails here, before any run is stored
         validate_outputs(model, model(first.to(dev)), 1, model.num_classes)
     plan = EvalPlan(
-        name=spec.model, model=model, sha256=card.sha256, dataset=spec.dataset, split=spec.split, indices=indices, threats=tuple(threats),
-        attacks=tuple(planned), seed=spec.seed, load=load, device=dev, checks=spec.checks, check_n=spec.check_n, eot=spec.eot, bpda=spec.bpda,
-        card=card, spec=spec, load_surrogate=load_surrogate,
+        name=spec.model,
+        model=model,
+        sha256=card.sha256,
+        dataset=spec.dataset,
+        split=spec.split,
+        indices=indices,
+        threats=tuple(threats),
+        attacks=tuple(planned),
+        seed=spec.seed,
+        load=load,
+        device=dev,
+        checks=spec.checks,
+        check_n=spec.check_n,
+        eot=spec.eot,
+        bpda=spec.bpda,
+        card=card,
+        spec=spec,
+        load_surrogate=load_surrogate,
         rebuild=functools.partial(worker_plan, spec, portable(runtime), card.sha256),
     )
     return plan.escalated(findings) if findings is not None else plan
@@ -279,29 +305,3 @@ def worker_plan(spec: EvalSpec, runtime: Runtime, sha256: str) -> EvalPlan:
     plan = resolve(spec, runtime, device=worker_device(runtime.device))
     same_checkpoint(plan.sha256, sha256, spec.model)
     return plan
-
-
-def _escalated_attacks(plan: EvalPlan, esc: Escalation) -> tuple[PlannedAttack, ...]:
-    """`plan`'s attacks seen as `esc` says (random: EOT draws unless --eot forced them; log of
-    probabilities), then `esc`'s attacks, each once."""
-
-    def adapted(view: AttackedModel, uses_gradients: bool) -> AttackedModel:
-        draws = view.eot_draws
-        if esc.random and plan.eot is None and uses_gradients:
-            draws = max(draws, EOT_DRAWS_RANDOM_MODEL)
-        return AttackedModel(view.model, draws, view.bpda, random=view.random or esc.random, log_outputs=view.log_outputs or esc.log_outputs)
-
-    out = [a if isinstance(a.view, TransferModel) else replace(a, view=adapted(a.view, a.attack.uses_gradients)) for a in plan.attacks]
-    labels = {a.label for a in out}
-    surrogate = None
-    for label, attack, config in validate_attacks(tuple(a for a in esc.attacks if a not in labels), plan.threats, esc.surrogate):
-        if isinstance(attack, Transfer):
-            if plan.load_surrogate is None:
-                continue  # a plan from objects has no named surrogate to craft on
-            # gradients come from the surrogate, which the checks did not examine
-            surrogate = surrogate or plan.load_surrogate(attack.config.surrogate)
-            view: AttackedModel = TransferModel(plan.model, view_for(surrogate, True, None, plan.bpda), attack.config.surrogate)
-        else:
-            view = adapted(attack.view(plan.model, plan.eot, plan.bpda), attack.uses_gradients)
-        out.append(PlannedAttack(label, attack, config, view))
-    return tuple(out)

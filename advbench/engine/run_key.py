@@ -61,14 +61,18 @@ class RunKey(KeyPart):
         super().__post_init__()
         version = getattr(self, "schema_version")
         if not 1 <= version <= SCHEMA_VERSION:
-            raise ValueError(f"run key schema version {version} is not one this advbench knows (1 to {SCHEMA_VERSION}); a newer advbench wrote it")
+            raise ValueError(
+                f"run key schema version {version} is not one this advbench knows (1 to {SCHEMA_VERSION}); a newer advbench wrote it"
+            )
 
     @classmethod
     def from_stored(cls: type[R], config: Mapping[str, Any]) -> R:
         """The key of a stored run, rebuilt from its config; StoreError (one line) when a field is
         missing or mistyped."""
         if not isinstance(config, Mapping):
-            raise StoreError(f"stored run config must be a JSON object, got {type(config).__name__}")
+            raise StoreError(
+                f"stored run config must be a JSON object, got {type(config).__name__}"
+            )
         stored = config.get("run_key")  # runs stored since 0.2 keep their key's payload apart
         if isinstance(stored, Mapping):
             return from_object(cls, stored, "stored run key", StoreError, extra=True)
@@ -97,7 +101,9 @@ class Adaptation(KeyPart):
     treated_as_random: bool = unless_default(False)
     log_outputs: bool = unless_default(False)
     surrogate: str | None = unless_default(None)  # transfer attacks
-    autoattack_version: str | None = unless_default(None)  # AutoAttack: 'standard', 'plus' or 'rand'
+    autoattack_version: str | None = unless_default(
+        None
+    )  # AutoAttack: 'standard', 'plus' or 'rand'
 
 
 @dataclass(frozen=True)
@@ -114,7 +120,9 @@ class EvalRunKey(RunKey):
     eps: tuple[float, ...] = always()
     attacks: tuple[AttackKey, ...] = always()
     seed: int = always()
-    adaptations: tuple[tuple[str, Adaptation], ...] = unless_default(())  # label -> choice; () for runs of other tools
+    adaptations: tuple[tuple[str, Adaptation], ...] = unless_default(
+        ()
+    )  # label -> choice; () for runs of other tools
     checks: bool = unless_default(True, codec=ON_OFF)
     check_n: int = unless_default(100)
     schema_version: int = unless_default(SCHEMA_VERSION, omitted=1)
@@ -127,7 +135,9 @@ class EvalRunKey(RunKey):
             raise UsageError("an evaluation needs at least one attack")
         names = {a.name for a in self.attacks}
         if any(label not in names for label, _ in self.adaptations):
-            raise ValueError(f"adaptations name attacks the run does not have: {sorted({lab for lab, _ in self.adaptations} - names)}")
+            raise ValueError(
+                f"adaptations name attacks the run does not have: {sorted({lab for lab, _ in self.adaptations} - names)}"
+            )
 
     @classmethod
     def _identity(cls, config: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -190,15 +200,29 @@ def before_checks(config: Mapping[str, Any]) -> Mapping[str, Any]:
     esc = config.get("escalation") or {}
     if not isinstance(esc, Mapping):
         raise StoreError(f"stored run config.escalation must be a JSON object, got {esc!r}")
-    added, attacks, adaptations = esc.get("attacks") or [], config.get("attacks"), config.get("adaptations")
+    added, attacks, adaptations = (
+        esc.get("attacks") or [],
+        config.get("attacks"),
+        config.get("adaptations"),
+    )
     if not (added or esc.get("log_outputs") or esc.get("random")):
         return config
     if esc.get("random"):
-        raise StoreError("stored run was escalated to a random model: the EOT draws its key hashed (before the checks) are not stored, so its key cannot be rebuilt")
+        raise StoreError(
+            "stored run was escalated to a random model: the EOT draws its key hashed (before the checks) are not stored, so its key cannot be rebuilt"
+        )
     if not (isinstance(added, list) and all(isinstance(a, str) for a in added)):
-        raise StoreError(f"stored run config.escalation.attacks must be a list of attack specs, got {added!r}")
-    well_formed = isinstance(attacks, list) and all(isinstance(a, Mapping) and isinstance(a.get("name"), str) for a in attacks)
-    if not (well_formed and isinstance(adaptations, Mapping) and all(isinstance(a, Mapping) for a in adaptations.values())):
+        raise StoreError(
+            f"stored run config.escalation.attacks must be a list of attack specs, got {added!r}"
+        )
+    well_formed = isinstance(attacks, list) and all(
+        isinstance(a, Mapping) and isinstance(a.get("name"), str) for a in attacks
+    )
+    if not (
+        well_formed
+        and isinstance(adaptations, Mapping)
+        and all(isinstance(a, Mapping) for a in adaptations.values())
+    ):
         return config  # malformed: parsing says what is wrong
     # The escalation's attacks were appended after the run's own, in its order (one it could not
     # build, a transfer attack without a surrogate, is missing).
@@ -210,5 +234,7 @@ def before_checks(config: Mapping[str, Any]) -> Mapping[str, Any]:
     names = {a["name"] for a in kept}
     chosen = {label: a for label, a in adaptations.items() if label in names}
     if esc.get("log_outputs"):  # before the checks no attack attacked log-outputs
-        chosen = {label: {k: v for k, v in a.items() if k != "log_outputs"} for label, a in chosen.items()}
+        chosen = {
+            label: {k: v for k, v in a.items() if k != "log_outputs"} for label, a in chosen.items()
+        }
     return {**config, "attacks": kept, "adaptations": chosen}

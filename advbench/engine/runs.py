@@ -24,11 +24,20 @@ def config_key(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def run_meta(model: str, dataset: str, n_samples: int, seed: int, indices_hash: str, sha256: str, device: str) -> dict[str, Any]:
+def run_meta(
+    model: str, dataset: str, n_samples: int, seed: int, indices_hash: str, sha256: str, device: str
+) -> dict[str, Any]:
     """Provenance stored with every run."""
     return {
-        "model": model, "dataset": dataset, "n_samples": n_samples, "seed": seed, "indices_hash": indices_hash,
-        "checkpoint_sha256": sha256, "device": device, "package_version": __version__, "git_commit": git_commit(),
+        "model": model,
+        "dataset": dataset,
+        "n_samples": n_samples,
+        "seed": seed,
+        "indices_hash": indices_hash,
+        "checkpoint_sha256": sha256,
+        "device": device,
+        "package_version": __version__,
+        "git_commit": git_commit(),
         "libraries": library_versions(),
     }
 
@@ -65,7 +74,13 @@ class RunLedger:
 
     @classmethod
     def open(
-        cls, store: Store, key: str, kind: str, fresh: bool, device: str, meta: dict[str, Any],
+        cls,
+        store: Store,
+        key: str,
+        kind: str,
+        fresh: bool,
+        device: str,
+        meta: dict[str, Any],
         config: dict[str, Any] | Callable[[], dict[str, Any]],
     ) -> "RunLedger":
         """Find the run with `key` (unless `fresh`) or create it with `meta` and `config` (a
@@ -81,10 +96,19 @@ class RunLedger:
         store.require_writable()
         if run_id is None:
             new_id = uuid.uuid4().hex[:12]
-            run_id, created = store.create_run(new_id, key, meta, config() if callable(config) else config, kind=kind, reuse=not fresh)
+            run_id, created = store.create_run(
+                new_id,
+                key,
+                meta,
+                config() if callable(config) else config,
+                kind=kind,
+                reuse=not fresh,
+            )
             if created:
                 return cls(store, run_id, False, False)
-            if store.get_run(run_id).status == "finished":  # another process created and finished it meanwhile
+            if (
+                store.get_run(run_id).status == "finished"
+            ):  # another process created and finished it meanwhile
                 return cls(store, run_id, True, True)
         store.mark_resumed(run_id, device)
         return cls(store, run_id, True, False)
@@ -103,7 +127,12 @@ class RunLedger:
     def done_certificates(self) -> set[tuple[int, float]]:
         return {(r["sample_idx"], r["sigma"]) for r in self.store.certificate_rows(self.run_id)}
 
-    def commit_batch(self, clean_rows: Iterable[tuple[int, int, int]], rows: Iterable[dict[str, Any]], config: dict[str, Any] | None = None) -> None:
+    def commit_batch(
+        self,
+        clean_rows: Iterable[tuple[int, int, int]],
+        rows: Iterable[dict[str, Any]],
+        config: dict[str, Any] | None = None,
+    ) -> None:
         """One batch's rows, with `config`'s keys set in the run's config, in one transaction."""
         self.store.write_batch(self.run_id, clean_rows, rows, config)
         self._tick()

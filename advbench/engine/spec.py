@@ -22,7 +22,11 @@ DEVICE_HELP = "auto, cpu or cuda[:N]"
 
 def _check_device(name: str) -> None:
     lowered = name.lower()
-    if lowered in ("auto", "cpu") or lowered == "cuda" or (lowered.startswith("cuda:") and lowered[5:].isdigit()):
+    if (
+        lowered in ("auto", "cpu")
+        or lowered == "cuda"
+        or (lowered.startswith("cuda:") and lowered[5:].isdigit())
+    ):
         return
     raise UsageError(f"unknown device {name!r}; use {DEVICE_HELP}")
 
@@ -86,7 +90,9 @@ class EvalSpec:
     balanced: bool = False
     weights: str | None = None  # state dict of an external model (model = file:PATH.py:NAME)
     surrogate: str | None = None  # the model transfer attacks craft their examples on
-    eot: int | None = None  # EOT draws per gradient; None: 20 for models random at inference, else 1
+    eot: int | None = (
+        None  # EOT draws per gradient; None: 20 for models random at inference, else 1
+    )
     bpda: bool = True  # route gradients through the model's BPDA surrogates
     checks: bool = True  # gradient-masking checks on a subset
     check_n: int = 100
@@ -99,7 +105,9 @@ class EvalSpec:
         if not self.eps:
             raise UsageError("give at least one --eps")
         if any(not math.isfinite(e) or e < 0 for e in self.eps):
-            raise UsageError(f"eps must be finite numbers >= 0, got {', '.join(f'{e:g}' for e in self.eps)}")
+            raise UsageError(
+                f"eps must be finite numbers >= 0, got {', '.join(f'{e:g}' for e in self.eps)}"
+            )
         parse_norm(self.norm)
         _positive("--n", self.n)
         _positive("--check-n", self.check_n)
@@ -122,7 +130,9 @@ class CertifySpec:
     seed: int = 0
     balanced: bool = False
     weights: str | None = None
-    adaptive_radius: float | None = None  # sequential: stop each image once its decision at this L2 radius is settled
+    adaptive_radius: float | None = (
+        None  # sequential: stop each image once its decision at this L2 radius is settled
+    )
     # Sequential certification (advbench.certification.sequential): noise_draws is each image's
     # cap; it stops once its answer at `radii` (empty: the whole curve, to `resolution`) is settled.
     sequential: bool = False
@@ -136,20 +146,28 @@ class CertifySpec:
         if not self.sigmas:
             raise UsageError("give at least one --sigma")
         if any(not math.isfinite(s) or s <= 0 for s in self.sigmas):
-            raise UsageError(f"--sigma must be positive numbers, got {', '.join(f'{s:g}' for s in self.sigmas)}")
+            raise UsageError(
+                f"--sigma must be positive numbers, got {', '.join(f'{s:g}' for s in self.sigmas)}"
+            )
         _positive("--n0", self.n0)
         _positive("--noise-draws", self.noise_draws)
         _positive("--n", self.n)
         if not (0 < self.alpha < 1):
             raise UsageError(f"--alpha must lie in (0, 1), got {self.alpha}")
-        if self.adaptive_radius is not None and not (self.adaptive_radius > 0 and math.isfinite(self.adaptive_radius)):
+        if self.adaptive_radius is not None and not (
+            self.adaptive_radius > 0 and math.isfinite(self.adaptive_radius)
+        ):
             raise UsageError(f"--radius must be a positive number, got {self.adaptive_radius}")
         if self.sequential and self.adaptive_radius is not None:
-            raise UsageError("--adaptive and --sequential are two sequential procedures; give one (--sequential --radius R does what --adaptive did, for any number of radii)")
+            raise UsageError(
+                "--adaptive and --sequential are two sequential procedures; give one (--sequential --radius R does what --adaptive did, for any number of radii)"
+            )
         if self.radii and not self.sequential:
             raise UsageError("--radius lists radii for --sequential (or one radius for --adaptive)")
         if any(not (math.isfinite(r) and r >= 0) for r in self.radii):
-            raise UsageError(f"--radius must be finite numbers >= 0, got {', '.join(f'{r:g}' for r in self.radii)}")
+            raise UsageError(
+                f"--radius must be finite numbers >= 0, got {', '.join(f'{r:g}' for r in self.radii)}"
+            )
         if not (self.resolution > 0 and math.isfinite(self.resolution)):
             raise UsageError(f"--resolution must be a positive number, got {self.resolution}")
         if self.precision not in ("fp32", "bf16", "fp16"):

@@ -16,7 +16,15 @@ from advbench.engine.evaluate import run_eval
 from advbench.engine.spec import CertifySpec, EvalSpec, Runtime
 from advbench.engine.suite_schema import CertifySettings, Suite, SuiteThreat
 
-__all__ = ["CellResult", "CertifySettings", "Suite", "SuiteThreat", "load_suite", "run_suite", "suite_cells"]
+__all__ = [
+    "CellResult",
+    "CertifySettings",
+    "Suite",
+    "SuiteThreat",
+    "load_suite",
+    "run_suite",
+    "suite_cells",
+]
 
 
 def load_suite(path: Path | str) -> Suite:
@@ -38,18 +46,51 @@ def suite_cells(suite: Suite) -> list[tuple[str, str, str, EvalSpec | CertifySpe
     cells: list[tuple[str, str, str, EvalSpec | CertifySpec]] = []
     for model in suite.models:
         for norm, eps, attacks in suite.threats:
-            spec = EvalSpec(model=model, attacks=attacks, eps=eps, norm=norm, dataset=suite.dataset, n=suite.n, seed=suite.seed,
-                            eot=suite.eot, checks=suite.checks, check_n=suite.check_n)
-            cells.append(("eval", model, f"{norm} {','.join(f'{e:g}' for e in eps)} {','.join(attacks)}", spec))
+            spec = EvalSpec(
+                model=model,
+                attacks=attacks,
+                eps=eps,
+                norm=norm,
+                dataset=suite.dataset,
+                n=suite.n,
+                seed=suite.seed,
+                eot=suite.eot,
+                checks=suite.checks,
+                check_n=suite.check_n,
+            )
+            cells.append(
+                (
+                    "eval",
+                    model,
+                    f"{norm} {','.join(f'{e:g}' for e in eps)} {','.join(attacks)}",
+                    spec,
+                )
+            )
         if suite.certify:
             c = suite.certify
-            cert = CertifySpec(model=model, sigmas=c.sigmas, n0=c.n0, noise_draws=c.noise_draws, alpha=c.alpha, dataset=suite.dataset, n=c.n,
-                               seed=suite.seed, sequential=c.sequential, radii=c.radii, resolution=c.resolution, precision=c.precision)
+            cert = CertifySpec(
+                model=model,
+                sigmas=c.sigmas,
+                n0=c.n0,
+                noise_draws=c.noise_draws,
+                alpha=c.alpha,
+                dataset=suite.dataset,
+                n=c.n,
+                seed=suite.seed,
+                sequential=c.sequential,
+                radii=c.radii,
+                resolution=c.resolution,
+                precision=c.precision,
+            )
             cells.append(("certify", model, f"sigma {','.join(str(s) for s in cert.sigmas)}", cert))
     return cells
 
 
-def run_suite(suite: Suite, runtime: Runtime = Runtime(), on_cell: Callable[[int, int, str], None] | None = None) -> list[CellResult]:
+def run_suite(
+    suite: Suite,
+    runtime: Runtime = Runtime(),
+    on_cell: Callable[[int, int, str], None] | None = None,
+) -> list[CellResult]:
     """Every cell in turn, with the runtime (device, db, zoo, data dir, Ray...) of the caller.
 
     The suite's `batch_size` (and its certify section's) apply where the runtime sets none.
@@ -60,9 +101,20 @@ def run_suite(suite: Suite, runtime: Runtime = Runtime(), on_cell: Callable[[int
         if on_cell:
             on_cell(i, len(cells), f"{kind} {model} {setting}")
         if isinstance(spec, EvalSpec):
-            outcome = run_eval(spec, replace(runtime, batch_size=runtime.batch_size or suite.batch_size))
-            results.append(CellResult(kind, model, setting, outcome.summary.run_id, outcome.already_finished))
+            outcome = run_eval(
+                spec, replace(runtime, batch_size=runtime.batch_size or suite.batch_size)
+            )
+            results.append(
+                CellResult(kind, model, setting, outcome.summary.run_id, outcome.already_finished)
+            )
         else:
-            summary = run_certify(spec, replace(runtime, batch_size=runtime.batch_size or (suite.certify.batch_size if suite.certify else None)))
+            summary = run_certify(
+                spec,
+                replace(
+                    runtime,
+                    batch_size=runtime.batch_size
+                    or (suite.certify.batch_size if suite.certify else None),
+                ),
+            )
             results.append(CellResult(kind, model, setting, summary.run_id, False))
     return results

@@ -31,13 +31,39 @@ from advbench.core.errors import UsageError
 from advbench.core.schema import Section, load_yaml
 from advbench.core.threat import Norm
 
-SUITE_KEYS = ("name", "dataset", "n", "seed", "batch_size", "models", "attacks", "threats", "certify", "eot", "checks", "check_n")
+SUITE_KEYS = (
+    "name",
+    "dataset",
+    "n",
+    "seed",
+    "batch_size",
+    "models",
+    "attacks",
+    "threats",
+    "certify",
+    "eot",
+    "checks",
+    "check_n",
+)
 DEFAULT_ATTACKS = ("auto",)  # the default evaluation, as for `advbench eval`
 THREAT_KEYS = ("norm", "eps", "attacks")  # attacks: this budget's own list instead of the suite's
-CERTIFY_KEYS = ("sigmas", "n", "n0", "noise_draws", "alpha", "batch_size", "sequential", "radii", "resolution", "precision")
+CERTIFY_KEYS = (
+    "sigmas",
+    "n",
+    "n0",
+    "noise_draws",
+    "alpha",
+    "batch_size",
+    "sequential",
+    "radii",
+    "resolution",
+    "precision",
+)
 # Keys of an older schema, refused with what replaced them (a bare unknown-key error would not say
 # that `n` changed meaning: it was the noise draws, it is now the images).
-CERTIFY_RENAMED = {"n_samples": "the images are now 'n' and Cohen's noise draws (formerly 'n') are 'noise_draws'"}
+CERTIFY_RENAMED = {
+    "n_samples": "the images are now 'n' and Cohen's noise draws (formerly 'n') are 'noise_draws'"
+}
 
 
 class SuiteThreat(NamedTuple):
@@ -58,7 +84,9 @@ class SuiteThreat(NamedTuple):
         eps = section.number_list("eps", "budgets", scalar=True, required=True)
         attacks = section.text_list("attacks", "attack specs", default=suite_attacks)
         if not attacks:
-            raise UsageError(f"{section.where} has no attacks (give the suite's 'attacks' list or the threat's own)")
+            raise UsageError(
+                f"{section.where} has no attacks (give the suite's 'attacks' list or the threat's own)"
+            )
         return cls(norm.lower(), eps, attacks)
 
 
@@ -71,7 +99,9 @@ class CertifySettings:
     n0: int = 100  # noise draws that pick the top class
     noise_draws: int = 100_000  # noise draws that bound its probability
     alpha: float = 0.001
-    batch_size: int | None = None  # noisy copies per forward pass; None: the runtime's or the default
+    batch_size: int | None = (
+        None  # noisy copies per forward pass; None: the runtime's or the default
+    )
     sequential: bool = False  # as `certify --sequential`: noise_draws is each image's cap
     radii: tuple[float, ...] = ()
     resolution: float = 0.01
@@ -80,7 +110,9 @@ class CertifySettings:
     @classmethod
     def from_section(cls, section: Section) -> CertifySettings:
         return cls(
-            sigmas=section.number_list("sigmas", "noise levels", open_low=True, scalar=True, default=cls.sigmas),
+            sigmas=section.number_list(
+                "sigmas", "noise levels", open_low=True, scalar=True, default=cls.sigmas
+            ),
             n=section.integer("n", cls.n, null="the whole split"),
             n0=section.integer("n0", cls.n0),
             noise_draws=section.integer("noise_draws", cls.noise_draws),
@@ -120,9 +152,16 @@ class Suite:
         attacks = top.text_list("attacks", "attack specs", default=DEFAULT_ATTACKS)
         threats = []
         for i, item in enumerate(top.items("threats", "budgets ({norm, eps})")):
-            section = Section(f"{where}, threats[{i}]", item, THREAT_KEYS, "a mapping with norm and eps")
+            section = Section(
+                f"{where}, threats[{i}]", item, THREAT_KEYS, "a mapping with norm and eps"
+            )
             threats.append(SuiteThreat.from_section(section, attacks))
-        certify = top.section("certify", CERTIFY_KEYS, "a mapping of " + ", ".join(CERTIFY_KEYS), renamed=CERTIFY_RENAMED)
+        certify = top.section(
+            "certify",
+            CERTIFY_KEYS,
+            "a mapping of " + ", ".join(CERTIFY_KEYS),
+            renamed=CERTIFY_RENAMED,
+        )
         return cls(
             name=top.text("name", default_name),
             models=top.text_list("models", "model names", required=True),
@@ -134,5 +173,7 @@ class Suite:
             eot=top.integer("eot", None),
             checks=top.boolean("checks", cls.checks),
             check_n=top.integer("check_n", cls.check_n),
-            certify=CertifySettings.from_section(certify) if certify is not None and certify.data else None,
+            certify=CertifySettings.from_section(certify)
+            if certify is not None and certify.data
+            else None,
         )

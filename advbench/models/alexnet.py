@@ -18,7 +18,12 @@ _CHANNELS = (64, 192, 384, 256, 256)
 
 class AlexNet(nn.Module):
     def __init__(
-        self, num_classes: int = 10, in_channels: int = 3, width: int = 64, strides: Sequence[int] = (2, 2, 2, 2), dropout: float = 0.5
+        self,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        width: int = 64,
+        strides: Sequence[int] = (2, 2, 2, 2),
+        dropout: float = 0.5,
     ) -> None:
         super().__init__()
         if len(strides) != 4 or any(s not in (1, 2) for s in strides):
@@ -26,15 +31,29 @@ class AlexNet(nn.Module):
         c = [ch * width // 64 for ch in _CHANNELS]
         pool = [nn.MaxPool2d(2, ceil_mode=True) if s == 2 else nn.Identity() for s in strides[1:]]
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, c[0], 3, strides[0], 1), nn.ReLU(), pool[0],
-            nn.Conv2d(c[0], c[1], 3, 1, 1), nn.ReLU(), pool[1],
-            nn.Conv2d(c[1], c[2], 3, 1, 1), nn.ReLU(),
-            nn.Conv2d(c[2], c[3], 3, 1, 1), nn.ReLU(),
-            nn.Conv2d(c[3], c[4], 3, 1, 1), nn.ReLU(), pool[2],
+            nn.Conv2d(in_channels, c[0], 3, strides[0], 1),
+            nn.ReLU(),
+            pool[0],
+            nn.Conv2d(c[0], c[1], 3, 1, 1),
+            nn.ReLU(),
+            pool[1],
+            nn.Conv2d(c[1], c[2], 3, 1, 1),
+            nn.ReLU(),
+            nn.Conv2d(c[2], c[3], 3, 1, 1),
+            nn.ReLU(),
+            nn.Conv2d(c[3], c[4], 3, 1, 1),
+            nn.ReLU(),
+            pool[2],
         )
         hidden = 64 * width
         self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(c[4], hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
+            nn.Dropout(dropout),
+            nn.Linear(c[4], hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,9 @@ class BPDALayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         exact = self.exact(x)
-        if not self.use_surrogate or not torch.is_grad_enabled():  # no gradient asked: the surrogate would only cost time
+        if (
+            not self.use_surrogate or not torch.is_grad_enabled()
+        ):  # no gradient asked: the surrogate would only cost time
             return exact
         smooth = self.surrogate(x)
         return smooth + (exact - smooth).detach()

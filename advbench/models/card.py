@@ -44,8 +44,12 @@ class ModelCard:
     paper: str = ""
     advbench_version: str = ""
     stored_dtype: str = "float32"  # float16 halves the file; weights load into float32 parameters
-    threat_model: dict[str, Any] = field(default_factory=dict)  # the default threat model to judge it under
-    paper_facts: dict[str, Any] = field(default_factory=dict)  # paper file, section, recipe and reported numbers
+    threat_model: dict[str, Any] = field(
+        default_factory=dict
+    )  # the default threat model to judge it under
+    paper_facts: dict[str, Any] = field(
+        default_factory=dict
+    )  # paper file, section, recipe and reported numbers
 
     @classmethod
     def from_yaml(cls, path: Path) -> "ModelCard":
@@ -89,11 +93,15 @@ def check_zoo(zoo: str | Path | None, dataset: str, name: str) -> None:
         return
     root = Path(zoo)
     if not root.is_dir():
-        raise ZooFolderError(f"no {dataset} checkpoint for model {name!r}: the model zoo folder {root} (--zoo) does not exist")
+        raise ZooFolderError(
+            f"no {dataset} checkpoint for model {name!r}: the model zoo folder {root} (--zoo) does not exist"
+        )
     if not (root / dataset).is_dir():
         have = sorted(p.name for p in root.iterdir() if p.is_dir())
         where = f" (it has: {', '.join(have)})" if have else ""
-        raise ZooFolderError(f"no {dataset} checkpoint for model {name!r}: the model zoo folder {root} (--zoo) has no {dataset}/ folder{where}")
+        raise ZooFolderError(
+            f"no {dataset} checkpoint for model {name!r}: the model zoo folder {root} (--zoo) has no {dataset}/ folder{where}"
+        )
 
 
 def card_path(name: str, dataset: str, zoo: str | Path | None = None) -> Path | None:
@@ -106,17 +114,33 @@ def card_path(name: str, dataset: str, zoo: str | Path | None = None) -> Path | 
 
 def available_checkpoints(name: str, zoo: str | Path | None = None) -> list[str]:
     """Datasets for which model `name` has a card."""
-    found = {p.parent.name for root in zoo_dirs(zoo) if root.is_dir() for p in root.glob(f"*/{name}.yaml")}
+    found = {
+        p.parent.name
+        for root in zoo_dirs(zoo)
+        if root.is_dir()
+        for p in root.glob(f"*/{name}.yaml")
+    }
     return sorted(found)
 
 
-def save_checkpoint(net: torch.nn.Module, card: ModelCard, directory: Path, dtype: torch.dtype = torch.float32) -> ModelCard:
+def save_checkpoint(
+    net: torch.nn.Module, card: ModelCard, directory: Path, dtype: torch.dtype = torch.float32
+) -> ModelCard:
     """Write weights as safetensors (floating tensors in `dtype`) and the card, with their sha256, beside them."""
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / card.weights
-    state = {k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    state = {
+        k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
+        for k, v in net.state_dict().items()
+    }
     save_file(state, str(weights))
-    final = ModelCard(**{**asdict(card), "sha256": file_sha256(weights), "stored_dtype": str(dtype).removeprefix("torch.")})
+    final = ModelCard(
+        **{
+            **asdict(card),
+            "sha256": file_sha256(weights),
+            "stored_dtype": str(dtype).removeprefix("torch."),
+        }
+    )
     final.to_yaml(directory / f"{card.name}.yaml")
     return final
 
@@ -126,7 +150,9 @@ def load_weights(path: Path, expected_sha256: str) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"checkpoint {path} is missing")
     actual = file_sha256(path)
     if actual != expected_sha256:
-        raise CheckpointError(f"checkpoint {path} fails its sha256 check (card {expected_sha256[:12]}, file {actual[:12]}); refusing to load")
+        raise CheckpointError(
+            f"checkpoint {path} fails its sha256 check (card {expected_sha256[:12]}, file {actual[:12]}); refusing to load"
+        )
     try:
         return load_file(str(path))
     except (SafetensorError, OSError) as exc:
@@ -140,12 +166,18 @@ def build_from_card(card: ModelCard, weights_dir: Path) -> RobustModel:
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint for {card.name} does not fit its architecture: {str(exc).splitlines()[0]}") from None
+        raise CheckpointError(
+            f"checkpoint for {card.name} does not fit its architecture: {str(exc).splitlines()[0]}"
+        ) from None
     return RobustModel(net, card.input_shape, card.num_classes, card.mean, card.std, name=card.name)
 
 
 def load_model(
-    name: str, dataset: str, zoo: str | Path | None = None, weights: str | Path | None = None, data_dir: str | Path | None = None
+    name: str,
+    dataset: str,
+    zoo: str | Path | None = None,
+    weights: str | Path | None = None,
+    data_dir: str | Path | None = None,
 ) -> tuple[RobustModel, ModelCard]:
     """The registered model `name` with its checkpoint for `dataset`, hash-checked; or an
     external model `file:PATH.py:NAME` with `weights` (see advbench.models.external), whose input
@@ -153,31 +185,50 @@ def load_model(
     if is_external(name):
         return _load_external(name, dataset, weights, data_dir)
     if weights is not None:
-        raise CheckpointError("--weights goes with an external model (file:PATH.py:NAME); zoo models load their card's checkpoint")
+        raise CheckpointError(
+            "--weights goes with an external model (file:PATH.py:NAME); zoo models load their card's checkpoint"
+        )
     MODELS.get(name)  # unknown names fail here, with suggestions
     check_zoo(zoo, dataset, name)
     path = card_path(name, dataset, zoo)
     if path is None:
         have = available_checkpoints(name, zoo)
-        where = f"; checkpoints exist for: {', '.join(have)}" if have else "; train one with `advbench train`"
+        where = (
+            f"; checkpoints exist for: {', '.join(have)}"
+            if have
+            else "; train one with `advbench train`"
+        )
         raise CheckpointError(f"no {dataset} checkpoint for model {name!r}{where}")
     card = ModelCard.from_yaml(path)
     return build_from_card(card, path.parent), card
 
 
-def _load_external(name: str, dataset: str, weights: str | Path | None, data_dir: str | Path | None = None) -> tuple[RobustModel, ModelCard]:
+def _load_external(
+    name: str, dataset: str, weights: str | Path | None, data_dir: str | Path | None = None
+) -> tuple[RobustModel, ModelCard]:
     from advbench.data.registry import load_dataset
 
     if weights is None:
-        raise CheckpointError(f"{name} needs --weights (a state dict: .pt/.pth read with weights_only=True, or .safetensors)")
+        raise CheckpointError(
+            f"{name} needs --weights (a state dict: .pt/.pth read with weights_only=True, or .safetensors)"
+        )
     net = build_external(name)
     path = Path(weights)
     try:
         net.load_state_dict(load_state(path), strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"weights {path} do not fit {name}: {str(exc).splitlines()[0]}") from None
+        raise CheckpointError(
+            f"weights {path} do not fit {name}: {str(exc).splitlines()[0]}"
+        ) from None
     sample = load_dataset(dataset, "test", data_dir, indices=torch.tensor([0]))
     # The run's identity covers the model's code as well as its weights: an edited PATH.py is a new run.
     sha256 = external_sha256(name, file_sha256(path))
-    card = ModelCard(name=name, dataset=dataset, weights=str(path), sha256=sha256, input_shape=list(sample.input_shape), num_classes=sample.num_classes)
+    card = ModelCard(
+        name=name,
+        dataset=dataset,
+        weights=str(path),
+        sha256=sha256,
+        input_shape=list(sample.input_shape),
+        num_classes=sample.num_classes,
+    )
     return RobustModel(net, card.input_shape, card.num_classes, name=name), card

@@ -16,6 +16,14 @@ def model_records(pattern: str = "*") -> list[dict[str, Any]]:
     for name in MODELS.names(pattern):
         spec = MODELS.get(name)
         section = paper_facts(name).get("section", "")
-        records.append({"name": name, "family": spec.family, "paper": f"{spec.paper} {section}".strip(), "recipe": spec.recipe,
-                        "checkpoints": available_checkpoints(name), "description": spec.description})
+        records.append(
+            {
+                "name": name,
+                "family": spec.family,
+                "paper": f"{spec.paper} {section}".strip(),
+                "recipe": spec.recipe,
+                "checkpoints": available_checkpoints(name),
+                "description": spec.description,
+            }
+        )
     return records

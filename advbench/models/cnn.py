@@ -36,7 +36,17 @@ class ShallowCNN(nn.Module):
         layers: list[nn.Module] = []
         cin = in_channels
         for i in range(depth):
-            unit = ConvUnit(cin, channels, 3, 1 if i == 0 else 2, kernel_pool, pool_kernel, pool_dims, noise_sigma, pool_stride)
+            unit = ConvUnit(
+                cin,
+                channels,
+                3,
+                1 if i == 0 else 2,
+                kernel_pool,
+                pool_kernel,
+                pool_dims,
+                noise_sigma,
+                pool_stride,
+            )
             layers += [unit, nn.ReLU()]
             cin = unit.out_channels
         self.body = nn.Sequential(*layers)

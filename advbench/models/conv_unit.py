@@ -43,7 +43,9 @@ class ConvUnit(nn.Module):
     ) -> None:
         super().__init__()
         self.pool: nn.Module = nn.Identity()
-        self.out_channels = cout  # after kernel pooling: cout / K^2 where it does not overlap (S = K)
+        self.out_channels = (
+            cout  # after kernel pooling: cout / K^2 where it does not overlap (S = K)
+        )
         if kernel_pool == "avg":
             kap = KernelPool(cout, pool_kernel, pool_stride, "avg", pool_dims)
             self.conv: nn.Conv2d = KAPConv2d(cin, cout, kernel, stride, kap)

@@ -70,7 +70,10 @@ def build_external(spec: str) -> nn.Module:
         net = factory()
     except Exception as exc:  # noqa: BLE001 - the user's constructor: report it in one line
         detail = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise UsageError(f"building external model {path}:{attr} failed: {attr}() raised {type(exc).__name__}" + (f": {detail}" if detail else "")) from None
+        raise UsageError(
+            f"building external model {path}:{attr} failed: {attr}() raised {type(exc).__name__}"
+            + (f": {detail}" if detail else "")
+        ) from None
     if not isinstance(net, nn.Module):
         raise UsageError(f"{path}:{attr}() returned {type(net).__name__}, not a torch.nn.Module")
     return net
@@ -85,13 +88,17 @@ def load_state(weights: Path) -> dict[str, torch.Tensor]:
             from safetensors.torch import load_file
 
             return load_file(str(weights))
-        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the error below says it in one line
+        with (
+            warnings.catch_warnings()
+        ):  # e.g. "Detected pickle protocol 4": the error below says it in one line
             warnings.simplefilter("ignore")
             state = torch.load(weights, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(_unpickle_refusal(weights, str(exc))) from None
     except Exception as exc:  # noqa: BLE001 - corrupt or unsafe files: one line, no traceback
-        raise CheckpointError(f"cannot read weights {weights} safely: {str(exc).splitlines()[0][:200]}") from None
+        raise CheckpointError(
+            f"cannot read weights {weights} safely: {str(exc).splitlines()[0][:200]}"
+        ) from None
     for key in ("state_dict", "model", "net"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -106,6 +113,13 @@ def _unpickle_refusal(weights: Path, message: str) -> str:
     if code:
         return f"cannot read weights {weights} safely: refusing to unpickle code ({code.group(1)}) from {weights}; save a state dict of tensors or use safetensors"
     after = message.partition("WeightsUnpickler error:")[2]
-    detail = next((line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", after).splitlines() if line.strip()), "")
+    detail = next(
+        (
+            line.strip()
+            for line in re.sub(r"\x1b\[[0-9;]*m", "", after).splitlines()
+            if line.strip()
+        ),
+        "",
+    )
     why = f" ({detail[:120]})" if detail else ""
     return f"cannot read weights {weights} safely: it is not a state dict of tensors{why}; save one with torch.save(model.state_dict(), PATH) or use safetensors"

@@ -53,7 +53,13 @@ def hah_loss(y: torch.Tensor, top_k: int, anti_weight: float = 0.1) -> torch.Ten
 
 class HaHBlock(nn.Module):
     def __init__(
-        self, cin: int, cout: int, sigma: float = 0.1, keep: float = 0.2, top_fraction: float = 0.1, anti_weight: float = 0.1
+        self,
+        cin: int,
+        cout: int,
+        sigma: float = 0.1,
+        keep: float = 0.2,
+        top_fraction: float = 0.1,
+        anti_weight: float = 0.1,
     ) -> None:
         super().__init__()
         self.conv = WeightNormConv2d(cin, cout, 3)
@@ -115,4 +121,7 @@ class VGG16(nn.Module):
     def hah_objective(self) -> torch.Tensor:
         """sum over HaH blocks of alpha * L_block, from the last training forward (to subtract from the loss)."""
         blocks = [m for m in self.features if isinstance(m, HaHBlock)]
-        return sum((a * b.loss for a, b in zip(self.hah_alphas, blocks) if b.loss is not None), torch.zeros(()))
+        return sum(
+            (a * b.loss for a, b in zip(self.hah_alphas, blocks) if b.loss is not None),
+            torch.zeros(()),
+        )

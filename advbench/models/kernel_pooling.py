@@ -26,7 +26,9 @@ def channel_sheet(channels: int, dims: int = 2) -> tuple[int, int]:
     return rows, channels // rows
 
 
-def _pool_sheet(z: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], mode: str) -> torch.Tensor:
+def _pool_sheet(
+    z: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], mode: str
+) -> torch.Tensor:
     """Pool a (N, 1, rows, cols, pixels) tensor over its sheet axes with zero-weight padding.
 
     Padding is explicit (the sheet may be smaller than the kernel, e.g. 2 x 4 channels), and
@@ -52,15 +54,25 @@ class KernelPool(nn.Module):
 
     matrix: torch.Tensor  # a buffer (averaging only), registered in __init__
 
-    def __init__(self, channels: int, kernel_size: int = 3, stride: int = 1, mode: str = "avg", dims: int = 2) -> None:
+    def __init__(
+        self, channels: int, kernel_size: int = 3, stride: int = 1, mode: str = "avg", dims: int = 2
+    ) -> None:
         super().__init__()
         if mode not in ("avg", "max") or dims not in (1, 2):
             raise ValueError("kernel pooling mode is avg or max, dims 1 or 2")
-        self.channels, self.kernel_size, self.stride, self.mode, self.dims = channels, kernel_size, stride, mode, dims
+        self.channels, self.kernel_size, self.stride, self.mode, self.dims = (
+            channels,
+            kernel_size,
+            stride,
+            mode,
+            dims,
+        )
         self.sheet = channel_sheet(channels, dims)
         if stride == kernel_size:
-            if any(side % kernel_size for side in self.sheet[: dims]):
-                raise ValueError(f"non-overlapping kernel pooling with K={kernel_size} needs a {self.sheet[0]} x {self.sheet[1]} kernel sheet divisible by K")
+            if any(side % kernel_size for side in self.sheet[:dims]):
+                raise ValueError(
+                    f"non-overlapping kernel pooling with K={kernel_size} needs a {self.sheet[0]} x {self.sheet[1]} kernel sheet divisible by K"
+                )
         elif kernel_size % 2 != 1:
             raise ValueError("overlapping kernel pooling needs an odd kernel size")
         self._kernel = (kernel_size, kernel_size if dims == 2 else 1)

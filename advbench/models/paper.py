@@ -15,7 +15,14 @@ import yaml
 
 from advbench.core.paper_facts import own_variant
 
-__all__ = ["DEFAULT_THREAT", "FACTS_FILE", "default_threat", "own_variant", "paper_facts", "reported_numbers"]
+__all__ = [
+    "DEFAULT_THREAT",
+    "FACTS_FILE",
+    "default_threat",
+    "own_variant",
+    "paper_facts",
+    "reported_numbers",
+]
 
 FACTS_FILE = Path(__file__).with_name("paper_facts.yaml")
 

@@ -38,7 +38,9 @@ class ColoredNoise(nn.Module):
         """sqrt(D) z1 + L^T z2 for white draws z1 (..., n) and z2 (..., rank)."""
         return z1 * (0.5 * self.log_d).exp() + z2 @ self.low_rank
 
-    def sample_rows(self, draws: DrawScope, layer: nn.Module, rows: int, count: int) -> torch.Tensor:
+    def sample_rows(
+        self, draws: DrawScope, layer: nn.Module, rows: int, count: int
+    ) -> torch.Tensor:
         """`count` draws per input row, shape (rows, count, n), from the wrapper's per-row keys."""
         z = draws.normal(layer, rows, (count, self.n + self.rank)).to(self.log_d)
         return self.color(z[..., : self.n], z[..., self.n :])
@@ -55,7 +57,15 @@ class NoisyConv2d(nn.Conv2d):
 
     draws: DrawScope | None = None  # set by the wrapper during a forward pass
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, colored_rank: int | None = None, alpha: float = 0.25) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int,
+        stride: int = 1,
+        colored_rank: int | None = None,
+        alpha: float = 0.25,
+    ) -> None:
         super().__init__(cin, cout, kernel, stride, kernel // 2, bias=False)
         self.alpha = nn.Parameter(torch.tensor(alpha))
         self.colored = ColoredNoise(cin * kernel * kernel, colored_rank) if colored_rank else None
@@ -75,10 +85,17 @@ class NoisyConv2d(nn.Conv2d):
             noise = self.colored.sample_rows(self.draws, self, n, self.out_channels)
         else:
             noise = self.draws.normal(self, n, tuple(self.weight.shape))
-        weights = self.weight + scale * noise.view(n, *self.weight.shape).to(self.weight.dtype)  # (N, out, in, k, k)
+        weights = self.weight + scale * noise.view(n, *self.weight.shape).to(
+            self.weight.dtype
+        )  # (N, out, in, k, k)
         out = F.conv2d(
-            x.reshape(1, -1, *x.shape[2:]), weights.reshape(-1, *self.weight.shape[1:]), None,
-            self.stride, self.padding, self.dilation, self.groups * n,
+            x.reshape(1, -1, *x.shape[2:]),
+            weights.reshape(-1, *self.weight.shape[1:]),
+            None,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups * n,
         )
         return out.view(n, self.out_channels, *out.shape[2:])
 
@@ -112,7 +129,11 @@ class NoisyActivation(nn.Module):
             else:
                 noise = torch.randn_like(x)
         elif self.colored is not None:
-            noise = self.colored.sample_rows(self.draws, self, n, h * w).view(n, h, w, c).permute(0, 3, 1, 2)
+            noise = (
+                self.colored.sample_rows(self.draws, self, n, h * w)
+                .view(n, h, w, c)
+                .permute(0, 3, 1, 2)
+            )
         else:
             noise = self.draws.normal(self, n, (c, h, w))
         return x + self.alpha * std * noise.to(x.dtype)
@@ -126,7 +147,12 @@ class ResNet20(nn.Module):
     """
 
     def __init__(
-        self, num_classes: int = 10, in_channels: int = 3, width: int = 16, noise: str | None = None, colored_rank: int | None = None
+        self,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        width: int = 16,
+        noise: str | None = None,
+        colored_rank: int | None = None,
     ) -> None:
         super().__init__()
         if noise not in (None, "weights", "activations"):
@@ -135,7 +161,9 @@ class ResNet20(nn.Module):
         def conv(cin: int, cout: int, kernel: int, stride: int) -> nn.Module:
             if noise == "weights":
                 return NoisyConv2d(cin, cout, kernel, stride, colored_rank)
-            layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False)]
+            layers: list[nn.Module] = [
+                nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False)
+            ]
             if noise == "activations":
                 layers.append(NoisyActivation(cout, colored_rank))
             return nn.Sequential(*layers)
@@ -158,8 +186,18 @@ class ResNet20(nn.Module):
 class _Block(nn.Module):
     def __init__(self, conv, cin: int, cout: int, stride: int) -> None:  # noqa: ANN001
         super().__init__()
-        self.body = nn.Sequential(conv(cin, cout, 3, stride), nn.BatchNorm2d(cout), nn.ReLU(), conv(cout, cout, 3, 1), nn.BatchNorm2d(cout))
-        self.shortcut = nn.Sequential(conv(cin, cout, 1, stride), nn.BatchNorm2d(cout)) if stride != 1 or cin != cout else nn.Identity()
+        self.body = nn.Sequential(
+            conv(cin, cout, 3, stride),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(),
+            conv(cout, cout, 3, 1),
+            nn.BatchNorm2d(cout),
+        )
+        self.shortcut = (
+            nn.Sequential(conv(cin, cout, 1, stride), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout
+            else nn.Identity()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.body(x) + self.shortcut(x))

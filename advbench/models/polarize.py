@@ -59,13 +59,17 @@ def bump_b1(z: torch.Tensor, sigma1: float = 0.35) -> torch.Tensor:
 
 def bump_b2(z: torch.Tensor, threshold: float = 0.3, sigma2: float = 0.15) -> torch.Tensor:
     """B2(z) = exp(-(z-c)^2 / 2 sigma2^2) + exp(-(z+c)^2 / 2 sigma2^2): penalizes the danger zones (stage 2)."""
-    return torch.exp(-(z - threshold).pow(2) / (2 * sigma2**2)) + torch.exp(-(z + threshold).pow(2) / (2 * sigma2**2))
+    return torch.exp(-(z - threshold).pow(2) / (2 * sigma2**2)) + torch.exp(
+        -(z + threshold).pow(2) / (2 * sigma2**2)
+    )
 
 
 class MadryCNN(nn.Module):
     """The MNIST CNN of Madry et al.: conv 32 5x5, maxpool, conv 64 5x5, maxpool, FC 1024, FC."""
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 28, hidden: int = 1024) -> None:
+    def __init__(
+        self, num_classes: int = 10, in_channels: int = 1, input_size: int = 28, hidden: int = 1024
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 32, 5, padding=2)
         self.conv2 = nn.Conv2d(32, 64, 5, padding=2)
@@ -101,7 +105,9 @@ class PolarizingFrontEnd(nn.Module):
         self.quantizer = TernaryQuantizer(threshold, steepness)
         self.quantize = quantize
         self.classifier = MadryCNN(num_classes, filters, input_size)
-        self.last_activations: torch.Tensor | None = None  # z, for the bump regularizers while training
+        self.last_activations: torch.Tensor | None = (
+            None  # z, for the bump regularizers while training
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.front(x)

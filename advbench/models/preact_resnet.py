@@ -15,7 +15,9 @@ class PreActBlock(nn.Module):
         self.bn1, self.bn2 = nn.BatchNorm2d(cin), nn.BatchNorm2d(cout)
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.shortcut = nn.Conv2d(cin, cout, 1, stride, bias=False) if stride != 1 or cin != cout else None
+        self.shortcut = (
+            nn.Conv2d(cin, cout, 1, stride, bias=False) if stride != 1 or cin != cout else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(x))
@@ -25,7 +27,13 @@ class PreActBlock(nn.Module):
 
 
 class PreActResNet18(nn.Module):
-    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 64, strides: Sequence[int] = (1, 2, 2, 2)) -> None:
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        width: int = 64,
+        strides: Sequence[int] = (1, 2, 2, 2),
+    ) -> None:
         super().__init__()
         self.stem = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
         stages, cin = [], width

@@ -64,12 +64,24 @@ class InputHistory:
         elif self.keys.device != device:
             self.keys, self.counts = self.keys.to(device), self.counts.to(device)
         order = torch.argsort(keys, stable=True)
-        unique, group, multiplicity = torch.unique_consecutive(keys[order], return_inverse=True, return_counts=True)
+        unique, group, multiplicity = torch.unique_consecutive(
+            keys[order], return_inverse=True, return_counts=True
+        )
         start = torch.cumsum(multiplicity, 0) - multiplicity
-        rank = torch.arange(len(keys), device=device) - start[group]  # repeats within this batch, in row order
+        rank = (
+            torch.arange(len(keys), device=device) - start[group]
+        )  # repeats within this batch, in row order
         pos = torch.searchsorted(self.keys, unique).clamp_max(max(len(self.keys) - 1, 0))
-        found = self.keys[pos] == unique if len(self.keys) else torch.zeros_like(unique, dtype=torch.bool)
-        prior = torch.where(found, self.counts[pos] if len(self.keys) else torch.zeros_like(unique), torch.zeros_like(unique))
+        found = (
+            self.keys[pos] == unique
+            if len(self.keys)
+            else torch.zeros_like(unique, dtype=torch.bool)
+        )
+        prior = torch.where(
+            found,
+            self.counts[pos] if len(self.keys) else torch.zeros_like(unique),
+            torch.zeros_like(unique),
+        )
         result = torch.empty_like(keys)
         result[order] = prior[group] + rank
         # Record: bump the known inputs, merge the new ones into the sorted table.
@@ -77,7 +89,9 @@ class InputHistory:
         new_keys, new_counts = unique[~found], multiplicity[~found]
         if len(new_keys):
             total = len(self.keys) + len(new_keys)
-            at = torch.searchsorted(self.keys, new_keys) + torch.arange(len(new_keys), device=device)
+            at = torch.searchsorted(self.keys, new_keys) + torch.arange(
+                len(new_keys), device=device
+            )
             old = torch.ones(total, dtype=torch.bool, device=device)
             old[at] = False
             merged_keys = torch.empty(total, dtype=torch.int64, device=device)
@@ -139,7 +153,9 @@ class Randomness:
         self.seed = seed
         named = [(name, module) for name, module in net.named_modules() if hasattr(module, "draws")]
         self.layers = [module for _, module in named]
-        self.stream_ids = [derive_seed("noise-layer", name) for name, _ in named]  # by name: stable across processes
+        self.stream_ids = [
+            derive_seed("noise-layer", name) for name, _ in named
+        ]  # by name: stable across processes
         self.history = InputHistory()
 
     def reseed(self, seed: int = 0) -> None:
@@ -159,7 +175,9 @@ class Randomness:
             return
         content = row_keys(x)
         occurrence = self.history.occurrences(content)
-        streams = {id(m): stream for m, stream in zip(self.layers, self.stream_ids)}  # ids of this copy's layers
+        streams = {
+            id(m): stream for m, stream in zip(self.layers, self.stream_ids)
+        }  # ids of this copy's layers
         scope = DrawScope(mix_keys(content, occurrence, self.seed), streams)
         previous = [m.draws for m in self.layers]
         for m in self.layers:

@@ -43,5 +43,6 @@ def register_model(
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register a factory under a paper's model name, with its default kwargs and training recipe."""
     return MODELS.decorator(
-        name, lambda fn: ModelSpec(name, fn, family, paper, description, recipe, defaults, threat_models)
+        name,
+        lambda fn: ModelSpec(name, fn, family, paper, description, recipe, defaults, threat_models),
     )

@@ -18,7 +18,9 @@ class BasicBlock(nn.Module):
         self.unit1 = ConvUnit(cin, cout, 3, stride, **unit)
         self.unit2 = ConvUnit(cout, cout, 3, 1, **unit)
         self.relu = nn.ReLU()
-        self.shortcut = ConvUnit(cin, cout, 1, stride, **unit) if stride != 1 or cin != cout else nn.Identity()
+        self.shortcut = (
+            ConvUnit(cin, cout, 1, stride, **unit) if stride != 1 or cin != cout else nn.Identity()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.unit1(x))
@@ -51,14 +53,21 @@ class ResNet18(nn.Module):
         if head_pool not in ("avg", "max"):
             raise ValueError("head_pool is avg or max")
         self.upsample = InputUpsample(upsample, upsample_mode)
-        unit = UnitOptions(kernel_pool=kernel_pool, pool_kernel=pool_kernel, pool_dims=pool_dims, noise_sigma=noise_sigma)
+        unit = UnitOptions(
+            kernel_pool=kernel_pool,
+            pool_kernel=pool_kernel,
+            pool_dims=pool_dims,
+            noise_sigma=noise_sigma,
+        )
         self.input_noise = GaussianNoise(noise_sigma)
         self.stem = ConvUnit(in_channels, width, 3, 1, **unit)
         self.relu = nn.ReLU()
         stages, cin = [], width
         for i, stride in enumerate(strides):
             cout = width * 2**i
-            stages.append(nn.Sequential(BasicBlock(cin, cout, stride, unit), BasicBlock(cout, cout, 1, unit)))
+            stages.append(
+                nn.Sequential(BasicBlock(cin, cout, stride, unit), BasicBlock(cout, cout, 1, unit))
+            )
             cin = cout
         self.stages = nn.Sequential(*stages)
         self.head_pool = nn.AdaptiveAvgPool2d(1) if head_pool == "avg" else nn.AdaptiveMaxPool2d(1)

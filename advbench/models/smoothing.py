@@ -62,11 +62,19 @@ class Smoothing(BPDALayer):
             raise ValueError(f"smoothing mode is one of {', '.join(MODES)}")
         if samples < 1 or sigma < 0:
             raise ValueError("smoothing needs samples >= 1 and sigma >= 0")
-        self.base, self.sigma, self.samples, self.mode, self.weight_c = base, sigma, samples, mode, weight_c
+        self.base, self.sigma, self.samples, self.mode, self.weight_c = (
+            base,
+            sigma,
+            samples,
+            mode,
+            weight_c,
+        )
         # The wrapper normalizes before the net; noise of sigma in pixels is sigma/std after it.
         std = torch.tensor(list(input_std) if input_std is not None else [1.0], dtype=torch.float32)
         self.register_buffer("noise_scale", (sigma / std).view(1, 1, -1, 1, 1), persistent=False)
-        self.generator: torch.Generator | None = None  # the bare layer's; under the wrapper, `draws`
+        self.generator: torch.Generator | None = (
+            None  # the bare layer's; under the wrapper, `draws`
+        )
         self.seed = seed
 
     @property
@@ -78,7 +86,9 @@ class Smoothing(BPDALayer):
         if draws is None:  # the bare layer (or training): its own generator, seeded once
             if self.generator is None or self.generator.device != x.device:
                 self.generator = torch.Generator(device=x.device).manual_seed(self.seed)
-            noise = torch.randn((self.samples, *x.shape), generator=self.generator, device=x.device, dtype=x.dtype)
+            noise = torch.randn(
+                (self.samples, *x.shape), generator=self.generator, device=x.device, dtype=x.dtype
+            )
         else:  # under the wrapper: each input row's M copies from its key, so batching changes nothing
             rows = draws.normal(self, len(x), (self.samples, *x.shape[1:])).to(x.dtype)
             noise = rows.transpose(0, 1)

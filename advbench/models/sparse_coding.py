@@ -21,8 +21,15 @@ from advbench.models.resnet import ResNet18
 
 
 def learn_dictionary(
-    images: torch.Tensor, atoms: int, patch: int, stride: int, alpha: float = 1.0, max_patches: int = 20000, seed: int = 0,
-    iterations: int = 1000, batch_size: int = 256,
+    images: torch.Tensor,
+    atoms: int,
+    patch: int,
+    stride: int,
+    alpha: float = 1.0,
+    max_patches: int = 20000,
+    seed: int = 0,
+    iterations: int = 1000,
+    batch_size: int = 256,
 ) -> torch.Tensor:
     """Unit-norm atoms (atoms, C, patch, patch) learned from clean image patches, without labels (eq. 4.4).
 
@@ -34,10 +41,18 @@ def learn_dictionary(
     """
     from sklearn.decomposition import MiniBatchDictionaryLearning
 
-    patches = F.unfold(images, patch, stride=stride).transpose(1, 2).reshape(-1, images.shape[1] * patch * patch)
+    patches = (
+        F.unfold(images, patch, stride=stride)
+        .transpose(1, 2)
+        .reshape(-1, images.shape[1] * patch * patch)
+    )
     rng = np.random.default_rng(seed)
-    chosen = patches[rng.choice(len(patches), size=min(max_patches, len(patches)), replace=False)].numpy()
-    learner = MiniBatchDictionaryLearning(n_components=atoms, alpha=alpha, batch_size=batch_size, random_state=seed)
+    chosen = patches[
+        rng.choice(len(patches), size=min(max_patches, len(patches)), replace=False)
+    ].numpy()
+    learner = MiniBatchDictionaryLearning(
+        n_components=atoms, alpha=alpha, batch_size=batch_size, random_state=seed
+    )
     order = np.empty(0, dtype=np.int64)
     for _ in range(iterations):
         if len(order) < batch_size:  # a fresh pass over the patches, in a new order
@@ -72,7 +87,13 @@ class DeadZoneQuantizer(BPDALayer):
 
     atom_l1: torch.Tensor  # a buffer, registered in __init__
 
-    def __init__(self, atom_l1: torch.Tensor, beta: float = 3.0, eps: float = 0.03, steepness: float | None = 4.0) -> None:
+    def __init__(
+        self,
+        atom_l1: torch.Tensor,
+        beta: float = 3.0,
+        eps: float = 0.03,
+        steepness: float | None = 4.0,
+    ) -> None:
         super().__init__()
         self.register_buffer("atom_l1", atom_l1.view(1, -1, 1, 1))
         self.beta, self.eps, self.steepness = beta, eps, steepness
@@ -116,17 +137,23 @@ class SparseCodingFrontEnd(nn.Module):
     ) -> None:
         super().__init__()
         if (input_size - patch) % stride:
-            raise ValueError("patches must tile the image: (input_size - patch) must be a multiple of stride")
+            raise ValueError(
+                "patches must tile the image: (input_size - patch) must be a multiple of stride"
+            )
         dictionary = torch.randn(atoms, in_channels, patch, patch)
         dictionary = dictionary / dictionary.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
-        self.register_buffer("dictionary", dictionary)  # replaced by `learn_dictionary` before training
+        self.register_buffer(
+            "dictionary", dictionary
+        )  # replaced by `learn_dictionary` before training
         self.stride, self.dropout, self.ensemble = stride, dropout, ensemble
         # Attacks route gradients through the top U = 2T coefficients unless told otherwise: the
         # dissertation's strongest attack on this defense (App. B.5; Table 4.5 uses U = 2T = 30).
         self.top = TopT(top_t, min(2 * top_t, atoms) if top_u is None else top_u)
         self.quantizer = DeadZoneQuantizer(dictionary.abs().flatten(1).sum(1), beta, eps, steepness)
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(atoms, decoder_channels, patch, stride),  # m x m -> N x N, mirroring the patches
+            nn.ConvTranspose2d(
+                atoms, decoder_channels, patch, stride
+            ),  # m x m -> N x N, mirroring the patches
             nn.ReLU(),
             nn.ConvTranspose2d(decoder_channels, decoder_channels, 3, 1, 1),
             nn.ReLU(),
@@ -155,5 +182,7 @@ class SparseCodingFrontEnd(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         draws = 1 if (self.training or self.dropout == 0) else self.ensemble
-        probs = torch.stack([self.classifier(self.decoder(self.encode(x))).softmax(-1) for _ in range(draws)]).mean(0)
+        probs = torch.stack(
+            [self.classifier(self.decoder(self.encode(x))).softmax(-1) for _ in range(draws)]
+        ).mean(0)
         return probs.clamp_min(1e-12).log()

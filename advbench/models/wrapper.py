@@ -89,7 +89,9 @@ class RobustModel(nn.Module):
 
     def check_inputs(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape:
-            raise UsageError(f"{self.name} expects inputs of shape N x {'x'.join(map(str, self.input_shape))}, got {tuple(x.shape)}")
+            raise UsageError(
+                f"{self.name} expects inputs of shape N x {'x'.join(map(str, self.input_shape))}, got {tuple(x.shape)}"
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.randomness is None:

@@ -78,11 +78,17 @@ class Baseline:
         n, seed = top.integer("n"), top.integer("seed", minimum=0)
         entries: list[BaselineEntry] = []
         first: dict[tuple[str, str, str, float, str], int] = {}
-        for i, item in enumerate(top.items("entries", "entries (model, dataset, norm, eps, attack, accuracy, n)")):
-            entry = BaselineEntry.from_section(Section(f"{where}, entries[{i}]", item, ENTRY_KEYS, "an object"), n, seed)
+        for i, item in enumerate(
+            top.items("entries", "entries (model, dataset, norm, eps, attack, accuracy, n)")
+        ):
+            entry = BaselineEntry.from_section(
+                Section(f"{where}, entries[{i}]", item, ENTRY_KEYS, "an object"), n, seed
+            )
             key = (entry.model, entry.dataset, entry.norm, entry.eps, entry.attack)
             if key in first:
-                raise UsageError(f"{where}: entries[{i}] repeats entries[{first[key]}] ({entry.label})")
+                raise UsageError(
+                    f"{where}: entries[{i}] repeats entries[{first[key]}] ({entry.label})"
+                )
             first[key] = i
             entries.append(entry)
         return cls(tuple(entries))

@@ -38,13 +38,24 @@ def curves_from_run(store: Store, run_id: str, grid: list[float] | None = None) 
             derived = minimum_norm_curve(store, run.run_id, attack, grid)
             if derived is not None:
                 points = derived
-        curves.append(Curve(f"{run.model} / {attack}", norm, [e for e, _ in points], [a for _, a in points]))
+        curves.append(
+            Curve(f"{run.model} / {attack}", norm, [e for e, _ in points], [a for _, a in points])
+        )
     if len(summary.attacks) > 1:
-        curves.append(Curve(f"{run.model} / worst case", norm, [p.eps for p in summary.per_eps], [p.worst_case for p in summary.per_eps]))
+        curves.append(
+            Curve(
+                f"{run.model} / worst case",
+                norm,
+                [p.eps for p in summary.per_eps],
+                [p.worst_case for p in summary.per_eps],
+            )
+        )
     return curves
 
 
-def minimum_norm_curve(store: Store, run_id: str, attack: str, grid: list[float]) -> list[tuple[float, float]] | None:
+def minimum_norm_curve(
+    store: Store, run_id: str, attack: str, grid: list[float]
+) -> list[tuple[float, float]] | None:
     """Robust accuracy at every eps of `grid` from the stored minimum norms (None if the attack stored none)."""
     smallest = smallest_distances(store, run_id, attack)
     if smallest is None:
@@ -59,10 +70,16 @@ def smallest_distances(store: Store, run_id: str, attack: str) -> dict[int, floa
     if not rows or not any(r["min_distance"] is not None for r in rows):
         return None
     first_eps = rows[0]["eps"]
-    return {r["sample_idx"]: (r["min_distance"] if r["min_distance"] is not None else math.inf) for r in rows if r["eps"] == first_eps and r["status"] == "attacked"}
+    return {
+        r["sample_idx"]: (r["min_distance"] if r["min_distance"] is not None else math.inf)
+        for r in rows
+        if r["eps"] == first_eps and r["status"] == "attacked"
+    }
 
 
-def worst_minimum_norm_curve(store: Store, run_ids: Sequence[str], grid: list[float]) -> list[tuple[float, float]]:
+def worst_minimum_norm_curve(
+    store: Store, run_ids: Sequence[str], grid: list[float]
+) -> list[tuple[float, float]]:
     """Robust accuracy at every eps of `grid` under the best of several minimum-norm runs, one attack
     each (e.g. one suite cell per attack): a sample is broken at eps when any run found an
     adversarial within eps. The runs must share a norm, a checkpoint and their samples, else the
@@ -72,30 +89,49 @@ def worst_minimum_norm_curve(store: Store, run_ids: Sequence[str], grid: list[fl
     runs = [store.get_run(r) for r in run_ids]
     first = runs[0]
     for run in runs[1:]:
-        if (run.config["norm"], run.checkpoint_sha256, run.indices_hash, run.n_samples) != (first.config["norm"], first.checkpoint_sha256, first.indices_hash, first.n_samples):
-            raise UsageError(f"runs {first.run_id} and {run.run_id} differ in norm, checkpoint or samples; their minimum norms cannot be combined")
+        if (run.config["norm"], run.checkpoint_sha256, run.indices_hash, run.n_samples) != (
+            first.config["norm"],
+            first.checkpoint_sha256,
+            first.indices_hash,
+            first.n_samples,
+        ):
+            raise UsageError(
+                f"runs {first.run_id} and {run.run_id} differ in norm, checkpoint or samples; their minimum norms cannot be combined"
+            )
     worst: dict[int, float] = {}
     for run in runs:
         if len(run.config["attack_names"]) != 1:
-            raise UsageError(f"run {run.run_id} ran {len(run.config['attack_names'])} attacks; give one run per minimum-norm attack")
+            raise UsageError(
+                f"run {run.run_id} ran {len(run.config['attack_names'])} attacks; give one run per minimum-norm attack"
+            )
         smallest = smallest_distances(store, run.run_id, run.config["attack_names"][0])
         if smallest is None:
-            raise UsageError(f"run {run.run_id} ({run.config['attack_names'][0]}) stored no minimum norms")
+            raise UsageError(
+                f"run {run.run_id} ({run.config['attack_names'][0]}) stored no minimum norms"
+            )
         for idx, dist in smallest.items():
             worst[idx] = min(dist, worst.get(idx, math.inf))
     return _accuracy_over(store.clean_rows(first.run_id), worst, grid)
 
 
-def _accuracy_over(clean: Sequence, smallest: dict[int, float], grid: list[float]) -> list[tuple[float, float]]:
+def _accuracy_over(
+    clean: Sequence, smallest: dict[int, float], grid: list[float]
+) -> list[tuple[float, float]]:
     correct = {idx for idx, label, pred in clean if label == pred}
-    return [(e, sum(1 for i in correct if smallest.get(i, math.inf) > e) / len(clean)) for e in grid]
+    return [
+        (e, sum(1 for i in correct if smallest.get(i, math.inf) > e) / len(clean)) for e in grid
+    ]
 
 
 def minimum_norm_stats(store: Store, run_id: str, attack: str) -> dict[str, float | None]:
     """Median and mean smallest perturbation and success rate over the correctly classified samples."""
-    rows = [r for r in store.sample_rows(run_id) if r["attack"] == attack and r["status"] == "attacked"]
+    rows = [
+        r for r in store.sample_rows(run_id) if r["attack"] == attack and r["status"] == "attacked"
+    ]
     first = rows[0]["eps"] if rows else None
-    found = sorted(r["min_distance"] for r in rows if r["eps"] == first and r["min_distance"] is not None)
+    found = sorted(
+        r["min_distance"] for r in rows if r["eps"] == first and r["min_distance"] is not None
+    )
     attacked = [r for r in rows if r["eps"] == first]
     return {
         "success_rate": len(found) / len(attacked) if attacked else None,
@@ -118,13 +154,20 @@ def plot_curves(curves: list[Curve], path: Path, title: str = "") -> Path:
     from advbench.report.figures import line_figure, save_figure
 
     norms = sorted({c.norm for c in curves})
-    fig = line_figure([(c.label, c.eps, c.accuracy) for c in curves], f"eps ({', '.join(norms)})", "robust accuracy %", title)
+    fig = line_figure(
+        [(c.label, c.eps, c.accuracy) for c in curves],
+        f"eps ({', '.join(norms)})",
+        "robust accuracy %",
+        title,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     save_figure(fig, path)
     return path
 
 
-def write_curves(db: str | Path, run_ids: Sequence[str], grid: list[float] | None, out: Path, title: str = "") -> tuple[list[Curve], Path, Path]:
+def write_curves(
+    db: str | Path, run_ids: Sequence[str], grid: list[float] | None, out: Path, title: str = ""
+) -> tuple[list[Curve], Path, Path]:
     """The curves of stored runs written as OUT.csv and OUT.png; returns the curves and both paths."""
     from advbench.core.errors import UsageError
 
@@ -161,12 +204,21 @@ def parse_eps_range(text: str, max_points: int = MAX_GRID) -> list[float]:
     except ValueError:
         raise UsageError(how) from None
     if ":" in text:
-        if not all(math.isfinite(v) for v in (start, stop, step)) or start < 0 or step <= 0 or stop < start:
+        if (
+            not all(math.isfinite(v) for v in (start, stop, step))
+            or start < 0
+            or step <= 0
+            or stop < start
+        ):
             raise UsageError(f"{how}; step > 0 and stop >= start")
         steps = (stop - start) / step
-        count = math.floor(steps + 1e-9) + 1 if steps <= max_points else max_points + 1  # (inf steps floor to nothing)
+        count = (
+            math.floor(steps + 1e-9) + 1 if steps <= max_points else max_points + 1
+        )  # (inf steps floor to nothing)
         if count > max_points:
-            raise UsageError(f"--eps {shown!r} is {steps + 1:.4g} budgets; at most {max_points} (use a larger step)")
+            raise UsageError(
+                f"--eps {shown!r} is {steps + 1:.4g} budgets; at most {max_points} (use a larger step)"
+            )
         return [round(start + i * step, 10) for i in range(count)]
     if not values or not all(math.isfinite(v) and v >= 0 for v in values):
         raise UsageError(how)

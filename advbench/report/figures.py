@@ -27,7 +27,12 @@ def figure_uri(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def line_figure(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], xlabel: str, ylabel: str = "accuracy %", title: str = "") -> Any:
+def line_figure(
+    series: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+    xlabel: str,
+    ylabel: str = "accuracy %",
+    title: str = "",
+) -> Any:
     """(label, x, y as shares) lines on one axes, y in percent: the open matplotlib figure."""
     fig, ax = _pyplot().subplots(figsize=(6.4, 4.0), dpi=100)
     for label, xs, ys in series:
@@ -43,7 +48,12 @@ def line_figure(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], 
     return fig
 
 
-def line_plot(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], xlabel: str, ylabel: str = "accuracy %", title: str = "") -> str:
+def line_plot(
+    series: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+    xlabel: str,
+    ylabel: str = "accuracy %",
+    title: str = "",
+) -> str:
     """`line_figure` as a data URI ("" with nothing to draw)."""
     return figure_uri(line_figure(series, xlabel, ylabel, title)) if series else ""
 
@@ -67,14 +77,22 @@ def example_grid(examples: Sequence[tuple[Any, Any, str, str, str]]) -> str:
     if not examples:
         return ""
     plt = _pyplot()
-    fig, axes = plt.subplots(3, len(examples), figsize=(max(4.0, 1.7 * len(examples)), 5.4), dpi=100, squeeze=False)
+    fig, axes = plt.subplots(
+        3, len(examples), figsize=(max(4.0, 1.7 * len(examples)), 5.4), dpi=100, squeeze=False
+    )
     for column, (clean, adversarial, *titles) in enumerate(examples):
         delta = np.asarray(adversarial, dtype=np.float32) - np.asarray(clean, dtype=np.float32)
         peak = float(np.abs(delta).max()) or 1.0
         images = [_hwc(clean), _hwc(adversarial), _hwc(0.5 + delta / (2 * peak))]
         for row, (image, title) in enumerate(zip(images, titles)):
             ax = axes[row][column]
-            ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0.0, vmax=1.0, interpolation="nearest")
+            ax.imshow(
+                image,
+                cmap="gray" if image.ndim == 2 else None,
+                vmin=0.0,
+                vmax=1.0,
+                interpolation="nearest",
+            )
             ax.set_title(title, fontsize=7)
             ax.axis("off")
     fig.tight_layout()

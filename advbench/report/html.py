@@ -47,10 +47,21 @@ def _accuracy_plot(boards: list[Board]) -> str:
     points: dict[tuple[str, str, str, str], list[tuple[float, float]]] = {}
     for board in boards:
         for r in board.rows:
-            points.setdefault((r.model, r.checkpoint[:8], r.dataset, r.norm), []).append((r.eps, r.worst_case))
-    series = [(f"{m} {c} ({d} {n})", [e for e, _ in sorted(p)], [a for _, a in sorted(p)]) for (m, c, d, n), p in points.items() if len(p) > 1]
+            points.setdefault((r.model, r.checkpoint[:8], r.dataset, r.norm), []).append(
+                (r.eps, r.worst_case)
+            )
+    series = [
+        (f"{m} {c} ({d} {n})", [e for e, _ in sorted(p)], [a for _, a in sorted(p)])
+        for (m, c, d, n), p in points.items()
+        if len(p) > 1
+    ]
     norms = sorted({board.threat.norm for board in boards})
-    return line_plot(series, f"eps ({', '.join(norms)})", "worst-case robust accuracy %", "worst-case robust accuracy vs eps")
+    return line_plot(
+        series,
+        f"eps ({', '.join(norms)})",
+        "worst-case robust accuracy %",
+        "worst-case robust accuracy vs eps",
+    )
 
 
 def _section(board: Board) -> str:
@@ -58,7 +69,14 @@ def _section(board: Board) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     verdict = header.index("verdict")
     trs = "".join(
-        "<tr>" + "".join(f"<td class='{c}'>{c}</td>" if i == verdict and c in VERDICTS else f"<td>{html.escape(c)}</td>" for i, c in enumerate(row)) + "</tr>"
+        "<tr>"
+        + "".join(
+            f"<td class='{c}'>{c}</td>"
+            if i == verdict and c in VERDICTS
+            else f"<td>{html.escape(c)}</td>"
+            for i, c in enumerate(row)
+        )
+        + "</tr>"
         for row in body
     )
     t = board.threat
@@ -77,5 +95,6 @@ def render_html(boards: list[Board]) -> str:
         f"<style>{STYLE}</style></head><body><h1>advbench leaderboard</h1>"
         f"<p>{len(boards)} leaderboards (one per dataset and budget), {rows} rows: one per model checkpoint, every stored run at that "
         "budget merged, ranked by the worst case over all attacks. Click a column to sort.</p>"
-        + "".join(_section(b) for b in boards) + f"{img}<script>{SCRIPT}</script></body></html>\n"
+        + "".join(_section(b) for b in boards)
+        + f"{img}<script>{SCRIPT}</script></body></html>\n"
     )

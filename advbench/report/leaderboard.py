@@ -28,7 +28,16 @@ from advbench.report.merge import Threat, ThreatResult, merge_runs
 from advbench.report.paper import paper_numbers, paper_value
 from advbench.store import Store
 
-__all__ = ["Board", "LeaderboardRow", "build_leaderboard", "check_filters", "render_csv", "render_json", "render_markdown", "wilson"]
+__all__ = [
+    "Board",
+    "LeaderboardRow",
+    "build_leaderboard",
+    "check_filters",
+    "render_csv",
+    "render_json",
+    "render_markdown",
+    "wilson",
+]
 
 
 @dataclass
@@ -49,7 +58,9 @@ class LeaderboardRow:
     attacks: list[str]  # every attack that ran in the merged runs (the checks' probes besides)
     autoattack: float | None  # AutoAttack alone, where a run ran it first
     verdict: str  # worst of the merged runs: reliable | escalated | unreliable; "" when none ran the checks
-    passes_per_sample: float  # forward+backward passes per sample (steps x EOT draws), all merged runs
+    passes_per_sample: (
+        float  # forward+backward passes per sample (steps x EOT draws), all merged runs
+    )
     passes_lower_bound: bool  # an attack (AutoAttack) did not report its steps
     seconds_per_sample: float
     paper: str  # the paper's robust accuracy in exactly this setting, else ""
@@ -85,39 +96,88 @@ def check_filters(eps: float | None = None, radii: tuple[float, ...] = ()) -> No
         raise UsageError(f"eps must be a finite number >= 0, got {eps:g}")
 
 
-def row_from_result(result: ThreatResult, rank: int = 0, certified: dict[str, float] | None = None) -> LeaderboardRow:
+def row_from_result(
+    result: ThreatResult, rank: int = 0, certified: dict[str, float] | None = None
+) -> LeaderboardRow:
     t = result.threat
     paper, own = paper_numbers(result.paper, t.dataset, t.norm, t.eps)
     return LeaderboardRow(
-        rank, result.model, result.checkpoint, t.dataset, t.norm, t.eps, result.n, result.clean, wilson(result.clean, result.n),
-        result.worst_case, wilson(result.worst_case, result.n), result.attack, dict(result.found_by), [*result.attacks, *result.probes],
-        result.autoattack, result.verdict,
-        result.passes_per_sample, result.passes_lower_bound, result.seconds_per_sample, paper, own,
-        paper_value(result.paper, t.dataset, t.norm, t.eps), str(result.paper.get("paper_name") or ""), result.architecture,
-        dict(certified or {}), list(result.run_ids), result.sample_sets, result.date, result.commit,
+        rank,
+        result.model,
+        result.checkpoint,
+        t.dataset,
+        t.norm,
+        t.eps,
+        result.n,
+        result.clean,
+        wilson(result.clean, result.n),
+        result.worst_case,
+        wilson(result.worst_case, result.n),
+        result.attack,
+        dict(result.found_by),
+        [*result.attacks, *result.probes],
+        result.autoattack,
+        result.verdict,
+        result.passes_per_sample,
+        result.passes_lower_bound,
+        result.seconds_per_sample,
+        paper,
+        own,
+        paper_value(result.paper, t.dataset, t.norm, t.eps),
+        str(result.paper.get("paper_name") or ""),
+        result.architecture,
+        dict(certified or {}),
+        list(result.run_ids),
+        result.sample_sets,
+        result.date,
+        result.commit,
     )
 
 
 def build_leaderboard(
-    store: Store, dataset: str | None = None, norm: str | None = None, eps: float | None = None, radii: tuple[float, ...] = ()
+    store: Store,
+    dataset: str | None = None,
+    norm: str | None = None,
+    eps: float | None = None,
+    radii: tuple[float, ...] = (),
 ) -> list[Board]:
     """One board per (dataset, norm, eps) of the finished evaluations that pass the filters, in that order."""
     check_filters(eps, radii)
-    runs = [r for r in store.list_runs(limit=10_000_000) if r.status == "finished" and (not dataset or r.dataset == dataset)]
+    runs = [
+        r
+        for r in store.list_runs(limit=10_000_000)
+        if r.status == "finished" and (not dataset or r.dataset == dataset)
+    ]
     evals = [r for r in runs if r.kind == "eval" and (not norm or r.config.get("norm") == norm)]
     certified = _certified(runs, radii)
-    results = [r for r in merge_runs(store, evals) if eps is None or math.isclose(r.threat.eps, eps, rel_tol=1e-6)]
+    results = [
+        r
+        for r in merge_runs(store, evals)
+        if eps is None or math.isclose(r.threat.eps, eps, rel_tol=1e-6)
+    ]
     boards: dict[Threat, list[ThreatResult]] = {}
     for result in results:
         boards.setdefault(result.threat, []).append(result)
     out = []
     for threat in sorted(boards):
-        ranked = sorted(boards[threat], key=lambda r: (-r.worst_case, -r.clean, r.model, r.checkpoint))
-        out.append(Board(threat, [row_from_result(r, i, certified.get((r.model, r.checkpoint, r.threat.dataset))) for i, r in enumerate(ranked, 1)]))
+        ranked = sorted(
+            boards[threat], key=lambda r: (-r.worst_case, -r.clean, r.model, r.checkpoint)
+        )
+        out.append(
+            Board(
+                threat,
+                [
+                    row_from_result(r, i, certified.get((r.model, r.checkpoint, r.threat.dataset)))
+                    for i, r in enumerate(ranked, 1)
+                ],
+            )
+        )
     return out
 
 
-def _certified(runs: list[Any], radii: tuple[float, ...]) -> dict[tuple[str, str, str], dict[str, float]]:
+def _certified(
+    runs: list[Any], radii: tuple[float, ...]
+) -> dict[tuple[str, str, str], dict[str, float]]:
     """Certified accuracy at each radius, best over sigmas, from each checkpoint's newest certification."""
     out: dict[tuple[str, str, str], dict[str, float]] = {}
     if not radii:
@@ -139,8 +199,14 @@ def _at_radius(curve: dict[str, Any], radius: float) -> float:
         if math.isclose(r, radius, abs_tol=1e-9):
             return acc
     grid = curve["radii"]
-    step = f"{grid[0]:g}, {grid[1]:g}, ..., {grid[-1]:g}" if len(grid) > 2 else ", ".join(f"{r:g}" for r in grid)
-    raise UsageError(f"--radius {radius:g}: certifications store certified accuracy at radii {step} only")
+    step = (
+        f"{grid[0]:g}, {grid[1]:g}, ..., {grid[-1]:g}"
+        if len(grid) > 2
+        else ", ".join(f"{r:g}" for r in grid)
+    )
+    raise UsageError(
+        f"--radius {radius:g}: certifications store certified accuracy at radii {step} only"
+    )
 
 
 # rendering -----------------------------------------------------------------------------------
@@ -167,23 +233,65 @@ def board_title(threat: Threat) -> str:
     return f"{threat.dataset}, {threat.norm} eps = {threat.eps:g}"
 
 
-def to_table(rows: list[LeaderboardRow], key_columns: bool = False) -> tuple[list[str], list[list[str]]]:
+def to_table(
+    rows: list[LeaderboardRow], key_columns: bool = False
+) -> tuple[list[str], list[list[str]]]:
     """Header and cells of one board (`key_columns`: dataset, norm and eps first, for a single table of all boards)."""
     radii = sorted({k for r in rows for k in r.certified}, key=lambda k: float(k[2:]))
     with_aa = any(r.autoattack is not None for r in rows)
-    header = [*(["dataset", "norm", "eps"] if key_columns else []), "rank", "model", "checkpoint", "clean %", "worst case %", "95% CI",
-              "found by", *(["AutoAttack %"] if with_aa else []), "verdict", "passes/sample", "attack s/sample",
-              *[f"certified {r} %" for r in radii], "paper %", "paper (own setting)", "n", "runs", "date", "commit", "note"]
+    header = [
+        *(["dataset", "norm", "eps"] if key_columns else []),
+        "rank",
+        "model",
+        "checkpoint",
+        "clean %",
+        "worst case %",
+        "95% CI",
+        "found by",
+        *(["AutoAttack %"] if with_aa else []),
+        "verdict",
+        "passes/sample",
+        "attack s/sample",
+        *[f"certified {r} %" for r in radii],
+        "paper %",
+        "paper (own setting)",
+        "n",
+        "runs",
+        "date",
+        "commit",
+        "note",
+    ]
     body = []
     for r in rows:
-        note = f"runs on {r.sample_sets} different sample sets: the lowest set's numbers" if r.sample_sets > 1 else ""
-        body.append([
-            *([r.dataset, r.norm, f"{r.eps:g}"] if key_columns else []), str(r.rank), r.model, short_checkpoint(r.checkpoint), pct(r.clean),
-            pct(r.worst_case), f"{pct(r.worst_case_ci[0])}-{pct(r.worst_case_ci[1])}", found_by_text(r.found_by),
-            *([pct(r.autoattack) if r.autoattack is not None else "-"] if with_aa else []), r.verdict or "-", passes_text(r),
-            f"{r.seconds_per_sample:.3g}", *[pct(r.certified[k]) if k in r.certified else "-" for k in radii], r.paper or "-",
-            r.paper_own_setting or "-", str(r.n), " ".join(r.runs), r.date, r.commit, note,
-        ])
+        note = (
+            f"runs on {r.sample_sets} different sample sets: the lowest set's numbers"
+            if r.sample_sets > 1
+            else ""
+        )
+        body.append(
+            [
+                *([r.dataset, r.norm, f"{r.eps:g}"] if key_columns else []),
+                str(r.rank),
+                r.model,
+                short_checkpoint(r.checkpoint),
+                pct(r.clean),
+                pct(r.worst_case),
+                f"{pct(r.worst_case_ci[0])}-{pct(r.worst_case_ci[1])}",
+                found_by_text(r.found_by),
+                *([pct(r.autoattack) if r.autoattack is not None else "-"] if with_aa else []),
+                r.verdict or "-",
+                passes_text(r),
+                f"{r.seconds_per_sample:.3g}",
+                *[pct(r.certified[k]) if k in r.certified else "-" for k in radii],
+                r.paper or "-",
+                r.paper_own_setting or "-",
+                str(r.n),
+                " ".join(r.runs),
+                r.date,
+                r.commit,
+                note,
+            ]
+        )
     return header, body
 
 
@@ -191,7 +299,12 @@ def render_markdown(boards: list[Board]) -> str:
     parts = []
     for board in boards:
         header, body = to_table(board.rows)
-        lines = [f"## {board_title(board.threat)}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines = [
+            f"## {board_title(board.threat)}",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "---|" * len(header),
+        ]
         lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in body]
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts) if parts else "no finished evaluations match\n"

@@ -73,12 +73,20 @@ class ThreatResult:
     seconds_per_sample: float
     run_ids: list[str]  # every run merged at this threat (all sets of samples), newest first
     sample_sets: int  # 1: merged per sample; more: the lowest of that many sets of samples
-    autoattack: float | None  # robust accuracy under AutoAttack alone (a run that ran it first), else None
-    attacks: list[str] = field(default_factory=list)  # every merged run's attacks, in order of first use
+    autoattack: (
+        float | None
+    )  # robust accuracy under AutoAttack alone (a run that ran it first), else None
+    attacks: list[str] = field(
+        default_factory=list
+    )  # every merged run's attacks, in order of first use
     probes: list[str] = field(default_factory=list)  # the checks' probe attacks that ran
-    per_class: dict[int, list[int]] = field(default_factory=dict)  # label -> [samples, clean correct, robust]
+    per_class: dict[int, list[int]] = field(
+        default_factory=dict
+    )  # label -> [samples, clean correct, robust]
     broken: list[BrokenSample] = field(default_factory=list)  # of the chosen set of samples
-    paper: dict[str, Any] = field(default_factory=dict)  # the paper facts stored with the newest run
+    paper: dict[str, Any] = field(
+        default_factory=dict
+    )  # the paper facts stored with the newest run
     architecture: str = ""
     date: str = ""  # the newest merged run's
     commit: str = ""
@@ -105,7 +113,9 @@ class RunRows:
     def clean(self, run_id: str) -> dict[int, tuple[int, int]]:
         """sample -> (label, clean prediction)."""
         if run_id not in self._clean:
-            self._clean[run_id] = {idx: (label, pred) for idx, label, pred in self.store.clean_rows(run_id)}
+            self._clean[run_id] = {
+                idx: (label, pred) for idx, label, pred in self.store.clean_rows(run_id)
+            }
         return self._clean[run_id]
 
     def at(self, run_id: str, eps: float) -> dict[str, list[dict[str, Any]]]:
@@ -145,11 +155,17 @@ def _attack_order(run: RunRecord) -> list[str]:
 def _merge_same_samples(rows: RunRows, eps: float, runs: list[RunRecord]) -> _SampleSet:
     clean = {run.run_id: rows.clean(run.run_id) for run in runs}
     labels = {idx: label for c in clean.values() for idx, (label, _) in c.items()}
-    correct = {idx for idx in labels if all(c[idx][0] == c[idx][1] for c in clean.values() if idx in c)}
+    correct = {
+        idx for idx in labels if all(c[idx][0] == c[idx][1] for c in clean.values() if idx in c)
+    }
     attacked = {run.run_id: rows.at(run.run_id, eps) for run in runs}
 
     def breaks(run: RunRecord, attack: str) -> list[dict[str, Any]]:
-        return [r for r in attacked[run.run_id].get(attack, []) if r["status"] == "attacked" and r["success"] and r["sample_idx"] in correct]
+        return [
+            r
+            for r in attacked[run.run_id].get(attack, [])
+            if r["status"] == "attacked" and r["success"] and r["sample_idx"] in correct
+        ]
 
     def own_worst(run: RunRecord) -> float:
         broken = {r["sample_idx"] for a in _attack_order(run) for r in breaks(run, a)}
@@ -162,7 +178,15 @@ def _merge_same_samples(rows: RunRows, eps: float, runs: list[RunRecord]) -> _Sa
         for attack in _attack_order(run):
             for r in breaks(run, attack):
                 if r["sample_idx"] not in broken:
-                    broken[r["sample_idx"]] = BrokenSample(r["sample_idx"], r["label"], r["adv_pred"], attack, run.run_id, r["distance"], attack not in evaluation)
+                    broken[r["sample_idx"]] = BrokenSample(
+                        r["sample_idx"],
+                        r["label"],
+                        r["adv_pred"],
+                        attack,
+                        run.run_id,
+                        r["distance"],
+                        attack not in evaluation,
+                    )
         adaptations = run.config.get("adaptations") or {}
         for attack in evaluation:
             done = [r for r in attacked[run.run_id].get(attack, []) if r["status"] == "attacked"]
@@ -172,13 +196,27 @@ def _merge_same_samples(rows: RunRows, eps: float, runs: list[RunRecord]) -> _Sa
             lower_bound |= bool(done) and not any(steps)
         first = (run.config.get("attack_names") or [""])[0]
         if first.startswith("autoattack") and labels:
-            alone = (len(correct) - len({r["sample_idx"] for r in breaks(run, first)})) / len(labels)
+            alone = (len(correct) - len({r["sample_idx"] for r in breaks(run, first)})) / len(
+                labels
+            )
             autoattack = alone if autoattack is None else min(autoattack, alone)
     n = len(labels)
-    return _SampleSet(runs, n, correct, labels, broken, passes / n if n else 0.0, lower_bound, seconds / n if n else 0.0, autoattack)
+    return _SampleSet(
+        runs,
+        n,
+        correct,
+        labels,
+        broken,
+        passes / n if n else 0.0,
+        lower_bound,
+        seconds / n if n else 0.0,
+        autoattack,
+    )
 
 
-def merge_threat(rows: RunRows, model: str, checkpoint: str, threat: Threat, runs: list[RunRecord]) -> ThreatResult:
+def merge_threat(
+    rows: RunRows, model: str, checkpoint: str, threat: Threat, runs: list[RunRecord]
+) -> ThreatResult:
     """Every run of one checkpoint at one threat, merged as the module docstring says."""
     by_samples: dict[str, list[RunRecord]] = {}
     for run in runs:
@@ -195,20 +233,36 @@ def merge_threat(rows: RunRows, model: str, checkpoint: str, threat: Threat, run
         counts[2] += idx in chosen.correct and idx not in chosen.broken
     autoattacks = [s.autoattack for s in sets if s.autoattack is not None]
     return ThreatResult(
-        model=model, checkpoint=checkpoint, threat=threat, n=chosen.n, clean=len(chosen.correct) / chosen.n if chosen.n else 0.0,
-        worst_case=chosen.worst_case, found_by=dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))),
-        verdict=worst_verdict([r.config.get("verdict") for r in runs]), passes_per_sample=chosen.passes, passes_lower_bound=chosen.lower_bound,
-        seconds_per_sample=chosen.seconds, run_ids=[r.run_id for r in newest], sample_sets=len(sets),
-        autoattack=min(autoattacks) if autoattacks else None, per_class=per_class,
+        model=model,
+        checkpoint=checkpoint,
+        threat=threat,
+        n=chosen.n,
+        clean=len(chosen.correct) / chosen.n if chosen.n else 0.0,
+        worst_case=chosen.worst_case,
+        found_by=dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))),
+        verdict=worst_verdict([r.config.get("verdict") for r in runs]),
+        passes_per_sample=chosen.passes,
+        passes_lower_bound=chosen.lower_bound,
+        seconds_per_sample=chosen.seconds,
+        run_ids=[r.run_id for r in newest],
+        sample_sets=len(sets),
+        autoattack=min(autoattacks) if autoattacks else None,
+        per_class=per_class,
         attacks=list(dict.fromkeys(a for r in runs for a in r.config.get("attack_names") or [])),
         probes=list(dict.fromkeys(a for r in runs for a in r.config.get("probe_names") or [])),
-        broken=sorted(chosen.broken.values(), key=lambda b: b.sample_idx), paper=newest[0].config.get("paper") or {},
-        architecture=next((r.config["architecture"] for r in newest if r.config.get("architecture")), ""),
-        date=newest[0].created[:10], commit=(newest[0].git_commit or "")[:10],
+        broken=sorted(chosen.broken.values(), key=lambda b: b.sample_idx),
+        paper=newest[0].config.get("paper") or {},
+        architecture=next(
+            (r.config["architecture"] for r in newest if r.config.get("architecture")), ""
+        ),
+        date=newest[0].created[:10],
+        commit=(newest[0].git_commit or "")[:10],
     )
 
 
-def merge_runs(store: Store, runs: Sequence[RunRecord], rows: RunRows | None = None) -> list[ThreatResult]:
+def merge_runs(
+    store: Store, runs: Sequence[RunRecord], rows: RunRows | None = None
+) -> list[ThreatResult]:
     """Every (checkpoint, dataset, norm, eps) the evaluations among `runs` measured, merged; sorted
     by threat, then model. Certifications and other kinds of runs are ignored."""
     groups: dict[tuple[str, str, Threat], list[RunRecord]] = {}
@@ -216,7 +270,17 @@ def merge_runs(store: Store, runs: Sequence[RunRecord], rows: RunRows | None = N
         if run.kind != "eval":
             continue
         for e in run.config.get("eps", []):
-            groups.setdefault((run.model, run.checkpoint_sha256, Threat(run.dataset, run.config["norm"], float(e))), []).append(run)
+            groups.setdefault(
+                (
+                    run.model,
+                    run.checkpoint_sha256,
+                    Threat(run.dataset, run.config["norm"], float(e)),
+                ),
+                [],
+            ).append(run)
     rows = rows or RunRows(store)
-    results = [merge_threat(rows, model, checkpoint, threat, rs) for (model, checkpoint, threat), rs in groups.items()]
+    results = [
+        merge_threat(rows, model, checkpoint, threat, rs)
+        for (model, checkpoint, threat), rs in groups.items()
+    ]
     return sorted(results, key=lambda r: (r.threat, r.model, r.checkpoint))

@@ -85,10 +85,14 @@ class ModelReport:
     model: str
     runs: list[RunRecord]  # reported, newest first
     results: list[ThreatResult]
-    curves: dict[str, list[tuple[str, list[float], list[float]]]] = field(default_factory=dict)  # norm -> (label, eps, accuracy)
+    curves: dict[str, list[tuple[str, list[float], list[float]]]] = field(
+        default_factory=dict
+    )  # norm -> (label, eps, accuracy)
     checks: list[RunChecks] = field(default_factory=list)
     certified: list[CertifiedCurve] = field(default_factory=list)
-    unfinished: list[str] = field(default_factory=list)  # the model's runs left out because they did not finish
+    unfinished: list[str] = field(
+        default_factory=list
+    )  # the model's runs left out because they did not finish
 
     def interval(self, share: float, n: int) -> tuple[float, float]:
         return clopper_pearson(share, n)
@@ -105,14 +109,18 @@ def find_runs(store: Store, target: str) -> tuple[str, list[RunRecord], list[str
         finished = [r for r in mine if r.status == "finished"]
         unfinished = [r.run_id for r in mine if r.status != "finished"]
         if not finished:
-            raise UsageError(f"model {target!r} has no finished run in {store.path} ({len(unfinished)} unfinished: re-run them to finish)")
+            raise UsageError(
+                f"model {target!r} has no finished run in {store.path} ({len(unfinished)} unfinished: re-run them to finish)"
+            )
         return target, finished, unfinished
     try:
         run = store.get_run(target)
     except UnknownRunError as exc:
         if "ambiguous" in str(exc):
             raise
-        raise UnknownRunError(f"no model and no run {target!r} in {store.path} (see 'advbench runs')") from None
+        raise UnknownRunError(
+            f"no model and no run {target!r} in {store.path} (see 'advbench runs')"
+        ) from None
     return run.model, [run], []
 
 
@@ -120,18 +128,36 @@ def _checks(run: RunRecord) -> RunChecks | None:
     if run.kind != "eval" or not (run.config.get("check_results") or run.config.get("verdict")):
         return None
     setting = f"{run.dataset} {run.config.get('norm')} {', '.join(f'{e:g}' for e in run.config.get('eps', []))}"
-    return RunChecks(run.run_id, setting, run.config.get("verdict") or "", list(run.config.get("check_results") or []),
-                     list(run.config.get("rechecks") or []), list((run.config.get("escalation") or {}).get("changes") or []))
+    return RunChecks(
+        run.run_id,
+        setting,
+        run.config.get("verdict") or "",
+        list(run.config.get("check_results") or []),
+        list(run.config.get("rechecks") or []),
+        list((run.config.get("escalation") or {}).get("changes") or []),
+    )
 
 
 def _certified(run: RunRecord) -> list[CertifiedCurve]:
     if run.kind != "certify" or not run.summary:
         return []
-    return [CertifiedCurve(run.run_id, run.dataset, sigma, list(c["radii"]), list(c["certified_accuracy"]), c["abstain"], c["predict_accuracy"])
-            for sigma, c in run.summary["curves"].items()]
+    return [
+        CertifiedCurve(
+            run.run_id,
+            run.dataset,
+            sigma,
+            list(c["radii"]),
+            list(c["certified_accuracy"]),
+            c["abstain"],
+            c["predict_accuracy"],
+        )
+        for sigma, c in run.summary["curves"].items()
+    ]
 
 
-def _curves(store: Store, runs: list[RunRecord], results: list[ThreatResult]) -> dict[str, list[tuple[str, list[float], list[float]]]]:
+def _curves(
+    store: Store, runs: list[RunRecord], results: list[ThreatResult]
+) -> dict[str, list[tuple[str, list[float], list[float]]]]:
     curves: dict[str, list[tuple[str, list[float], list[float]]]] = {}
     by_setting: dict[tuple[str, str, str], list[ThreatResult]] = {}
     for r in results:
@@ -140,7 +166,9 @@ def _curves(store: Store, runs: list[RunRecord], results: list[ThreatResult]) ->
         if len(rs) > 1:
             rs = sorted(rs, key=lambda r: r.threat.eps)
             label = f"worst case, {dataset} ({checkpoint[:8]})"
-            curves.setdefault(norm, []).append((label, [r.threat.eps for r in rs], [r.worst_case for r in rs]))
+            curves.setdefault(norm, []).append(
+                (label, [r.threat.eps for r in rs], [r.worst_case for r in rs])
+            )
     for run in runs:
         top = max((float(e) for e in run.config.get("eps", [])), default=0.0)
         if run.kind != "eval" or top <= 0:
@@ -150,7 +178,9 @@ def _curves(store: Store, runs: list[RunRecord], results: list[ThreatResult]) ->
             points = minimum_norm_curve(store, run.run_id, attack, grid)
             if points:
                 label = f"{attack} minimum norms, {run.dataset} (run {run.run_id})"
-                curves.setdefault(run.config["norm"], []).append((label, [e for e, _ in points], [a for _, a in points]))
+                curves.setdefault(run.config["norm"], []).append(
+                    (label, [e for e, _ in points], [a for _, a in points])
+                )
     return curves
 
 
@@ -162,7 +192,9 @@ def build_model_report(store: Store, target: str) -> ModelReport:
     certified = [c for r in runs for c in _certified(r)]
     if not results and not certified:
         raise UsageError(f"{target!r}: no stored evaluation or certification to report")
-    return ModelReport(target, model, runs, results, _curves(store, runs, results), checks, certified, unfinished)
+    return ModelReport(
+        target, model, runs, results, _curves(store, runs, results), checks, certified, unfinished
+    )
 
 
 def deceptive_picks(report: ModelReport, per_grid: int) -> list[Pick]:
@@ -176,7 +208,13 @@ def deceptive_picks(report: ModelReport, per_grid: int) -> list[Pick]:
         for b in r.broken:
             if not b.probe:
                 key = (r.checkpoint, r.threat.dataset, r.threat.norm)
-                grids.setdefault(key, []).append((b.distance if b.distance is not None else float("inf"), r.threat.eps, Pick(b.run_id, b.sample_idx, b.attack, r.threat.eps)))
+                grids.setdefault(key, []).append(
+                    (
+                        b.distance if b.distance is not None else float("inf"),
+                        r.threat.eps,
+                        Pick(b.run_id, b.sample_idx, b.attack, r.threat.eps),
+                    )
+                )
     picks = []
     for key in sorted(grids):
         seen: set[int] = set()

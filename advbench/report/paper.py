@@ -19,14 +19,20 @@ from advbench.core.paper_facts import own_variant
 NOT_REPORTED = "not reported"
 
 
-def _robust(reported: list[dict[str, Any]], dataset: str | None, norm: str | None, eps: float | None) -> dict[str, Any] | None:
+def _robust(
+    reported: list[dict[str, Any]], dataset: str | None, norm: str | None, eps: float | None
+) -> dict[str, Any] | None:
     """The paper's lowest robust accuracy at exactly this setting, or None."""
     if dataset is None or norm is None or eps is None:
         return None
     found = [
-        r for r in reported
-        if r.get("metric") == "robust_accuracy" and r.get("dataset") == dataset and r.get("norm") == norm
-        and r.get("eps") is not None and math.isclose(float(r["eps"]), float(eps), rel_tol=1e-3)
+        r
+        for r in reported
+        if r.get("metric") == "robust_accuracy"
+        and r.get("dataset") == dataset
+        and r.get("norm") == norm
+        and r.get("eps") is not None
+        and math.isclose(float(r["eps"]), float(eps), rel_tol=1e-3)
     ]
     return min(found, key=lambda r: r["value"]) if found else None
 
@@ -58,4 +64,7 @@ def paper_numbers(paper: dict[str, Any], dataset: str, norm: str, eps: float) ->
     headline = _robust(reported, paper.get("dataset"), own.get("norm"), own.get("eps"))
     if headline is None:
         return "", NOT_REPORTED
-    return "", f"{paper.get('dataset')} {headline['norm']} {float(headline['eps']):g}: {_cell(headline)}"
+    return (
+        "",
+        f"{paper.get('dataset')} {headline['norm']} {float(headline['eps']):g}: {_cell(headline)}",
+    )

@@ -47,7 +47,11 @@ class StoredResult:
 
 def newest_results(store: Store, dataset: str | None = None) -> list[StoredResult]:
     """One result per (model, dataset, norm, eps): the newest finished evaluation's."""
-    runs = [r for r in store.list_runs(limit=10_000_000) if r.status == "finished" and r.kind == "eval" and (not dataset or r.dataset == dataset)]
+    runs = [
+        r
+        for r in store.list_runs(limit=10_000_000)
+        if r.status == "finished" and r.kind == "eval" and (not dataset or r.dataset == dataset)
+    ]
     newest: dict[tuple[str, str, str, float], str] = {}
     for run in sorted(runs, key=lambda r: r.created):
         for e in run.config.get("eps", []):
@@ -56,7 +60,20 @@ def newest_results(store: Store, dataset: str | None = None) -> list[StoredResul
     for (model, data, norm, e), run_id in newest.items():
         summary = summarize(store, run_id)
         per = next(p for p in summary.per_eps if math.isclose(p.eps, e))
-        out.append(StoredResult(model, data, norm, e, summary.n, summary.clean_accuracy, dict(per.robust_after), per.worst_case, run_id, summary.verdict or ""))
+        out.append(
+            StoredResult(
+                model,
+                data,
+                norm,
+                e,
+                summary.n,
+                summary.clean_accuracy,
+                dict(per.robust_after),
+                per.worst_case,
+                run_id,
+                summary.verdict or "",
+            )
+        )
     return sorted(out, key=lambda r: (r.dataset, r.norm, r.eps, -r.worst_case, -r.clean))
 
 
@@ -94,8 +111,15 @@ def current_entries(store: Store, dataset: str | None = None) -> list[BaselineEn
         if row.run_id not in seeds:
             seeds[row.run_id] = store.get_run(row.run_id).seed
         seed = seeds[row.run_id]
-        entries += [BaselineEntry(row.model, row.dataset, row.norm, row.eps, attack, acc, row.n, seed) for attack, acc in row.robust.items()]
-        entries.append(BaselineEntry(row.model, row.dataset, row.norm, row.eps, WORST, row.worst_case, row.n, seed))
+        entries += [
+            BaselineEntry(row.model, row.dataset, row.norm, row.eps, attack, acc, row.n, seed)
+            for attack, acc in row.robust.items()
+        ]
+        entries.append(
+            BaselineEntry(
+                row.model, row.dataset, row.norm, row.eps, WORST, row.worst_case, row.n, seed
+            )
+        )
     return entries
 
 
@@ -104,7 +128,9 @@ def update_baseline(store: Store, path: Path, dataset: str | None = None) -> lis
     entries = current_entries(store, dataset)
     if not entries:
         which = f" on dataset {dataset!r}" if dataset else ""
-        raise UsageError(f"no finished evaluations{which} in the result database; {path} was not written")
+        raise UsageError(
+            f"no finished evaluations{which} in the result database; {path} was not written"
+        )
     write_baseline(path, entries)
     return entries
 
@@ -120,7 +146,9 @@ def read_baseline(path: Path) -> list[BaselineEntry]:
 
 def _lookup(rows: list[StoredResult], e: BaselineEntry) -> tuple[float, StoredResult] | None:
     for row in rows:
-        if (row.model, row.dataset, row.norm) == (e.model, e.dataset, e.norm) and math.isclose(row.eps, e.eps, rel_tol=1e-6):
+        if (row.model, row.dataset, row.norm) == (e.model, e.dataset, e.norm) and math.isclose(
+            row.eps, e.eps, rel_tol=1e-6
+        ):
             if e.attack == WORST:
                 return row.worst_case, row
             if e.attack in row.robust:
@@ -128,10 +156,19 @@ def _lookup(rows: list[StoredResult], e: BaselineEntry) -> tuple[float, StoredRe
     return None
 
 
-def settings_mismatch(store: Store, rows: list[StoredResult], e: BaselineEntry, found: StoredResult | None) -> str | None:
+def settings_mismatch(
+    store: Store, rows: list[StoredResult], e: BaselineEntry, found: StoredResult | None
+) -> str | None:
     """Why the stored result cannot be compared with the entry (another n, seed or dataset), or None."""
     if found is None:
-        elsewhere = sorted({r.dataset for r in rows if (r.model, r.norm) == (e.model, e.norm) and math.isclose(r.eps, e.eps, rel_tol=1e-6)})
+        elsewhere = sorted(
+            {
+                r.dataset
+                for r in rows
+                if (r.model, r.norm) == (e.model, e.norm)
+                and math.isclose(r.eps, e.eps, rel_tol=1e-6)
+            }
+        )
         if elsewhere:
             return f"{e.label}: the baseline's dataset is {e.dataset}, the stored runs are on {', '.join(elsewhere)}"
         return None
@@ -142,25 +179,38 @@ def settings_mismatch(store: Store, rows: list[StoredResult], e: BaselineEntry, 
         seed = store.get_run(found.run_id).seed
         if seed != e.seed:
             differs.append(f"seed {seed} (baseline {e.seed})")
-    return f"{e.label}: the newest stored run {found.run_id} has {' and '.join(differs)}" if differs else None
+    return (
+        f"{e.label}: the newest stored run {found.run_id} has {' and '.join(differs)}"
+        if differs
+        else None
+    )
 
 
-def compare(store: Store, baseline: list[BaselineEntry], tolerance: float = 1.0, stat: bool = False) -> list[Comparison]:
+def compare(
+    store: Store, baseline: list[BaselineEntry], tolerance: float = 1.0, stat: bool = False
+) -> list[Comparison]:
     """One comparison per baseline entry; UsageError when any cannot be compared like with like."""
     tolerance = check_tolerance(tolerance)
     if not baseline:
         raise UsageError("the baseline has no entries: nothing would be checked")
     rows = newest_results(store)
     found_rows = [_lookup(rows, e) for e in baseline]
-    reasons = (settings_mismatch(store, rows, e, found[1] if found else None) for e, found in zip(baseline, found_rows))
+    reasons = (
+        settings_mismatch(store, rows, e, found[1] if found else None)
+        for e, found in zip(baseline, found_rows)
+    )
     mismatches = [reason for reason in reasons if reason]
     if mismatches:
         more = f" (and {len(mismatches) - 1} more entries)" if len(mismatches) > 1 else ""
-        raise UsageError(f"not comparable with the baseline: {mismatches[0]}{more}; re-run with the baseline's settings or refresh it with --update")
+        raise UsageError(
+            f"not comparable with the baseline: {mismatches[0]}{more}; re-run with the baseline's settings or refresh it with --update"
+        )
     out = []
     for e, found in zip(baseline, found_rows):
         if found is None:
-            out.append(Comparison(e, None, 0, None, None, True))  # a result that vanished is a failure, not a pass
+            out.append(
+                Comparison(e, None, 0, None, None, True)
+            )  # a result that vanished is a failure, not a pass
             continue
         acc, row = found
         n, verdict = row.n, row.verdict
@@ -171,6 +221,10 @@ def compare(store: Store, baseline: list[BaselineEntry], tolerance: float = 1.0,
             if count[0] != count[1] or e.n != n:
                 # H1: the baseline accuracy is larger than the current one.
                 p_value = float(proportions_ztest(count, [e.n, n], alternative="larger")[1])
-        regressed = not math.isfinite(drop) or drop > tolerance or (p_value is not None and p_value < 0.05 and drop > 0)
+        regressed = (
+            not math.isfinite(drop)
+            or drop > tolerance
+            or (p_value is not None and p_value < 0.05 and drop > 0)
+        )
         out.append(Comparison(e, acc, n, drop, p_value, regressed, verdict))
     return out

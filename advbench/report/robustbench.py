@@ -51,15 +51,26 @@ def model_info(row: LeaderboardRow) -> dict[str, Any]:
     worst = f"{_pct(row.worst_case)}% worst case over {', '.join(row.attacks)}"
     found = f"found by {row.attack}" if row.attack else "no attack broke a sample"
     info: dict[str, Any] = {
-        "link": "", "name": row.paper_name or row.model, "authors": "", "additional_data": None, "number_forward_passes": 1,
-        "dataset": row.dataset, "venue": "", "architecture": row.architecture, "threat_model": THREAT_MODELS.get(row.norm, row.norm),
-        "eps": eps_text(row.eps), "clean_acc": _pct(row.clean), "reported": _pct(row.paper_accuracy) if row.paper_accuracy is not None else "",
+        "link": "",
+        "name": row.paper_name or row.model,
+        "authors": "",
+        "additional_data": None,
+        "number_forward_passes": 1,
+        "dataset": row.dataset,
+        "venue": "",
+        "architecture": row.architecture,
+        "threat_model": THREAT_MODELS.get(row.norm, row.norm),
+        "eps": eps_text(row.eps),
+        "clean_acc": _pct(row.clean),
+        "reported": _pct(row.paper_accuracy) if row.paper_accuracy is not None else "",
     }
     if row.autoattack is not None:
         info["autoattack_acc"] = _pct(row.autoattack)
         if row.worst_case < row.autoattack:
             info["external"] = _pct(row.worst_case)
-            info["footnote"] = f"advbench on {row.n} samples: {worst}, {found} (lower than AutoAttack alone)."
+            info["footnote"] = (
+                f"advbench on {row.n} samples: {worst}, {found} (lower than AutoAttack alone)."
+            )
         else:
             info["footnote"] = f"advbench on {row.n} samples: AutoAttack."
     else:
@@ -67,11 +78,25 @@ def model_info(row: LeaderboardRow) -> dict[str, Any]:
         info["footnote"] = f"Not AutoAttack: advbench on {row.n} samples, {worst}, {found}."
     info["unreliable"] = row.verdict == "unreliable"
     info["advbench"] = {
-        "model": row.model, "checkpoint_sha256": row.checkpoint, "n": row.n, "norm": row.norm, "eps": row.eps,
-        "clean_accuracy": row.clean, "worst_case": row.worst_case, "worst_case_ci": list(row.worst_case_ci), "attack": row.attack,
-        "found_by": row.found_by, "autoattack": row.autoattack, "verdict": row.verdict, "passes_per_sample": row.passes_per_sample,
-        "passes_lower_bound": row.passes_lower_bound, "seconds_per_sample": row.seconds_per_sample,
-        "paper_own_setting": row.paper_own_setting, "sample_sets": row.sample_sets, "runs": row.runs, "commit": row.commit,
+        "model": row.model,
+        "checkpoint_sha256": row.checkpoint,
+        "n": row.n,
+        "norm": row.norm,
+        "eps": row.eps,
+        "clean_accuracy": row.clean,
+        "worst_case": row.worst_case,
+        "worst_case_ci": list(row.worst_case_ci),
+        "attack": row.attack,
+        "found_by": row.found_by,
+        "autoattack": row.autoattack,
+        "verdict": row.verdict,
+        "passes_per_sample": row.passes_per_sample,
+        "passes_lower_bound": row.passes_lower_bound,
+        "seconds_per_sample": row.seconds_per_sample,
+        "paper_own_setting": row.paper_own_setting,
+        "sample_sets": row.sample_sets,
+        "runs": row.runs,
+        "commit": row.commit,
     }
     return info
 
@@ -85,8 +110,12 @@ def file_paths(boards: list[Board], out: Path) -> list[tuple[LeaderboardRow, Pat
     """Each row's file: OUT/<dataset>/<threat model>/<model>[_<sha8>][_eps<eps>].json."""
     rows = [r for b in boards for r in b.rows]
     folder = {id(r): out / _stem(r.dataset) / THREAT_MODELS.get(r.norm, r.norm) for r in rows}
-    budgets = Counter((folder[id(r)], r.model, r.checkpoint) for r in rows)  # rows of one checkpoint in one folder
-    checkpoints = Counter((f, m) for f, m, _ in budgets)  # checkpoints of one model name in one folder
+    budgets = Counter(
+        (folder[id(r)], r.model, r.checkpoint) for r in rows
+    )  # rows of one checkpoint in one folder
+    checkpoints = Counter(
+        (f, m) for f, m, _ in budgets
+    )  # checkpoints of one model name in one folder
     paths = []
     for r in rows:
         stem = _stem(r.model)
@@ -101,7 +130,9 @@ def file_paths(boards: list[Board], out: Path) -> list[tuple[LeaderboardRow, Pat
 def write_model_infos(boards: list[Board], out: Path) -> list[Path]:
     """One model-info JSON per leaderboard row under the folder `out`; the paths written."""
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; --format robustbench writes a folder of JSON files")
+        raise UsageError(
+            f"--out {out} is a file; --format robustbench writes a folder of JSON files"
+        )
     written = []
     for row, path in file_paths(boards, out):
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,4 +9,13 @@ from advbench.store.certificates import (
 from advbench.store.sqlite import DEFAULT_DB, Store
 from advbench.store.summary import RunSummary, summarize
 
-__all__ = ["DEFAULT_DB", "RADII", "REPORTED_RADII", "CertifySummary", "RunSummary", "Store", "summarize", "summarize_certificates"]
+__all__ = [
+    "DEFAULT_DB",
+    "RADII",
+    "REPORTED_RADII",
+    "CertifySummary",
+    "RunSummary",
+    "Store",
+    "summarize",
+    "summarize_certificates",
+]

@@ -33,7 +33,9 @@ def certified_accuracy(rows: list[dict[str, Any]], radius: float) -> float:
     """Share of samples certified correct at L2 radius >= `radius` (Cohen et al.'s approximate certified accuracy)."""
     if not rows:
         return 0.0
-    return sum(1 for r in rows if r["prediction"] == r["label"] and r["radius"] >= radius) / len(rows)
+    return sum(1 for r in rows if r["prediction"] == r["label"] and r["radius"] >= radius) / len(
+        rows
+    )
 
 
 def summarize_certificates(store: Store, run_id: str) -> CertifySummary:
@@ -47,22 +49,40 @@ def summarize_certificates(store: Store, run_id: str) -> CertifySummary:
             "radii": RADII,
             "certified_accuracy": [certified_accuracy(mine, r) for r in RADII],
             "abstain": sum(1 for r in mine if r["prediction"] < 0) / max(1, len(mine)),
-            "predict_accuracy": sum(1 for r in mine if r["predict"] == r["label"]) / max(1, len(mine)),
-            "median_radius_correct": _median([r["radius"] for r in mine if r["prediction"] == r["label"]]),
+            "predict_accuracy": sum(1 for r in mine if r["predict"] == r["label"])
+            / max(1, len(mine)),
+            "median_radius_correct": _median(
+                [r["radius"] for r in mine if r["prediction"] == r["label"]]
+            ),
             # Forward passes (n0 + estimation draws) per image: all alike for CERTIFY, spread out by --sequential.
             "passes_per_image": _spread([r["forward_passes"] for r in mine]),
         }
     passes = sum(r["forward_passes"] for r in rows)
     seconds = sum(r["seconds"] for r in rows)
     n = len({r["sample_idx"] for r in rows})
-    return CertifySummary(run.run_id, run.model, run.dataset, n, sigmas, curves, passes / seconds if seconds else 0.0, passes, run.wall_seconds)
+    return CertifySummary(
+        run.run_id,
+        run.model,
+        run.dataset,
+        n,
+        sigmas,
+        curves,
+        passes / seconds if seconds else 0.0,
+        passes,
+        run.wall_seconds,
+    )
 
 
 def _spread(values: list[int]) -> dict[str, float]:
     if not values:
         return {"min": 0, "median": 0, "mean": 0.0, "max": 0}
     ordered = sorted(values)
-    return {"min": ordered[0], "median": ordered[len(ordered) // 2], "mean": sum(ordered) / len(ordered), "max": ordered[-1]}
+    return {
+        "min": ordered[0],
+        "median": ordered[len(ordered) // 2],
+        "mean": sum(ordered) / len(ordered),
+        "max": ordered[-1],
+    }
 
 
 def _median(values: list[float]) -> float | None:

@@ -68,7 +68,20 @@ CREATE TABLE IF NOT EXISTS certificates (
 OPTIONAL_TABLES = frozenset({"certificates"})
 OPTIONAL_COLUMNS = {("samples", "min_distance"): "ALTER TABLE samples ADD COLUMN min_distance REAL"}
 
-SAMPLE_COLUMNS = ("sample_idx", "attack", "eps", "status", "label", "clean_pred", "adv_pred", "success", "distance", "steps", "seconds", "min_distance")
+SAMPLE_COLUMNS = (
+    "sample_idx",
+    "attack",
+    "eps",
+    "status",
+    "label",
+    "clean_pred",
+    "adv_pred",
+    "success",
+    "distance",
+    "steps",
+    "seconds",
+    "min_distance",
+)
 
 
 @functools.cache
@@ -98,12 +111,18 @@ def upgrade_statements(conn: sqlite3.Connection, path: Path) -> list[str]:
     """The statements that bring the database on `conn` to SCHEMA: all of it for an empty
     database, an earlier version's missing columns and tables, nothing for a current one.
     Raises UnusableDatabaseError, before anything is written, for any other database."""
-    objects = [(kind, name) for kind, name in conn.execute("SELECT type, name FROM sqlite_master") if not name.startswith("sqlite_")]
+    objects = [
+        (kind, name)
+        for kind, name in conn.execute("SELECT type, name FROM sqlite_master")
+        if not name.startswith("sqlite_")
+    ]
     if not objects:
         return schema_statements()
     expected = expected_columns()
     tables = {name for kind, name in objects if kind == "table"}
-    foreign = sorted(tables - set(expected)) + sorted(f"{kind} {name}" for kind, name in objects if kind in ("view", "trigger"))
+    foreign = sorted(tables - set(expected)) + sorted(
+        f"{kind} {name}" for kind, name in objects if kind in ("view", "trigger")
+    )
     if foreign or "runs" not in tables:
         held = ", ".join(foreign) or ", ".join(sorted(tables)) or "no tables"
         raise UnusableDatabaseError(
@@ -118,7 +137,11 @@ def upgrade_statements(conn: sqlite3.Connection, path: Path) -> list[str]:
                 problems.append(f"no table {table}")
             continue
         have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-        upgrades += [OPTIONAL_COLUMNS[(table, c)] for c in sorted(columns - have) if (table, c) in OPTIONAL_COLUMNS]
+        upgrades += [
+            OPTIONAL_COLUMNS[(table, c)]
+            for c in sorted(columns - have)
+            if (table, c) in OPTIONAL_COLUMNS
+        ]
         lacking = sorted(c for c in columns - have if (table, c) not in OPTIONAL_COLUMNS)
         unknown = sorted(have - columns)
         if lacking:

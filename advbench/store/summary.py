@@ -14,7 +14,9 @@ class EpsSummary:
     robust_after: dict[str, float]  # attack -> robust accuracy after it and every attack before it
     worst_case: float  # over every attack that ran, the checks' probe attacks included
     median_distance: dict[str, float | None] = field(default_factory=dict)
-    broken_by_checks_only: int = 0  # samples only a check's probe attack broke (counted in worst_case)
+    broken_by_checks_only: int = (
+        0  # samples only a check's probe attack broke (counted in worst_case)
+    )
 
 
 @dataclass
@@ -28,7 +30,9 @@ class RunSummary:
     clean_accuracy: float
     per_eps: list[EpsSummary]
     wall_seconds: float
-    verdict: str | None = None  # reliable | escalated | unreliable (adaptive evaluation); None: checks off
+    verdict: str | None = (
+        None  # reliable | escalated | unreliable (adaptive evaluation); None: checks off
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,14 +59,29 @@ def summarize(store: Store, run_id: str) -> RunSummary:
             attacked = [r for r in rows.get(attack, []) if r["status"] == "attacked"]
             broken |= {r["sample_idx"] for r in attacked if r["success"]} & correct
             robust_after[attack] = (clean_correct - len(broken)) / n if n else 0.0
-            dists = sorted(r["distance"] for r in attacked if r["success"] and r["distance"] is not None)
+            dists = sorted(
+                r["distance"] for r in attacked if r["success"] and r["distance"] is not None
+            )
             median[attack] = dists[len(dists) // 2] if dists else None
         # Worst case means worst case: what the checks' probes broke counts too (only samples correct
         # on the clean pass: a probe may have judged a random model's draw differently).
-        by_probes = {r["sample_idx"] for p in probes for r in rows.get(p, []) if r["status"] == "attacked" and r["success"]} & correct
+        by_probes = {
+            r["sample_idx"]
+            for p in probes
+            for r in rows.get(p, [])
+            if r["status"] == "attacked" and r["success"]
+        } & correct
         worst = (clean_correct - len(broken | by_probes)) / n if n else 0.0
         per_eps.append(EpsSummary(float(eps), robust_after, worst, median, len(by_probes - broken)))
     return RunSummary(
-        run.run_id, run.model, run.dataset, config["norm"], attacks, n, clean_correct / n if n else 0.0, per_eps, run.wall_seconds,
+        run.run_id,
+        run.model,
+        run.dataset,
+        config["norm"],
+        attacks,
+        n,
+        clean_correct / n if n else 0.0,
+        per_eps,
+        run.wall_seconds,
         config.get("verdict"),
     )

@@ -15,4 +15,14 @@ from advbench.train.loop import EpochLog, train_model
 from advbench.train.partial import train_partial
 from advbench.train.recipes import RECIPES
 
-__all__ = ["RECIPES", "EpochLog", "TrainConfig", "config_for", "merge_overrides", "option_rows", "parse_options", "train_model", "train_partial"]
+__all__ = [
+    "RECIPES",
+    "EpochLog",
+    "TrainConfig",
+    "config_for",
+    "merge_overrides",
+    "option_rows",
+    "parse_options",
+    "train_model",
+    "train_partial",
+]

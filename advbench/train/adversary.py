@@ -18,7 +18,9 @@ from advbench.core.seeding import sample_normal
 from advbench.core.threat import ThreatModel
 from advbench.models.wrapper import RobustModel
 
-Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, rows) -> per-sample loss
+Objective = Callable[
+    [torch.Tensor, torch.Tensor], torch.Tensor
+]  # (logits, rows) -> per-sample loss
 
 
 def maximize(
@@ -45,10 +47,14 @@ def maximize(
     if start == "uniform":
         x_adv = random_start(x, threat, indices, seed, 0)
     elif start == "normal":
-        x_adv = threat.project(x, x + 0.001 * sample_normal(seed, indices, tuple(x.shape[1:]), device=x.device))
+        x_adv = threat.project(
+            x, x + 0.001 * sample_normal(seed, indices, tuple(x.shape[1:]), device=x.device)
+        )
     else:
         x_adv = x.clone()
-    budget = torch.full((len(x),), -1, dtype=torch.int64, device=x.device)  # steps left once fooled; -1: not yet
+    budget = torch.full(
+        (len(x),), -1, dtype=torch.int64, device=x.device
+    )  # steps left once fooled; -1: not yet
     rows = torch.arange(len(x), device=x.device)
     with model.attack_mode():
         for _ in range(steps):
@@ -63,6 +69,8 @@ def maximize(
                 rows, grad = rows[keep], grad[keep]
                 if len(rows) == 0:
                     break
-            x_adv[rows] = threat.project(x[rows], ascent_step(x_adv[rows], grad, threat.norm, stepsize))
+            x_adv[rows] = threat.project(
+                x[rows], ascent_step(x_adv[rows], grad, threat.norm, stepsize)
+            )
     model.net.train(was_training)
     return x_adv.detach()

@@ -6,7 +6,9 @@ import torch
 import torch.nn.functional as F
 
 
-def random_crop_flip(x: torch.Tensor, pad: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
+def random_crop_flip(
+    x: torch.Tensor, pad: int, flip: bool, generator: torch.Generator
+) -> torch.Tensor:
     n, _, h, w = x.shape
     if pad > 0:
         padded = F.pad(x, (pad, pad, pad, pad))

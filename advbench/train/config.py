@@ -35,15 +35,23 @@ class TrainConfig:
     seed: int = 0
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     max_train: int | None = None  # use only the first N training images
-    normalize: bool = True  # False: the net sees [0,1] pixels (front ends whose thresholds are in pixel units)
-    init_from: str | None = None  # start from this zoo model's checkpoint (fine-tuning; 0 epochs copies it)
-    smooth_lambda: float = 0.0  # smooth-kernel regularizer weight (smooth-kernels §3); < 0 favours high frequencies
+    normalize: bool = (
+        True  # False: the net sees [0,1] pixels (front ends whose thresholds are in pixel units)
+    )
+    init_from: str | None = (
+        None  # start from this zoo model's checkpoint (fine-tuning; 0 epochs copies it)
+    )
+    smooth_lambda: float = (
+        0.0  # smooth-kernel regularizer weight (smooth-kernels §3); < 0 favours high frequencies
+    )
     # Adversarial recipes: the threat model and PGD steps of the inner maximization.
     at_norm: str = "linf"
     at_eps: float = 0.1
     at_steps: int = 10
     at_rel_stepsize: float = 0.25
-    early_stop: bool = True  # adversarial recipes keep the epoch with the best robust validation accuracy
+    early_stop: bool = (
+        True  # adversarial recipes keep the epoch with the best robust validation accuracy
+    )
     val_images: int = 1000  # held out from the end of the training set for that choice
     # One recipe each: trades / trades-awp, alp, kl-pairing, mart, fat, awp / trades-awp, gauss, polarizer.
     trades_beta: float = 6.0
@@ -55,19 +63,29 @@ class TrainConfig:
     gauss_q: float = 0.5
     polarizer_sigma1: float = 0.35
     polarizer_sigma2: float = 0.15
-    dictionary_steps: int = 1000  # sparse-coding: minibatch steps of dictionary learning (dissertation App. B.3: 1000)
+    dictionary_steps: int = (
+        1000  # sparse-coding: minibatch steps of dictionary learning (dissertation App. B.3: 1000)
+    )
     # Partial adversarial training (advbench.train.partial).
-    recipe: str | None = None  # override the model's own recipe (partial adversarial training's stages)
-    partial: str | None = None  # A1N2 | N1A2 | A2N1 | N2A1: this run is stage 2 of partial adversarial training
+    recipe: str | None = (
+        None  # override the model's own recipe (partial adversarial training's stages)
+    )
+    partial: str | None = (
+        None  # A1N2 | N1A2 | A2N1 | N2A1: this run is stage 2 of partial adversarial training
+    )
     cutoff: str | None = None  # the last module of the earlier layers, for `partial`
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("sgd", "adam"):
             raise UsageError(f"optimizer is sgd or adam, not {self.optimizer!r}")
         if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
-            raise UsageError("training needs epochs >= 0, batch size >= 1 and a positive learning rate")
+            raise UsageError(
+                "training needs epochs >= 0, batch size >= 1 and a positive learning rate"
+            )
         if self.max_train is not None and self.max_train < 1:
-            raise UsageError(f"--max-train must be a positive number of training images, got {self.max_train}")
+            raise UsageError(
+                f"--max-train must be a positive number of training images, got {self.max_train}"
+            )
         if self.val_images < 0:
             raise UsageError(f"val_images must be >= 0, got {self.val_images}")
         if self.at_steps < 0:
@@ -80,11 +98,16 @@ def config_for(model: str, **overrides: Any) -> TrainConfig:
     """The model's Fashion-MNIST CPU recipe (its registry entry), then explicit overrides."""
     spec = MODELS.get(model)
     values = {**spec.cpu_train, **overrides}
-    values["model_kwargs"] = {**spec.cpu_train.get("model_kwargs", {}), **overrides.get("model_kwargs", {})}
+    values["model_kwargs"] = {
+        **spec.cpu_train.get("model_kwargs", {}),
+        **overrides.get("model_kwargs", {}),
+    }
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise UsageError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(known - {'model'}))}")
+        raise UsageError(
+            f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(known - {'model'}))}"
+        )
     return TrainConfig(model=model, **values)
 
 
@@ -106,7 +129,9 @@ def parse_options(items: list[str]) -> dict[str, Any]:
         kind = kinds[key]
         # Optional[X] (a Union with None) -> X; generics such as dict[str, Any] stay as they are.
         union = typing.get_origin(kind) in (typing.Union, types.UnionType)
-        base = next((a for a in typing.get_args(kind) if a is not type(None)), kind) if union else kind
+        base = (
+            next((a for a in typing.get_args(kind) if a is not type(None)), kind) if union else kind
+        )
         try:
             if raw.lower() in ("none", "null") and type(None) in typing.get_args(kind):
                 values[key] = None
@@ -121,7 +146,9 @@ def parse_options(items: list[str]) -> dict[str, Any]:
             else:
                 values[key] = base(raw)
         except (ValueError, json.JSONDecodeError):
-            raise UsageError(f"training option {key}={raw!r} is not a valid {getattr(base, '__name__', str(base))}") from None
+            raise UsageError(
+                f"training option {key}={raw!r} is not a valid {getattr(base, '__name__', str(base))}"
+            ) from None
     return values
 
 
@@ -137,11 +164,20 @@ def option_rows() -> list[list[str]]:
     return rows
 
 
-def merge_overrides(dataset: str, given: Mapping[str, object], set_options: list[str], model_kwargs: Mapping[str, object]) -> dict[str, object]:
+def merge_overrides(
+    dataset: str,
+    given: Mapping[str, object],
+    set_options: list[str],
+    model_kwargs: Mapping[str, object],
+) -> dict[str, object]:
     """The overrides `advbench train` passes to `config_for`: the dataset, the options given (None:
     not given), then `--set KEY=VALUE`, then the given model kwargs on top of any `--set model_kwargs`."""
     set_values = parse_options(set_options or [])
-    overrides: dict[str, object] = {"dataset": dataset, **{k: v for k, v in given.items() if v is not None}, **set_values}
+    overrides: dict[str, object] = {
+        "dataset": dataset,
+        **{k: v for k, v in given.items() if v is not None},
+        **set_values,
+    }
     kwargs = {k: v for k, v in model_kwargs.items() if v is not None}
     if kwargs:
         overrides["model_kwargs"] = {**set_values.get("model_kwargs", {}), **kwargs}

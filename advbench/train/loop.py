@@ -53,7 +53,11 @@ def _state_path(out_dir: Path, name: str) -> Path:
 def _training_record(config: TrainConfig) -> dict[str, Any]:
     """The settings a card's `training` records (its history and provenance come on top)."""
     return {
-        **{k: v for k, v in asdict(config).items() if k not in ("model", "dataset", "model_kwargs", "recipe")},
+        **{
+            k: v
+            for k, v in asdict(config).items()
+            if k not in ("model", "dataset", "model_kwargs", "recipe")
+        },
         "recipe": config.recipe or MODELS.get(config.model).recipe,
         "optimizer": f"{config.optimizer}{' nesterov' if config.optimizer == 'sgd' else ''}",
     }
@@ -65,30 +69,53 @@ def finished_card(config: TrainConfig, out_dir: Path) -> ModelCard | None:
     if not path.is_file() or _state_path(out_dir, config.model).is_file():
         return None
     card = ModelCard.from_yaml(path)
-    want = {"dataset": config.dataset, "training": _training_record(config), "kwargs": config.model_kwargs}
-    have = {"dataset": card.dataset, "training": {k: card.training.get(k) for k in want["training"]},
-            "kwargs": {k: card.kwargs.get(k) for k in config.model_kwargs}}
+    want = {
+        "dataset": config.dataset,
+        "training": _training_record(config),
+        "kwargs": config.model_kwargs,
+    }
+    have = {
+        "dataset": card.dataset,
+        "training": {k: card.training.get(k) for k in want["training"]},
+        "kwargs": {k: card.kwargs.get(k) for k in config.model_kwargs},
+    }
     return card if json.loads(json.dumps(want)) == json.loads(json.dumps(have)) else None
 
 
-def _save_state(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, epoch: int, config: TrainConfig, history: list[EpochLog], best: dict[str, torch.Tensor] | None) -> None:
+def _save_state(
+    path: Path,
+    net: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    epoch: int,
+    config: TrainConfig,
+    history: list[EpochLog],
+    best: dict[str, torch.Tensor] | None,
+) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     tensors.update({f"best.{k}": v.detach().cpu().contiguous() for k, v in (best or {}).items()})
     for i, p in enumerate(opt.param_groups[0]["params"]):
         for key, value in opt.state.get(p, {}).items():
             if isinstance(value, torch.Tensor):
                 tensors[f"opt.{i}.{key}"] = value.detach().cpu().contiguous()
-    meta = {"epoch": str(epoch), "config": json.dumps(asdict(config), sort_keys=True), "history": json.dumps([asdict(h) for h in history])}
+    meta = {
+        "epoch": str(epoch),
+        "config": json.dumps(asdict(config), sort_keys=True),
+        "history": json.dumps([asdict(h) for h in history]),
+    }
     tmp = path.with_suffix(".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     tmp.replace(path)
 
 
-def _load_state(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, config: TrainConfig) -> tuple[int, list[EpochLog], dict[str, torch.Tensor] | None]:
+def _load_state(
+    path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, config: TrainConfig
+) -> tuple[int, list[EpochLog], dict[str, torch.Tensor] | None]:
     with safe_open(str(path), "pt") as f:
         meta = f.metadata()
     if json.loads(meta["config"]) != json.loads(json.dumps(asdict(config), sort_keys=True)):
-        raise CheckpointError(f"training state {path} was made with a different configuration; remove it or change --out")
+        raise CheckpointError(
+            f"training state {path} was made with a different configuration; remove it or change --out"
+        )
     tensors = load_file(str(path))
     net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     device = next(net.parameters()).device
@@ -96,7 +123,7 @@ def _load_state(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, co
         prefix = f"opt.{i}."
         for key in [k for k in tensors if k.startswith(prefix)]:
             value = tensors[key]
-            opt.state[p][key[len(prefix):]] = value if key.endswith(".step") else value.to(device)
+            opt.state[p][key[len(prefix) :]] = value if key.endswith(".step") else value.to(device)
     best = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")} or None
     return int(meta["epoch"]), [EpochLog(**h) for h in json.loads(meta["history"])], best
 
@@ -117,24 +144,46 @@ def _init_weights(net: torch.nn.Module, source: str, dataset: str, out_dir: Path
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
-        raise CheckpointError(f"cannot start from {source}: its weights do not fit ({str(exc).splitlines()[0]})") from None
+        raise CheckpointError(
+            f"cannot start from {source}: its weights do not fit ({str(exc).splitlines()[0]})"
+        ) from None
     return card
 
 
 @torch.no_grad()
 def _accuracy(model: RobustModel, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> float:
     model.net.eval()
-    correct = sum(int((model.predict(x[i : i + batch]) == y[i : i + batch]).sum()) for i in range(0, len(y), batch))
+    correct = sum(
+        int((model.predict(x[i : i + batch]) == y[i : i + batch]).sum())
+        for i in range(0, len(y), batch)
+    )
     return correct / len(y)
 
 
-def _robust_accuracy(model: RobustModel, x: torch.Tensor, y: torch.Tensor, config: TrainConfig, epoch: int) -> float:
+def _robust_accuracy(
+    model: RobustModel, x: torch.Tensor, y: torch.Tensor, config: TrainConfig, epoch: int
+) -> float:
     """PGD-10 accuracy under the training threat model (early stopping's criterion)."""
     model.net.eval()
-    threat, attack, correct = ThreatModel(Norm(config.at_norm), config.at_eps), PGD(PGDConfig(steps=10, rel_stepsize=0.25)), 0
+    threat, attack, correct = (
+        ThreatModel(Norm(config.at_norm), config.at_eps),
+        PGD(PGDConfig(steps=10, rel_stepsize=0.25)),
+        0,
+    )
     for i in range(0, len(y), 500):
         idx = torch.arange(i, min(i + 500, len(y)), device=x.device)
-        correct += int((~attack(model, x[idx], y[idx], threat, idx, derive_seed(config.seed, "validation", epoch)).success).sum())
+        correct += int(
+            (
+                ~attack(
+                    model,
+                    x[idx],
+                    y[idx],
+                    threat,
+                    idx,
+                    derive_seed(config.seed, "validation", epoch),
+                ).success
+            ).sum()
+        )
     return correct / len(y)
 
 
@@ -150,25 +199,42 @@ def train_model(
     """Train `config.model` with its recipe; write `<out_dir>/<model>.safetensors` plus its card."""
     spec = MODELS.get(config.model)
     recipe = RECIPES.get(config.recipe or spec.recipe)
-    torch.manual_seed(config.seed)  # weight init and noise draws; batches use the explicit generator below
-    train, test = load_dataset(config.dataset, "train", data_dir), load_dataset(config.dataset, "test", data_dir)
+    torch.manual_seed(
+        config.seed
+    )  # weight init and noise draws; batches use the explicit generator below
+    train, test = (
+        load_dataset(config.dataset, "train", data_dir),
+        load_dataset(config.dataset, "test", data_dir),
+    )
     x_all, y_all = train.images.to(device), train.labels.to(device)
     # Early stopping's validation images come from the end of the training set (at most 10% of it).
-    holdout = min(config.val_images, len(y_all) // 10) if recipe.adversarial and config.early_stop else 0
+    holdout = (
+        min(config.val_images, len(y_all) // 10) if recipe.adversarial and config.early_stop else 0
+    )
     x_val, y_val = x_all[len(y_all) - holdout :], y_all[len(y_all) - holdout :]
     x_train, y_train = x_all[: len(y_all) - holdout], y_all[: len(y_all) - holdout]
     if config.max_train:
         x_train, y_train = x_train[: config.max_train], y_train[: config.max_train]
     x_test, y_test = test.images[:2000].to(device), test.labels[:2000].to(device)
-    kwargs = {"num_classes": train.num_classes, "in_channels": train.input_shape[0], **config.model_kwargs}
+    kwargs = {
+        "num_classes": train.num_classes,
+        "in_channels": train.input_shape[0],
+        **config.model_kwargs,
+    }
     net = spec.build(**kwargs)
-    source = _init_weights(net, config.init_from, config.dataset, out_dir) if config.init_from else None
+    source = (
+        _init_weights(net, config.init_from, config.dataset, out_dir) if config.init_from else None
+    )
     freeze_statistics = None
     if config.partial:
         (_, early_stage), _ = parse_code(config.partial)
         if not config.cutoff or source is None:
-            raise UsageError("stage 2 of partial adversarial training needs --cutoff and the stage-1 weights (init_from)")
-        freeze_statistics = freeze_and_reset(net, config.cutoff, "early" if early_stage == 1 else "late")
+            raise UsageError(
+                "stage 2 of partial adversarial training needs --cutoff and the stage-1 weights (init_from)"
+            )
+        freeze_statistics = freeze_and_reset(
+            net, config.cutoff, "early" if early_stage == 1 else "late"
+        )
     # The card records the normalization; training runs through the same wrapper as evaluation
     # (unfrozen), so both normalize with exactly the card's numbers.
     if source is not None:
@@ -178,17 +244,30 @@ def train_model(
         std = [round(float(v), 6) for v in x_train.std(dim=(0, 2, 3))]
     else:
         mean = std = None
-    model = RobustModel(net, train.input_shape, train.num_classes, mean, std, name=config.model, freeze=False).to(device)
+    model = RobustModel(
+        net, train.input_shape, train.num_classes, mean, std, name=config.model, freeze=False
+    ).to(device)
     if config.optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay)
+        opt: torch.optim.Optimizer = torch.optim.Adam(
+            [p for p in net.parameters() if p.requires_grad],
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+        )
     else:
-        opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True)
+        opt = torch.optim.SGD(
+            [p for p in net.parameters() if p.requires_grad],
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            nesterov=True,
+        )
     steps_per_epoch = math.ceil(len(y_train) / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     warmup = max(1, total_steps // 4)
     # Triangular one-cycle schedule: linear ramp up for a quarter of the steps, then down to 0.
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda t: min((t + 1) / warmup, max(0.0, (total_steps - t) / max(1, total_steps - warmup)))
+        opt,
+        lambda t: min((t + 1) / warmup, max(0.0, (total_steps - t) / max(1, total_steps - warmup))),
     )
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -197,7 +276,9 @@ def train_model(
     start, best = 0, None
     if resume and state_path.is_file():
         start, history, best = _load_state(state_path, net, opt, config)
-        with warnings.catch_warnings():  # fast-forwarding the schedule before any optimizer step is intended
+        with (
+            warnings.catch_warnings()
+        ):  # fast-forwarding the schedule before any optimizer step is intended
             warnings.simplefilter("ignore", UserWarning)
             for _ in range(start * steps_per_epoch):
                 sched.step()
@@ -230,8 +311,17 @@ def train_model(
             if on_batch:
                 on_batch(epoch * steps_per_epoch + step + 1, total_steps)
         val_robust = _robust_accuracy(model, x_val, y_val, config, epoch) if holdout else None
-        log = EpochLog(epoch + 1, loss_sum / len(y_train), correct / len(y_train), _accuracy(model, x_test, y_test), time.time() - t0, val_robust)
-        if val_robust is not None and (best is None or val_robust > max(h.val_robust_acc or 0.0 for h in history)):
+        log = EpochLog(
+            epoch + 1,
+            loss_sum / len(y_train),
+            correct / len(y_train),
+            _accuracy(model, x_test, y_test),
+            time.time() - t0,
+            val_robust,
+        )
+        if val_robust is not None and (
+            best is None or val_robust > max(h.val_robust_acc or 0.0 for h in history)
+        ):
             best = {k: v.detach().clone() for k, v in net.state_dict().items()}
         history.append(log)
         _save_state(state_path, net, opt, epoch + 1, config, history, best)
@@ -241,7 +331,11 @@ def train_model(
     if best is not None:
         net.load_state_dict(best)
     net.eval()
-    kept = max(history, key=lambda h: h.val_robust_acc or 0.0).epoch if best is not None else len(history)
+    kept = (
+        max(history, key=lambda h: h.val_robust_acc or 0.0).epoch
+        if best is not None
+        else len(history)
+    )
     card = ModelCard(
         name=config.model,
         dataset=config.dataset,

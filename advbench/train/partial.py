@@ -42,9 +42,16 @@ def train_partial(
     stage1_dir = out_dir / "stage1"
     stage1 = replace(base_config, recipe=METHOD[first_method], partial=None, cutoff=None)
     if not (resume and finished_card(stage1, stage1_dir)):
-        train_model(stage1, stage1_dir, device, data_dir, resume, on_batch=on_batch, on_epoch=on_epoch)
+        train_model(
+            stage1, stage1_dir, device, data_dir, resume, on_batch=on_batch, on_epoch=on_epoch
+        )
     stage2 = replace(
-        base_config, recipe=METHOD[second_method], init_from=str(stage1_dir / f"{base_config.model}.yaml"),
-        partial=code.upper(), cutoff=cutoff,
+        base_config,
+        recipe=METHOD[second_method],
+        init_from=str(stage1_dir / f"{base_config.model}.yaml"),
+        partial=code.upper(),
+        cutoff=cutoff,
     )
-    return train_model(stage2, out_dir, device, data_dir, resume, on_batch=on_batch, on_epoch=on_epoch)
+    return train_model(
+        stage2, out_dir, device, data_dir, resume, on_batch=on_batch, on_epoch=on_epoch
+    )

@@ -23,7 +23,9 @@ def parse_code(code: str) -> tuple[tuple[str, int], tuple[str, int]]:
     """'A1N2' -> (('A', 1), ('N', 2)); the two parts must be in different stages."""
     m = CODE.match(code.upper())
     if not m or m.group(2) == m.group(4):
-        raise UsageError(f"--partial is one of A1N2, N1A2, A2N1, N2A1 (earlier layers first), not {code!r}")
+        raise UsageError(
+            f"--partial is one of A1N2, N1A2, A2N1, N2A1 (earlier layers first), not {code!r}"
+        )
     return (m.group(1), int(m.group(2))), (m.group(3), int(m.group(4)))
 
 
@@ -32,7 +34,9 @@ def split_modules(net: nn.Module, cutoff: str) -> tuple[list[nn.Module], list[nn
     names = [name for name, _ in net.named_modules() if name]
     if cutoff not in names:
         close = [n for n in names if cutoff in n][:5]
-        raise UsageError(f"--cutoff {cutoff!r} is not a module of this model{'; close: ' + ', '.join(close) if close else ''}")
+        raise UsageError(
+            f"--cutoff {cutoff!r} is not a module of this model{'; close: ' + ', '.join(close) if close else ''}"
+        )
     cut_module = dict(net.named_modules())[cutoff]
     inside_cut = {id(m) for m in cut_module.modules()}
     early: list[nn.Module] = []
@@ -62,7 +66,10 @@ def freeze_and_reset(net: nn.Module, cutoff: str, frozen: str) -> Callable[[], N
         for p in module.parameters(recurse=False):
             p.requires_grad_(False)
     for module in reset:
-        for method in ("reset_parameters", "reset_running_stats"):  # layers with weights; norms' statistics
+        for method in (
+            "reset_parameters",
+            "reset_running_stats",
+        ):  # layers with weights; norms' statistics
             reset_fn = getattr(module, method, None)
             if callable(reset_fn):
                 reset_fn()
@@ -72,4 +79,3 @@ def freeze_and_reset(net: nn.Module, cutoff: str, frozen: str) -> Callable[[], N
             module.eval()
 
     return freeze_statistics
-
