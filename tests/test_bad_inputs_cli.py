@@ -188,7 +188,8 @@ def test_zoo_model_identity_is_still_its_weights_hash(digits_zoo: Path) -> None:
 def test_sigint_during_eval_stores_whole_batches_and_says_how_to_resume(tmp_path: Path, digits_zoo: Path) -> None:
     db = tmp_path / "int.sqlite"
     args = ["eval", "--model", "rn18-nt", "--dataset", "digits", "--zoo", str(digits_zoo), "--n", "200", "--device", "cpu",
-            "--attack", "pgd:steps=200", "--eps", "0.02", "--batch-size", "8", "--db", str(db)]  # slow enough to interrupt on an idle machine
+            "--attack", "pgd:steps=200", "--eps", "0.02", "--batch-size", "8", "--check-n", "16", "--db", str(db)]  # slow enough to interrupt on an idle machine
+    # The checked shard (the first 16 samples) is committed whole, then batches of 8.
     env = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
     # A shell's background job (e.g. CI started with `cmd &`) inherits SIGINT ignored; a user's Ctrl-C assumes the default.
     restore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
