@@ -91,14 +91,14 @@ def test_results_do_not_depend_on_the_batch(digits_model, digits_data, spec: str
 def test_every_point_in_the_ball_and_box(digits_model, digits_data, threat: ThreatModel, spec: str) -> None:
     x, y = digits_data[0][:60], digits_data[1][:60]
     attack = build_attack(spec)[1]
-    run = attack.run
+    run = attack.run_staged
     raw: dict = {}
 
-    def spy(*args):  # what the attack itself returns, before the base class projects it
-        raw["x_adv"], steps = run(*args)
-        return raw["x_adv"].clone(), steps
+    def spy(*args, **options):  # what the attack itself returns, before the base class projects it
+        raw["x_adv"], steps, stages = run(*args, **options)
+        return raw["x_adv"].clone(), steps, stages
 
-    attack.run = spy
+    attack.run_staged = spy
     result = attack(digits_model, x, y, threat)
     for x_adv in (raw["x_adv"], result.x_adv):
         assert float(ThreatModel(threat.norm, 0).distance(x, x_adv).max()) <= threat.eps * (1 + 1e-6) + 1e-7

@@ -6,6 +6,8 @@ after losing shards, and `--ray` without Ray installed must say how to install i
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import logging
 import sqlite3
 from pathlib import Path
@@ -117,8 +119,9 @@ def test_dead_workers_are_retried_and_worker_errors_come_back_as_themselves(ray_
         return plan, value
 
     got: list = []
-    executor = RayExecutor("local", "cpu", build_plan, workers=1)
-    executor.map(dies_once, [(str(tmp_path / "died"), 7), (str(tmp_path / "died"), 8)], got.append)
+    plan = SimpleNamespace(rebuild=build_plan)  # what the executor reads of a plan: how a worker rebuilds it
+    executor = RayExecutor("local", "cpu", workers=1)
+    executor.map(dies_once, plan, [(str(tmp_path / "died"), 7), (str(tmp_path / "died"), 8)], got.append)
     assert got == [("plan", 7), ("plan", 8)] and (tmp_path / "died").exists()
     assert builds.read_text() == "xx"  # one build, one rebuild after the crash: not one per shard
     executor.close()
@@ -127,7 +130,7 @@ def test_dead_workers_are_retried_and_worker_errors_come_back_as_themselves(ray_
         raise CheckpointError("sha256 mismatch")
 
     with pytest.raises(CheckpointError, match="sha256 mismatch"):
-        RayExecutor("local", "cpu", build_plan).map(tampered, [()], got.append)
+        RayExecutor("local", "cpu").map(tampered, plan, [()], got.append)
 
 
 def test_suite_over_ray_from_the_cli(ray_local, tmp_path: Path) -> None:
