@@ -83,9 +83,9 @@ def main() -> None:
         failed = [r.name for r in shard.results if not r.passed]
         rows.append({**asdict(run), "now_failed": failed, "now_verdict": shard.verdict, "numbers": shard.numbers, "seconds": seconds,
                      "checks_seconds": shard.seconds})
-        print(f"{run.model:24} {','.join(run.stored_failed) or '-':40} {','.join(failed) or '-':40} {shard.verdict:10} {seconds:6.0f}")
-    if args.json:
-        args.json.write_text(json.dumps({"commit": commit, "torch_threads": torch.get_num_threads(), "rows": rows}, indent=1))
+        print(f"{run.model:24} {','.join(run.stored_failed) or '-':40} {','.join(failed) or '-':40} {shard.verdict:10} {seconds:6.0f}", flush=True)
+        if args.json:  # after every model: a long run keeps what it measured
+            args.json.write_text(json.dumps({"commit": commit, "torch_threads": torch.get_num_threads(), "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
