@@ -23,9 +23,13 @@ from scipy.stats import beta
 from advbench.core.registry import Registry
 
 PROBE, STAGES = "probe", "stages"
-# The `STAGES` checks count samples: one fires only when a one-sided Clopper-Pearson test at this
-# level says the share broken exceeds its limit, never on a difference of an image or two.
-TEST_LEVEL = 0.05
+# The `STAGES` checks count verified breaks on the checked samples: one fails when the share is
+# above its limit and at least this many samples make it, never on a single image. Each break is
+# an adversarial example the exact model misclassifies, not a noisy figure; a one-sided test
+# (Clopper-Pearson at 0.05) would have let hah-vgg16 pass with Square breaking 7 of 72 samples
+# after APGD, where Square-5000 then broke 4.1 % of 1000 (docs/runs/checks-parity.json).
+MIN_BREAKS = 2
+INTERVAL_LEVEL = 0.95  # of the Clopper-Pearson interval each message reports
 
 # A margin of 3 samples in 100: smaller gaps are within the run-to-run noise of random starts.
 MARGIN = 0.03
@@ -85,18 +89,17 @@ class Check:
         )
 
     def tested(self, count: int, n: int, why: str, limit: float | None = None) -> "CheckResult":
-        """`count` of `n` samples: fails only when the share's one-sided lower Clopper-Pearson bound
-        at `TEST_LEVEL` is above the limit (the test is named in `why`)."""
+        """`count` of `n` checked samples broken: fails when the share is above the limit and
+        `count` >= `MIN_BREAKS`; `why` carries the share's Clopper-Pearson interval."""
         bound = self.limit if limit is None else limit
-        lower = float(beta.ppf(TEST_LEVEL, count, n - count + 1)) if count else 0.0
-        note = f" ({count} of {n}; lower {100 * (1 - TEST_LEVEL):g}% Clopper-Pearson bound {100 * lower:.1f}% vs limit {100 * bound:.1f}%)"
+        share = count / max(1, n)
+        tail = (1 - INTERVAL_LEVEL) / 2
+        low = float(beta.ppf(tail, count, n - count + 1)) if count else 0.0
+        high = float(beta.ppf(1 - tail, count + 1, n - count)) if count < n else 1.0
+        note = f" ({count} of {n}, {100 * INTERVAL_LEVEL:g}% interval {100 * low:.1f}-{100 * high:.1f}%; limit {100 * bound:.1f}%)"
+        passed = share <= bound or count < MIN_BREAKS
         return CheckResult(
-            self.name,
-            bool(lower <= bound),
-            count / max(1, n),
-            float(bound),
-            why + note,
-            phase=self.phase,
+            self.name, bool(passed), share, float(bound), why + note, phase=self.phase
         )
 
 

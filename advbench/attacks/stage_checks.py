@@ -10,8 +10,8 @@ check reads the run the same way. From the stage records of one threat's outcome
   (they were still breaking when they stopped);
 - single-step-vs-iterative: what one FGSM step breaks after every stage (one step: cheap).
 
-Each counts checked samples and fails only when a one-sided Clopper-Pearson test says the share
-exceeds its limit (`Check.tested`): a difference of one or two images never escalates a run.
+Each counts the checked samples broken and fails when their share is above its limit and at
+least `MIN_BREAKS` samples make it (`Check.tested`): a single image never escalates a run.
 
 Where the evaluation has no stage of a compared kind (say `--attack pgd`: no black-box stage),
 that stage runs as a probe on the samples the evaluation left robust; what it breaks counts in
