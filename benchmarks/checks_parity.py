@@ -59,6 +59,8 @@ def stored_runs(wanted: set[str]) -> list[StoredRun]:
         if config.get("verdict") is None or spec.get("attacks") != ["auto"] or (wanted and model not in wanted):
             continue
         escalated = bool((config.get("escalation") or {}).get("failed"))
+        if model in out and out[model].stored_failed and not escalated:
+            continue  # a model's escalated run is the one to compare with
         if escalated or model in RELIABLE_SAMPLE or model in wanted:
             out[model] = StoredRun(model, spec["eps"], spec.get("norm", "linf"), spec.get("n"), spec.get("eot"), spec.get("check_n", 100),
                                    (config.get("escalation") or {}).get("failed", []), config["verdict"])
