@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from advbench.cli import render
+from advbench.cli import listings
 from advbench.cli.listing import Column, Listing
 
 # What each command lists, and the listing that says how its table shows each field.
-LISTINGS = {"models": render.models_listing, "attacks": render.attacks_listing, "recipes": render.recipes_listing, "runs": render.runs_listing}
+LISTINGS = {"models": listings.models_listing, "attacks": listings.attacks_listing, "recipes": listings.recipes_listing, "runs": listings.runs_listing}
 NAME_FIELD = {"models": "name", "attacks": "name", "recipes": "name", "runs": "run_id"}
 
 

@@ -15,7 +15,7 @@ without a remedy, and remedies live in their checks, so neither can outlive the 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from scipy.stats import beta
@@ -284,14 +284,3 @@ def choose(
         surrogate=surrogate,
         changes=tuple(dict.fromkeys(r.change for r in remedies)),
     )
-
-
-@dataclass
-class CheckNumbers:
-    """Every number the checks measured (stored with the run) and the probes' breaks per sample."""
-
-    numbers: dict[str, Any] = field(default_factory=dict)
-    probes: dict[str, list[bool]] = field(
-        default_factory=dict
-    )  # probe label -> broken, over `indices`
-    indices: list[int] = field(default_factory=list)

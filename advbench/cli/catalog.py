@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from advbench.cli import options, render
+from advbench.cli import listings, options, render
 from advbench.cli.listing import ListFormat, print_listing
 from advbench.core.errors import UsageError
 
@@ -27,11 +27,11 @@ def models_cmd(
     if cost:
         from advbench.analysis.cost import cost_rows
 
-        print_listing(render.cost_listing(cost_rows(pattern)), fmt, render.console)
+        print_listing(listings.cost_listing(cost_rows(pattern)), fmt, render.console)
         return
     from advbench.models.catalog import model_records
 
-    print_listing(render.models_listing(model_records(pattern)), fmt, render.console)
+    print_listing(listings.models_listing(model_records(pattern)), fmt, render.console)
 
 
 def attacks_cmd(
@@ -41,7 +41,7 @@ def attacks_cmd(
     """List registered attacks and their threat models."""
     from advbench.attacks.catalog import attack_records
 
-    print_listing(render.attacks_listing(attack_records(pattern)), fmt, render.console)
+    print_listing(listings.attacks_listing(attack_records(pattern)), fmt, render.console)
 
 
 def download_cmd(

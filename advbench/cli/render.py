@@ -18,14 +18,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from advbench.cli.listings import (  # noqa: F401  (rendered by the listing commands through this module)
-    attacks_listing,
-    cost_listing,
-    models_listing,
-    options_listing,
-    recipes_listing,
-    runs_listing,
-)
 from advbench.store.certificates import REPORTED_RADII
 from advbench.store.sqlite import RunRecord
 from advbench.store.summary import RunSummary

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from advbench.cli import options, render
+from advbench.cli import listings, options, render
 from advbench.cli.listing import ListFormat, print_listing
 from advbench.store import DEFAULT_DB
 
@@ -168,7 +168,7 @@ def runs_cmd(
 
     with Store(options.require_db(db)) as store:
         runs = store.list_runs(limit)
-    print_listing(render.runs_listing(runs), fmt, render.console)
+    print_listing(listings.runs_listing(runs), fmt, render.console)
 
 
 def show_cmd(

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from advbench.cli import options, render
+from advbench.cli import listings, options, render
 from advbench.cli.listing import ListFormat, print_listing
 from advbench.core.errors import UsageError
 
@@ -139,6 +139,6 @@ def recipes_cmd(fmt: options.ListingFormat = ListFormat.TABLE) -> None:
     if fmt is ListFormat.JSON:  # two tables: one object holding both lists
         print(json.dumps({"recipes": recipes, "options": settings}, indent=2, default=str))
         return
-    print_listing(render.recipes_listing(recipes), fmt, render.console)
+    print_listing(listings.recipes_listing(recipes), fmt, render.console)
     if fmt is ListFormat.TABLE:
-        print_listing(render.options_listing(settings), fmt, render.console)
+        print_listing(listings.options_listing(settings), fmt, render.console)
