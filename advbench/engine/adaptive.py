@@ -32,7 +32,7 @@ from advbench.attacks.checks import (
     Escalation,
     choose,
 )
-from advbench.attacks.ensemble import ThreatOutcome, robust_ensemble
+from advbench.attacks.ensemble import robust_ensemble
 from advbench.attacks.model_checks import (
     LARGE_EPS_SAMPLES,
     determinism_check,
@@ -40,14 +40,13 @@ from advbench.attacks.model_checks import (
     large_eps,
     large_eps_check,
     output_checks,
-    validate_outputs,
 )
 from advbench.attacks.stage_checks import stage_findings
 from advbench.attacks.wrappers import EOT_DRAWS_RANDOM_MODEL, AttackedModel, TransferModel, view_for
 from advbench.core.seeding import derive_seed
 from advbench.core.threat import ThreatModel
+from advbench.engine.batch import Rows, batch_rows, clean_judgement, run_stages
 from advbench.engine.plan import EvalPlan
-from advbench.engine.rows import Rows, batch_rows
 
 RELIABLE, ESCALATED, UNRELIABLE = "reliable", "escalated", "unreliable"
 # A zoo model per dataset that transfer attacks can craft on when the target's gradients are useless.
@@ -155,29 +154,6 @@ def recheck(
             )
         )
     return results
-
-
-def clean_judgement(plan: EvalPlan, x: torch.Tensor) -> torch.Tensor:
-    with (
-        torch.no_grad()
-    ):  # every batch's outputs are checked: a NaN model is an error, never an accuracy
-        return validate_outputs(plan.model, plan.model(x), len(x), plan.num_classes).argmax(1)
-
-
-def run_stages(
-    plan: EvalPlan,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    idx: torch.Tensor,
-    correct: torch.Tensor,
-    after: list[ThreatOutcome] | None = None,
-    skip: int = 0,
-) -> list[ThreatOutcome]:
-    """The plan's attacks from the `skip`-th on, on what is still robust (continuing `after`)."""
-    attacks = [(a.label, a.attack, a.view) for a in plan.attacks[skip:]]
-    return robust_ensemble(
-        attacks, x, y, list(plan.threats), idx.to(x.device), plan.seed, correct, after
-    )
 
 
 def check_shard(plan: EvalPlan, indices: list[int]) -> tuple[CheckedShard, EvalPlan]:

@@ -18,10 +18,10 @@ from typing import Any
 import torch
 
 from advbench.attacks.checks import CheckResult, Escalation
-from advbench.engine.adaptive import CheckedShard, check_shard, clean_judgement, run_stages
+from advbench.engine.adaptive import CheckedShard, check_shard
+from advbench.engine.batch import Rows, batch_rows, clean_judgement, run_stages
 from advbench.engine.executors import Executor, executor_for
 from advbench.engine.plan import EvalPlan, resolve
-from advbench.engine.rows import Rows, batch_rows
 from advbench.engine.runs import ProgressFn, RunLedger, Tally, run_meta
 from advbench.engine.spec import EvalSpec, Runtime, spec_dict
 from advbench.store import RunSummary, Store, summarize

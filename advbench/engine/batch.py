@@ -1,10 +1,15 @@
-"""The store's rows of one evaluated batch: a clean row per sample, a row per (sample, attack, eps)."""
+"""One batch of an evaluation: the clean judgement, the plan's attacks on what is still robust,
+and the store's rows (a clean row per sample, a row per sample, attack and eps)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from advbench.attacks.ensemble import ThreatOutcome
+import torch
+
+from advbench.attacks.ensemble import ThreatOutcome, robust_ensemble
+from advbench.attacks.model_checks import validate_outputs
+from advbench.engine.plan import EvalPlan
 
 CleanRow = tuple[int, int, int]  # sample index, label, clean prediction
 Rows = tuple[list[CleanRow], list[dict[str, Any]]]
@@ -91,3 +96,26 @@ def batch_rows(
                         }
                     )
     return list(zip(indices, labels, clean)), rows
+
+
+def clean_judgement(plan: EvalPlan, x: torch.Tensor) -> torch.Tensor:
+    with (
+        torch.no_grad()
+    ):  # every batch's outputs are checked: a NaN model is an error, never an accuracy
+        return validate_outputs(plan.model, plan.model(x), len(x), plan.num_classes).argmax(1)
+
+
+def run_stages(
+    plan: EvalPlan,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    idx: torch.Tensor,
+    correct: torch.Tensor,
+    after: list[ThreatOutcome] | None = None,
+    skip: int = 0,
+) -> list[ThreatOutcome]:
+    """The plan's attacks from the `skip`-th on, on what is still robust (continuing `after`)."""
+    attacks = [(a.label, a.attack, a.view) for a in plan.attacks[skip:]]
+    return robust_ensemble(
+        attacks, x, y, list(plan.threats), idx.to(x.device), plan.seed, correct, after
+    )
