@@ -67,6 +67,9 @@ class Remedy:
 
 @dataclass(frozen=True)
 class Check:
+    """A gradient-masking check: what it measures, the limit a failure passes, and the remedy the
+    evaluation applies; `phase` is `probe` (before any stage) or `stages` (read from them)."""
+
     name: str
     phase: str  # PROBE or STAGES
     measures: str

@@ -14,6 +14,9 @@ from advbench.core.registry import Registry
 
 @dataclass(frozen=True)
 class AttackSpec:
+    """A registered attack: its class, its frozen config type, the norms it supports and the
+    preset option values its name stands for."""
+
     name: str
     cls: type[Attack]
     config: type  # frozen dataclass of the attack's options

@@ -19,6 +19,7 @@ class Registry(Generic[T]):
         self._entries: dict[str, T] = {}
 
     def add(self, name: str, entry: T) -> T:
+        """Register `entry` under `name`; a name registered twice raises `ValueError`."""
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = entry
@@ -27,6 +28,8 @@ class Registry(Generic[T]):
     def decorator(
         self, name: str, make_entry: Callable[[Callable], T]
     ) -> Callable[[Callable], Callable]:
+        """A decorator registering `make_entry(fn)` under `name` and returning `fn` unchanged."""
+
         def wrap(fn: Callable) -> Callable:
             self.add(name, make_entry(fn))
             return fn
@@ -34,12 +37,14 @@ class Registry(Generic[T]):
         return wrap
 
     def get(self, name: str) -> T:
+        """The entry for `name`; an unknown name raises `UnknownNameError` with the closest names."""
         try:
             return self._entries[name]
         except KeyError:
             raise UnknownNameError(self.unknown_message(name)) from None
 
     def unknown_message(self, name: str) -> str:
+        """The error for an unknown `name`: the closest names, or every name when none is close."""
         close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
         hint = (
             f"; did you mean {', '.join(close)}?"
@@ -49,6 +54,7 @@ class Registry(Generic[T]):
         return f"unknown {self.kind} {name!r}{hint}"
 
     def names(self, pattern: str = "*") -> list[str]:
+        """Registered names matching a shell-style wildcard (`'kap-*'`), sorted."""
         return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
 
     def __contains__(self, name: object) -> bool:

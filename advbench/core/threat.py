@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 
 class Norm(str, Enum):
+    """The distance a threat model bounds: `linf`, `l2`, `l1` or `l0`."""
+
     LINF = "linf"
     L2 = "l2"
     L1 = "l1"

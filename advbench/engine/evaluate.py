@@ -31,6 +31,9 @@ DEFAULT_BATCH = 256
 
 @dataclass
 class EvalOutcome:
+    """What `run_eval` and `evaluate_plan` return: the stored run's summary, whether it resumed or
+    was already finished, what the evaluation adapted, the checks and the verdict."""
+
     summary: RunSummary
     resumed: bool
     already_finished: bool

@@ -55,6 +55,7 @@ class Evaluation:
 
     @property
     def clean_accuracy(self) -> float:
+        """Share of the images the model classifies correctly without an attack."""
         return self.summary.clean_accuracy
 
     @property

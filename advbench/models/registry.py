@@ -12,6 +12,9 @@ from advbench.core.registry import Registry
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """A registered model: its factory and default kwargs, paper and family, training recipe,
+    threat models and the Fashion-MNIST CPU recipe its shipped checkpoint was trained with."""
+
     name: str
     factory: Callable[..., nn.Module]
     family: str
@@ -25,6 +28,7 @@ class ModelSpec:
     cpu_train: dict[str, Any] = field(default_factory=dict)
 
     def build(self, **kwargs: Any) -> nn.Module:
+        """The architecture with the defaults, overridden by `kwargs` (untrained)."""
         return self.factory(**{**self.defaults, **kwargs})
 
 

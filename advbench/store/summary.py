@@ -10,6 +10,9 @@ from advbench.store.sqlite import Store
 
 @dataclass
 class EpsSummary:
+    """One eps of a run: robust accuracy after each attack in order and the worst case per sample
+    over every attack that ran."""
+
     eps: float
     robust_after: dict[str, float]  # attack -> robust accuracy after it and every attack before it
     worst_case: float  # over every attack that ran, the checks' probe attacks included
@@ -21,6 +24,9 @@ class EpsSummary:
 
 @dataclass
 class RunSummary:
+    """A stored run's headline: model, data, clean accuracy, one `EpsSummary` per eps, wall time
+    and verdict."""
+
     run_id: str
     model: str
     dataset: str
