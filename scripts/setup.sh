@@ -7,7 +7,7 @@ set -euo pipefail
 PY=${1:-python3}
 VENV=${2:-.venv}
 TORCH_VERSION=${ADVBENCH_TORCH_VERSION:-2.13.0}
-EXTRAS=".[test,ray]"
+EXTRAS=".[test,ray,docs]"  # docs: mkdocs for `make docs`, also built by `make test`
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 FIND_LINKS=${PIP_FIND_LINKS:-$("$VENV/bin/python" -m pip config get global.find-links 2>/dev/null || true)}
 TORCH="torch==$TORCH_VERSION"
