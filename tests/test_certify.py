@@ -62,10 +62,13 @@ def test_certification_is_reproducible_and_sample_seeded(digits_model, digits_da
     assert a == b
     # The noise stream is keyed by the sample's dataset index: another index draws other noise
     # (counts alone could coincide by chance, so compare the draws themselves).
-    from advbench.certification.cohen import _generator
+    from advbench.certification.noise import image_key, noise
 
-    draw = lambda index: torch.randn(50, generator=_generator(x.device, 1, index, 0.25))  # noqa: E731
+    def draw(index: int, sigma: float = 0.25, copy: int = 0) -> torch.Tensor:
+        return noise(torch.tensor([image_key(1, index, sigma)]), torch.tensor([copy]), (50,))
+
     assert torch.equal(draw(3), draw(3)) and not torch.equal(draw(3), draw(4))
+    assert not torch.equal(draw(3), draw(3, sigma=0.5)) and not torch.equal(draw(3), draw(3, copy=1))
 
 
 def test_certify_run_stores_every_certificate_and_resumes(digits_zoo, tmp_path) -> None:
@@ -113,8 +116,9 @@ def test_adaptive_certification_matches_fixed_n_at_its_radius_with_fewer_draws()
 
 def test_certify_runs_keep_the_key_they_were_stored_with(digits_zoo) -> None:
     """`n` became the images and Cohen's draws `noise_draws`; the run key keeps the field names
-    runs were stored under ("n" = draws, the images only through their indices' hash), so
-    certifications stored before the rename are found again and resume."""
+    runs were stored under ("n" = draws, the images only through their indices' hash). A run
+    stored before the counter-based noise rebuilds its key; the same command now draws other noise,
+    so its key is that payload with noise="counter", and it never resumes the old run."""
     from advbench.data.registry import dataset_labels
     from advbench.data.subset import indices_hash, select_indices
     from advbench.engine.certify import resolve_certify
@@ -128,7 +132,10 @@ def test_certify_runs_keep_the_key_they_were_stored_with(digits_zoo) -> None:
         "indices_hash": indices_hash(select_indices(dataset_labels("digits"), 6, 2)), "sigmas": [0.12, 0.25], "n0": 10, "n": 300,
         "alpha": 0.01, "seed": 2, "adaptive_radius": None,
     }
-    assert config_key(plan.payload()) == config_key(stored_before)
+    from advbench.engine.run_key import CertifyRunKey
+
+    assert CertifyRunKey.from_stored(stored_before).key() == config_key(stored_before)
+    assert plan.payload() == {**stored_before, "noise": "counter"}
 
 
 def test_certify_plan_from_objects_stores_the_certificates_of_the_named_run(digits_zoo, tmp_path) -> None:

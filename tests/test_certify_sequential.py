@@ -96,16 +96,20 @@ def test_a_radius_just_out_of_max_draws_reach_stops_long_before_the_cap() -> Non
     """Exact radius 0.245 next to the asked 0.25: pA's upper bound stays above Phi(0.25 / sigma)
     until about 85,000 draws, but CERTIFY with all 200,000 draws would not certify 0.25 either
     (its bound costs about 0.008 in radius), so the image stops once even its upper bound on pA
-    could not get there, well before the cap, with the answer fixed N gives."""
+    could not get there, well before the cap, with the answer fixed N gives. Where it stops depends
+    on its noise, so the same image is certified under 6 noise streams (6 dataset indices): most
+    stop by the look at 51,200 draws, none runs to the cap."""
     config = SequentialConfig(sigma=SIGMA, n0=50, max_draws=200_000, alpha=0.001, radii=(0.0, 0.25), resolution=0.001, batch_size=50_000)
     fixed_config = CertifyConfig(sigma=SIGMA, n0=50, n=200_000, alpha=config.alpha_per_look, batch_size=50_000)
     model, x = exact_linear(0.245, seed=5)
-    (cert, passes), = certify_sequential(model, x.unsqueeze(0), [1], [0], config)
+    streams = 6
+    results = certify_sequential(model, x.unsqueeze(0).expand(streams, -1, -1, -1), [1] * streams, list(range(streams)), config)
     fixed = certify_sample(model, x, 1, 0, fixed_config)
-    print(f"sequential {passes} passes, radius {cert.radius:.4f}; fixed N 200,000 radius {fixed.radius:.4f}")
+    passes = sorted(p for _, p in results)
+    print(f"sequential passes {passes}, radii {[round(c.radius, 4) for c, _ in results]}; fixed N 200,000 radius {fixed.radius:.4f}")
     assert fixed.prediction == 1 and fixed.radius < 0.25
-    assert cert.prediction == 1 and cert.radius < 0.25
-    assert passes <= 50 + 60_000
+    assert all(cert.prediction == 1 and cert.radius < 0.25 for cert, _ in results)
+    assert passes[streams // 2] <= 50 + 60_000 and passes[-1] < 50 + 200_000
 
 
 def test_a_radius_no_draw_count_can_certify_is_decided_not_a_crash() -> None:

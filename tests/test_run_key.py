@@ -56,7 +56,7 @@ def eval_key_of(plan: EvalPlan) -> EvalRunKey:
         norm=plan.threats[0].norm.value, eps=tuple(t.eps for t in plan.threats),
         attacks=tuple(AttackKey(a.label, JsonMap.of(a.config)) for a in plan.attacks),
         adaptations=tuple((label, Adaptation.of(chosen)) for label, chosen in plan.adaptations.items()),
-        seed=plan.seed, checks=plan.checks, check_n=plan.check_n,
+        seed=plan.seed, checks=plan.checks, check_n=plan.check_n, device=plan.work_device, tf32=plan.tf32,
     )
 
 
@@ -67,7 +67,7 @@ def certify_key_of(plan: CertifyPlan) -> CertifyRunKey:
         sigmas=tuple(c.sigma for c in plan.settings), n0=s.n0, n=s.noise_draws, alpha=s.alpha, seed=s.seed,
         adaptive_radius=s.adaptive_radius,
         sequential=SequentialLooks(s.radii, s.resolution, LOOKS.first_look, LOOKS.growth) if s.sequential else None,
-        precision=s.precision,
+        precision=s.precision, device=plan.work_device, tf32=plan.tf32,
     )
 
 
@@ -177,12 +177,13 @@ def test_the_keys_are_frozen_and_hashable() -> None:
 EVAL_CHANGES = {
     "model": "m2", "checkpoint_sha256": "b" * 64, "dataset": "fashion-mnist", "split": "train", "indices_hash": "4567", "norm": "l2",
     "eps": (0.1, 0.2), "attacks": (AttackKey("pgd:steps=5", JsonMap.of({"steps": 6})),), "seed": 1,
-    "adaptations": (("pgd:steps=5", Adaptation(20, True, True)),), "checks": False, "check_n": 50,
+    "adaptations": (("pgd:steps=5", Adaptation(20, True, True)),), "checks": False, "check_n": 50, "device": "cuda",
+    "tf32": {"device": "cuda", "tf32": True},  # TF32 exists only on CUDA: against the same key on CUDA
 }
 CERTIFY_CHANGES = {
     "model": "m2", "checkpoint_sha256": "b" * 64, "dataset": "fashion-mnist", "split": "train", "indices_hash": "4567", "sigmas": (0.5,),
     "n0": 10, "n": 100, "alpha": 0.01, "seed": 1, "adaptive_radius": 0.5, "sequential": SequentialLooks((0.5,), 0.01, 100, 2.0),
-    "precision": "bf16",
+    "precision": "bf16", "noise": "torch-generator", "device": "cuda", "tf32": {"device": "cuda", "tf32": True},
 }
 
 
@@ -191,7 +192,11 @@ def test_every_identity_field_changes_the_key(key: EvalRunKey | CertifyRunKey, c
     fixed = {"schema_version", "kind"}  # the version is tested below; a certify key's kind is always 'certify'
     assert set(changes) == {f.name for f in dataclasses.fields(key)} - fixed
     for name, value in changes.items():
-        assert dataclasses.replace(key, **{name: value}).key() != key.key(), name
+        if isinstance(value, dict):  # a field that varies only together with others: against them alone
+            base = dataclasses.replace(key, **{k: v for k, v in value.items() if k != name})
+            assert dataclasses.replace(base, **value).key() != base.key(), name
+        else:
+            assert dataclasses.replace(key, **{name: value}).key() != key.key(), name
 
 
 def test_the_nested_parts_are_in_the_key() -> None:
@@ -278,3 +283,33 @@ def test_a_run_escalated_to_log_outputs_rebuilds_its_key(tmp_path: Path) -> None
     config = json.loads(stored)
     assert config["escalation"]["log_outputs"] and config["adaptations"]["fgsm"]["log_outputs"]
     assert EvalRunKey.from_stored(config).key() == key
+
+
+def test_stored_runs_mean_the_cpu_without_tf32_and_old_certificates_their_generator_noise(tmp_path: Path) -> None:
+    """Every shipped run was computed on the CPU: its rebuilt key says so without writing it.
+    Certifications stored before the counter-based noise keep noise="torch-generator", so a new
+    run of the same command (noise="counter") gets a new key instead of resuming into them."""
+    runs = shipped_runs(tmp_path)
+    for _, _, kind, key, config in runs:
+        rebuilt = KEYS[kind].from_stored(config)
+        assert rebuilt.device == "cpu" and not rebuilt.tf32
+        assert not {"device", "tf32", "noise"} & set(rebuilt.payload())
+        if kind == "certify":
+            assert rebuilt.noise == "torch-generator"
+            now = dataclasses.replace(rebuilt, noise=CertifyRunKey.__dataclass_fields__["noise"].default)
+            assert now.noise == "counter" and now.payload()["noise"] == "counter" and now.key() != key
+
+
+def test_the_plans_record_the_device_class_and_tf32_only_on_cuda() -> None:
+    net, x, y = tiny()
+    for plan in (EvalPlan.from_objects(net, x, y, attacks=("fgsm",), device="cpu", tf32=True),
+                 CertifyPlan.from_objects(net, x, y, device="cpu", tf32=True)):
+        assert plan.work_device == "cpu" and not plan.tf32 and "device" not in plan.payload()
+        on_gpu = dataclasses.replace(plan, work_device="cuda", tf32=True)  # a Ray driver's plan for GPU workers
+        assert on_gpu.payload()["device"] == "cuda" and on_gpu.payload()["tf32"] is True
+        assert dataclasses.replace(plan, work_device="cuda").payload()["device"] == "cuda"
+        assert "tf32" not in dataclasses.replace(plan, work_device="cuda").payload()
+    with pytest.raises(ValueError, match="tf32 is a CUDA setting"):
+        dataclasses.replace(some_eval_key(), tf32=True)
+    with pytest.raises(StoreError, match="device must be one of cpu, cuda"):
+        EvalRunKey.from_stored({**some_eval_key().payload(), "device": "tpu"})

@@ -7,9 +7,10 @@ Clopper-Pearson bound at level 1 - alpha and certifies the L2 radius sigma * Phi
 (abstaining when pA_lower <= 1/2). PREDICT returns the top class unless a two-sided binomial
 test of its count against the runner-up's fails at level alpha.
 
-Noise is drawn on the model's device in chunks of `batch_size` noisy copies, from a generator
-seeded by the sample's dataset index, so a sample's result does not depend on what else is
-certified with it or on how the work is sharded.
+Each noisy copy's noise is a function of (seed, the image's dataset index, sigma, the copy's draw
+index) only (`certification.noise`): the selection draws are copies 0 .. n0-1, the estimation
+draws n0 .. n0+n-1. So a certificate does not depend on the batch size, on what else is certified
+with it, on how the work is sharded or resumed.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import torch
 from scipy.stats import binomtest, norm
 from statsmodels.stats.proportion import proportion_confint
 
-from advbench.certification.forward import precision_context
+from advbench.certification.forward import count_votes
+from advbench.certification.noise import image_key
 from advbench.core.errors import UsageError
-from advbench.core.seeding import derive_seed
 from advbench.models.wrapper import RobustModel
 
 ABSTAIN = -1
@@ -74,28 +75,17 @@ def sample_counts(
     num: int,
     sigma: float,
     batch_size: int,
-    generator: torch.Generator,
+    key: int,
+    first: int = 0,
     precision: str = "fp32",
 ) -> torch.Tensor:
-    """Class counts of the base classifier over `num` noisy copies of one image x (C, H, W)."""
-    counts = torch.zeros(model.num_classes, dtype=torch.int64, device=x.device)
-    remaining = num
-    with torch.no_grad(), precision_context(x.device, precision):
-        while remaining > 0:
-            m = min(batch_size, remaining)
-            noise = torch.randn((m, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
-            pred = model(x.unsqueeze(0) + sigma * noise).argmax(1)
-            counts += torch.bincount(pred, minlength=model.num_classes)
-            remaining -= m
-    return counts
-
-
-def noise_generator(device: torch.device, seed: int, index: int, sigma: float) -> torch.Generator:
-    """The noise stream of one image at one sigma, keyed by its dataset index (shared by CERTIFY and the sequential variant)."""
-    return torch.Generator(device=device).manual_seed(derive_seed(seed, "certify", index, sigma))
-
-
-_generator = noise_generator  # the name tests and older callers use
+    """Class counts of the base classifier over copies first .. first + num - 1 of one image x
+    (C, H, W) whose noise is keyed `key` (`noise.image_key`)."""
+    keys = torch.tensor([key], dtype=torch.int64, device=x.device)
+    starts = torch.tensor([first], dtype=torch.int64, device=x.device)
+    return count_votes(
+        model, x.unsqueeze(0), keys, starts, num, sigma, batch_size, precision
+    ).squeeze(0)
 
 
 def certify_sample(
@@ -106,15 +96,12 @@ def certify_sample(
     config: CertifyConfig,
     seed: int = 0,
 ) -> Certificate:
-    """CERTIFY and PREDICT for one image; both read the same sample-seeded noise stream."""
-    gen = _generator(x.device, seed, index, config.sigma)
-    selection = sample_counts(
-        model, x, config.n0, config.sigma, config.batch_size, gen, config.precision
-    )
+    """CERTIFY and PREDICT for one image; both read the same sample-keyed noise stream."""
+    key = image_key(seed, index, config.sigma)
+    c = config
+    selection = sample_counts(model, x, c.n0, c.sigma, c.batch_size, key, 0, c.precision)
     top = int(selection.argmax())
-    estimation = sample_counts(
-        model, x, config.n, config.sigma, config.batch_size, gen, config.precision
-    )
+    estimation = sample_counts(model, x, c.n, c.sigma, c.batch_size, key, c.n0, c.precision)
     count_top = int(estimation[top])
     p_lower = lower_confidence_bound(count_top, config.n, config.alpha)
     prediction = top if p_lower > 0.5 else ABSTAIN
@@ -161,8 +148,8 @@ def certify_sample_adaptive(
     p* = Phi(target_radius / sigma) (certified) or the matching upper bound falls below it (it
     cannot be certified there). Returns the certificate and the number of forward passes used.
     """
-    gen = _generator(x.device, seed, index, config.sigma)
-    selection = sample_counts(model, x, config.n0, config.sigma, config.batch_size, gen)
+    key, c = image_key(seed, index, config.sigma), config
+    selection = sample_counts(model, x, c.n0, c.sigma, c.batch_size, key, 0, c.precision)
     top = int(selection.argmax())
     looks = look_schedule(first_look, config.n)
     alpha_look = config.alpha / len(looks)
@@ -171,7 +158,9 @@ def certify_sample_adaptive(
     drawn = 0
     p_lower = 0.0
     for look in looks:
-        counts += sample_counts(model, x, look - drawn, config.sigma, config.batch_size, gen)
+        counts += sample_counts(
+            model, x, look - drawn, c.sigma, c.batch_size, key, c.n0 + drawn, c.precision
+        )
         drawn = look
         count_top = int(counts[top])
         p_lower = lower_confidence_bound(count_top, drawn, alpha_look)

@@ -1,4 +1,5 @@
-"""How certification's noisy forward passes run: precision (autocast) and the batch size chosen for the device."""
+"""How certification's noisy forward passes run: the votes of an image's noisy copies, their
+precision (autocast) and the batch size chosen for the device."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 
 import torch
 
+from advbench.certification.noise import MAX_DRAWS, noise
 from advbench.core.errors import UsageError
 from advbench.models.wrapper import RobustModel
 
@@ -40,6 +42,40 @@ def precision_context(
     return torch.autocast(device_type=device.type, dtype=PRECISIONS[precision])
 
 
+def count_votes(
+    model: RobustModel,
+    images: torch.Tensor,
+    keys: torch.Tensor,
+    starts: torch.Tensor,
+    draws: int,
+    sigma: float,
+    batch_size: int,
+    precision: str = "fp32",
+) -> torch.Tensor:
+    """Class counts (images x classes) of the base classifier over copies starts[i] .. starts[i] +
+    draws - 1 of each image (N, C, H, W) keyed keys[i] (`noise.image_key`), in forward passes of
+    up to `batch_size` copies.
+
+    The passes are cut from the images' copies laid end to end, so a pass may hold the last copies
+    of one image and the first of the next; no copy's noise depends on the cut (`noise.noise`)."""
+    num, classes, dev = len(images), model.num_classes, images.device
+    counts = torch.zeros(num * classes, dtype=torch.int64, device=dev)
+    if draws <= 0 or num == 0:
+        return counts.view(num, classes)
+    if int(starts.max()) + draws > MAX_DRAWS:
+        raise UsageError(f"at most {MAX_DRAWS} noise draws per image")
+    keys, starts = keys.to(dev, torch.int64), starts.to(dev, torch.int64)
+    shape, total = tuple(images.shape[1:]), num * draws
+    with torch.no_grad(), precision_context(dev, precision):
+        for first in range(0, total, batch_size):
+            flat = torch.arange(first, min(total, first + batch_size), device=dev)
+            owner = torch.div(flat, draws, rounding_mode="floor")
+            eps = noise(keys[owner], starts[owner] + flat - owner * draws, shape)
+            pred = model(images[owner] + sigma * eps.to(images.dtype)).argmax(1)
+            counts += torch.bincount(owner * classes + pred, minlength=num * classes)
+    return counts.view(num, classes)
+
+
 def auto_noise_batch(
     model: RobustModel,
     image_shape: tuple[int, ...],
@@ -48,14 +84,16 @@ def auto_noise_batch(
     cap: int = MAX_NOISE_BATCH,
 ) -> int:
     """Noisy copies per forward pass: on CUDA as many as half the free memory holds (measured with
-    a probe forward), at most `cap`; elsewhere CPU_NOISE_BATCH."""
+    a probe pass of `count_votes`, the noise's buffers included), at most `cap`; elsewhere
+    CPU_NOISE_BATCH. The certificates do not depend on it (`noise`)."""
     if device.type != "cuda":
         return min(cap, CPU_NOISE_BATCH)
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     before = torch.cuda.memory_allocated(device)
-    with torch.no_grad(), precision_context(device, precision):
-        model(torch.rand((PROBE, *image_shape), device=device)).argmax(1)
+    zero = torch.zeros(1, dtype=torch.int64, device=device)
+    image = torch.rand((1, *image_shape), device=device)
+    count_votes(model, image, zero, zero, PROBE, 0.0, PROBE, precision)
     per_copy = max(1, (torch.cuda.max_memory_allocated(device) - before) // PROBE)
     free, _ = torch.cuda.mem_get_info(device)
     return int(max(PROBE, min(cap, free // 2 // per_copy)))

@@ -28,9 +28,10 @@ So images with pA near 1 (certified quickly at every asked radius) and images wi
 run long.
 
 Images are certified together: every look draws for all still-open images at once, batched into
-forward passes of up to `batch_size` noisy copies. Each image's noise comes from its own
-generator seeded by its dataset index (as in CERTIFY), drawn in pieces of min(draws, batch_size),
-so an image's result does not depend on which images share its batches.
+forward passes of up to `batch_size` noisy copies. Each copy's noise is keyed by the image's dataset
+index and the copy's draw index (`certification.noise`, as in CERTIFY: the n0 selection copies
+first, then the estimation copies in order), so an image's result does not depend on the batch
+size or on which images share its batches.
 """
 
 from __future__ import annotations
@@ -42,14 +43,9 @@ import numpy as np
 import torch
 from scipy.stats import beta, binomtest, norm
 
-from advbench.certification.cohen import (
-    ABSTAIN,
-    Certificate,
-    look_schedule,
-    noise_generator,
-    radius,
-)
-from advbench.certification.forward import check_precision, precision_context
+from advbench.certification.cohen import ABSTAIN, Certificate, look_schedule, radius
+from advbench.certification.forward import check_precision, count_votes
+from advbench.certification.noise import image_key
 from advbench.core.errors import UsageError
 from advbench.models.wrapper import RobustModel
 
@@ -132,50 +128,6 @@ def radius_of(p: np.ndarray, sigma: float) -> np.ndarray:
         return np.where(p > 0.5, sigma * norm.ppf(np.clip(p, 0.5, 1.0)), 0.0)
 
 
-def draw_counts(
-    model: RobustModel,
-    images: torch.Tensor,
-    generators: list[torch.Generator],
-    draws: int,
-    sigma: float,
-    batch_size: int,
-    precision: str = "fp32",
-) -> torch.Tensor:
-    """Class counts (images x classes) of `draws` noisy copies of each image, batched across images.
-
-    Each image's noise comes from its own generator in pieces of min(draws, batch_size), so the
-    noise does not depend on the other images; forward passes gather up to `batch_size` copies.
-    """
-    num, classes = len(images), model.num_classes
-    counts = torch.zeros(num * classes, dtype=torch.int64, device=images.device)
-    piece = min(draws, batch_size)
-    per_pass = max(1, batch_size // piece)  # images whose pieces share one forward pass
-    with torch.no_grad(), precision_context(images.device, precision):
-        for start in range(0, draws, piece):
-            m = min(piece, draws - start)
-            for first in range(0, num, per_pass):
-                group = range(first, min(num, first + per_pass))
-                noisy = torch.cat(
-                    [
-                        images[i].unsqueeze(0)
-                        + sigma
-                        * torch.randn(
-                            (m, *images.shape[1:]),
-                            generator=generators[i],
-                            device=images.device,
-                            dtype=images.dtype,
-                        )
-                        for i in group
-                    ]
-                )
-                pred = model(noisy).argmax(1)
-                owner = torch.arange(
-                    first, first + len(group), device=images.device
-                ).repeat_interleave(m)
-                counts += torch.bincount(owner * classes + pred, minlength=num * classes)
-    return counts.view(num, classes)
-
-
 def settled(count_top: np.ndarray, drawn: int, config: SequentialConfig) -> np.ndarray:
     """Which images' answers no longer change with more draws (see the module docstring)."""
     if drawn >= config.max_draws:
@@ -214,11 +166,12 @@ def certify_sequential(
 
     Returns per image its certificate and the forward passes it used (n0 + estimation draws).
     """
-    num = len(images)
-    generators = [noise_generator(images.device, seed, index, config.sigma) for index in indices]
-    top = draw_counts(
-        model, images, generators, config.n0, config.sigma, config.batch_size, config.precision
-    ).argmax(1)
+    num, c, dev = len(images), config, images.device
+    keys = torch.tensor([image_key(seed, i, c.sigma) for i in indices], dtype=torch.int64)
+    keys = keys.to(dev)
+    zeros = torch.zeros(num, dtype=torch.int64, device=dev)
+    selection = count_votes(model, images, keys, zeros, c.n0, c.sigma, c.batch_size, c.precision)
+    top = selection.argmax(1)
     counts = torch.zeros(num, model.num_classes, dtype=torch.int64, device=images.device)
     drawn = np.zeros(num, dtype=np.int64)
     open_ = np.ones(num, dtype=bool)
@@ -228,14 +181,16 @@ def certify_sequential(
         if len(active) == 0:
             break
         sel = torch.as_tensor(active, device=images.device)
-        counts[sel] += draw_counts(
+        starts = zeros[sel] + c.n0 + previous  # every open image has drawn `previous` so far
+        counts[sel] += count_votes(
             model,
             images[sel],
-            [generators[i] for i in active],
+            keys[sel],
+            starts,
             look - previous,
-            config.sigma,
-            config.batch_size,
-            config.precision,
+            c.sigma,
+            c.batch_size,
+            c.precision,
         )
         drawn[active] = look
         previous = look

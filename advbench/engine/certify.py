@@ -18,7 +18,7 @@ from advbench.certification.cohen import (
 )
 from advbench.certification.forward import auto_noise_batch, check_precision_on
 from advbench.certification.sequential import SequentialConfig, certify_sequential
-from advbench.core.device import resolve_device
+from advbench.core.device import device_class, resolve_device, synchronize
 from advbench.core.seeding import derive_seed
 from advbench.data.registry import check_dataset_spec, dataset_labels, load_dataset
 from advbench.data.subset import indices_hash, select_indices
@@ -27,6 +27,7 @@ from advbench.engine.executors import (
     executor_for,
     portable,
     same_checkpoint,
+    work_class,
     worker_device,
 )
 from advbench.engine.from_objects import (
@@ -67,6 +68,7 @@ def certificate_row(
         cert, passes = certify_sample_adaptive(
             model, image, label, index, setting, spec.adaptive_radius, spec.seed
         )
+    synchronize(image.device)
     return {
         **asdict(cert),
         "sigma": setting.sigma,
@@ -97,6 +99,7 @@ def sequential_rows(
     )
     t0 = time.perf_counter()
     results = certify_sequential(model, images, labels, indices, config, spec.seed)
+    synchronize(images.device)
     seconds, passes = time.perf_counter() - t0, sum(p for _, p in results)
     return [
         {
@@ -127,6 +130,12 @@ class CertifyPlan:
     rebuild: Callable[[], "CertifyPlan"] | None = (
         None  # the same plan on a Ray worker (named models only)
     )
+    tf32: bool = False  # TF32 allowed on CUDA (the determinism policy turns it off otherwise)
+    work_device: str = ""  # the device class the rows are computed on; "": the plan's device's
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "work_device", self.work_device or device_class(self.device))
+        object.__setattr__(self, "tf32", self.tf32 and self.work_device == "cuda")
 
     def run_key(self) -> CertifyRunKey:
         """The run's identity. Its field names predate `--n` meaning images everywhere: "n" is
@@ -148,6 +157,8 @@ class CertifyPlan:
             if s.sequential
             else None,
             precision=s.precision,
+            device=self.work_device,
+            tf32=self.tf32,
         )
 
     def payload(self) -> dict[str, Any]:
@@ -176,9 +187,11 @@ class CertifyPlan:
         radii: Sequence[float] = (),
         resolution: float = 0.01,
         precision: str = "fp32",
+        tf32: bool = False,
     ) -> CertifyPlan:
         """A certification of a model object on images `x` in [0,1] (N x C x H x W) with labels `y`
-        (`nn.Module`s are wrapped as `EvalPlan.from_objects` wraps them)."""
+        (`nn.Module`s are wrapped as `EvalPlan.from_objects` wraps them). The batch size changes
+        no certificate; `tf32` allows TF32 on CUDA (recorded in the key)."""
         source = TensorSource.of(x, y, indices)
         dev = device if isinstance(device, torch.device) else resolve_device(device)
         check_precision_on(dev, precision)
@@ -204,7 +217,14 @@ class CertifyPlan:
             for s in spec.sigmas
         ]
         return cls(
-            spec, wrapped, weights_sha256(wrapped), source.indices, settings, source.loader(), dev
+            spec,
+            wrapped,
+            weights_sha256(wrapped),
+            source.indices,
+            settings,
+            source.loader(),
+            dev,
+            tf32=tf32,
         )
 
 
@@ -213,13 +233,14 @@ def resolve_certify(
 ) -> CertifyPlan:
     check_dataset_spec(spec.dataset)
     dev = device if device is not None else resolve_device(runtime.device)
-    check_precision_on(dev, spec.precision)
+    work = work_class(runtime, dev)  # under Ray the workers' device class, not the driver's
+    check_precision_on(torch.device(work), spec.precision)
     model, card = load_model(
         spec.model, spec.dataset, runtime.zoo_str, spec.weights, runtime.data_dir_str
     )
     model.to(dev)
-    # The batch size never changes a certificate's validity, only its noise draws and speed: on a
-    # GPU the default is as many noisy copies as memory holds (capped).
+    # The batch size changes no certificate (each copy's noise is keyed by its draw index), only
+    # the speed: on a GPU the default is as many noisy copies as memory holds (capped).
     batch = runtime.batch_size or auto_noise_batch(
         model, tuple(model.input_shape), dev, spec.precision
     )
@@ -244,6 +265,8 @@ def resolve_certify(
         load,
         dev,
         functools.partial(worker_certify_plan, spec, portable(runtime), card.sha256),
+        tf32=runtime.tf32,
+        work_device=work,
     )
 
 

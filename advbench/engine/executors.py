@@ -8,6 +8,9 @@ once (the model loaded and its checkpoint hash-checked once per worker, not per 
 runs shard after shard; Ray schedules, places and retries (a dead worker is restarted and its
 shard re-run). The caller stays the only writer to SQLite and commits each result on arrival,
 so a crash loses only the shards in flight. Ray is optional: `pip install 'advbench[ray]'`.
+
+Both run every job inside the determinism policy (`core.device.deterministic`) for the plan's
+device, so every stored result comes from the same settings, locally or on a worker.
 """
 
 from __future__ import annotations
@@ -22,11 +25,19 @@ from typing import Any, Callable, Protocol, Sequence
 
 import torch
 
-from advbench.core.device import resolve_device
+from advbench.core.device import deterministic, device_class, resolve_device
 from advbench.core.errors import AdvbenchError, CheckpointError, UsageError
 from advbench.engine.spec import Runtime
 
 Job = Callable[[Any, Any], Any]  # (plan, shard) -> result
+
+
+def run_job(job: Job, plan: Any, shard: Any) -> Any:
+    """`job(plan, shard)` under the determinism policy of the plan's device (TF32 as it allows)."""
+    with deterministic(getattr(plan, "device", None), getattr(plan, "tf32", False)):
+        return job(plan, shard)
+
+
 OBJECTS_RUN_LOCALLY = "--ray shards runs of named models; a plan built from objects runs locally"
 
 
@@ -69,7 +80,7 @@ class LocalExecutor:
         self, job: Job, plan: Any, shards: Sequence[Any], on_result: Callable[[Any], None]
     ) -> None:
         for shard in shards:
-            on_result(job(plan, shard))
+            on_result(run_job(job, plan, shard))
 
     def close(self) -> None:
         return None
@@ -193,6 +204,18 @@ def worker_device(name: str) -> torch.device:
     return torch.device("cpu") if name.lower() == "cpu" else resolve_device("auto")
 
 
+def work_class(runtime: Runtime, device: torch.device) -> str:
+    """The device class ('cpu' or 'cuda') a run's rows are computed on, for its key: the plan's
+    device, or under Ray the workers' (a GPU each where the cluster has GPUs and --device is not
+    cpu), which a driver resolving its plan on the CPU does not share."""
+    if runtime.ray is None or device.type == "cuda":
+        return device_class(device)
+    ray = _ray()
+    if not ray.is_initialized():
+        return device_class(device)
+    return "cuda" if "num_gpus" in _task_options(ray, runtime.device) else "cpu"
+
+
 def portable(runtime: Runtime) -> Runtime:
     """The runtime a worker needs: folders made absolute, $ADVBENCH_ZOO made explicit (nodes share paths)."""
     zoo = runtime.zoo or os.environ.get("ADVBENCH_ZOO")
@@ -217,7 +240,7 @@ class _PlanWorker:
         self.plan = build()
 
     def run(self, job: Job, shard: Any) -> Any:
-        return job(self.plan, shard)
+        return run_job(job, self.plan, shard)
 
 
 class RayExecutor:

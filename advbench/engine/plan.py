@@ -21,7 +21,7 @@ from torch import nn
 from advbench.attacks.base import Attack
 from advbench.attacks.checks import Escalation
 from advbench.attacks.model_checks import validate_outputs
-from advbench.core.device import resolve_device
+from advbench.core.device import device_class, resolve_device
 from advbench.core.seeding import derive_seed
 from advbench.core.threat import ThreatModel, parse_norm
 from advbench.data.registry import check_dataset_spec, dataset_labels, load_dataset
@@ -32,7 +32,7 @@ from advbench.engine.attack_plan import (
     plan_attacks,
     validate_attacks,
 )
-from advbench.engine.executors import portable, same_checkpoint, worker_device
+from advbench.engine.executors import portable, same_checkpoint, work_class, worker_device
 from advbench.engine.from_objects import (
     Loader,
     TensorSource,
@@ -79,8 +79,12 @@ class EvalPlan:
     rebuild: Callable[[], "EvalPlan"] | None = (
         None  # the same plan on a Ray worker (named models only)
     )
+    tf32: bool = False  # TF32 allowed on CUDA (the determinism policy turns it off otherwise)
+    work_device: str = ""  # the device class the rows are computed on; "": the plan's device's
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "work_device", self.work_device or device_class(self.device))
+        object.__setattr__(self, "tf32", self.tf32 and self.work_device == "cuda")
         object.__setattr__(self, "threats", tuple(self.threats))
         object.__setattr__(self, "attacks", tuple(self.attacks))
         object.__setattr__(self, "asked", tuple(self.asked) or self.attacks)
@@ -127,6 +131,8 @@ class EvalPlan:
             seed=self.seed,
             checks=self.checks,
             check_n=self.check_n,
+            device=self.work_device,
+            tf32=self.tf32,
         )
 
     def payload(self) -> dict[str, Any]:
@@ -184,13 +190,14 @@ class EvalPlan:
         eot: int | None = None,
         bpda: bool = True,
         device: str | torch.device = "auto",
+        tf32: bool = False,
     ) -> "EvalPlan":
         """A plan for a model object and images `x` in [0,1] (N x C x H x W) with labels `y`.
 
         A bare `nn.Module` is wrapped as a `RobustModel` (normalization `mean`/`std` when its
         inputs are not [0,1] pixels); `indices` name the samples (default 0..N-1) for per-sample
         randomness and the stored rows. `attacks` are specs or `Attack` objects. The key hashes
-        the weights and the tensors.
+        the weights and the tensors. `tf32` allows TF32 on CUDA (recorded in the key).
         """
         source = TensorSource.of(x, y, indices)
         dev = device if isinstance(device, torch.device) else resolve_device(device)
@@ -229,6 +236,7 @@ class EvalPlan:
             check_n=check_n,
             eot=eot,
             bpda=bpda,
+            tf32=tf32,
         )
 
 
@@ -296,6 +304,8 @@ def resolve(
         spec=spec,
         load_surrogate=load_surrogate,
         rebuild=functools.partial(worker_plan, spec, portable(runtime), card.sha256),
+        tf32=runtime.tf32,
+        work_device=work_class(runtime, dev),
     )
     return plan.escalated(findings) if findings is not None else plan
 

@@ -6,7 +6,10 @@ and resolved config, per attack what adaptive evaluation chose before the checks
 EOT draws, BPDA, ...), the seed, and whether the checks run and on how many samples (`check_n`
 counts only with checks). A certification: model, checkpoint, dataset, split, subset, sigmas,
 Cohen's n0, n (noise draws) and alpha, seed, adaptive radius, the sequential look schedule
-(`SequentialLooks`), precision. Not identity: where and how a run runs (device, batch size, Ray,
+(`SequentialLooks`), precision, the noise stream (`noise`: counter-based since issue 39; runs
+stored before drew from torch.Generator). Both: the device class the rows are computed on ("cpu"
+or "cuda": floating point rounds differently there, so results can differ) and whether TF32 was
+allowed on it. Not identity: where and how a run runs otherwise (which GPU, batch size, Ray,
 database), its provenance, what the checks changed (the escalation, stored with the run).
 
 `payload()` is the JSON object hashed by `key()` = `runs.config_key` (sha256 of `json.dumps(payload,
@@ -49,6 +52,20 @@ from advbench.engine.runs import config_key
 
 SCHEMA_VERSION = 1
 R = TypeVar("R", bound="RunKey")
+DEVICE_CLASSES = ("cpu", "cuda")
+# A certification's noise: "counter" keys every noisy copy by (seed, image, sigma, draw index)
+# (`certification.noise`); "torch-generator" (runs stored before issue 39) drew from one
+# torch.Generator per image in chunks of the batch size. Never resumed into one another.
+NOISE_STREAM = "counter"
+NOISE_STREAMS = (NOISE_STREAM, "torch-generator")
+
+
+def check_numerics(device: str, tf32: bool) -> None:
+    """A key's device class is cpu or cuda; TF32 exists only on CUDA."""
+    if device not in DEVICE_CLASSES:
+        raise ValueError(f"device must be one of {', '.join(DEVICE_CLASSES)}, got {device!r}")
+    if tf32 and device != "cuda":
+        raise ValueError("tf32 is a CUDA setting; a cpu run has none")
 
 
 class RunKey(KeyPart):
@@ -125,10 +142,13 @@ class EvalRunKey(RunKey):
     )  # label -> choice; () for runs of other tools
     checks: bool = unless_default(True, codec=ON_OFF)
     check_n: int = unless_default(100)
+    device: str = unless_default("cpu")  # the device class the rows are computed on
+    tf32: bool = unless_default(False)  # TF32 allowed on CUDA (`--tf32`)
     schema_version: int = unless_default(SCHEMA_VERSION, omitted=1)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_numerics(self.device, self.tf32)
         if not self.checks and self.check_n != 100:
             object.__setattr__(self, "check_n", 100)
         if not self.attacks:
@@ -174,10 +194,16 @@ class CertifyRunKey(RunKey):
     kind: str = always("certify")
     sequential: SequentialLooks | None = unless_default(None)
     precision: str = unless_default("fp32")
+    noise: str = unless_default(NOISE_STREAM, omitted="torch-generator")
+    device: str = unless_default("cpu")
+    tf32: bool = unless_default(False)
     schema_version: int = unless_default(SCHEMA_VERSION, omitted=1)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_numerics(self.device, self.tf32)
+        if self.noise not in NOISE_STREAMS:
+            raise ValueError(f"noise must be one of {', '.join(NOISE_STREAMS)}, got {self.noise!r}")
         if self.kind != "certify":
             raise ValueError(f"kind must be 'certify', got {self.kind!r}")
 

@@ -2,8 +2,10 @@
 
 A spec is the scientific question: model, data subset, threats, attacks, seed. Together with
 the checkpoint and subset hashes the plan resolves, it is the run's identity in the store.
-The runtime is everything that must not change a result: device, database, model zoo, data
-folder, batch size, `fresh`, Ray. Both validate their values on construction, so a bad value
+The runtime is where and how a run executes: device, database, model zoo, data folder, batch
+size, `fresh`, Ray, TF32. None of it changes a result on one device class; the device class
+(cpu or cuda) and TF32 can, through floating-point rounding, so the run key records both and runs
+never resume across them (docs/gpu.md). Both validate their values on construction, so a bad value
 is one clear error before anything heavy is loaded.
 """
 
@@ -38,10 +40,13 @@ def _positive(name: str, value: int | None) -> None:
 
 @dataclass(frozen=True)
 class Runtime:
-    """Where and how a run executes; never part of a run's identity.
+    """Where and how a run executes; part of a run's identity only through the device class
+    (cpu or cuda) its rows are computed on and, on CUDA, `tf32`.
 
     `batch_size` None lets each command pick its own default (256 images per evaluation
-    batch, 1000 noisy copies per certification forward pass).
+    batch, 1000 noisy copies per certification forward pass, on CUDA as many as memory holds).
+    `tf32` allows TF32 matmuls and convolutions on CUDA (faster, about 3 decimal digits); off, the
+    determinism policy keeps full float32 (`core.device.deterministic`).
     """
 
     device: str = "auto"
@@ -51,6 +56,7 @@ class Runtime:
     batch_size: int | None = None
     fresh: bool = False
     ray: str | None = None
+    tf32: bool = False
 
     def __post_init__(self) -> None:
         _check_device(self.device)
