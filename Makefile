@@ -11,7 +11,7 @@ demo: setup data  ## set up, then compare cnn3, kap-cnn3 and madry-cnn-at on Fas
 test: setup data  ## set up, lint and type-check, build the docs (--strict), run the whole test suite, then the robustness regression gate
 	bash scripts/ensure-chromium.sh
 	bash scripts/lint.sh $(BIN)
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 	$(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=15
 	rm -f results/ci-gate.sqlite
 	$(BIN)/advbench check --suite docs/suites/ci.yaml --baseline docs/suites/ci-baseline.json --db results/ci-gate.sqlite

@@ -1,10 +1,10 @@
-"""Write docs/reproductions.md's tables from the reproduction suites' stored runs.
+"""Write docs/notes/reproductions.md's tables from the reproduction suites' stored runs.
 
 Each cell is our number from one stored run (with its Wilson 95 % interval and run id) beside
 the paper's number from the model's paper facts (advbench/models/paper_facts.yaml); cells more
 than 3 points apart are marked, and the document explains each. Tables are replaced between
 `<!-- table:NAME -->` and `<!-- end:NAME -->` markers, so the prose around them stays.
-Run: python scripts/reproductions.py --db results/reproductions.sqlite [--write docs/reproductions.md]
+Run: python scripts/reproductions.py --db results/reproductions.sqlite [--write docs/notes/reproductions.md]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from advbench.report.curves import minimum_norm_stats, worst_minimum_norm_curve
 from advbench.report.leaderboard import wilson
 from advbench.store import RunSummary, Store, summarize
 
+IMG = Path(__file__).resolve().parents[1] / "docs" / "img"  # the figures the reproduction notes show
 MARK = 0.03  # differences above 3 points are marked and explained in the document
 
 
@@ -485,11 +486,11 @@ def main() -> None:
         text = replace_block(text, name, table)
     args.write.write_text(text)
     if curves:
-        fig6_figure(curves, args.write.parent / "img" / "kap-fig6.png")
+        fig6_figure(curves, IMG / "kap-fig6.png")
     if appb:
-        appb_figures(appb, SMOOTH_MODELS, args.write.parent / "img", "smooth-appb")
+        appb_figures(appb, SMOOTH_MODELS, IMG, "smooth-appb")
     if appb_lambda:
-        appb_figures(appb_lambda, tuple(m for m, _ in LAMBDA_MODELS), args.write.parent / "img", "smooth-lambda")
+        appb_figures(appb_lambda, tuple(m for m, _ in LAMBDA_MODELS), IMG, "smooth-lambda")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ Checkpoints are re-saved in float16 first where that leaves the predictions on 2
 images unchanged (the zoo must stay under 100 MB).
 With `--default`, each model gets `advbench eval`'s default evaluation instead (`auto` with the
 gradient-masking checks, at the card's threat model) and its verdict, kept beside the PGD-20 numbers.
-`--write-table docs/zoo.md` replaces the table in that file with every shipped card's row.
+`--write-table docs/zoo.md docs/notes/zoo.md` replaces the zoo's tables in those files with every shipped
+card's row: the compact one on the zoo page (clean, default evaluation, verdict, a link to the notes)
+and the full one in the lab notes.
 Run: python scripts/zoo_metrics.py [--db results/zoo.sqlite] [--new] [--settings 1] [--default] [MODEL ...]
 """
 
@@ -121,6 +123,63 @@ TABLE_HEADER = (
 )
 
 
+COMPACT_HEADER = (
+    "| model | recipe | clean % | worst case % [95 % CI] (n) | verdict | notes |\n"
+    "|---|---|---|---|---|---|"
+)
+
+# The lab notes' section on each group of models (docs/notes/zoo.md, "Against the papers"), first match.
+NOTES = (
+    ("hah-vgg16", "hah-vgg16"),
+    ("madry-cnn-fast-at madry-cnn-trades rn18-at rn18-fast-at rn18-trades rn18-trades-awp rn18-alp rn18-mart rn18-fat rn18-awp",
+     "adversarial-training-baselines"),
+    ("madry-cnn madry-cnn-at", "dissertation-fashion-mnist-table-41"),
+    ("pfe-madry sc-frontend sc-frontend-nodrop", "front-ends"),
+    ("smooth-*", "smooth-kernels"),
+    ("pni-* cpni-* rn20", "cpni-family"),
+    ("rn18-s* rn18-up* preact-* vgg16* alexnet*", "stride-and-upsampling-family"),
+    ("cnn* kap-* kmp-* rn18-nt rn18-nt-noise rn18widex4-kap", "kap-family"),
+)
+GROUP_NAMES = {
+    "hah-vgg16": "hah-vgg16",
+    "adversarial-training-baselines": "AT baselines",
+    "dissertation-fashion-mnist-table-41": "dissertation",
+    "front-ends": "front ends",
+    "smooth-kernels": "smooth kernels",
+    "cpni-family": "CPNI",
+    "stride-and-upsampling-family": "stride, upsampling",
+    "kap-family": "KAP",
+}
+
+
+def notes_anchor(name: str) -> str:
+    """The section of docs/notes/zoo.md about `name`'s group of models."""
+    import fnmatch
+
+    for patterns, anchor in NOTES:
+        if any(fnmatch.fnmatch(name, p) for p in patterns.split()):
+            return anchor
+    raise KeyError(f"{name}: no section of docs/notes/zoo.md; add its group to NOTES")
+
+
+def default_cells(metrics: dict) -> list[str]:
+    """The default evaluation's worst case with its Wilson interval and n, and its verdict."""
+    default = metrics.get("auto")
+    if not default:
+        return ["-", "-"]
+    low, high = wilson(default["accuracy"], default["n"])
+    eot = f", EOT {default['eot']})" if "eot" in default else ")"
+    return [f"{100 * default['accuracy']:.1f} [{100 * low:.1f}, {100 * high:.1f}] (n={default['n']}" + eot, default["verdict"] or "-"]
+
+
+def compact_row(card: ModelCard) -> str:
+    """One row of docs/zoo.md's compact table from a card's recorded metrics."""
+    anchor = notes_anchor(card.name)
+    cells = [card.name, card.training.get("recipe", ""), f"{100 * card.metrics['clean_accuracy']:.1f}", *default_cells(card.metrics),
+             f"[{GROUP_NAMES[anchor]}](notes/zoo.md#{anchor})"]
+    return "| " + " | ".join(cells) + " |"
+
+
 def table_row(card: ModelCard) -> str:
     """One zoo.md row from a card's recorded metrics (nothing is evaluated)."""
     metrics = card.metrics
@@ -130,28 +189,29 @@ def table_row(card: ModelCard) -> str:
         "-" if k not in metrics else f"{100 * metrics[k]['accuracy']:.2f}" + (f" (n={metrics[k]['n']})" if k == SETTINGS[0][0] else "")
         for k, *_ in SETTINGS
     ]
-    default = metrics.get("auto")
-    if default:
-        low, high = wilson(default["accuracy"], default["n"])
-        default_cells = [f"{100 * default['accuracy']:.1f} [{100 * low:.1f}, {100 * high:.1f}] (n={default['n']}" + (f", EOT {default['eot']})" if "eot" in default else ")"), default["verdict"] or "-"]
-    else:
-        default_cells = ["-", "-"]
     strides = "-".join(map(str, card.kwargs.get("strides", [1, 2, 2, 2])))
-    cells = [card.name, card.training.get("recipe", ""), f"{100 * metrics['clean_accuracy']:.2f}", *default_cells, *pgd, f"{minutes:.1f}",
+    cells = [card.name, card.training.get("recipe", ""), f"{100 * metrics['clean_accuracy']:.2f}", *default_cells(metrics), *pgd, f"{minutes:.1f}",
              paper_headline(card.paper_facts, strides)]
     return "| " + " | ".join(cells) + " |"
 
 
 def write_table(doc: Path) -> int:
-    """Replace the zoo table in `doc` (header to the next blank line) with every shipped card's
-    row, sorted by name; returns the number of rows."""
-    cards = sorted((REPO_ZOO / "fashion-mnist").glob("*.yaml"), key=lambda p: p.stem)
-    rows = [table_row(ModelCard.from_yaml(p)) for p in cards]
-    text = doc.read_text()
-    start = text.index(TABLE_HEADER)
-    end = text.index("\n\n", start)
-    doc.write_text(text[:start] + TABLE_HEADER + "\n" + "\n".join(rows) + text[end:])
-    return len(rows)
+    """Replace the zoo tables in `doc` (each from its header to the next blank line) with every
+    shipped card's row, sorted by name: the full table (lab notes) and the compact one (the zoo
+    page), whichever `doc` holds; returns the number of rows written."""
+    cards = [ModelCard.from_yaml(p) for p in sorted((REPO_ZOO / "fashion-mnist").glob("*.yaml"), key=lambda p: p.stem)]
+    text, written = doc.read_text(), 0
+    for header, row in ((TABLE_HEADER, table_row), (COMPACT_HEADER, compact_row)):
+        if header not in text:
+            continue
+        start = text.index(header)
+        end = text.index("\n\n", start)
+        text = text[:start] + header + "\n" + "\n".join(row(card) for card in cards) + text[end:]
+        written += len(cards)
+    if not written:
+        raise SystemExit(f"{doc} holds no zoo table")
+    doc.write_text(text)
+    return written
 
 
 def main() -> None:
@@ -164,7 +224,7 @@ def main() -> None:
     parser.add_argument("--default", action="store_true", help="measure the default evaluation (auto, checks, verdict) instead of PGD-20")
     parser.add_argument("--eot", type=int, help="with --default: EOT draws per gradient for models random at inference (default: the library's 20)")
     parser.add_argument("--table-only", action="store_true", help="print the table from the cards without evaluating")
-    parser.add_argument("--write-table", type=Path, metavar="DOC", help="after measuring, replace the table in DOC (e.g. docs/zoo.md) with every shipped card's row")
+    parser.add_argument("--write-table", type=Path, nargs="+", metavar="DOC", help="after measuring, replace the zoo tables in each DOC (docs/zoo.md docs/notes/zoo.md) with every shipped card's row")
     args = parser.parse_args()
     import advbench.models.table  # noqa: F401
 
@@ -190,8 +250,8 @@ def main() -> None:
         card.to_yaml(path)
         if card.metrics:
             print(table_row(card))
-    if args.write_table:
-        print(f"{write_table(args.write_table)} rows written to {args.write_table}")
+    for doc in args.write_table or []:
+        print(f"{write_table(doc)} rows written to {doc}")
 
 
 if __name__ == "__main__":

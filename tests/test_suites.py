@@ -1,4 +1,4 @@
-"""The shipped suites are runnable, and docs/reproductions.md's tables are what its shipped runs give."""
+"""The shipped suites are runnable, and docs/notes/reproductions.md's tables are what its shipped runs give."""
 
 import gzip
 import shutil
@@ -31,7 +31,7 @@ def test_shipped_suite_names_registered_models_and_supported_attacks(path) -> No
 
 
 def test_reproduction_tables_are_the_shipped_runs(tmp_path) -> None:
-    """No number in docs/reproductions.md's tables is typed by hand: rebuilding them from the shipped
+    """No number in docs/notes/reproductions.md's tables is typed by hand: rebuilding them from the shipped
     database (docs/runs/reproductions.sqlite.gz, Foolbox 2's runs included) leaves the document unchanged."""
     db = tmp_path / "reproductions.sqlite"
     with gzip.open(REPO / "docs" / "runs" / "reproductions.sqlite.gz", "rb") as src, open(db, "wb") as dst:
@@ -50,7 +50,7 @@ def test_reproduction_tables_are_the_shipped_runs(tmp_path) -> None:
     assert cells, "the shipped reproduction database holds no finished runs"
     assert {c.model for c in curves} == set(script.FIG6_MODELS), "KAP Fig. 6 needs a certification of both models"
     assert set(fig4) == {m for panel in script.FIG4_PANELS.values() for m, _ in panel}, "KAP Fig. 4 needs every panel's model"
-    document = (REPO / "docs" / "reproductions.md").read_text()
+    document = (REPO / "docs" / "notes" / "reproductions.md").read_text()
     rebuilt = document
     tables = script.build_tables(cells, external, curves, fig4, appb, appb_lambda, script.card_default_evals())
     assert "foolbox2" in tables, "the Foolbox 2 cross-check is stored as runs"

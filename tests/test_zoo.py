@@ -1,6 +1,7 @@
 """Every registered model builds; every shipped Fashion-MNIST checkpoint loads and is accurate."""
 
 import math
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -114,26 +115,45 @@ def test_every_registered_model_has_a_shipped_checkpoint() -> None:
     assert not missing, f"no Fashion-MNIST checkpoint yet for: {', '.join(missing)}"
 
 
-def test_zoo_table_is_what_the_cards_record() -> None:
-    # docs/zoo.md's table is scripts/zoo_metrics.py's, from the shipped cards: a checkpoint
-    # re-measured without its row re-made, or a number edited by hand, fails here.
+ZOO_PAGES = {"full": ("notes", "zoo.md"), "compact": ("zoo.md",)}  # the lab notes' table, the zoo page's
+
+
+@pytest.mark.parametrize("kind", sorted(ZOO_PAGES))
+def test_zoo_table_is_what_the_cards_record(kind: str) -> None:
+    # docs/zoo.md's compact table and docs/notes/zoo.md's full one are scripts/zoo_metrics.py's,
+    # from the shipped cards: a checkpoint re-measured without its row re-made, or a number edited
+    # by hand, fails here.
     zoo_metrics = load_script("zoo_metrics")
-    rows = [zoo_metrics.table_row(ModelCard.from_yaml(card_path(name, "fashion-mnist"))) for name in SHIPPED]
-    table = zoo_metrics.TABLE_HEADER + "\n" + "\n".join(rows) + "\n"
-    assert table in (REPO_ZOO.parent / "docs" / "zoo.md").read_text()
+    header, row = (zoo_metrics.TABLE_HEADER, zoo_metrics.table_row) if kind == "full" else (zoo_metrics.COMPACT_HEADER, zoo_metrics.compact_row)
+    rows = [row(ModelCard.from_yaml(card_path(name, "fashion-mnist"))) for name in SHIPPED]
+    table = header + "\n" + "\n".join(rows) + "\n"
+    assert table in REPO_ZOO.parent.joinpath("docs", *ZOO_PAGES[kind]).read_text()
 
 
-def test_write_table_remakes_the_zoo_table_in_place(tmp_path: Path) -> None:
-    # `zoo_metrics.py --write-table` is how docs/zoo.md's table is refreshed after a measurement:
+@pytest.mark.parametrize("kind", sorted(ZOO_PAGES))
+def test_write_table_remakes_the_zoo_table_in_place(kind: str, tmp_path: Path) -> None:
+    # `zoo_metrics.py --write-table` is how the zoo's tables are refreshed after a measurement:
     # a stale row is replaced and the prose around the table is left as it was.
     zoo_metrics = load_script("zoo_metrics")
-    shipped = (REPO_ZOO.parent / "docs" / "zoo.md").read_text()
-    first_row = shipped.index("\n| ", shipped.index(zoo_metrics.TABLE_HEADER) + len(zoo_metrics.TABLE_HEADER)) + 1
+    header = zoo_metrics.TABLE_HEADER if kind == "full" else zoo_metrics.COMPACT_HEADER
+    shipped = REPO_ZOO.parent.joinpath("docs", *ZOO_PAGES[kind]).read_text()
+    first_row = shipped.index("\n| ", shipped.index(header) + len(header)) + 1
     stale = shipped[:first_row] + "| stale | row |\n" + shipped[first_row:]
     doc = tmp_path / "zoo.md"
     doc.write_text(stale)
     assert zoo_metrics.write_table(doc) == len(SHIPPED)
     assert doc.read_text() == shipped
+
+
+def test_every_model_links_to_its_section_of_the_zoo_notes() -> None:
+    zoo_metrics = load_script("zoo_metrics")
+    notes = (REPO_ZOO.parent / "docs" / "notes" / "zoo.md").read_text()
+    headings = {line[4:] for line in notes.splitlines() if line.startswith("### ")}
+    anchors = {zoo_metrics.notes_anchor(name) for name in SHIPPED}
+    assert anchors == set(zoo_metrics.GROUP_NAMES)  # every group has a model, every model a group
+    # mkdocs' anchors of the notes' headings (mkdocs build --strict checks the links themselves)
+    slugs = {re.sub(r"[\s]+", "-", re.sub(r"[^\w\s-]", "", h).strip().lower()) for h in headings}
+    assert anchors <= slugs, anchors - slugs
 
 
 def test_zoo_row_shows_the_default_evaluation_with_its_interval_and_verdict() -> None:
