@@ -5,8 +5,10 @@ all its iterations and seeds from the global RNG, so a sample's result depends o
 Here, as in PGD (`gradient.py`):
 
 - a sample leaves the active set as soon as a forward pass shows it misclassified and keeps that
-  iterate (not on models random at inference: one lucky pass proves nothing, so there every
-  sample runs all its steps and the point of highest EOT-averaged loss is returned);
+  iterate. On models random at inference one lucky pass proves nothing: there the EOT draws
+  that compute each gradient nominate the points most of them misclassify, at no extra cost,
+  and a sample leaves only when an independent vote (`models.vote`) confirms its point wrong;
+  the others run all their steps and return their point of highest EOT-averaged loss;
 - random starts come from the sample's own index-seeded stream (`gradient.random_start`; for
   dlr-targeted keyed by the target class too);
 - `steps` counts gradient steps taken per sample, times the view's EOT draws.
@@ -34,7 +36,7 @@ import torch.nn.functional as F
 
 from advbench.attacks.base import CE, MARGIN_LOSS, Attack
 from advbench.attacks.gradient import random_start
-from advbench.attacks.losses import attack_loss, targeted_dlr, value_and_grad
+from advbench.attacks.losses import EOTStep, attack_loss, targeted_dlr, value_and_grad
 from advbench.attacks.registry import register_attack
 from advbench.attacks.wrappers import AttackedModel
 from advbench.core.errors import UsageError
@@ -96,12 +98,14 @@ def likeliest_wrong_classes(logits: torch.Tensor, y: torch.Tensor, k: int) -> to
 
 def _loss_grad(
     model: AttackedModel, x: torch.Tensor, y: torch.Tensor, loss: str, target: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(logits, loss per sample, input gradient), each averaged over the view's EOT draws."""
+) -> EOTStep:
+    """(logits, loss per sample, input gradient), each averaged over the view's EOT draws, and the
+    draws that misclassified each sample."""
     return value_and_grad(
         model,
         x,
         lambda z: targeted_dlr(z, y, target) if target is not None else attack_loss(z, y, loss),
+        labels=y,
     )
 
 
@@ -229,13 +233,16 @@ class APGD(Attack):
         cfg = self.config
         n = len(x)
         draws = int(model.eot_draws)
-        early = cfg.early_stop and judge
+        # Look for breaks at every step where a pass is proof, and on a random model when early
+        # stopping is on (its step draws nominate, a vote confirms).
+        look = judge or cfg.early_stop
+        early = cfg.early_stop and look
         x_out, hit = start.clone(), torch.zeros(n, dtype=torch.bool, device=x.device)
         loss_out = torch.full((n,), float("-inf"), device=x.device)
         used = torch.zeros(n, dtype=torch.int64, device=x.device)
         marks = checkpoints(cfg.steps)
 
-        logits, loss, grad = _loss_grad(model, start, y, cfg.loss, target)
+        _, loss, grad, wrong = _loss_grad(model, start, y, cfg.loss, target)
         s: dict[str, torch.Tensor] = {
             "pos": torch.arange(n, device=x.device),
             "x0": x,
@@ -247,13 +254,12 @@ class APGD(Attack):
         if target is not None:
             s["target"] = target
 
-        def observe(
-            state: dict[str, torch.Tensor], logits: torch.Tensor
-        ) -> dict[str, torch.Tensor]:
+        def observe(state: dict[str, torch.Tensor], wrong: torch.Tensor) -> dict[str, torch.Tensor]:
             """Record first hits; with early stopping, drop them from the state."""
-            if not judge:
+            if not look:
                 return state
-            now = logits.argmax(1) != state["y"]
+            now, spent = model.confirmed_wrong(state["xa"], state["y"], wrong)
+            used[state["pos"]] += spent
             new = now & ~hit[state["pos"]]
             if bool(new.any()):
                 where = state["pos"][new]
@@ -263,7 +269,7 @@ class APGD(Attack):
                 return {k: v[~now] for k, v in state.items()}
             return state
 
-        s = observe(s, logits)
+        s = observe(s, wrong)
         s["x_old"], s["x_best"], s["g_best"] = s["xa"].clone(), s["xa"].clone(), s["grad"].clone()
         s["l_best"], s["l_check"] = s["loss"].clone(), s["loss"].clone()
         s["step"] = torch.full((len(s["pos"]),), 2.0 * threat.eps, device=x.device)
@@ -283,7 +289,7 @@ class APGD(Attack):
             x_new = threat.project(x0, xa + a * (z - xa) + (1 - a) * (xa - s["x_old"]))
             s["x_old"], s["xa"] = xa, x_new
             used[s["pos"]] += draws
-            logits, loss, grad = _loss_grad(model, x_new, s["y"], cfg.loss, s.get("target"))
+            _, loss, grad, wrong = _loss_grad(model, x_new, s["y"], cfg.loss, s.get("target"))
             s["grad"] = grad
             s["rises"] += (loss > s["loss"]).float()
             s["loss"] = loss
@@ -291,7 +297,7 @@ class APGD(Attack):
             s["x_best"] = torch.where(per_sample(better, x_new), x_new, s["x_best"])
             s["g_best"] = torch.where(per_sample(better, grad), grad, s["g_best"])
             s["l_best"] = torch.where(better, loss, s["l_best"])
-            s = observe(s, logits)
+            s = observe(s, wrong)
             window = marks.get(i + 1)
             if window is not None and len(s["pos"]):
                 halve = (s["rises"] <= window * cfg.rho) | (

@@ -54,7 +54,7 @@ class AttackResult:
     """One result type for every attack: per-sample adversarial inputs and outcomes."""
 
     x_adv: torch.Tensor
-    success: torch.Tensor  # bool: the exact model misclassifies x_adv
+    success: torch.Tensor  # bool: the exact model misclassifies x_adv (random models: by vote)
     distance: torch.Tensor  # perturbation norm in the threat model's norm
     steps: torch.Tensor  # int: gradient steps (or queries) spent per sample
     adv_pred: torch.Tensor  # int: the exact model's prediction on x_adv
@@ -63,6 +63,28 @@ class AttackResult:
     stages: tuple[
         StageRecord, ...
     ] = ()  # what each stage did (one record for a single-stage attack)
+    # Models random at inference: the vote at x_adv (`models.vote`); 0 draws: not judged here
+    # (a minimum-norm result read at a budget it did not fit).
+    correct_draws: torch.Tensor | None = None
+    draws: torch.Tensor | None = None
+
+    def take(self, rows: torch.Tensor) -> "AttackResult":
+        """The result on `rows` of its samples (stage records are per call and not kept)."""
+
+        def pick(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t[rows]
+
+        return AttackResult(
+            self.x_adv[rows],
+            self.success[rows],
+            self.distance[rows],
+            self.steps[rows],
+            self.adv_pred[rows],
+            pick(self.min_distance),
+            (),
+            pick(self.correct_draws),
+            pick(self.draws),
+        )
 
 
 class Attack:
@@ -170,10 +192,19 @@ class Attack:
         x_adv: torch.Tensor,
         steps: torch.Tensor,
     ) -> AttackResult:
-        """The result of `run`'s output: projected into the threat model, success judged by the exact model."""
+        """The result of `run`'s output: projected into the threat model, success judged by the
+        exact model (a vote on a random model)."""
         x_adv = threat.project(x, x_adv.detach())
-        adv_pred = view.verdict(x_adv)
-        return AttackResult(x_adv, adv_pred != y, threat.distance(x, x_adv), steps, adv_pred)
+        verdict = view.judge(x_adv, y)
+        return AttackResult(
+            x_adv,
+            verdict.wrong,
+            threat.distance(x, x_adv),
+            steps,
+            verdict.prediction,
+            correct_draws=verdict.correct_draws,
+            draws=verdict.draws,
+        )
 
 
 class MinimumNormAttack(Attack):
@@ -192,7 +223,7 @@ class MinimumNormAttack(Attack):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(x_adv = a copy of x, zero steps, indices of the samples worth attacking: those the
         model still classifies correctly; misclassified ones cost nothing and keep x)."""
-        todo = (model.predict(x) == y).nonzero().view(-1)
+        todo = (~model.judge(x, y).wrong).nonzero().view(-1)
         return x.clone(), torch.zeros(len(x), dtype=torch.int64, device=x.device), todo
 
     def run_unbounded(
@@ -227,11 +258,20 @@ class MinimumNormAttack(Attack):
             indices = torch.arange(len(x), device=x.device)
         x_adv, steps = self.run_unbounded(view, x, y, norm, indices, seed)
         x_adv = x_adv.detach().clamp(0.0, 1.0)
-        adv_pred = view.verdict(x_adv)
-        success = adv_pred != y
+        verdict = view.judge(x_adv, y)
+        success = verdict.wrong
         distance = ThreatModel(norm, 0.0).distance(x, x_adv)
         min_distance = torch.where(success, distance, torch.full_like(distance, float("inf")))
-        return AttackResult(x_adv, success, distance, steps, adv_pred, min_distance)
+        return AttackResult(
+            x_adv,
+            success,
+            distance,
+            steps,
+            verdict.prediction,
+            min_distance,
+            correct_draws=verdict.correct_draws,
+            draws=verdict.draws,
+        )
 
     def run(
         self,
@@ -275,6 +315,18 @@ class MinimumNormAttack(Attack):
         shape = (-1, *([1] * (x.dim() - 1)))
         x_adv = torch.where(fits.view(shape), result.x_adv, x)
         adv_pred = torch.where(fits, result.adv_pred, y)
+        correct_draws = draws = None
+        if result.draws is not None and result.correct_draws is not None:
+            # Where the found point does not fit, the clean input stands: not judged here (0 draws).
+            correct_draws = torch.where(fits, result.correct_draws, 0)
+            draws = torch.where(fits, result.draws, 0)
         return AttackResult(
-            x_adv, fits, threat.distance(x, x_adv), result.steps, adv_pred, result.min_distance
+            x_adv,
+            fits,
+            threat.distance(x, x_adv),
+            result.steps,
+            adv_pred,
+            result.min_distance,
+            correct_draws=correct_draws,
+            draws=draws,
         )

@@ -39,18 +39,6 @@ class ThreatOutcome:
     )
 
 
-def _take(result: AttackResult, rows: torch.Tensor) -> AttackResult:
-    md = None if result.min_distance is None else result.min_distance[rows]
-    return AttackResult(
-        result.x_adv[rows],
-        result.success[rows],
-        result.distance[rows],
-        result.steps[rows],
-        result.adv_pred[rows],
-        md,
-    )
-
-
 def robust_ensemble(
     attacks: list[tuple[str, Attack, AttackedModel]],
     x: torch.Tensor,
@@ -70,7 +58,7 @@ def robust_ensemble(
     `attacks` on what they left robust, as if all had run in one ensemble.
     """
     if correct is None:
-        correct = attacks[0][2].verdict(x) == y
+        correct = ~attacks[0][2].judge(x, y).wrong
     swept: dict[str, tuple[list[AttackResult], torch.Tensor, float]] = {}
     start_correct = correct.nonzero().view(-1)
     for label, attack, view in attacks:
@@ -101,7 +89,7 @@ def robust_ensemble(
                 results, rows, seconds = swept[label]
                 # Positions of `target` within the swept rows (every still-robust sample was swept).
                 where = torch.searchsorted(rows, target)
-                result = _take(results[t], where)
+                result = results[t].take(where)
             else:
                 t0 = time.perf_counter()
                 result = attack(

@@ -2,8 +2,10 @@
 
 A sample leaves the active set as soon as the forward pass of a step shows it misclassified,
 so no compute is spent on points already broken, and its adversarial example is kept. On a
-model that is random at inference a single lucky forward pass proves nothing, so there every
-sample runs all its steps and the base class's final prediction decides.
+model that is random at inference a single lucky forward pass proves nothing: there the step's
+EOT draws nominate the points most of them misclassify and a sample leaves only when an
+independent vote confirms it (`AttackedModel.confirmed_wrong`); the base class's final vote
+decides success.
 """
 
 from __future__ import annotations
@@ -160,7 +162,7 @@ class PGD(Attack):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
         stepsize = cfg.rel_stepsize * threat.eps
-        early_stop = cfg.early_stop and not model.stochastic
+        early_stop = cfg.early_stop  # random models: the step's draws nominate, a vote confirms
         x_best = x.clone()
         broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         steps = torch.zeros(len(x), dtype=torch.int64, device=x.device)
@@ -181,7 +183,7 @@ class PGD(Attack):
             active = torch.arange(len(todo), device=x.device)
             for _ in range(cfg.steps):
                 target = None if target_all is None else target_all[active]
-                logits, grad = loss_and_grad(
+                step = loss_and_grad(
                     model,
                     x_adv[active],
                     y0[active],
@@ -189,8 +191,10 @@ class PGD(Attack):
                     target,
                     cfg.eot_mode == "sign-mean-normalized",
                 )
+                grad = step.grad
                 if early_stop:
-                    hit = logits.argmax(1) != y0[active]
+                    hit, spent = model.confirmed_wrong(x_adv[active], y0[active], step.wrong_draws)
+                    steps[todo[active]] += spent
                     self._record(hit, active, todo, x_adv, x_best, broken)
                     if bool(hit.any()):
                         active, grad = active[~hit], grad[~hit]
@@ -202,8 +206,7 @@ class PGD(Attack):
             if len(active) and restart < cfg.restarts - 1:
                 # The next restart needs to know which last iterates succeeded; after the final
                 # restart the base class's clean forward pass decides success anyway.
-                with torch.no_grad():
-                    hit = model(x_adv[active]).argmax(1) != y0[active]
+                hit = model.judge(x_adv[active], y0[active]).wrong
                 self._record(hit, active, todo, x_adv, x_best, broken)
             # Samples never broken keep their last iterate.
             unbroken = ~broken[todo]

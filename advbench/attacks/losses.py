@@ -8,12 +8,15 @@ DLR is invariant to that scale (Croce & Hein 2020) and the CW margin to a shift.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
+from advbench.core.seeding import row_keys
 from advbench.core.threat import Norm, batch_norm
+
+EOT_ROWS = 2048  # inputs per forward pass of EOT copies (copies x batch rows), to bound memory
 
 LOSSES = ("ce", "cw", "dlr")
 
@@ -64,37 +67,72 @@ def targeted_dlr(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor) ->
     return targeted_margin(logits, y, target) / (top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)
 
 
+class EOTStep(NamedTuple):
+    """One gradient's worth of forward passes: logits, objective and gradient averaged over the
+    draws, and per sample how many draws misclassified it (what early stopping reads)."""
+
+    logits: torch.Tensor
+    values: torch.Tensor
+    grad: torch.Tensor
+    wrong_draws: torch.Tensor
+
+
 def value_and_grad(
     model: torch.nn.Module,
     x: torch.Tensor,
     objective: Callable[[torch.Tensor], torch.Tensor],
     normalize_each: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    labels: torch.Tensor | None = None,
+) -> EOTStep:
     """(logits, per-sample objective, its input gradient), each averaged over the forward passes
     one gradient costs on `model`: an EOT view (`advbench.attacks.wrappers`) takes `eot_draws`
-    passes of a random model. `normalize_each` L2-normalizes each draw's gradient before
+    passes of a random model; and, given `labels`, how many of those passes misclassified each
+    sample (zeros otherwise). `normalize_each` L2-normalizes each draw's gradient before
     averaging (the dissertation's EPGD). A model without gradient signal (no surrogate, e.g.
-    --no-bpda) gives zero gradients."""
+    --no-bpda) gives zero gradients.
+
+    The draws run as copies of the batch in as few forward passes as `EOT_ROWS` allows: each
+    copy draws the noise the same call in turn would have drawn (`RobustModel.forward_keyed`)."""
     draws = int(getattr(model, "eot_draws", 1))
-    x = x.detach().requires_grad_(True)
-    grad_sum, value_sum, logits_sum = torch.zeros_like(x), x.new_zeros(len(x)), None
-    for _ in range(draws):
+    n = len(x)
+    if n == 0:
+        empty = x.new_zeros(0)
+        return EOTStep(x.new_zeros(0, 0), empty, torch.zeros_like(x), empty.long())
+    forward_keyed = getattr(model, "forward_keyed", None)
+    keyed = draws > 1 and forward_keyed is not None
+    keys = row_keys(x) if keyed else None
+    per_pass = max(1, EOT_ROWS // max(1, n)) if keyed else 1
+    grad_sum, value_sum = torch.zeros_like(x), x.new_zeros(n)
+    logits_sum: torch.Tensor | None = None
+    wrong = torch.zeros(n, dtype=torch.int64, device=x.device)
+    done = 0
+    while done < draws:
+        k = min(per_pass, draws - done)
+        copies = x.detach().repeat(k, *([1] * (x.dim() - 1))).requires_grad_(True)
         with torch.enable_grad():
-            logits = model(x)
-            values = objective(logits)
+            if keys is None or forward_keyed is None:
+                logits = model(copies)
+            else:
+                logits = forward_keyed(copies, keys.repeat(k))
+            values = torch.cat([objective(part) for part in logits.split(n)])
             grad = None
             if values.requires_grad:
-                (grad,) = torch.autograd.grad(values.sum(), x, allow_unused=True)
-        grad = torch.zeros_like(x) if grad is None else grad
+                (grad,) = torch.autograd.grad(values.sum(), copies, allow_unused=True)
+        grad = torch.zeros_like(copies) if grad is None else grad
         if normalize_each:
             grad = grad / batch_norm(grad, Norm.L2).clamp_min(1e-12).view(
                 -1, *([1] * (grad.dim() - 1))
             )
-        grad_sum += grad
-        value_sum += values.detach()
-        logits_sum = logits.detach() if logits_sum is None else logits_sum + logits.detach()
+        grad_sum += grad.view(k, *x.shape).sum(0)
+        value_sum += values.detach().view(k, n).sum(0)
+        logits = logits.detach()
+        summed = logits.view(k, n, -1).sum(0)
+        logits_sum = summed if logits_sum is None else logits_sum + summed
+        if labels is not None:
+            wrong += (logits.argmax(1).view(k, n) != labels).sum(0)
+        done += k
     assert logits_sum is not None
-    return logits_sum / draws, value_sum / draws, grad_sum / draws
+    return EOTStep(logits_sum / draws, value_sum / draws, grad_sum / draws, wrong)
 
 
 def loss_and_grad(
@@ -104,9 +142,8 @@ def loss_and_grad(
     loss: str = "ce",
     target: torch.Tensor | None = None,
     normalize_each: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and the input gradient of the summed `attack_loss` (see `value_and_grad`)."""
-    logits, _, grad = value_and_grad(
-        model, x, lambda z: attack_loss(z, y, loss, target), normalize_each
+) -> EOTStep:
+    """The EOT step of `attack_loss` (see `value_and_grad`), with the draws that misclassified."""
+    return value_and_grad(
+        model, x, lambda z: attack_loss(z, y, loss, target), normalize_each, labels=y
     )
-    return logits, grad

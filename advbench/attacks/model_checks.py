@@ -85,7 +85,7 @@ def determinism_check(model: RobustModel, x: torch.Tensor) -> CheckResult:
 def gradient_check(view: AttackedModel, x: torch.Tensor, y: torch.Tensor) -> CheckResult:
     """Share of samples whose cross-entropy input gradient is all zero or not finite (as attacked:
     through BPDA surrogates, averaged over EOT draws)."""
-    _, grad = loss_and_grad(view, x, y, "ce")
+    grad = loss_and_grad(view, x, y, "ce").grad
     flat = grad.flatten(1)
     dead = (~torch.isfinite(flat).all(1)) | (flat.abs().amax(1) == 0)
     share = float(dead.float().mean()) if len(x) else 0.0

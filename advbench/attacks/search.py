@@ -72,7 +72,7 @@ class FGSMSearch(MinimumNormAttack):
         x_adv, steps, active = self.unbounded_start(model, x, y)
         if len(active) == 0:
             return x_adv, steps
-        _, grad = loss_and_grad(model, x[active], y[active], "ce")
+        grad = loss_and_grad(model, x[active], y[active], "ce").grad
         direction = torch.zeros_like(x)
         direction[active] = grad.sign()
         steps[active] = model.eot_draws

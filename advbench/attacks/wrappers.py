@@ -5,7 +5,9 @@ a property of the model as attacked (Foolbox's `ExpectationOverTransformationWra
 2's `CompositeModel`):
 
 - `AttackedModel`: gradients through the model's BPDA surrogates (when on) and averaged over
-  `eot_draws` forward passes of a model random at inference (EOT); judged by the exact model.
+  `eot_draws` forward passes of a model random at inference (EOT); judged by the exact model:
+  one pass of a deterministic model, a sequential vote of fresh draws of a random one
+  (`models.vote`).
 - `TransferModel`: gradients and intermediate predictions from a surrogate model, the verdict
   from the target (transfer attacks).
 
@@ -21,6 +23,7 @@ import torch
 from torch import nn
 
 from advbench.core.errors import UsageError
+from advbench.models.vote import DEFAULT_VOTE, Judgement, VoteRule, judge
 from advbench.models.wrapper import RobustModel
 
 EOT_DRAWS_RANDOM_MODEL = (
@@ -38,6 +41,7 @@ class AttackedModel(nn.Module):
         bpda: bool = True,
         random: bool = False,
         log_outputs: bool = False,
+        vote: VoteRule = DEFAULT_VOTE,
     ) -> None:
         super().__init__()
         if eot_draws < 1:
@@ -49,6 +53,7 @@ class AttackedModel(nn.Module):
         # random (no early stopping on one lucky pass); probabilities are attacked as log-probabilities.
         self.random = bool(random)
         self.log_outputs = bool(log_outputs)
+        self.vote = vote  # how a point of a random model is judged
 
     # The traits attacks read, from the wrapped model.
     @property
@@ -89,14 +94,45 @@ class AttackedModel(nn.Module):
         # log is monotone: the argmax, hence every prediction, is unchanged.
         return out.clamp_min(1e-30).log() if self.log_outputs else out
 
+    def forward_keyed(self, x: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """`forward` of rows whose row keys the caller has (EOT copies of one batch in one pass)."""
+        with self.model.attack_mode(self.bpda):
+            out = self.model.forward_keyed(x, keys)
+        return out.clamp_min(1e-30).log() if self.log_outputs else out
+
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """What the attack sees as the prediction (for its own early stopping and bookkeeping)."""
         return self(x).argmax(dim=1)
 
-    def verdict(self, x: torch.Tensor) -> torch.Tensor:
-        """The exact target model's prediction: the only judge of success."""
-        return self.target.predict(x)
+    @property
+    def vote_rule(self) -> VoteRule | None:
+        """The vote that judges points (None: one pass of a deterministic model)."""
+        return self.vote if self.stochastic else None
+
+    def judge(self, x: torch.Tensor, y: torch.Tensor) -> Judgement:
+        """The exact target model's judgement of (x, y): the only judge of success."""
+        return judge(self.target, x, y, self.vote_rule)
+
+    def confirmed_wrong(
+        self, x: torch.Tensor, y: torch.Tensor, wrong_draws: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where an attack may stop a sample at x, given how many of the step's `eot_draws` passes
+        misclassified it: (stop, forward passes spent confirming). A deterministic model's pass is
+        proof. On a random model one lucky pass proves nothing: the step's draws nominate the
+        points most of them misclassified, and an independent vote must decide them wrong."""
+        spent = torch.zeros(len(x), dtype=torch.int64, device=x.device)
+        nominated = 2 * wrong_draws > self.eot_draws
+        if self.vote_rule is None:
+            return nominated, spent
+        stop = torch.zeros_like(nominated)
+        rows = nominated.nonzero().view(-1)
+        if len(rows):
+            verdict = self.judge(x[rows], y[rows])
+            stop[rows] = verdict.wrong
+            assert verdict.draws is not None
+            spent[rows] = verdict.draws
+        return stop, spent
 
     def adaptations(self) -> dict[str, Any]:
         chosen = {
@@ -109,6 +145,7 @@ class AttackedModel(nn.Module):
             **chosen,
             **({"treated_as_random": True} if self.random else {}),
             **({"log_outputs": True} if self.log_outputs else {}),
+            **({"vote": self.vote.label()} if self.vote_rule is not None else {}),
         }
 
 
@@ -116,13 +153,17 @@ class TransferModel(AttackedModel):
     """Gradients and predictions from `surrogate`, success judged on `target` (transfer attacks)."""
 
     def __init__(self, target: RobustModel, surrogate: AttackedModel, surrogate_name: str) -> None:
-        super().__init__(surrogate.model, surrogate.eot_draws, surrogate.bpda)
-        self.judge = target
+        super().__init__(surrogate.model, surrogate.eot_draws, surrogate.bpda, vote=surrogate.vote)
+        self.judged_by = target
         self.surrogate_name = surrogate_name
 
     @property
     def target(self) -> RobustModel:
-        return self.judge
+        return self.judged_by
+
+    @property
+    def vote_rule(self) -> VoteRule | None:
+        return self.vote if self.judged_by.stochastic or self.random else None
 
     def adaptations(self) -> dict[str, Any]:
         return {**super().adaptations(), "surrogate": self.surrogate_name}

@@ -97,7 +97,7 @@ def model_probes(
     probabilities = output_checks(plan.model, x, plan.num_classes)
     determinism = determinism_check(plan.model, x)
     view = probe_view(plan, not determinism.passed, not probabilities.passed)
-    correct = view.verdict(x) == y
+    correct = ~view.judge(x, y).wrong
     threat = max(plan.threats, key=lambda t: t.eps)
     return [
         probabilities,
@@ -169,8 +169,8 @@ def check_shard(plan: EvalPlan, indices: list[int]) -> tuple[CheckedShard, EvalP
     plan = plan.escalated(choose(results, transfer_surrogate(plan), tuple(plan.labels)))
     spent += time.perf_counter() - t0
     plan.reseed("batch")
-    clean = clean_judgement(plan, x)
-    correct = clean == y
+    clean = clean_judgement(plan, x, y)
+    correct = ~clean.wrong
     outcomes = run_stages(plan, x, y, idx, correct)
     t0 = time.perf_counter()
     worst = max(range(len(plan.threats)), key=lambda t: plan.threats[t].eps)
@@ -187,7 +187,7 @@ def check_shard(plan: EvalPlan, indices: list[int]) -> tuple[CheckedShard, EvalP
     t0 = time.perf_counter()
     rechecks = recheck(plan, x, y, correct, didx) if plan.escalation.failed else []
     spent += time.perf_counter() - t0
-    clean_rows, rows = batch_rows(indices, y.tolist(), clean.tolist(), correct.tolist(), outcomes)
+    clean_rows, rows = batch_rows(indices, y.tolist(), clean, outcomes)
     eps = plan.threats[worst].eps
     for label, broken in found.probes.items():
         attacked = found.probed[label]

@@ -19,7 +19,7 @@ import torch
 
 from advbench.attacks.checks import CheckResult, Escalation
 from advbench.engine.adaptive import CheckedShard, check_shard
-from advbench.engine.batch import Rows, batch_rows, clean_judgement, run_stages
+from advbench.engine.batch import Rows, batch_rows, clean_judgement, run_stages, vote_config
 from advbench.engine.executors import Executor, executor_for
 from advbench.engine.plan import EvalPlan, resolve
 from advbench.engine.runs import ProgressFn, RunLedger, Tally, run_meta
@@ -71,11 +71,8 @@ def evaluate_shard(plan: EvalPlan, work: tuple[list[int], dict[str, Any] | None]
     idx = torch.tensor(indices, dtype=torch.int64)
     x, y = plan.batch(idx)
     plan.reseed("batch")
-    clean = clean_judgement(plan, x)
-    correct = clean == y
-    return batch_rows(
-        indices, y.tolist(), clean.tolist(), correct.tolist(), run_stages(plan, x, y, idx, correct)
-    )
+    clean = clean_judgement(plan, x, y)
+    return batch_rows(indices, y.tolist(), clean, run_stages(plan, x, y, idx, ~clean.wrong))
 
 
 # the run ----------------------------------------------------------------------------------------
@@ -118,6 +115,7 @@ def run_config(plan: EvalPlan) -> dict[str, Any]:
         "rechecks": [],
         "checks_seconds": 0.0,
         "checked": not plan.checks,
+        **vote_config(plan),
     }
 
 
@@ -134,6 +132,7 @@ def checked_config(shard: CheckedShard, plan: EvalPlan) -> dict[str, Any]:
         "rechecks": [c.to_dict() for c in shard.rechecks],
         "checks_seconds": shard.seconds,
         "checked": True,
+        **vote_config(plan),
     }
 
 

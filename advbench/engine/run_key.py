@@ -121,6 +121,9 @@ class Adaptation(KeyPart):
     autoattack_version: str | None = unless_default(
         None
     )  # AutoAttack: 'standard', 'plus' or 'rand'
+    vote: str | None = unless_default(
+        None
+    )  # random models: the rule judging a point (VoteRule.label)
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,7 @@ class RunLedger:
 
     def commit_batch(
         self,
-        clean_rows: Iterable[tuple[int, int, int]],
+        clean_rows: Iterable[tuple[Any, ...]],
         rows: Iterable[dict[str, Any]],
         config: dict[str, Any] | None = None,
     ) -> None:

@@ -168,12 +168,15 @@ class Randomness:
         return any(getattr(m, "is_stochastic", False) for m in self.layers)
 
     @contextlib.contextmanager
-    def scope(self, x: torch.Tensor) -> Iterator[DrawScope | None]:
-        """Within: the network's noise layers draw per input row of x (nothing to do if none is random)."""
+    def scope(
+        self, x: torch.Tensor, content: torch.Tensor | None = None
+    ) -> Iterator[DrawScope | None]:
+        """Within: the network's noise layers draw per input row of x (nothing to do if none is
+        random). `content`: the rows' `row_keys`, when the caller has them (copies of one batch)."""
         if not self.active or x.dim() == 0 or len(x) == 0:
             yield None
             return
-        content = row_keys(x)
+        content = row_keys(x) if content is None else content
         occurrence = self.history.occurrences(content)
         streams = {
             id(m): stream for m, stream in zip(self.layers, self.stream_ids)

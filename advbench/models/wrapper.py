@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from advbench.core.errors import UsageError
+from advbench.core.seeding import row_keys
 from advbench.models.bpda import BPDALayer
 from advbench.models.randomness import Randomness
 
@@ -98,6 +99,22 @@ class RobustModel(nn.Module):
             return self.net((x - self.mean) / self.std)
         with self.randomness.scope(x):
             return self.net((x - self.mean) / self.std)
+
+    def forward_keyed(self, x: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Forward rows of x whose `core.seeding.row_keys` the caller already has (`keys`): copies of
+        one batch, keyed once. Identical rows in one call draw fresh noise each, in row order."""
+        if self.randomness is None or not self.randomness.active or len(x) == 0:
+            return self(x)
+        with self.randomness.scope(x, keys):
+            return self.net((x - self.mean) / self.std)
+
+    def forward_copies(
+        self, x: torch.Tensor, copies: int, keys: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The logits of `copies` passes of each row of x, copy-major ((copies * N, classes)): a
+        random model draws fresh noise for each, as `copies` calls in turn would. One forward pass."""
+        keys = row_keys(x) if keys is None else keys
+        return self.forward_keyed(x.repeat(copies, *([1] * (x.dim() - 1))), keys.repeat(copies))
 
     def reseed(self, seed: int = 0) -> RobustModel:
         """Restart the model's own randomness: draws depend on `seed`, every input counts as new.

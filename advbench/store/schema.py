@@ -28,7 +28,9 @@ CREATE TABLE IF NOT EXISTS clean (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
     sample_idx INTEGER NOT NULL,
     label INTEGER NOT NULL,
-    pred INTEGER NOT NULL,
+    pred INTEGER NOT NULL,         -- random models: the label unless the vote decided wrong
+    correct_draws INTEGER,         -- random models: the vote's correct draws (NULL: one pass judged)
+    draws INTEGER,                 -- random models: the vote's draws
     PRIMARY KEY (run_id, sample_idx)
 );
 CREATE TABLE IF NOT EXISTS samples (
@@ -45,6 +47,8 @@ CREATE TABLE IF NOT EXISTS samples (
     steps INTEGER,
     seconds REAL,
     min_distance REAL,             -- minimum-norm attacks: the smallest adversarial norm found (NULL: none)
+    correct_draws INTEGER,         -- random models: the vote at adv point (NULL: one pass judged)
+    draws INTEGER,
     PRIMARY KEY (run_id, sample_idx, attack, eps)
 );
 CREATE TABLE IF NOT EXISTS certificates (
@@ -66,7 +70,14 @@ CREATE TABLE IF NOT EXISTS certificates (
 
 # What earlier versions' databases may lack; opening one (writable) adds it.
 OPTIONAL_TABLES = frozenset({"certificates"})
-OPTIONAL_COLUMNS = {("samples", "min_distance"): "ALTER TABLE samples ADD COLUMN min_distance REAL"}
+OPTIONAL_COLUMNS = {
+    ("samples", "min_distance"): "ALTER TABLE samples ADD COLUMN min_distance REAL",
+    **{
+        (table, column): f"ALTER TABLE {table} ADD COLUMN {column} INTEGER"
+        for table in ("clean", "samples")
+        for column in ("correct_draws", "draws")
+    },
+}
 
 SAMPLE_COLUMNS = (
     "sample_idx",
@@ -81,6 +92,8 @@ SAMPLE_COLUMNS = (
     "steps",
     "seconds",
     "min_distance",
+    "correct_draws",
+    "draws",
 )
 
 

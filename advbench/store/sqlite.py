@@ -295,11 +295,14 @@ class Store:
     def write_batch(
         self,
         run_id: str,
-        clean_rows: Iterable[tuple[int, int, int]],
+        clean_rows: Iterable[tuple[Any, ...]],
         sample_rows: Iterable[dict[str, Any]],
         config: dict[str, Any] | None = None,
     ) -> None:
-        """Commit one batch's clean predictions and attack rows atomically (with `config`'s keys set in the run's config)."""
+        """Commit one batch's clean predictions and attack rows atomically (with `config`'s keys set in the run's config).
+
+        A clean row is (sample, label, prediction) or, for a random model's vote, (sample, label,
+        prediction, correct draws, draws)."""
         placeholders = ", ".join("?" * (len(SAMPLE_COLUMNS) + 1))
         # OR IGNORE: rows are deterministic per sample, so a row another process running the same
         # run committed first is this one (up to its timing), and is kept.
@@ -315,8 +318,8 @@ class Store:
                     (json.dumps({**stored, **config}, sort_keys=True), run_id),
                 )
             conn.executemany(
-                "INSERT OR IGNORE INTO clean (run_id, sample_idx, label, pred) VALUES (?, ?, ?, ?)",
-                [(run_id, *r) for r in clean_rows],
+                "INSERT OR IGNORE INTO clean (run_id, sample_idx, label, pred, correct_draws, draws) VALUES (?, ?, ?, ?, ?, ?)",
+                [(run_id, *r, *(None,) * (5 - len(r))) for r in clean_rows],
             )
             conn.executemany(
                 f"INSERT OR IGNORE INTO samples (run_id, {', '.join(SAMPLE_COLUMNS)}) VALUES ({placeholders})",
@@ -328,6 +331,16 @@ class Store:
             "SELECT sample_idx, label, pred FROM clean WHERE run_id = ? ORDER BY sample_idx",
             (run_id,),
         ).fetchall()
+
+    def clean_votes(self, run_id: str) -> dict[int, tuple[int, int]]:
+        """Random models: each sample's clean vote (correct draws, draws); empty for one-pass runs."""
+        return {
+            idx: (hits, draws)
+            for idx, hits, draws in self.conn.execute(
+                "SELECT sample_idx, correct_draws, draws FROM clean WHERE run_id = ? AND draws IS NOT NULL",
+                (run_id,),
+            )
+        }
 
     def sample_rows(self, run_id: str) -> list[dict[str, Any]]:
         cur = self.conn.execute(
