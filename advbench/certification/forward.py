@@ -91,8 +91,9 @@ def auto_noise_batch(
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     before = torch.cuda.memory_allocated(device)
-    zero = torch.zeros(1, dtype=torch.int64, device=device)
-    image = torch.rand((1, *image_shape), device=device)
+    on = model.device  # `device`, where the model was put
+    zero = torch.zeros(1, dtype=torch.int64, device=on)
+    image = torch.rand((1, *image_shape), device=on)
     count_votes(model, image, zero, zero, PROBE, 0.0, PROBE, precision)
     per_copy = max(1, (torch.cuda.max_memory_allocated(device) - before) // PROBE)
     free, _ = torch.cuda.mem_get_info(device)

@@ -80,11 +80,12 @@ def certify_cmd(
         Precision,
         typer.Option(
             case_sensitive=False,
-            help="forward passes in fp32, or autocast to bf16/fp16 (certificates always come from integer counts)",
+            help="forward passes in fp32, or autocast to bf16/fp16 (certificates always come from integer counts; fp16 needs CUDA)",
         ),
     ] = Precision.fp32,
     as_json: options.AsJson = False,
     ray: options.Ray = None,
+    tf32: options.TF32 = False,
 ) -> None:
     """Certified L2 radii of the Gaussian-smoothed model (Cohen et al. CERTIFY and PREDICT), stored per sample."""
     if n_samples is not None:  # an old command line: --n there meant the noise draws, so say both
@@ -111,7 +112,7 @@ def certify_cmd(
         resolution=resolution,
         precision=precision.value,
     )
-    runtime = options.runtime(device, db, zoo, data_dir, batch_size, fresh, ray=ray)
+    runtime = options.runtime(device, db, zoo, data_dir, batch_size, fresh, ray=ray, tf32=tf32)
     with render.LazyProgress(f"certify {model}") as bar:
         summary = certify.run_certify(run_spec, runtime, progress=bar.update)
     if as_json:

@@ -72,6 +72,7 @@ def eval_cmd(
     resume: options.Resume = True,
     as_json: options.AsJson = False,
     ray: options.Ray = None,
+    tf32: options.TF32 = False,
     strict: Annotated[
         bool, typer.Option("--strict", help="exit 1 when the evaluation's verdict is unreliable")
     ] = False,
@@ -96,7 +97,7 @@ def eval_cmd(
         checks=checks,
         check_n=check_n,
     )
-    runtime = options.runtime(device, db, zoo, data_dir, batch_size, fresh, resume, ray)
+    runtime = options.runtime(device, db, zoo, data_dir, batch_size, fresh, resume, ray, tf32)
     with render.LazyProgress(f"{model} x {','.join(attack)}") as bar:
         outcome = evaluate.run_eval(run_spec, runtime, progress=bar.update)
     if outcome.already_finished:

@@ -2,7 +2,8 @@
 the runtime options into an `advbench.engine.spec.Runtime`.
 
 A command that runs models takes all of `Device`, `Db`, `Zoo`, `DataDir`, `BatchSize`, `Fresh`
-and `Ray` and hands them to `runtime(...)`, so none can be dropped on the way to the library.
+and `Ray` (`eval` and `certify` also `TF32`) and hands them to `runtime(...)`, so none can be
+dropped on the way to the library.
 Choices (norms, formats) are `Enum`s; a bad choice is a usage error (exit 2) that names the
 choices. Nothing here imports torch: `advbench runs` and `advbench leaderboard` start fast.
 """
@@ -68,6 +69,13 @@ Resume = Annotated[
     ),
 ]
 Ray = Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help=RAY_HELP)]
+TF32 = Annotated[
+    bool,
+    typer.Option(
+        "--tf32",
+        help="allow TF32 matmuls and convolutions on CUDA: faster, about 3 decimal digits; recorded in the run's key (see docs/gpu.md)",
+    ),
+]
 # `--batch-size` is None when not given, so each library function applies its own default (shown here).
 EvalBatch = Annotated[
     Optional[int], typer.Option(help="samples per batch and per commit (default 256)")
@@ -92,6 +100,7 @@ def runtime(
     fresh: bool = False,
     resume: bool = True,
     ray: str | None = None,
+    tf32: bool = False,
 ) -> Runtime:
     """The `Runtime` of the shared options; `--no-resume` means `--fresh`."""
     from advbench.engine import (
@@ -106,6 +115,7 @@ def runtime(
         batch_size=batch_size,
         fresh=fresh or not resume,
         ray=ray,
+        tf32=tf32,
     )
 
 
