@@ -38,6 +38,16 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["OMP_NUM_THREADS"] = str(threads)  # the CLI processes the tests start, too
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `gpu` run only where CUDA is (scripts/gpu_check.sh); elsewhere they skip, saying why."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False here); scripts/gpu_check.sh runs it on one")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def digits_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A zoo folder holding an rn18-nt (width 4) trained for a few epochs on digits.

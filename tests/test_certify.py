@@ -78,7 +78,7 @@ def test_certify_run_stores_every_certificate_and_resumes(digits_zoo, tmp_path) 
 
     db = tmp_path / "c.sqlite"
     config = CertifySpec("rn18-nt", sigmas=(0.12, 0.25), n0=10, noise_draws=100, n=6, dataset="digits")
-    runtime = Runtime(db=db, zoo=digits_zoo, batch_size=100)
+    runtime = Runtime(db=db, zoo=digits_zoo, batch_size=100, device="cpu")
     summary = run_certify(config, runtime)
     with Store(db) as store:
         rows = store.certificate_rows(summary.run_id)
@@ -146,7 +146,7 @@ def test_certify_plan_from_objects_stores_the_certificates_of_the_named_run(digi
     from advbench.store import Store
 
     spec = CertifySpec("rn18-nt", sigmas=(0.25,), n0=10, noise_draws=100, n=5, dataset="digits")
-    named = run_certify(spec, Runtime(db=tmp_path / "named.sqlite", zoo=digits_zoo, batch_size=50))
+    named = run_certify(spec, Runtime(db=tmp_path / "named.sqlite", zoo=digits_zoo, batch_size=50, device="cpu"))  # rows compared with a CPU plan
     with Store(tmp_path / "named.sqlite") as store:
         indices = sorted({r["sample_idx"] for r in store.certificate_rows(named.run_id)})
         expected = store.certificate_rows(named.run_id)

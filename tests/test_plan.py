@@ -35,7 +35,8 @@ def rows(db: Path) -> tuple[list, list]:
 
 def test_plan_from_objects_gives_the_rows_of_the_cli(digits_zoo: Path, tmp_path: Path) -> None:
     proc = advbench("eval", "--model", "rn18-nt", "--dataset", "digits", "--zoo", str(digits_zoo), "--n", "40", "--eps", "0.05", "--eps", "0.1",
-                    *[a for attack in ATTACKS for a in ("--attack", attack)], "--no-checks", "--db", str(tmp_path / "cli.sqlite"))
+                    *[a for attack in ATTACKS for a in ("--attack", attack)], "--no-checks", "--db", str(tmp_path / "cli.sqlite"),
+                    "--device", "cpu")  # rows compared exactly: both on the CPU
     assert proc.returncode == 0, proc.stderr
     # A library user's objects: the bare network (not our wrapper), its normalization, tensors.
     wrapped, _ = load_model("rn18-nt", "digits", digits_zoo)

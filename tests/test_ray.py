@@ -28,7 +28,8 @@ CERT = CertifySpec(model="rn18-nt", sigmas=(0.25, 0.5), n0=20, noise_draws=200, 
 
 
 def runtime(db: Path, ray: str | None = None, batch_size: int = 16) -> Runtime:
-    return Runtime(db=db, batch_size=batch_size, ray=ray)
+    """On the CPU, locally and on the workers: the tests compare rows bit for bit."""
+    return Runtime(db=db, batch_size=batch_size, ray=ray, device="cpu")
 
 
 @pytest.fixture(scope="module")
