@@ -136,7 +136,7 @@ def page(runs: list[DemoRun]) -> str:
             *rows,
             "",
             "Wall seconds are each evaluation's stored time, checks included, on the machine and under the",
-            "load of the stored run ([performance](performance.md#demo) has the demo's timing on idle cores).",
+            "load of the stored run ([performance](notes/performance.md#demo) has the demo's timing on idle cores).",
             "To re-make this page, the database and the README's figures: `DEMO_PUBLISH=1 make demo`.",
             "",
         ]
