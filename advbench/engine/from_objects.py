@@ -2,6 +2,10 @@
 model as a `RobustModel` on its device, the hashes that make the run's identity (weights, tensors)
 and a loader from sample indices to images. `EvalPlan.from_objects` and
 `CertifyPlan.from_objects` share it, so both name the same objects the same way.
+
+A module whose weights are fp16 or bf16 is taken as it is: its inputs are cast to its dtype and
+its outputs back to float32 (`CastInputs`), so attacks, judgements and certificates work in float32
+around it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,24 @@ from advbench.models.wrapper import RobustModel
 Loader = Callable[
     [torch.Tensor], tuple[torch.Tensor, torch.Tensor]
 ]  # dataset indices -> (images, labels)
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+class CastInputs(nn.Module):
+    """A module of fp16 or bf16 weights seen from float32: inputs cast to `dtype`, logits to float32."""
+
+    def __init__(self, net: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.net, self.dtype = net, dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.to(self.dtype)).float()
+
+
+def weights_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of the module's first floating-point parameter or buffer (float32 without any)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return next((t.dtype for t in tensors if t.is_floating_point()), torch.float32)
 
 
 def check_tensors(x: torch.Tensor, y: torch.Tensor) -> None:
@@ -51,6 +73,8 @@ def as_robust_model(
     if not isinstance(model, nn.Module):
         raise UsageError(f"give the model as a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(model, RobustModel):
+        if weights_dtype(model) in LOW_PRECISION:
+            model = CastInputs(model, weights_dtype(model))
         if num_classes is None:
             with torch.no_grad():
                 out = model.eval()(x[:1].to(next(iter(model.parameters()), torch.empty(0)).device))
@@ -72,7 +96,10 @@ def weights_sha256(model: nn.Module) -> str:
     digest = hashlib.sha256()
     for key, tensor in sorted(model.state_dict().items()):
         digest.update(key.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        data = tensor.detach().cpu().contiguous()
+        if data.dtype == torch.bfloat16:  # numpy has no bfloat16: its raw bytes, as for the others
+            data = data.reshape(-1).view(torch.uint8)
+        digest.update(data.numpy().tobytes())
     return digest.hexdigest()
 
 
