@@ -201,3 +201,22 @@ def test_square_agrees_with_authors(digits_model, digits_data, monkeypatch, norm
     assert 0.1 < theirs < 0.9, "eps should make the comparison informative"
     assert abs(ours_authors - theirs) <= 0.08
     assert ours_full <= theirs + 0.03  # every offset reachable: never weaker
+
+
+def test_l2_square_builds_each_square_pattern_once_per_device(digits_model, correct, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The L2 update pattern of each square size is built (and on a GPU copied to it) once, not on
+    every query: before, every query paid a CPU to device copy."""
+    x, y, idx = correct
+    built: list[int] = []
+    real = blackbox._eta.__wrapped__
+
+    def counting(s: int) -> torch.Tensor:
+        built.append(s)
+        return real(s)
+
+    monkeypatch.setattr(blackbox, "_eta", counting)
+    blackbox._eta_on.cache_clear()
+    result = build_attack("square:n_queries=200")[1](digits_model, x, y, ThreatModel(Norm.L2, 0.5), idx, seed=0)
+    assert int(result.steps.max()) > 50  # many queries ran (Square reports them as steps)
+    assert sorted(built) == sorted(set(built)) and len(built) <= 12  # one build per square size
+    blackbox._eta_on.cache_clear()  # other tests build through the real _eta again

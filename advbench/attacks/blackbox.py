@@ -87,6 +87,13 @@ def _eta(s: int) -> torch.Tensor:
     return (delta / delta.pow(2).sum().sqrt()).float()
 
 
+@lru_cache(maxsize=64)
+def _eta_on(s: int, device: torch.device) -> torch.Tensor:
+    """`_eta(s)` on `device`, copied there once per size rather than on every query (a host to
+    GPU copy each step otherwise)."""
+    return _eta(s).to(device)
+
+
 def _signs(u: torch.Tensor) -> torch.Tensor:
     """+1 / -1 from uniforms (the hashed uniforms never equal 0.5 exactly)."""
     return torch.where(u < 0.5, -1.0, 1.0).to(u.dtype)
@@ -185,7 +192,7 @@ class Square(Attack):
         nbh, nbw = h // s0, w // s0
         top, left = max((h - 5 * s0) // 2, 0), max((w - 5 * s0) // 2, 0)
         u = sample_uniform(key, indices, (nbh, nbw, c + 1), stream=0, device=x.device)
-        eta = _eta(s0).to(x.device)
+        eta = _eta_on(s0, x.device)
         flip = (u[..., c] > 0.5).view(n, 1, nbh, nbw, 1, 1)
         blocks = torch.where(flip, eta.t(), eta) * _signs(u[..., :c]).permute(0, 3, 1, 2).reshape(
             n, c, nbh, nbw, 1, 1
@@ -219,7 +226,7 @@ class Square(Attack):
         norm_image = per_sample(batch_norm(delta, Norm.L2), x)
         both = _window(top1, left1, s, h, w) | _window(top2, left2, s, h, w)
         norm_windows = (delta * both).pow(2).sum(dim=(-2, -1), keepdim=True).sqrt()
-        eta = _eta(s).to(x.device)
+        eta = _eta_on(s, x.device)
         flip = (u[:, 4] > 0.5).view(n, 1, 1, 1)
         new = torch.where(flip, eta.t(), eta) * _signs(u[:, 5 : 5 + c]).view(n, c, 1, 1) + old / (
             1e-12 + norm_old
