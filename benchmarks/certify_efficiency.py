@@ -7,7 +7,9 @@ Writes one JSON document (per cell: passes, seconds, certified accuracy at each 
 sequential draws per image) and rewrites it after every cell, so a partial run keeps its cells.
 Fixed-N certificates are slow (N forward passes per image) and do not depend on the sequential
 method's settings, so each is also kept in `--fixed-cache` (keyed by model, checkpoint sha256, sigma,
-image, N, batch size) and read back from there by later runs.
+image, N, the noise stream and the device class: a GPU run is never timed or compared against
+stored CPU certificates, nor counter-based noise against the torch.Generator noise of entries
+written before it, whose keys ended in the batch size) and read back from there by later runs.
 Run: python benchmarks/certify_efficiency.py --n 3 --json docs/runs/certify-efficiency.json
 """
 
@@ -23,7 +25,7 @@ import torch
 
 from advbench.certification.cohen import Certificate, CertifyConfig, certify_sample
 from advbench.certification.sequential import SequentialConfig, certify_sequential
-from advbench.core.device import resolve_device
+from advbench.core.device import device_class, resolve_device, synchronize
 from advbench.core.provenance import git_commit
 from advbench.data import load_dataset, select_indices
 from advbench.data.registry import dataset_labels
@@ -35,6 +37,13 @@ RADII = REPORTED_RADII
 
 def certified_accuracy(certs: list[Certificate], r: float) -> float:
     return sum(c.prediction == c.label and c.radius >= r for c in certs) / len(certs)
+
+
+def fixed_key(name: str, sha256: str, sigma: float, index: int, noise_draws: int, device: torch.device) -> str:
+    """A fixed-N certificate's cache key. The checkpoint's hash: a re-saved or retrained checkpoint
+    never reuses another's certificates. The noise stream and the device class: they change the
+    counts (the batch size no longer does)."""
+    return f"{name}/{sha256[:16]}/{sigma:g}/{index}/{noise_draws}/noise=counter/{device_class(device)}"
 
 
 def main() -> None:
@@ -69,15 +78,17 @@ def main() -> None:
                                           batch_size=args.batch_size)
             t0 = time.perf_counter()
             sequential = certify_sequential(model, x, labels, indices, seq_config)
+            synchronize(device)
             seq_seconds = time.perf_counter() - t0
             fixed_config = CertifyConfig(sigma=sigma, n0=100, n=args.noise_draws, alpha=0.001, batch_size=args.batch_size)
             fixed, fixed_seconds = [], 0.0
             for i in range(len(labels)):
-                # keyed by the checkpoint's hash too: a re-saved or retrained checkpoint never reuses another's certificates
-                key = f"{name}/{card.sha256[:16]}/{sigma:g}/{indices[i]}/{args.noise_draws}/{args.batch_size}"
+                key = fixed_key(name, card.sha256, sigma, indices[i], args.noise_draws, device)
                 if key not in cache:
                     t0 = time.perf_counter()
-                    cache[key] = {**asdict(certify_sample(model, x[i], labels[i], indices[i], fixed_config)), "seconds": time.perf_counter() - t0}
+                    cert = certify_sample(model, x[i], labels[i], indices[i], fixed_config)
+                    synchronize(device)
+                    cache[key] = {**asdict(cert), "seconds": time.perf_counter() - t0}
                     args.fixed_cache.write_text(json.dumps(cache, indent=1))
                 fixed.append(Certificate(**{k: v for k, v in cache[key].items() if k != "seconds"}))
                 fixed_seconds += cache[key]["seconds"]
