@@ -81,7 +81,10 @@ EvalBatch = Annotated[
     Optional[int], typer.Option(help="samples per batch and per commit (default 256)")
 ]
 CertifyBatch = Annotated[
-    Optional[int], typer.Option(help="noisy copies per forward pass (default 1000)")
+    Optional[int],
+    typer.Option(
+        help="noisy copies per forward pass (default 1000 on the CPU, on CUDA as many as memory holds); no certificate depends on it"
+    ),
 ]
 SuiteBatch = Annotated[
     Optional[int],
@@ -141,7 +144,7 @@ Weights = Annotated[
     Optional[Path],
     typer.Option(help="state dict for an external model given as --model file:PATH.py:NAME"),
 ]
-Seed = Annotated[int, typer.Option(help="seed for the subset and the attacks")]
+Seed = Annotated[int, typer.Option(min=0, help="seed for the subset and the attacks")]
 AsJson = Annotated[bool, typer.Option("--json", help="print the summary as JSON")]
 
 
