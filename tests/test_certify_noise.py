@@ -19,6 +19,7 @@ from advbench.certification.cohen import CertifyConfig, certify_sample, certify_
 from advbench.certification.forward import count_votes
 from advbench.certification.noise import image_key, noise
 from advbench.certification.sequential import SequentialConfig, certify_sequential
+from advbench.core.errors import UsageError
 from advbench.engine.certify import CertifyPlan, certify_plan
 from advbench.engine.spec import Runtime
 from advbench.models.wrapper import RobustModel
@@ -115,3 +116,19 @@ def test_stored_certificates_are_the_same_at_any_batch_size_and_after_a_resume(t
     resumed_plan = CertifyPlan.from_objects(small_net(), x, y, batch_size=7, **options)
     again = certify_plan(resumed_plan, Runtime(db=db))
     assert again.run_id == ran[0][1] and _rows(db, again.run_id) == want
+
+
+def test_adaptive_and_sequential_honour_the_precision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--adaptive drew in fp32 whatever --precision said, while the run was stored under it."""
+    from advbench.certification import forward
+
+    used: list[str] = []
+    real = forward.precision_context
+    monkeypatch.setattr(forward, "precision_context", lambda dev, precision: used.append(precision) or real(dev, precision))
+    x, _ = images(1)
+    config = CertifyConfig(sigma=0.25, n0=10, n=200, batch_size=64, precision="bf16")
+    certify_sample_adaptive(model(), x[0], 0, 0, config, 0.1)
+    certify_sequential(model(), x, [0], [0], SequentialConfig(sigma=0.25, n0=10, max_draws=200, batch_size=64, precision="bf16"))
+    assert used and set(used) == {"bf16"}
+    with pytest.raises(UsageError, match="fp16 needs a CUDA device"):
+        certify_sample_adaptive(model(), x[0], 0, 0, CertifyConfig(sigma=0.25, n0=10, n=200, precision="fp16"), 0.1)
