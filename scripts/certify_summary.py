@@ -1,4 +1,4 @@
-"""The figures docs/performance.md quotes from a `benchmarks/certify_efficiency.py` report.
+"""The figures docs/notes/performance.md quotes from a `benchmarks/certify_efficiency.py` report.
 
 Per cell: the table row (passes, ratio, seconds, certified accuracy of both methods, sequential
 passes per image as median / max / images at the cap) and where the sequential passes go: how

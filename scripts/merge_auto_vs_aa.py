@@ -2,7 +2,7 @@
 
 A row too slow to measure in one sitting (the random model) is measured in parts:
 `--skip 0 --n-slow 50`, then `--skip 50 --n-slow 150`. This prints, per model, the row over all
-parts in docs/performance.md's format: counts are summed from each part's images, the pass counts
+parts in docs/notes/performance.md's format: counts are summed from each part's images, the pass counts
 are total seconds over the summed floors (each part's floor is its seconds over its passes), and
 the image lists are joined.
 

@@ -1,4 +1,4 @@
-"""scripts/certify_summary.py: the figures docs/performance.md quotes from a certify_efficiency report."""
+"""scripts/certify_summary.py: the figures docs/notes/performance.md quotes from a certify_efficiency report."""
 
 from __future__ import annotations
 

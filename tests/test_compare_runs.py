@@ -1,4 +1,4 @@
-"""scripts/compare_runs.py: the per-sample comparison of two stored runs that docs/zoo.md quotes."""
+"""scripts/compare_runs.py: the per-sample comparison of two stored runs that docs/notes/zoo.md quotes."""
 
 from pathlib import Path
 
