@@ -1,5 +1,5 @@
 """Bad input through the real `advbench` console script (issue 15): one line on stderr, exit 2
-(1 for a file that is corrupt or unsafe), never a traceback or an "internal error"."""
+(a file that is corrupt or unsafe too, issue 40), never a traceback or an "internal error"."""
 
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ FILE_EVAL = ["eval", "--dataset", "digits", "--n", "8", "--attack", "fgsm", "--n
         # Models that misbehave at load time.
         ([*FILE_EVAL, "--model", "file:{tmp}/boom.py:Net", "--weights", "{tmp}/tiny.pt", "--db", "{tmp}/r.sqlite"], 2,
          "boom.py:Net failed: Net() raised ValueError: no GPU here"),
-        ([*FILE_EVAL, "--model", "file:{tmp}/tiny.py:Net", "--weights", "{tmp}/code.pt", "--db", "{tmp}/r.sqlite"], 1,
+        ([*FILE_EVAL, "--model", "file:{tmp}/tiny.py:Net", "--weights", "{tmp}/code.pt", "--db", "{tmp}/r.sqlite"], 2,
          "refusing to unpickle code ("),
         # Models whose outputs cannot be evaluated: an error naming the model and its output, never an accuracy.
         *[([*FILE_EVAL, "--model", f"file:{{tmp}}/bad.py:{cls}", "--weights", "{tmp}/lin.pt", "--db", "{tmp}/r.sqlite"], 2, needle)

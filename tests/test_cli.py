@@ -61,11 +61,14 @@ def test_missing_data_files(tmp_path: Path, digits_zoo: Path) -> None:
 
     zoo = tmp_path / "zoo"
     shutil.copytree(digits_zoo / "digits", zoo / "cifar10")  # a card exists, the data does not
+    card = zoo / "cifar10" / "rn18-nt.yaml"
+    card.write_text(card.read_text().replace("dataset: digits", "dataset: cifar10"))
+    (tmp_path / "data").mkdir()
     proc = advbench(
         "eval", "--model", "rn18-nt", "--dataset", "cifar10", "--zoo", str(zoo), "--data-dir", str(tmp_path / "data"),
         "--db", str(tmp_path / "x.sqlite"), env_extra={"XDG_CACHE_HOME": str(tmp_path / "cache")},
     )
-    assert_one_line_error(proc, 1, "cifar10 not found")
+    assert_one_line_error(proc, 2, "cifar10 not found")  # data the user must provide: bad input (issue 40)
 
 
 def test_tampered_checkpoint(tmp_path: Path, digits_zoo: Path) -> None:
@@ -78,7 +81,7 @@ def test_tampered_checkpoint(tmp_path: Path, digits_zoo: Path) -> None:
     raw[100] ^= 1
     weights.write_bytes(bytes(raw))
     proc = advbench("eval", "--model", "rn18-nt", "--dataset", "digits", "--zoo", str(zoo), "--db", str(tmp_path / "x.sqlite"))
-    assert_one_line_error(proc, 1, "sha256")
+    assert_one_line_error(proc, 2, "sha256")  # a file in the user's --zoo: bad input (issue 40)
 
 
 def test_models_and_attacks_tables() -> None:

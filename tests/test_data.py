@@ -48,6 +48,7 @@ def test_missing_fashion_mnist_says_what_to_do(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr("advbench.data.fashion_mnist.SYSTEM_DIR", str(tmp_path / "none"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("ADVBENCH_DATA", raising=False)
+    (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
         load_fashion_mnist("test", tmp_path / "empty")
 

@@ -18,6 +18,7 @@ import torch
 from advbench.analysis.common import AnalysisResult, timestamp, write_outputs
 from advbench.core.device import resolve_device
 from advbench.core.errors import UsageError
+from advbench.core.paths import output_folder
 from advbench.core.provenance import git_commit, library_versions
 from advbench.core.registry import Registry
 from advbench.core.version import __version__
@@ -296,6 +297,9 @@ def run_analysis(
     from advbench.data.subset import indices_hash
 
     entry = ANALYSES.get(name)
+    out_dir = output_folder(
+        Path(run.out) if run.out else Path("results") / "analysis" / name, "--out"
+    )  # before the model loads: a file in the way is an error now, not after the analysis
     ctx = load_context(entry, run)
     result = entry.compute(ctx, **options)
     record = {
@@ -316,6 +320,5 @@ def run_analysis(
         "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()},
     }
     prefix = f"{run.model}_{run.dataset}" if entry.needs_model else "random-cnn"
-    out_dir = Path(run.out) if run.out else Path("results") / "analysis" / name
     paths = write_outputs(result, out_dir, f"{prefix}_{timestamp()}", entry.plot, record)
     return result, paths

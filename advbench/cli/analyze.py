@@ -22,7 +22,7 @@ from advbench.cli.analyze_common import (
     ASigmas,
     run_analysis,
 )
-from advbench.core.errors import UsageError
+from advbench.core.errors import UsageError, require_positive
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -44,7 +44,7 @@ def analyze_layers(
     dataset: ADataset = "fashion-mnist",
     n: AN = 500,
     seed: Annotated[
-        int, typer.Option(help="seed for the subset, the training and the PGD evaluation")
+        int, typer.Option(min=0, help="seed for the subset, the training and the PGD evaluation")
     ] = 0,
     device: options.Device = "auto",
     data_dir: options.DataDir = None,
@@ -138,6 +138,8 @@ def analyze_snr(
     out: AOut = None,
 ) -> None:
     """Block-input SNR in dB under Gaussian noise (dissertation eq. 5.6)."""
+    for value in sigma:  # the SNR of no noise is infinite, of negative noise meaningless
+        require_positive("analyze snr", sigma=value)
     run_analysis(
         "snr",
         model,

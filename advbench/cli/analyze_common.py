@@ -13,7 +13,7 @@ from advbench.cli import options, render
 AModel = options.Model
 ADataset = Annotated[str, typer.Option(help="dataset of the checkpoint and the images")]
 AN = Annotated[int, typer.Option("--n", help="number of test images (0 = all)")]
-ASeed = Annotated[int, typer.Option(help="seed for the subset, attacks and noise")]
+ASeed = Annotated[int, typer.Option(min=0, help="seed for the subset, attacks and noise")]
 ABatch = Annotated[int, typer.Option(help="samples per batch")]
 AOut = Annotated[Optional[Path], typer.Option(help="output folder (default results/analysis/NAME)")]
 AAttack = Annotated[str, typer.Option("--attack", "-a", help="attack spec, e.g. pgd:steps=50")]

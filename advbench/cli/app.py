@@ -62,6 +62,24 @@ def _click_errors() -> tuple[type[ParserError], ...]:
     return tuple(kinds)
 
 
+# A path the user gave that is missing, in the way or not theirs: bad input (exit 2). Other OS
+# errors (a full disk, an I/O error) are not, and exit 1; both are one line.
+PATH_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+)
+
+
+def os_error_line(exc: OSError) -> str:
+    """'cannot use PATH: No such file or directory' (both paths of a rename), or the error's text."""
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    reason = exc.strerror or type(exc).__name__
+    return f"cannot use {' -> '.join(paths)}: {reason}" if paths else f"{reason}: {exc}"
+
+
 def _fail(message: str, code: int) -> None:
     render.err_console.print(
         f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True
@@ -84,6 +102,10 @@ def main() -> None:
         sys.exit(130)
     except typer.Abort:
         sys.exit(130)
+    except OSError as exc:  # a file or folder the checks where it entered did not catch
+        if os.environ.get("ADVBENCH_DEBUG"):
+            raise
+        _fail(os_error_line(exc), 2 if isinstance(exc, PATH_ERRORS) else 1)
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
         if os.environ.get("ADVBENCH_DEBUG"):
             raise

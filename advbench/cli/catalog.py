@@ -10,6 +10,7 @@ import typer
 from advbench.cli import listings, options, render
 from advbench.cli.listing import ListFormat, print_listing
 from advbench.core.errors import UsageError
+from advbench.core.paths import output_folder
 
 
 def models_cmd(
@@ -54,6 +55,8 @@ def download_cmd(
     from advbench.data.cifar import LAYOUT, download_cifar
     from advbench.data.fashion_mnist import download_fashion_mnist
 
+    if dest is not None:
+        output_folder(dest, "--dest")
     if dataset == "fashion-mnist":
         path = download_fashion_mnist(dest)
     elif dataset in LAYOUT:

@@ -42,7 +42,7 @@ def certify_cmd(
     ] = None,
     dataset: Annotated[str, typer.Option(help="dataset")] = "fashion-mnist",
     weights: options.Weights = None,
-    seed: Annotated[int, typer.Option(help="seed for the subset and the noise")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="seed for the subset and the noise")] = 0,
     batch_size: options.CertifyBatch = None,
     device: options.Device = "auto",
     db: options.Db = DEFAULT_DB,

@@ -15,6 +15,7 @@ import typer
 
 from advbench.cli import options, render
 from advbench.core.errors import UsageError
+from advbench.core.paths import output_file
 from advbench.core.threat import Norm
 from advbench.store import DEFAULT_DB
 
@@ -140,7 +141,7 @@ def curve_cmd(
     ] = [],
     dataset: Annotated[str, typer.Option(help="dataset")] = "fashion-mnist",
     n: Annotated[int, typer.Option("--n", help="samples per model")] = 500,
-    seed: Annotated[int, typer.Option(help="seed")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="seed")] = 0,
     device: options.Device = "auto",
     db: options.Db = DEFAULT_DB,
     zoo: options.Zoo = None,
@@ -158,6 +159,8 @@ def curve_cmd(
     grid = curves.parse_eps_range(eps)
     if not model and not run:
         raise UsageError("give --model (to evaluate) or --run (to read stored runs)")
+    for suffix in (".csv", ".png"):  # before any evaluation: both files can be written
+        output_file(out.with_suffix(suffix), "--out")
     run_ids = list(run)
     if model:
         from advbench.engine import curve
@@ -247,6 +250,8 @@ def check_cmd(
         raise UsageError(
             "--dataset applies only with --update (the check compares every baseline entry)"
         )
+    if update:
+        output_file(baseline, "--baseline")
     expected = None if update else regression.read_baseline(baseline)
     if suite:
         from advbench.engine.suite_schema import Suite

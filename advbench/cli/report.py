@@ -55,6 +55,7 @@ def leaderboard_cmd(
 ) -> None:
     """One leaderboard per dataset and budget: a row per model checkpoint, every stored run merged, ranked by the worst case."""
     from advbench.core.errors import UsageError
+    from advbench.core.paths import output_file, output_folder
     from advbench.core.threat import parse_threat
     from advbench.report import leaderboard
     from advbench.store import Store
@@ -63,6 +64,8 @@ def leaderboard_cmd(
         raise UsageError(
             "--format robustbench writes one JSON file per model: give the folder as --out DIR"
         )
+    if out is not None:  # before any work: a folder for robustbench's files, else a file
+        (output_folder if fmt is Format.ROBUSTBENCH else output_file)(out, "--out")
     budget = parse_threat(threat) if threat else None
     leaderboard.check_filters(
         budget.eps if budget else None, tuple(radius)
@@ -123,11 +126,17 @@ def report_cmd(
 ) -> None:
     """One self-contained HTML page for a model: accuracy with intervals, curves, checks, classes, examples, certification, provenance."""
     from advbench.core.errors import AdvbenchError, UsageError
+    from advbench.core.paths import output_file
     from advbench.report import model_page, model_report
     from advbench.store import Store
 
     if examples < 0:
         raise UsageError(f"--examples must be >= 0, got {examples}")
+    require_target(target, "a model name or a run id")
+    path = output_file(
+        out or Path("reports") / (re.sub(r"[^A-Za-z0-9._-]+", "_", target).strip("._") + ".html"),
+        "--out",
+    )
     with Store(options.require_db(db)) as store:
         report = model_report.build_model_report(store, target)
     picks = model_report.deceptive_picks(report, examples)
@@ -150,12 +159,19 @@ def report_cmd(
         except AdvbenchError as exc:  # the page is still worth having; say why the grid is missing
             note = f"adversarial examples not re-created: {exc}"
             render.warnings([note])
-    path = out or Path("reports") / (re.sub(r"[^A-Za-z0-9._-]+", "_", target).strip("._") + ".html")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(model_page.render_model_page(report, images, note))
     render.err_console.print(
         f"wrote {path} ({len(report.runs)} runs, {len(report.results)} threat models, {len(images)} examples)"
     )
+
+
+def require_target(text: str, what: str) -> None:
+    """An empty run id or model name is a usage error, never the prefix of every run."""
+    if not text.strip():
+        from advbench.core.errors import UsageError
+
+        raise UsageError(f"give {what}; `advbench runs` lists the stored runs")
 
 
 def runs_cmd(
@@ -164,7 +180,11 @@ def runs_cmd(
     fmt: options.ListingFormat = ListFormat.TABLE,
 ) -> None:
     """List stored runs, newest first."""
+    from advbench.core.errors import UsageError
     from advbench.store import Store
+
+    if limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {limit}")
 
     with Store(options.require_db(db)) as store:
         runs = store.list_runs(limit)
@@ -178,6 +198,8 @@ def show_cmd(
 ) -> None:
     """Print one stored run: its provenance and summary."""
     from advbench.store import Store, summarize
+
+    require_target(run, "a run id (or a unique prefix)")
 
     with Store(options.require_db(db)) as store:
         record = store.get_run(run)

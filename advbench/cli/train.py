@@ -11,6 +11,7 @@ import typer
 from advbench.cli import listings, options, render
 from advbench.cli.listing import ListFormat, print_listing
 from advbench.core.errors import UsageError
+from advbench.core.paths import output_folder
 
 
 def train_cmd(
@@ -88,7 +89,9 @@ def train_cmd(
     config = train_config.config_for(model, **overrides)
     data = str(data_dir) if data_dir else None
     if partial and cutoff:  # (a partial run without a cutoff was refused above)
-        out_dir = out or Path("results") / "partial" / f"{model}-{partial}-{cutoff}" / dataset
+        out_dir = output_folder(
+            out or Path("results") / "partial" / f"{model}-{partial}-{cutoff}" / dataset, "--out"
+        )
         with render.LazyProgress(f"train {model} {partial}") as bar:
             card = partial_training.train_partial(
                 partial,
@@ -103,7 +106,7 @@ def train_cmd(
             )
         render.console.print(f"wrote {out_dir / card.weights} (stage 1 in {out_dir / 'stage1'})")
         return
-    out_dir = out or Path("model_zoo") / dataset
+    out_dir = output_folder(out or Path("model_zoo") / dataset, "--out")
     with render.LazyProgress(f"train {model}") as bar:
         card = loop.train_model(
             config,

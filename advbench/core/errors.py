@@ -26,11 +26,23 @@ class ModelOutputError(UsageError):
 
 
 class DataError(AdvbenchError):
-    """A dataset is missing, unreadable or malformed."""
+    """A dataset the user named or pointed to is missing, unreadable or malformed: bad input, so
+    exit 2 (as every file and folder the user gives)."""
+
+    exit_code = 2
+
+
+class DownloadError(DataError):
+    """A requested download failed (offline, wrong checksum): not the user's input, so exit 1."""
+
+    exit_code = 1
 
 
 class CheckpointError(AdvbenchError):
-    """A checkpoint or model card is missing, corrupt or tampered with."""
+    """A checkpoint, weights file or model card is missing, corrupt, tampered with or does not fit
+    its model: a file the user named (--model, --weights, --zoo), so exit 2."""
+
+    exit_code = 2
 
 
 class ZooFolderError(CheckpointError, UsageError):

@@ -82,6 +82,16 @@ def _unpickle(path: Path) -> dict:
         raise DataError(f"cannot read CIFAR batch {path}: {exc}") from None
 
 
+def _batch(path: Path, keys: tuple[bytes, ...]) -> dict:
+    """One batch file: a dict holding `keys`, else a DataError naming the file."""
+    batch = _unpickle(path)
+    if not isinstance(batch, dict) or any(k not in batch for k in keys):
+        raise DataError(
+            f"{path} is not a CIFAR python batch (no {', '.join(k.decode() for k in keys)})"
+        )
+    return batch
+
+
 def load_cifar(name: str, split: str = "test", data_dir: str | Path | None = None) -> Dataset:
     spec = LAYOUT[name]
     files = spec.batches(split)
@@ -98,13 +108,20 @@ def load_cifar(name: str, split: str = "test", data_dir: str | Path | None = Non
             f"{name} not found; run `advbench download {name}` when online, or pass --data-dir DIR "
             f"holding {spec.folder}/"
         )
-    batches = [_unpickle(folder / f) for f in files]
-    data = np.concatenate([b[b"data"] for b in batches]).reshape(-1, 3, 32, 32)
-    labels = np.concatenate([np.asarray(b[spec.labels], dtype=np.int64) for b in batches])
-    meta_file, meta_key = spec.meta
-    classes: tuple[str, ...] = ()
-    if (folder / meta_file).is_file():
-        classes = tuple(c.decode() for c in _unpickle(folder / meta_file)[meta_key])
+    batches = [_batch(folder / f, (b"data", spec.labels)) for f in files]
+    try:
+        data = np.concatenate([np.asarray(b[b"data"], dtype=np.uint8) for b in batches])
+        data = data.reshape(-1, 3, 32, 32)
+        labels = np.concatenate([np.asarray(b[spec.labels], dtype=np.int64) for b in batches])
+        if len(labels) != len(data):
+            raise ValueError(f"{len(data)} images but {len(labels)} labels")
+        meta_file, meta_key = spec.meta
+        classes: tuple[str, ...] = ()
+        if (folder / meta_file).is_file():
+            names = _batch(folder / meta_file, (meta_key,))[meta_key]
+            classes = tuple(c.decode() for c in names)
+    except (ValueError, TypeError, AttributeError) as exc:  # arrays of the wrong size or type
+        raise DataError(f"{name} batches in {folder} are malformed: {exc}") from None
     x = torch.from_numpy(data.copy()).float().div_(255.0)
     return Dataset(name, split, x, torch.from_numpy(labels), classes)
 

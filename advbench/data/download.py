@@ -6,7 +6,7 @@ import hashlib
 import urllib.request
 from pathlib import Path
 
-from advbench.core.errors import DataError
+from advbench.core.errors import DownloadError
 
 
 def fetch(url: str, dest: Path, md5: str | None = None) -> Path:
@@ -18,9 +18,9 @@ def fetch(url: str, dest: Path, md5: str | None = None) -> Path:
                 out.write(chunk)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise DataError(f"download of {url} failed ({exc}); are you online?") from None
+        raise DownloadError(f"download of {url} failed ({exc}); are you online?") from None
     if md5 is not None and hashlib.md5(tmp.read_bytes()).hexdigest() != md5:
         tmp.unlink(missing_ok=True)
-        raise DataError(f"download of {url} has the wrong checksum")
+        raise DownloadError(f"download of {url} has the wrong checksum")
     tmp.replace(dest)
     return dest

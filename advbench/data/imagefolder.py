@@ -15,18 +15,31 @@ EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 def list_image_folder(root: Path) -> tuple[list[Path], list[int], tuple[str, ...]]:
+    """(image files, their labels, the class names) of `root`: one sub-folder per class, sorted;
+    a DataError (exit 2) naming the folder if it is missing, a file, unreadable or holds no images."""
+    if not root.exists():
+        raise DataError(f"image folder {root} (--dataset imagefolder:PATH) does not exist")
     if not root.is_dir():
-        raise DataError(f"image folder {root} does not exist")
-    classes = tuple(sorted(d.name for d in root.iterdir() if d.is_dir()))
-    if not classes:
-        raise DataError(f"image folder {root} has no class sub-folders")
-    paths, labels = [], []
-    for label, cls in enumerate(classes):
-        files = sorted(p for p in (root / cls).iterdir() if p.suffix.lower() in EXTENSIONS)
-        paths += files
-        labels += [label] * len(files)
+        raise DataError(f"image folder {root} (--dataset imagefolder:PATH) is a file, not a folder")
+    try:
+        classes = tuple(sorted(d.name for d in root.iterdir() if d.is_dir()))
+        if not classes:
+            raise DataError(
+                f"image folder {root} has no class sub-folders (it needs one folder of images per class)"
+            )
+        paths, labels = [], []
+        for label, cls in enumerate(classes):
+            files = sorted(p for p in (root / cls).iterdir() if p.suffix.lower() in EXTENSIONS)
+            paths += files
+            labels += [label] * len(files)
+    except OSError as exc:
+        raise DataError(
+            f"cannot read image folder {exc.filename or root}: {exc.strerror or type(exc).__name__}"
+        ) from None
     if not paths:
-        raise DataError(f"image folder {root} holds no images")
+        raise DataError(
+            f"image folder {root} holds no images ({', '.join(sorted(EXTENSIONS))}) in its class sub-folders"
+        )
     return paths, labels, classes
 
 

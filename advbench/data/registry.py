@@ -66,9 +66,21 @@ def _check_split(split: str) -> None:
 
 
 def check_dataset_spec(spec: str) -> None:
-    """Fail early, with suggestions, on an unknown dataset name."""
-    if not spec.startswith(IMAGEFOLDER):
+    """Fail early, before any model loads: an unknown dataset name (with suggestions), or an
+    `imagefolder:PATH` that is missing, not a folder or holds no images."""
+    if spec.startswith(IMAGEFOLDER):
+        list_image_folder(_folder(spec))
+    else:
         DATASETS.get(spec)
+
+
+def _folder(spec: str) -> Path:
+    path = spec[len(IMAGEFOLDER) :]
+    if not path.strip():
+        raise UsageError(
+            "write an image folder dataset as imagefolder:PATH, e.g. imagefolder:data/cifar10-jpg"
+        )
+    return Path(path).expanduser()
 
 
 def dataset_labels(
@@ -76,7 +88,7 @@ def dataset_labels(
 ) -> torch.Tensor:
     """Labels of the whole split, without decoding images where that can be avoided."""
     if spec.startswith(IMAGEFOLDER):
-        return torch.tensor(list_image_folder(Path(spec[len(IMAGEFOLDER) :]))[1], dtype=torch.int64)
+        return torch.tensor(list_image_folder(_folder(spec))[1], dtype=torch.int64)
     _check_split(split)
     return _cached(spec, split, str(data_dir) if data_dir else None).labels
 
@@ -90,7 +102,7 @@ def load_dataset(
     """The named dataset (or just the rows at `indices`) as float32 NCHW in [0,1]."""
     if spec.startswith(IMAGEFOLDER):
         chosen = None if indices is None else indices.tolist()
-        return load_image_folder(Path(spec[len(IMAGEFOLDER) :]), chosen)
+        return load_image_folder(_folder(spec), chosen)
     _check_split(split)
     full = _cached(spec, split, str(data_dir) if data_dir else None)
     if indices is None:

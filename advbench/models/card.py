@@ -13,7 +13,8 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from advbench.core.errors import CheckpointError, ZooFolderError
+from advbench.core.errors import CheckpointError, UsageError, ZooFolderError
+from advbench.models.card_check import check_card
 from advbench.models.external import (
     build_external,
     external_sha256,
@@ -21,6 +22,7 @@ from advbench.models.external import (
     load_state,
 )
 from advbench.models.registry import MODELS
+from advbench.models.state_fit import load_fitting
 from advbench.models.wrapper import RobustModel
 
 REPO_ZOO = Path(__file__).resolve().parents[2] / "model_zoo"
@@ -64,9 +66,11 @@ class ModelCard:
         if unknown:
             raise CheckpointError(f"model card {path} has unknown keys: {', '.join(unknown)}")
         try:
-            return cls(**data)
+            card = cls(**data)
         except TypeError as exc:
             raise CheckpointError(f"model card {path} is incomplete: {exc}") from None
+        check_card(card, path)
+        return card
 
     def to_yaml(self, path: Path) -> None:
         path.write_text(yaml.safe_dump(asdict(self), sort_keys=False))
@@ -161,14 +165,14 @@ def load_weights(path: Path, expected_sha256: str) -> dict[str, torch.Tensor]:
 
 def build_from_card(card: ModelCard, weights_dir: Path) -> RobustModel:
     spec = MODELS.get(card.name)
-    net = spec.build(**card.kwargs)
-    state = load_weights(weights_dir / card.weights, card.sha256)
     try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(
-            f"checkpoint for {card.name} does not fit its architecture: {str(exc).splitlines()[0]}"
-        ) from None
+        net = spec.build(**card.kwargs)
+    except UsageError as exc:  # kwargs the architecture does not take: the card is at fault
+        raise CheckpointError(f"model card {weights_dir / card.name}.yaml: {exc}") from None
+    state = load_weights(weights_dir / card.weights, card.sha256)
+    load_fitting(
+        net, state, f"checkpoint {weights_dir / card.weights} does not fit model {card.name}"
+    )
     return RobustModel(net, card.input_shape, card.num_classes, card.mean, card.std, name=card.name)
 
 
@@ -185,7 +189,7 @@ def load_model(
     if is_external(name):
         return _load_external(name, dataset, weights, data_dir)
     if weights is not None:
-        raise CheckpointError(
+        raise UsageError(
             "--weights goes with an external model (file:PATH.py:NAME); zoo models load their card's checkpoint"
         )
     MODELS.get(name)  # unknown names fail here, with suggestions
@@ -200,6 +204,10 @@ def load_model(
         )
         raise CheckpointError(f"no {dataset} checkpoint for model {name!r}{where}")
     card = ModelCard.from_yaml(path)
+    if (card.name, card.dataset) != (name, dataset):
+        raise CheckpointError(
+            f"model card {path} is for {card.name} on {card.dataset}, not {name} on {dataset}"
+        )
     return build_from_card(card, path.parent), card
 
 
@@ -209,17 +217,12 @@ def _load_external(
     from advbench.data.registry import load_dataset
 
     if weights is None:
-        raise CheckpointError(
+        raise UsageError(
             f"{name} needs --weights (a state dict: .pt/.pth read with weights_only=True, or .safetensors)"
         )
     net = build_external(name)
     path = Path(weights)
-    try:
-        net.load_state_dict(load_state(path), strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(
-            f"weights {path} do not fit {name}: {str(exc).splitlines()[0]}"
-        ) from None
+    load_fitting(net, load_state(path), f"weights file {path} does not fit {name}")
     sample = load_dataset(dataset, "test", data_dir, indices=torch.tensor([0]))
     # The run's identity covers the model's code as well as its weights: an edited PATH.py is a new run.
     sha256 = external_sha256(name, file_sha256(path))

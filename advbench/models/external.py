@@ -15,12 +15,14 @@ import pickle
 import re
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from advbench.core.errors import CheckpointError, UsageError
+from advbench.core.paths import input_file
 
 PREFIX = "file:"
 
@@ -34,10 +36,7 @@ def external_source(spec: str) -> tuple[Path, str]:
     path_text, sep, attr = spec[len(PREFIX) :].rpartition(":")
     if not sep or not path_text or not attr:
         raise UsageError(f"write an external model as file:PATH.py:NAME, got {spec!r}")
-    path = Path(path_text).expanduser()
-    if not path.is_file():
-        raise UsageError(f"external model file {path} does not exist")
-    return path, attr
+    return input_file(path_text, "external model file"), attr
 
 
 def external_sha256(spec: str, weights_sha256: str) -> str:
@@ -80,11 +79,13 @@ def build_external(spec: str) -> nn.Module:
 
 
 def load_state(weights: Path) -> dict[str, torch.Tensor]:
-    """A state dict from safetensors or from a torch file loaded with weights_only=True."""
-    if not weights.is_file():
-        raise CheckpointError(f"weights file {weights} does not exist")
+    """A state dict from safetensors or from a torch file loaded with weights_only=True; a
+    CheckpointError (exit 2) naming the file and what is wrong with it otherwise."""
+    weights = input_file(weights, "weights file", CheckpointError)
+    with open(weights, "rb") as handle:
+        head = handle.read(16)
     try:
-        if weights.suffix == ".safetensors":
+        if weights.suffix == ".safetensors" or _looks_like_safetensors(head):
             from safetensors.torch import load_file
 
             return load_file(str(weights))
@@ -94,17 +95,45 @@ def load_state(weights: Path) -> dict[str, torch.Tensor]:
             warnings.simplefilter("ignore")
             state = torch.load(weights, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(_unpickle_refusal(weights, str(exc))) from None
+        pickled = head.startswith((b"PK", b"\x80")) or "Unsupported global" in str(exc)
+        message = (
+            _unpickle_refusal(weights, str(exc)) if pickled else _unreadable(weights, head, exc)
+        )
+        raise CheckpointError(message) from None
     except Exception as exc:  # noqa: BLE001 - corrupt or unsafe files: one line, no traceback
-        raise CheckpointError(
-            f"cannot read weights {weights} safely: {str(exc).splitlines()[0][:200]}"
-        ) from None
+        raise CheckpointError(_unreadable(weights, head, exc)) from None
     for key in ("state_dict", "model", "net"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict):
-        raise CheckpointError(f"{weights} does not hold a state dict")
-    return {k.removeprefix("module."): v for k, v in state.items()}
+        raise CheckpointError(
+            f"weights file {weights} holds {type(state).__name__}, not a state dict; save one with torch.save(model.state_dict(), PATH)"
+        )
+    return {str(k).removeprefix("module."): v for k, v in state.items()}
+
+
+def _looks_like_safetensors(head: bytes) -> bool:
+    """safetensors: an 8-byte little-endian header length, then the JSON header."""
+    return len(head) > 8 and head[8:9] == b"{"
+
+
+def _unreadable(weights: Path, head: bytes, exc: Exception) -> str:
+    """One line for a weights file neither torch nor safetensors can read."""
+    detail = _first_line(exc)
+    if weights.suffix == ".safetensors" or _looks_like_safetensors(head):
+        return f"weights file {weights} is not valid safetensors (truncated or corrupt?): {detail}"
+    if head.startswith(b"PK"):  # torch.save writes a zip archive
+        if not zipfile.is_zipfile(weights):
+            return f"weights file {weights} is truncated or corrupt: its zip archive is incomplete ({detail})"
+        return f"weights file {weights} is a zip archive but not a torch checkpoint (torch.save)"
+    return f"weights file {weights} is neither a torch checkpoint (torch.save) nor safetensors"
+
+
+def _first_line(exc: Exception) -> str:
+    """The exception's first line without torch's advice after it ("This is an internal ...")."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text.split(". ")[0].removesuffix(".")[:200]
 
 
 def _unpickle_refusal(weights: Path, message: str) -> str:

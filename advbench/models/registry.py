@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from torch import nn
 
+from advbench.core.errors import UsageError
 from advbench.core.registry import Registry
 
 
@@ -28,8 +30,26 @@ class ModelSpec:
     cpu_train: dict[str, Any] = field(default_factory=dict)
 
     def build(self, **kwargs: Any) -> nn.Module:
-        """The architecture with the defaults, overridden by `kwargs` (untrained)."""
-        return self.factory(**{**self.defaults, **kwargs})
+        """The architecture with the defaults, overridden by `kwargs` (untrained). A kwarg the
+        factory does not take is a UsageError naming the ones it does (they come from --set
+        model_kwargs=... or a model card)."""
+        values = {**self.defaults, **kwargs}
+        try:
+            accepted = dict(inspect.signature(self.factory).parameters)
+        except (TypeError, ValueError):  # a builtin without a signature: let the call decide
+            accepted = {}
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+        unknown = sorted(set(values) - set(accepted)) if accepted and not takes_any else []
+        if unknown:
+            raise UsageError(
+                f"model {self.name} takes no option(s) {', '.join(unknown)}; it takes: "
+                + ", ".join(
+                    k
+                    for k, p in accepted.items()
+                    if p.kind is p.KEYWORD_ONLY or p.default is not p.empty
+                )
+            )
+        return self.factory(**values)
 
 
 MODELS: Registry[ModelSpec] = Registry("model")

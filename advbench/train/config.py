@@ -92,6 +92,27 @@ class TrainConfig:
             raise UsageError(f"--at-steps must be >= 0, got {self.at_steps}")
         if not (math.isfinite(self.at_eps) and self.at_eps >= 0):
             raise UsageError(f"--at-eps must be a finite number >= 0, got {self.at_eps}")
+        norms = ("linf", "l2", "l1", "l0")
+        if self.at_norm not in norms:
+            raise UsageError(f"--at-norm is one of {', '.join(norms)}, not {self.at_norm!r}")
+        if self.seed < 0:
+            raise UsageError(f"--seed must be an integer >= 0, got {self.seed}")
+        _check_model_kwargs(self.model_kwargs)
+
+
+def _check_model_kwargs(kwargs: Mapping[str, Any]) -> None:
+    """--width and --noise-sigma (or the same keys in --set model_kwargs=...): a width of at least
+    one channel, a noise level that is a finite number >= 0."""
+    width = kwargs.get("width")
+    if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
+        raise UsageError(f"--width must be a whole number of channels >= 1, got {width!r}")
+    sigma = kwargs.get("noise_sigma")
+    if sigma is not None and (
+        isinstance(sigma, bool)
+        or not isinstance(sigma, (int, float))
+        or not (math.isfinite(sigma) and sigma >= 0)
+    ):
+        raise UsageError(f"--noise-sigma must be a finite number >= 0, got {sigma!r}")
 
 
 def config_for(model: str, **overrides: Any) -> TrainConfig:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from advbench.attacks.gradient import PGD, PGDConfig
@@ -28,6 +28,7 @@ from advbench.data import load_dataset
 from advbench.models.card import ModelCard, build_from_card, load_model, save_checkpoint
 from advbench.models.paper import default_threat, paper_facts
 from advbench.models.registry import MODELS
+from advbench.models.state_fit import load_fitting
 from advbench.models.wrapper import RobustModel
 from advbench.train.augment import random_crop_flip
 from advbench.train.config import TrainConfig
@@ -110,9 +111,15 @@ def _save_state(
 def _load_state(
     path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, config: TrainConfig
 ) -> tuple[int, list[EpochLog], dict[str, torch.Tensor] | None]:
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata()
-    if json.loads(meta["config"]) != json.loads(json.dumps(asdict(config), sort_keys=True)):
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata()
+        made_with = json.loads(meta["config"])
+    except (SafetensorError, OSError, KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"training state {path} cannot be read (truncated or corrupt?): {exc}; remove it to start over"
+        ) from None
+    if made_with != json.loads(json.dumps(asdict(config), sort_keys=True)):
         raise CheckpointError(
             f"training state {path} was made with a different configuration; remove it or change --out"
         )
@@ -141,12 +148,7 @@ def _init_weights(net: torch.nn.Module, source: str, dataset: str, out_dir: Path
     target = net.state_dict()
     if set(state) != set(target) and {f"base.{k}" for k in state} == set(target):
         state = {f"base.{k}": v for k, v in state.items()}
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as exc:
-        raise CheckpointError(
-            f"cannot start from {source}: its weights do not fit ({str(exc).splitlines()[0]})"
-        ) from None
+    load_fitting(net, state, f"cannot start from {source}: its weights do not fit")
     return card
 
 

@@ -15,9 +15,10 @@ from pathlib import Path
 import torch
 
 from advbench.models.card import ModelCard
+from advbench.models.registry import MODELS
 from advbench.train.config import TrainConfig
 from advbench.train.loop import EpochLog, finished_card, train_model
-from advbench.train.stages import METHOD, parse_code
+from advbench.train.stages import METHOD, parse_code, split_modules
 
 
 def train_partial(
@@ -37,6 +38,8 @@ def train_partial(
     same configuration instead of training it again.
     """
     (early_method, early_stage), (late_method, _) = parse_code(code)
+    # A --cutoff that names no module fails now, not after stage 1 has trained.
+    split_modules(MODELS.get(base_config.model).build(**base_config.model_kwargs), cutoff)
     first_method = early_method if early_stage == 1 else late_method
     second_method = late_method if early_stage == 1 else early_method
     stage1_dir = out_dir / "stage1"
