@@ -63,7 +63,7 @@ def autoattack(spec: EvalSpec, device: str) -> Measured:
     x, y = plan.batch(plan.indices)
     attack = plan.attacks[0]
     t0 = time.perf_counter()
-    keep = (attack.view.verdict(x) == y).nonzero().view(-1)
+    keep = (~attack.view.judge(x, y).wrong).nonzero().view(-1)
     success = attack.attack(attack.view, x[keep], y[keep], plan.threats[0], plan.indices.to(x.device)[keep], plan.seed).success
     return Measured(time.perf_counter() - t0, (len(keep) - int(success.sum())) / len(x))
 

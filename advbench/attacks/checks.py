@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from scipy.stats import beta
+from scipy.stats import beta, binom
 
 from advbench.core.registry import Registry
 
@@ -30,6 +30,9 @@ PROBE, STAGES = "probe", "stages"
 # after APGD, where Square-5000 then broke 4.1 % of 1000 (docs/runs/checks-parity.json).
 MIN_BREAKS = 2
 INTERVAL_LEVEL = 0.95  # of the Clopper-Pearson interval each message reports
+# Random models: a `STAGES` check fires only when an exact one-sided binomial test says the
+# share of vote-confirmed breaks is above its limit at this level (`Check.tested(voted=True)`).
+VOTED_TEST_LEVEL = 0.05
 
 # A margin of 3 samples in 100: smaller gaps are within the run-to-run noise of random starts.
 MARGIN = 0.03
@@ -91,9 +94,15 @@ class Check:
             self.name, bool(value <= bound), float(value), float(bound), why, phase=self.phase
         )
 
-    def tested(self, count: int, n: int, why: str, limit: float | None = None) -> "CheckResult":
+    def tested(
+        self, count: int, n: int, why: str, limit: float | None = None, voted: bool = False
+    ) -> "CheckResult":
         """`count` of `n` checked samples broken: fails when the share is above the limit and
-        `count` >= `MIN_BREAKS`; `why` carries the share's Clopper-Pearson interval."""
+        `count` >= `MIN_BREAKS`; `why` carries the share's Clopper-Pearson interval.
+
+        `voted` (a random model, whose breaks are vote decisions with their own error rate): fails
+        only when, besides, the exact one-sided binomial test rejects "share <= limit" at level
+        `VOTED_TEST_LEVEL`, so a difference of an image or two between noisy attacks never fires."""
         bound = self.limit if limit is None else limit
         share = count / max(1, n)
         tail = (1 - INTERVAL_LEVEL) / 2
@@ -101,6 +110,10 @@ class Check:
         high = float(beta.ppf(1 - tail, count + 1, n - count)) if count < n else 1.0
         note = f" ({count} of {n}, {100 * INTERVAL_LEVEL:g}% interval {100 * low:.1f}-{100 * high:.1f}%; limit {100 * bound:.1f}%)"
         passed = share <= bound or count < MIN_BREAKS
+        if voted:
+            p_value = float(binom.sf(count - 1, max(1, n), min(max(bound, 0.0), 1.0)))
+            passed = passed or p_value > VOTED_TEST_LEVEL
+            note += f"; exact binomial test of share <= limit: p = {p_value:.3g} (fires below {VOTED_TEST_LEVEL:g})"
         return CheckResult(
             self.name, bool(passed), share, float(bound), why + note, phase=self.phase
         )

@@ -11,7 +11,9 @@ check reads the run the same way. From the stage records of one threat's outcome
 - single-step-vs-iterative: what one FGSM step breaks after every stage (one step: cheap).
 
 Each counts the checked samples broken and fails when their share is above its limit and at
-least `MIN_BREAKS` samples make it (`Check.tested`): a single image never escalates a run.
+least `MIN_BREAKS` samples make it (`Check.tested`): a single image never escalates a run. On a
+model random at inference every break is a vote's decision, and a check fires only when an exact
+one-sided binomial test says the share is above the limit (`VOTED_TEST_LEVEL`).
 
 Where the evaluation has no stage of a compared kind (say `--attack pgd`: no black-box stage),
 that stage runs as a probe on the samples the evaluation left robust; what it breaks counts in
@@ -86,6 +88,7 @@ def stage_findings(
     classified correctly). `view`: the model as probes see it."""
     found = StageFindings()
     n = max(1, int(correct.sum()))
+    voted = view.vote_rule is not None
     records = stage_records(outcome, len(x))
     assert outcome.robust is not None
     survivors = outcome.robust.clone()
@@ -129,6 +132,7 @@ def stage_findings(
                 k,
                 n,
                 f"gradient masking? a black-box search broke {100 * k / n:.1f}% of the checked samples after the gradient stages left them at {threat}",
+                voted=voted,
             )
         )
     first_ce = next((i for i, r in enumerate(records) if r.kind == CE), None)
@@ -144,6 +148,7 @@ def stage_findings(
                 f"a scale-invariant margin loss broke {100 * k / n:.1f}% of the checked samples cross-entropy left, more than the "
                 f"{100 * by_ce:.1f}% cross-entropy broke itself at {threat}: cross-entropy is saturated or mis-scaled here",
                 limit=max(MARGIN, by_ce),
+                voted=voted,
             )
         )
     late = [
@@ -157,6 +162,7 @@ def stage_findings(
                 n,
                 f"the gradient stages broke {100 * k / n:.1f}% of the checked samples only in the last quarter of their steps at {threat}: "
                 "they had not converged",
+                voted=voted,
             )
         )
     if first_gradient is not None and outcome.threat.norm is not Norm.L1:
@@ -166,6 +172,7 @@ def stage_findings(
                 k,
                 n,
                 f"gradient masking? one FGSM step broke {100 * k / n:.1f}% of the checked samples the iterative stages left at {threat}",
+                voted=voted,
             )
         )
     found.numbers.update({r.name: r.value for r in found.results})

@@ -96,12 +96,16 @@ def table(
 def summary_table(summary: RunSummary) -> Table:
     title = f"{summary.model} on {summary.dataset}, n={summary.n}, {summary.norm}"
     columns = ["eps", "clean %", *[f"after {a} %" for a in summary.attacks], "worst case %"]
+    voted = summary.clean_expected is not None
+    if voted:  # a random model judged by votes: the expected figures beside the voted ones
+        columns += ["expected robust %"]
     rows = [
         [
             f"{e.eps:g}",
             pct(summary.clean_accuracy),
             *[pct(e.robust_after[a]) for a in summary.attacks],
             f"[bold]{pct(e.worst_case)}[/bold]",
+            *([expected_text(e.expected_robust, e.expected_robust_sd, summary.n)] if voted else []),
         ]
         for e in summary.per_eps
     ]
@@ -112,12 +116,29 @@ def summary_table(summary: RunSummary) -> Table:
         if extra
         else ""
     )
+    if voted:
+        undecided = sum(e.undecided for e in summary.per_eps)
+        verdict += (
+            f"; random model, every point judged by a vote ({summary.vote_test or 'see the run config'}); "
+            f"expected clean accuracy {expected_text(summary.clean_expected, summary.clean_expected_sd, summary.n)}"
+            + (f"; {undecided} undecided at the cap, counted robust" if undecided else "")
+        )
     return table(
         title,
         columns,
         rows,
         caption=f"run {summary.run_id} ({summary.wall_seconds:.1f} s){verdict}",
     )
+
+
+def expected_text(mean: float | None, sd: float | None, n: int) -> str:
+    """A random model's expected accuracy with its 95 % t-interval."""
+    if mean is None or sd is None:
+        return "-"
+    from advbench.report.intervals import mean_interval  # scipy: only where a random model shows
+
+    low, high = mean_interval(mean, sd, n)
+    return f"{pct(mean)} ({pct(low)}-{pct(high)})"
 
 
 VERDICT_STYLE = {"reliable": "green", "escalated": "yellow", "unreliable": "bold red"}

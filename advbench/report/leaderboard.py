@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from advbench.core.errors import UsageError
-from advbench.report.intervals import wilson
+from advbench.report.intervals import mean_interval, wilson
 from advbench.report.merge import Threat, ThreatResult, merge_runs
 from advbench.report.paper import paper_numbers, paper_value
 from advbench.store import Store
@@ -73,6 +73,10 @@ class LeaderboardRow:
     sample_sets: int = 1  # more than 1: runs on different samples, the lowest set's numbers
     date: str = ""
     commit: str = ""
+    # Random models judged by votes: the mean over samples of P(correct) at each sample's worst
+    # point, with its 95 % t-interval (None where one pass judged).
+    expected: float | None = None
+    expected_ci: tuple[float, float] | None = None
 
     @property
     def threat(self) -> Threat:
@@ -131,6 +135,10 @@ def row_from_result(
         result.sample_sets,
         result.date,
         result.commit,
+        result.expected,
+        None
+        if result.expected is None or result.expected_sd is None
+        else mean_interval(result.expected, result.expected_sd, result.n),
     )
 
 
@@ -225,6 +233,14 @@ def passes_text(row: LeaderboardRow) -> str:
     return (">= " if row.passes_lower_bound else "") + f"{row.passes_per_sample:.1f}"
 
 
+def expected_text(row: LeaderboardRow) -> str:
+    """A random model's expected robust accuracy and its interval ("-" where one pass judged)."""
+    if row.expected is None:
+        return "-"
+    ci = f" ({pct(row.expected_ci[0])}-{pct(row.expected_ci[1])})" if row.expected_ci else ""
+    return pct(row.expected) + ci
+
+
 def short_checkpoint(sha256: str) -> str:
     return sha256[:12]
 
@@ -239,6 +255,7 @@ def to_table(
     """Header and cells of one board (`key_columns`: dataset, norm and eps first, for a single table of all boards)."""
     radii = sorted({k for r in rows for k in r.certified}, key=lambda k: float(k[2:]))
     with_aa = any(r.autoattack is not None for r in rows)
+    with_expected = any(r.expected is not None for r in rows)
     header = [
         *(["dataset", "norm", "eps"] if key_columns else []),
         "rank",
@@ -248,6 +265,7 @@ def to_table(
         "worst case %",
         "95% CI",
         "found by",
+        *(["expected robust % (95% CI)"] if with_expected else []),
         *(["AutoAttack %"] if with_aa else []),
         "verdict",
         "passes/sample",
@@ -278,6 +296,7 @@ def to_table(
                 pct(r.worst_case),
                 f"{pct(r.worst_case_ci[0])}-{pct(r.worst_case_ci[1])}",
                 found_by_text(r.found_by),
+                *([expected_text(r)] if with_expected else []),
                 *([pct(r.autoattack) if r.autoattack is not None else "-"] if with_aa else []),
                 r.verdict or "-",
                 passes_text(r),

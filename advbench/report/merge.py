@@ -90,6 +90,11 @@ class ThreatResult:
     architecture: str = ""
     date: str = ""  # the newest merged run's
     commit: str = ""
+    # Random models judged by votes: the mean over samples of the lowest estimated P(correct) of
+    # each sample over every merged run's points (clean included), and the spread of those
+    # per-sample estimates (for a t-interval); None where one pass judged.
+    expected: float | None = None
+    expected_sd: float | None = None
 
     @property
     def attack(self) -> str:
@@ -109,6 +114,10 @@ class RunRows:
         self.store = store
         self._clean: dict[str, dict[int, tuple[int, int]]] = {}
         self._rows: dict[str, list[dict[str, Any]]] = {}
+
+    def votes(self, run_id: str) -> dict[int, tuple[int, int]]:
+        """sample -> the clean vote's (correct draws, draws); empty where one pass judged."""
+        return self.store.clean_votes(run_id)
 
     def clean(self, run_id: str) -> dict[int, tuple[int, int]]:
         """sample -> (label, clean prediction)."""
@@ -142,6 +151,9 @@ class _SampleSet:
     lower_bound: bool
     seconds: float
     autoattack: float | None
+    expected: tuple[float, float] | None = (
+        None  # random models: (mean, sd) of per-sample P(correct)
+    )
 
     @property
     def worst_case(self) -> float:
@@ -211,7 +223,34 @@ def _merge_same_samples(rows: RunRows, eps: float, runs: list[RunRecord]) -> _Sa
         lower_bound,
         seconds / n if n else 0.0,
         autoattack,
+        _expected(rows, runs, attacked),
     )
+
+
+def _expected(
+    rows: RunRows, runs: list[RunRecord], attacked: dict[str, dict[str, list[dict[str, Any]]]]
+) -> tuple[float, float] | None:
+    """A random model's expected accuracy over runs on the same samples: per sample, the lowest
+    P(correct) any vote estimated (clean or attacked), as (mean, sd) over samples."""
+    worst: dict[int, float] = {}
+    for run in runs:
+        for idx, (hits, draws) in rows.votes(run.run_id).items():
+            worst[idx] = min(worst.get(idx, 1.0), hits / draws)
+        for attack_rows in attacked[run.run_id].values():
+            for r in attack_rows:
+                if r.get("draws"):
+                    p = r["correct_draws"] / r["draws"]
+                    worst[r["sample_idx"]] = min(worst.get(r["sample_idx"], 1.0), p)
+    if not worst:
+        return None
+    values = list(worst.values())
+    mean = sum(values) / len(values)
+    sd = (
+        (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+        if len(values) > 1
+        else 0.0
+    )
+    return mean, sd
 
 
 def merge_threat(
@@ -257,6 +296,8 @@ def merge_threat(
         ),
         date=newest[0].created[:10],
         commit=(newest[0].git_commit or "")[:10],
+        expected=chosen.expected[0] if chosen.expected else None,
+        expected_sd=chosen.expected[1] if chosen.expected else None,
     )
 
 

@@ -13,6 +13,7 @@ import html
 from collections.abc import Sequence
 
 from advbench.report.figures import example_grid, line_plot
+from advbench.report.intervals import mean_interval
 from advbench.report.leaderboard import found_by_text, pct
 from advbench.report.merge import ThreatResult
 from advbench.report.model_report import ExampleImages, ModelReport
@@ -114,6 +115,25 @@ def _accuracy(report: ModelReport) -> str:
         "<h2>Accuracy per threat model</h2><p>Robust accuracy is the worst case over every attack of every stored evaluation at "
         "that budget, merged per sample (Clopper-Pearson 95% intervals).</p>"
         + _table("accuracy", header, rows, (0, 1, 2, 9, 10, 13, 14, 15, 16))
+        + _expected(report)
+    )
+
+
+def _expected(report: ModelReport) -> str:
+    """Random models: what the votes say beside the robust accuracy (one line per threat)."""
+    lines = [
+        f"<li>{html.escape(r.threat.label)} ({r.checkpoint[:12]}): expected robust accuracy "
+        f"{pct(r.expected)} % (95% t-interval {_interval(mean_interval(r.expected, r.expected_sd, r.n))})</li>"
+        for r in report.results
+        if r.expected is not None and r.expected_sd is not None
+    ]
+    if not lines:
+        return ""
+    return (
+        "<p>This model is random at inference: every point was judged by a vote of fresh draws "
+        "with a sequential test (robust = the vote did not decide the point wrong), and the "
+        "expected robust accuracy is the mean over images of P(correct) at each image's worst "
+        "point.</p><ul>" + "".join(lines) + "</ul>"
     )
 
 

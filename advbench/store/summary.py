@@ -51,6 +51,7 @@ class RunSummary:
     # Random models judged by votes: the clean counterpart of `EpsSummary.expected_robust`.
     clean_expected: float | None = None
     clean_expected_sd: float | None = None
+    vote_test: str | None = None  # the vote's sequential test, in words
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,6 +109,7 @@ def summarize(store: Store, run_id: str) -> RunSummary:
         run.wall_seconds,
         config.get("verdict"),
         *_mean_sd(list(clean_p.values())),
+        (config.get("vote") or {}).get("test") if clean_p else None,
     )
 
 
