@@ -45,7 +45,7 @@ def commit() -> str:
 
 def side(spec: str, model, x, y, idx, threat, seed: int) -> tuple[float, torch.Tensor]:
     """(seconds, broken per image): one attack on the images, judged by its view's vote."""
-    attack = build_attack(spec)
+    attack = build_attack(spec)[1]
     view = attack.view(model)
     model.reseed(seed)
     t0 = time.perf_counter()

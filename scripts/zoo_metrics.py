@@ -25,7 +25,7 @@ from pathlib import Path
 from advbench.engine import EvalSpec, Runtime, run_eval
 from advbench.models.card import REPO_ZOO, ModelCard, card_path, load_model
 from advbench.models.paper import default_threat, own_variant, paper_facts
-from advbench.report.intervals import wilson
+from advbench.report.intervals import mean_interval, wilson
 
 SETTINGS = [
     # (metric key, norm, eps, n test images, balanced subset of seed 0)
@@ -36,16 +36,21 @@ SETTINGS = [
 ]
 
 
-def measure_default(model: str, db: str, stochastic: bool, threat: dict, eot: int | None = None) -> dict[str, object]:
+def measure_default(model: str, db: str, stochastic: bool, threat: dict, eot: int | None = None, random_n: int = 500) -> dict[str, object]:
     """`advbench eval`'s default evaluation at the card's threat model: `auto` with the
-    gradient-masking checks (which may escalate it) and their verdict; 1000 images, or 200 for
-    models random at inference (each gradient then averages the default 20 EOT draws, or `eot`,
-    which is recorded beside the number)."""
+    gradient-masking checks (which may escalate it) and their verdict; 1000 images, or `random_n`
+    for models random at inference (every point judged by a vote; their expected robust accuracy,
+    the mean of P(correct) at each image's worst point, and its spread are recorded too; `eot`, when
+    given, overrides the evaluation's EOT draws and is recorded beside the number)."""
     eot = eot if stochastic else None  # EOT means nothing to a deterministic model
-    spec = EvalSpec(model=model, eps=(threat["eps"],), norm=threat["norm"], n=200 if stochastic else 1000, eot=eot)
+    spec = EvalSpec(model=model, eps=(threat["eps"],), norm=threat["norm"], n=random_n if stochastic else 1000, eot=eot)
     summary = run_eval(spec, Runtime(db=db, batch_size=500)).summary
-    metric = {"accuracy": round(summary.per_eps[0].worst_case, 4), "clean_accuracy": round(summary.clean_accuracy, 4),
+    at_eps = summary.per_eps[0]
+    metric = {"accuracy": round(at_eps.worst_case, 4), "clean_accuracy": round(summary.clean_accuracy, 4),
               "n": summary.n, "run": summary.run_id, "verdict": summary.verdict, "norm": threat["norm"], "eps": threat["eps"]}
+    if at_eps.expected_robust is not None and at_eps.expected_robust_sd is not None:
+        metric |= {"expected": round(at_eps.expected_robust, 4), "expected_sd": round(at_eps.expected_robust_sd, 4),
+                   "judged_by": "vote"}
     return metric | ({"eot": eot} if eot is not None else {})
 
 
@@ -168,8 +173,12 @@ def default_cells(metrics: dict) -> list[str]:
     if not default:
         return ["-", "-"]
     low, high = wilson(default["accuracy"], default["n"])
-    eot = f", EOT {default['eot']})" if "eot" in default else ")"
-    return [f"{100 * default['accuracy']:.1f} [{100 * low:.1f}, {100 * high:.1f}] (n={default['n']}" + eot, default["verdict"] or "-"]
+    eot = f", EOT {default['eot']}" if "eot" in default else ""
+    voted = ""
+    if "expected" in default:  # a random model judged by votes: its expected robust accuracy too
+        e_low, e_high = mean_interval(default["expected"], default["expected_sd"], default["n"])
+        voted = f", votes; expected {100 * default['expected']:.1f} [{100 * e_low:.1f}, {100 * e_high:.1f}]"
+    return [f"{100 * default['accuracy']:.1f} [{100 * low:.1f}, {100 * high:.1f}] (n={default['n']}" + eot + voted + ")", default["verdict"] or "-"]
 
 
 def compact_row(card: ModelCard) -> str:
@@ -222,7 +231,8 @@ def main() -> None:
     parser.add_argument("--keep-float32", action="store_true", help="do not re-save checkpoints in float16")
     parser.add_argument("--settings", type=int, default=len(SETTINGS), help="measure only the first N settings (the first is the zoo's headline)")
     parser.add_argument("--default", action="store_true", help="measure the default evaluation (auto, checks, verdict) instead of PGD-20")
-    parser.add_argument("--eot", type=int, help="with --default: EOT draws per gradient for models random at inference (default: the library's 20)")
+    parser.add_argument("--eot", type=int, help="with --default: EOT draws per gradient for models random at inference (default: the evaluation's own)")
+    parser.add_argument("--random-n", type=int, default=500, help="with --default: test images for models random at inference")
     parser.add_argument("--table-only", action="store_true", help="print the table from the cards without evaluating")
     parser.add_argument("--write-table", type=Path, nargs="+", metavar="DOC", help="after measuring, replace the zoo tables in each DOC (docs/zoo.md docs/notes/zoo.md) with every shipped card's row")
     args = parser.parse_args()
@@ -244,7 +254,7 @@ def main() -> None:
         if measure_now:
             stochastic = load_model(model, "fashion-mnist")[0].stochastic
             if args.default:
-                card = replace(card, metrics={**card.metrics, "auto": measure_default(model, args.db, stochastic, card.threat_model, args.eot)})
+                card = replace(card, metrics={**card.metrics, "auto": measure_default(model, args.db, stochastic, card.threat_model, args.eot, args.random_n)})
             else:  # PGD-20 replaces every number, the default evaluation's too (it was made on the old weights)
                 card = replace(card, metrics=measure(model, args.db, stochastic, SETTINGS[: args.settings]))
         card.to_yaml(path)
