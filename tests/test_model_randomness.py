@@ -190,8 +190,8 @@ def test_input_history_counts_each_input() -> None:
 
 def _rows(db: Path) -> tuple[list[tuple], list[tuple]]:
     with sqlite3.connect(db) as conn:
-        samples = conn.execute("SELECT sample_idx, attack, eps, adv_pred, success FROM samples ORDER BY sample_idx, attack, eps").fetchall()
-        clean = conn.execute("SELECT sample_idx, pred FROM clean ORDER BY sample_idx").fetchall()
+        samples = conn.execute("SELECT sample_idx, attack, eps, adv_pred, success, correct_draws, draws FROM samples ORDER BY sample_idx, attack, eps").fetchall()
+        clean = conn.execute("SELECT sample_idx, pred, correct_draws, draws FROM clean ORDER BY sample_idx").fetchall()
     return samples, clean
 
 
@@ -208,6 +208,7 @@ def test_eval_of_a_random_model_stores_the_same_rows_for_any_batch_size(tmp_path
     samples_a, clean_a = _rows(dbs[0])
     samples_b, clean_b = _rows(dbs[1])
     assert len(samples_a) == 12 and len(clean_a) == 12
+    assert all(row[-1] >= 16 for row in clean_a)  # judged by votes
     assert samples_a == samples_b
     assert clean_a == clean_b
 

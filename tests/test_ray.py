@@ -169,3 +169,34 @@ def test_sharded_default_evaluation_equals_single_process(ray_local, tmp_path: P
     sharded = run_eval(spec, runtime(tmp_path / "ray.sqlite", "local", batch_size=8))
     assert _eval_rows(tmp_path / "ray.sqlite", sharded.summary.run_id) == _eval_rows(tmp_path / "single.sqlite", single.summary.run_id)
     assert sharded.verdict == single.verdict and sharded.adaptations == single.adaptations
+
+
+RANDOM = EvalSpec(model="pni-w", attacks=("pgd:steps=3",), eps=(0.05,), n=16, checks=False, eot=2)
+
+
+def _voted_rows(db: Path, run_id: str) -> tuple[list, list, dict]:
+    with Store(db) as store:
+        return store.clean_rows(run_id), _without_seconds(store.sample_rows(run_id)), store.clean_votes(run_id)
+
+
+def test_a_random_models_votes_equal_across_batch_sizes_shards_and_resumes(ray_local, tmp_path: Path) -> None:
+    """pni-w (noise on the weights, random at inference): every point judged by a vote; the votes'
+    draws are keyed per input, so batching, Ray shards and a resume change no row."""
+    single = run_eval(RANDOM, runtime(tmp_path / "single.sqlite", batch_size=16))
+    want = _voted_rows(tmp_path / "single.sqlite", single.summary.run_id)
+    assert len(want[2]) == 16 and all(draws >= 16 for _, draws in want[2].values())  # clean votes
+    assert all(r["draws"] >= 16 for r in want[1] if r["status"] == "attacked")
+    small = run_eval(RANDOM, runtime(tmp_path / "small.sqlite", batch_size=5))
+    assert _voted_rows(tmp_path / "small.sqlite", small.summary.run_id) == want
+    db = tmp_path / "ray.sqlite"
+    sharded = run_eval(RANDOM, runtime(db, "local", batch_size=4))
+    assert _voted_rows(db, sharded.summary.run_id) == want
+    with sqlite3.connect(db) as conn:
+        lost = [r[0] for r in conn.execute("SELECT sample_idx FROM clean ORDER BY sample_idx LIMIT 8")]
+        marks = ",".join("?" * len(lost))
+        conn.execute(f"DELETE FROM clean WHERE sample_idx IN ({marks})", lost)
+        conn.execute(f"DELETE FROM samples WHERE sample_idx IN ({marks})", lost)
+        conn.execute("UPDATE runs SET status = 'running'")
+    again = run_eval(RANDOM, runtime(db, batch_size=3))
+    assert again.resumed and _voted_rows(db, again.summary.run_id) == want
+    assert again.summary.per_eps[0].expected_robust == single.summary.per_eps[0].expected_robust
