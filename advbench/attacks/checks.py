@@ -63,7 +63,7 @@ class Remedy:
     attacks: tuple[str, ...] = ()
     transfer: bool = False  # also transfer attacks from the dataset's smooth surrogate model
     random: bool = (
-        False  # evaluate as a model random at inference (EOT gradients, no early stopping)
+        False  # evaluate as a model random at inference (EOT gradients, points judged by votes)
     )
     log_outputs: bool = False  # attack the logarithm of the outputs
 
@@ -164,10 +164,10 @@ register_check(
     Check(
         DETERMINISTIC,
         PROBE,
-        "share of predictions that change between two calls of a model that declares no randomness",
+        "share of samples whose logits move beyond float rounding (1 % of the row's scale) between two calls of a model that declares no randomness",
         0.0,
         Remedy(
-            "undeclared randomness: evaluated as a random model (EOT gradients, no early stopping)",
+            "undeclared randomness: evaluated as a random model (EOT gradients, points judged by votes)",
             random=True,
         ),
     )

@@ -16,6 +16,7 @@ import torch
 
 from advbench.attacks.base import Attack, AttackResult, MinimumNormAttack
 from advbench.attacks.wrappers import AttackedModel
+from advbench.core.device import synchronize
 from advbench.core.seeding import derive_seed
 from advbench.core.threat import ThreatModel
 
@@ -72,6 +73,7 @@ def robust_ensemble(
                 indices[start_correct],
                 derive_seed(seed, label),
             )
+            synchronize(x.device)  # CUDA runs asynchronously: the clock must wait for the work
             swept[label] = (results, start_correct, (time.perf_counter() - t0) / len(start_correct))
     outcomes = []
     for t, threat in enumerate(threats):
@@ -100,6 +102,7 @@ def robust_ensemble(
                     indices[target],
                     derive_seed(seed, label, threat.eps),
                 )
+                synchronize(x.device)
                 seconds = (time.perf_counter() - t0) / len(target)
             if not result.stages:
                 result.stages = attack.record(view, result)

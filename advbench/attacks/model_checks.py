@@ -93,7 +93,7 @@ def determinism_check(model: RobustModel, x: torch.Tensor) -> CheckResult:
         value,
         f"model {model.name} does not declare randomness but the logits of {int(random.sum())}/{len(x)} samples changed between calls "
         f"(by up to {float(drift.max()):.3g}, beyond float rounding; {changed} predictions changed); "
-        "it is evaluated as a random model (EOT gradients, no early stopping)",
+        "it is evaluated as a random model (EOT gradients, points judged by votes)",
     )
 
 

@@ -50,7 +50,7 @@ class AttackedModel(nn.Module):
         self.eot_draws = int(eot_draws)
         self.bpda = bool(bpda)
         # Set by adaptive evaluation when checks find it: an undeclared random model is treated as
-        # random (no early stopping on one lucky pass); probabilities are attacked as log-probabilities.
+        # random (its points judged by votes); probabilities are attacked as log-probabilities.
         self.random = bool(random)
         self.log_outputs = bool(log_outputs)
         self.vote = vote  # how a point of a random model is judged

@@ -43,6 +43,7 @@ from advbench.attacks.model_checks import (
 )
 from advbench.attacks.stage_checks import stage_findings
 from advbench.attacks.wrappers import EOT_DRAWS_RANDOM_MODEL, AttackedModel, TransferModel, view_for
+from advbench.core.device import synchronize
 from advbench.core.seeding import derive_seed
 from advbench.core.threat import ThreatModel
 from advbench.engine.batch import Rows, batch_rows, clean_judgement, run_stages
@@ -167,6 +168,7 @@ def check_shard(plan: EvalPlan, indices: list[int]) -> tuple[CheckedShard, EvalP
     plan.reseed("checks")
     results = model_probes(plan, x, y, idx)
     plan = plan.escalated(choose(results, transfer_surrogate(plan), tuple(plan.labels)))
+    synchronize(x.device)
     spent += time.perf_counter() - t0
     plan.reseed("batch")
     clean = clean_judgement(plan, x, y)
@@ -179,6 +181,7 @@ def check_shard(plan: EvalPlan, indices: list[int]) -> tuple[CheckedShard, EvalP
         outcomes[worst], view, x, y, correct, didx, derive_seed(plan.seed, "checks")
     )
     results += found.results
+    synchronize(x.device)
     spent += time.perf_counter() - t0
     done = len(plan.attacks)
     plan = plan.escalated(choose(results, transfer_surrogate(plan), tuple(plan.labels)))
@@ -186,6 +189,7 @@ def check_shard(plan: EvalPlan, indices: list[int]) -> tuple[CheckedShard, EvalP
         outcomes = run_stages(plan, x, y, idx, correct, outcomes, skip=done)
     t0 = time.perf_counter()
     rechecks = recheck(plan, x, y, correct, didx) if plan.escalation.failed else []
+    synchronize(x.device)
     spent += time.perf_counter() - t0
     clean_rows, rows = batch_rows(indices, y.tolist(), clean, outcomes)
     eps = plan.threats[worst].eps
