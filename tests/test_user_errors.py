@@ -106,6 +106,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_image_folders(root)
     write_zoos(root)
     (root / "a-file").write_text("not a folder")
+    suite = "dataset: digits\nn: 2\nchecks: false\nthreats: [{norm: linf, eps: [0.1]}]\n"
+    (root / "suite-model.yaml").write_text(suite + "models: [rn18-nt, nosuchmodel]\nattacks: [fgsm]\n")
+    (root / "suite-attack.yaml").write_text(suite + "models: [rn18-nt]\nattacks: [fgsm, 'pgd:steps=0']\n")
     return root
 
 
@@ -155,6 +158,7 @@ CASES = [
     ("data-dir-missing", [*FASHION, "--data-dir", "{tmp}/nodata"], "the data folder {tmp}/nodata (--data-dir) does not exist"),
     ("data-dir-a-file", [*FASHION, "--data-dir", "{tmp}/a-file"], "the data folder {tmp}/a-file (--data-dir) is a file, not a folder"),
     # Model cards and checkpoints in a --zoo.
+    ("zoo-a-file", [*ZOO_EVAL, "{tmp}/a-file"], "the model zoo folder {tmp}/a-file (--zoo) is a file, not a folder"),
     ("card-not-yaml", [*ZOO_EVAL, "{tmp}/zoo-yaml"], "cannot read model card {tmp}/zoo-yaml/digits/rn18-nt.yaml"),
     ("card-bad-value", [*ZOO_EVAL, "{tmp}/zoo-shape"], "'input_shape' must be [channels, height, width], three integers >= 1, got the list [1, 'x', 8]"),
     ("card-of-another-model", [*ZOO_EVAL, "{tmp}/zoo-other-model"], "rn18-nt.yaml is for kap-rn18 on digits, not rn18-nt on digits"),
@@ -164,6 +168,11 @@ CASES = [
     ("checkpoint-truncated", [*ZOO_EVAL, "{tmp}/zoo-truncated"], "is not valid safetensors"),
     ("checkpoint-tampered", [*ZOO_EVAL, "{tmp}/zoo-tampered"], "fails its sha256 check"),
     ("checkpoint-missing", [*ZOO_EVAL, "{tmp}/zoo-no-weights"], "rn18-nt.safetensors is missing"),
+    # Suites: every cell's names checked before the first cell runs.
+    ("suite-unknown-model", ["run", "{tmp}/suite-model.yaml", "--zoo", "{tmp}/zoo-ok", "--device", "cpu", "--db", "{tmp}/r.sqlite"],
+     "unknown model 'nosuchmodel'"),
+    ("suite-zero-steps", ["run", "{tmp}/suite-attack.yaml", "--zoo", "{tmp}/zoo-ok", "--device", "cpu", "--db", "{tmp}/r.sqlite"],
+     "pgd needs steps >= 1"),
     # Output paths: a folder where a file goes, a file where a folder goes, a path under a file.
     ("leaderboard-out-folder", ["leaderboard", "--out", "{tmp}", "--db", "{tmp}/r.sqlite"], "--out {tmp} is a folder; give a file name"),
     ("leaderboard-out-under-a-file", ["leaderboard", "--out", "{tmp}/a-file/board.md", "--db", "{tmp}/r.sqlite"],

@@ -11,16 +11,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+from advbench.core.threat import ThreatModel, parse_norm
+from advbench.data.registry import check_dataset_spec
+from advbench.engine.attack_plan import validate_attacks
 from advbench.engine.certify import run_certify
 from advbench.engine.evaluate import run_eval
 from advbench.engine.spec import CertifySpec, EvalSpec, Runtime
 from advbench.engine.suite_schema import CertifySettings, Suite, SuiteThreat
+from advbench.models.external import is_external
+from advbench.models.registry import MODELS
 
 __all__ = [
     "CellResult",
     "CertifySettings",
     "Suite",
     "SuiteThreat",
+    "check_cells",
     "load_suite",
     "run_suite",
     "suite_cells",
@@ -86,6 +92,20 @@ def suite_cells(suite: Suite) -> list[tuple[str, str, str, EvalSpec | CertifySpe
     return cells
 
 
+def check_cells(suite: Suite, cells: list[tuple[str, str, str, EvalSpec | CertifySpec]]) -> None:
+    """The names of every cell checked before the first one runs: the dataset, each model, each
+    attack with its options and norm. A typo in the last model fails now, not after the cells
+    before it have run."""
+    check_dataset_spec(suite.dataset)
+    for model in suite.models:
+        if not is_external(model):
+            MODELS.get(model)
+    for _, _, _, spec in cells:
+        if isinstance(spec, EvalSpec):
+            threats = [ThreatModel(parse_norm(spec.norm), e) for e in spec.eps]
+            validate_attacks(spec.attacks, threats, spec.surrogate)
+
+
 def run_suite(
     suite: Suite,
     runtime: Runtime = Runtime(),
@@ -97,6 +117,7 @@ def run_suite(
     """
     results = []
     cells = suite_cells(suite)
+    check_cells(suite, cells)
     for i, (kind, model, setting, spec) in enumerate(cells):
         if on_cell:
             on_cell(i, len(cells), f"{kind} {model} {setting}")

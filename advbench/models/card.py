@@ -97,8 +97,9 @@ def check_zoo(zoo: str | Path | None, dataset: str, name: str) -> None:
         return
     root = Path(zoo)
     if not root.is_dir():
+        state = "is a file, not a folder" if root.exists() else "does not exist"
         raise ZooFolderError(
-            f"no {dataset} checkpoint for model {name!r}: the model zoo folder {root} (--zoo) does not exist"
+            f"no {dataset} checkpoint for model {name!r}: the model zoo folder {root} (--zoo) {state}"
         )
     if not (root / dataset).is_dir():
         have = sorted(p.name for p in root.iterdir() if p.is_dir())
