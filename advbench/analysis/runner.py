@@ -40,6 +40,10 @@ class AnalysisRun:
     data_dir: str | None = None
     out: str | None = None  # folder; default results/analysis/<analysis>
 
+    def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise UsageError(f"--seed must be an integer >= 0, got {self.seed}")
+
 
 @dataclass
 class Context:

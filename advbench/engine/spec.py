@@ -38,6 +38,12 @@ def _positive(name: str, value: int | None) -> None:
         raise UsageError(f"{name} must be positive, got {value}")
 
 
+def _seed(value: int) -> None:
+    """Seeds are integers >= 0, as in suites and baselines (numpy refuses negative ones)."""
+    if value < 0:
+        raise UsageError(f"--seed must be an integer >= 0, got {value}")
+
+
 @dataclass(frozen=True)
 class Runtime:
     """Where and how a run executes; part of a run's identity only through the device class
@@ -116,6 +122,7 @@ class EvalSpec:
             )
         parse_norm(self.norm)
         _positive("--n", self.n)
+        _seed(self.seed)
         _positive("--check-n", self.check_n)
         if self.eot is not None and self.eot < 1:
             raise UsageError(f"--eot must be at least 1, got {self.eot}")
@@ -158,6 +165,7 @@ class CertifySpec:
         _positive("--n0", self.n0)
         _positive("--noise-draws", self.noise_draws)
         _positive("--n", self.n)
+        _seed(self.seed)
         if not (0 < self.alpha < 1):
             raise UsageError(f"--alpha must lie in (0, 1), got {self.alpha}")
         if self.adaptive_radius is not None and not (
