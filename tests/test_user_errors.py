@@ -106,6 +106,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_image_folders(root)
     write_zoos(root)
     (root / "a-file").write_text("not a folder")
+    (root / "interrupted").mkdir()
+    (root / "interrupted" / "rn18-nt.train-state.safetensors").write_bytes(b"cut short")
     suite = "dataset: digits\nn: 2\nchecks: false\nthreats: [{norm: linf, eps: [0.1]}]\n"
     (root / "suite-model.yaml").write_text(suite + "models: [rn18-nt, nosuchmodel]\nattacks: [fgsm]\n")
     (root / "suite-attack.yaml").write_text(suite + "models: [rn18-nt]\nattacks: [fgsm, 'pgd:steps=0']\n")
@@ -154,6 +156,8 @@ CASES = [
     ("imagefolder-no-path", ["eval", "--model", "rn18-nt", "--dataset", "imagefolder:", "--db", "{tmp}/r.sqlite"], "write an image folder dataset as imagefolder:PATH"),
     ("train-imagefolder-missing", ["train", "--model", "rn18-nt", "--dataset", "imagefolder:{tmp}/nosuch", "--device", "cpu", "--out", "{tmp}/trained"],
      "image folder {tmp}/nosuch (--dataset imagefolder:PATH) does not exist"),
+    ("train-state-corrupt", [*TRAIN[:-1], "{tmp}/interrupted", "--resume", "--epochs", "1", "--max-train", "10"],
+     "training state {tmp}/interrupted/rn18-nt.train-state.safetensors cannot be read (truncated or corrupt?)"),
     # --data-dir
     ("data-dir-missing", [*FASHION, "--data-dir", "{tmp}/nodata"], "the data folder {tmp}/nodata (--data-dir) does not exist"),
     ("data-dir-a-file", [*FASHION, "--data-dir", "{tmp}/a-file"], "the data folder {tmp}/a-file (--data-dir) is a file, not a folder"),
@@ -200,6 +204,10 @@ CASES = [
     ("train-at-norm", [*TRAIN, "--at-norm", "l3"], "--at-norm is one of linf, l2, l1, l0, not 'l3'"),
     ("train-unknown-model-kwarg", [*TRAIN, "--set", 'model_kwargs={"foo": 1}'], "model rn18-nt takes no option(s) foo"),
     ("train-partial-bad-cutoff", [*TRAIN, "--partial", "A1N2", "--cutoff", "nosuch"], "--cutoff 'nosuch' is not a module of this model"),
+    ("analyze-zero-channels", ["analyze", "features", "--channels", "3,0", "--out", "{tmp}/analysis"], "--channels must be the input's and at least one"),
+    ("analyze-negative-amplitude", ["analyze", "features", "--amplitude", "-1", "--out", "{tmp}/analysis"], "--amplitude must be a positive number"),
+    ("analyze-zero-fft-size", ["analyze", "kernels", "--model", "rn18-nt", "--zoo", "{tmp}/zoo-ok", "--dataset", "digits", "--device", "cpu",
+                               "--fft-size", "0", "--out", "{tmp}/analysis"], "--fft-size must be at least 1, got 0"),
     ("analyze-snr-zero-sigma", ["analyze", "snr", "--model", "rn18-nt", "--sigma", "0"], "analyze snr sigma must be a positive number, got 0.0"),
 ]
 

@@ -98,6 +98,12 @@ def features_analysis(
 ) -> AnalysisResult:
     if perturbations < 1 or not sizes or min(sizes) < 1:
         raise UsageError("features needs at least one perturbation and positive feature sizes")
+    if len(channels) < 2 or min(channels) < 1:
+        raise UsageError(
+            f"--channels must be the input's and at least one conv layer's channels, each >= 1, got {','.join(map(str, channels))}"
+        )
+    if not (math.isfinite(amplitude) and amplitude > 0):
+        raise UsageError(f"--amplitude must be a positive number, got {amplitude}")
     rows = []
     for k, init in enumerate(inits):
         weights = random_weights(channels, init, torch.Generator().manual_seed(seed * 100 + k))

@@ -22,6 +22,7 @@ from torch import nn
 
 from advbench.analysis.common import AnalysisResult, image_grid, pyplot, show_image
 from advbench.analysis.sparsity import hoyer
+from advbench.core.errors import UsageError
 from advbench.models.kernel_pooling import KAPConv2d
 
 
@@ -131,6 +132,8 @@ def kernels_analysis(
     fft_size: int = 16,
     device: torch.device | None = None,
 ) -> AnalysisResult:
+    if fft_size < 1:
+        raise UsageError(f"--fft-size must be at least 1, got {fft_size}")
     net = getattr(model, "net", model)
     device = device or next(iter(net.parameters()), torch.zeros(0)).device
     sizes = conv_input_sizes(model, input_shape, device)
