@@ -108,7 +108,7 @@ def test_eval_json_runs_and_show(tmp_path: Path, digits_zoo: Path) -> None:
     runs = advbench("runs", "--db", db)
     assert runs.returncode == 0 and summary["run_id"] in runs.stdout
     show = advbench("show", summary["run_id"][:6], "--db", db)
-    assert show.returncode == 0 and "checkpoint sha256" in show.stdout and "worst case" in show.stdout
+    assert show.returncode == 0 and "weights sha256" in show.stdout and "worst case" in show.stdout
 
 
 def test_eval_shipped_kap_model_on_fashion_mnist(tmp_path: Path) -> None:

@@ -95,6 +95,12 @@ def test_leaderboards_load_no_torch(dbs: dict[str, Path], tmp_path: Path, fmt: s
     assert out.exists()
 
 
+def test_the_terminal_leaderboard_loads_no_torch(dbs: dict[str, Path], tmp_path: Path) -> None:
+    proc, loaded = advbench(tmp_path, "leaderboard", "--db", str(dbs["sc-frontend-scrutiny"]))
+    assert not loaded, f"advbench leaderboard (the terminal table) loaded {loaded}"
+    assert "sc-frontend" in proc.stdout and "ranked by worst case" in proc.stdout
+
+
 @pytest.mark.parametrize(("db", "model"), [("sc-frontend-scrutiny", "sc-frontend"), ("reproductions", "kap-rn18")])
 def test_a_report_without_example_images_loads_no_torch(dbs: dict[str, Path], tmp_path: Path, db: str, model: str) -> None:
     out = tmp_path / "report.html"

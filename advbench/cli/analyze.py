@@ -75,7 +75,7 @@ def analyze_layers(
         data_dir=str(data_dir) if data_dir else None,
         **train_config.parse_options(set_options or []),
     )
-    render.console.print(
+    render.show(
         render.table(
             f"layers: {model} {code}",
             result.columns,

@@ -60,7 +60,7 @@ def run_analysis(
     summary = ", ".join(
         f"{k} {fmt(v)}" for k, v in result.summary.items() if not isinstance(v, dict)
     )
-    render.console.print(
+    render.show(
         render.table(
             f"{name}: {model or 'random CNNs'}",
             result.columns,

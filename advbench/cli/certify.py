@@ -118,4 +118,4 @@ def certify_cmd(
     if as_json:
         print(json.dumps(summary.to_dict(), indent=2))
         return
-    render.console.print(render.certify_table(summary))
+    render.show(render.certify_table(summary))

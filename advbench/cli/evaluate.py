@@ -110,7 +110,7 @@ def eval_cmd(
     if as_json:
         print(json.dumps(outcome.to_dict(), indent=2))
     else:
-        render.console.print(render.summary_table(outcome.summary))
+        render.show(render.summary_table(outcome.summary))
         adaptive = render.adaptation_line(outcome.adaptations)
         if adaptive:
             render.console.print(adaptive)
@@ -181,7 +181,7 @@ def curve_cmd(
     drawn, csv_path, png_path = curves.write_curves(
         db, run_ids, grid, out, title=f"{dataset}, {norm.value}"
     )
-    render.console.print(render.curves_table(drawn))
+    render.show(render.curves_table(drawn))
     render.console.print(f"wrote {csv_path} and {png_path}")
 
 
@@ -205,7 +205,7 @@ def run_cmd(
     from advbench.engine import suite as suites
 
     results = suites.run_suite(loaded, runtime, on_cell=render.cell_line)
-    render.console.print(render.suite_table(loaded.name, results))
+    render.show(render.suite_table(loaded.name, results))
 
 
 def check_cmd(
@@ -267,7 +267,7 @@ def check_cmd(
             render.console.print(f"wrote {baseline} ({len(entries)} entries)")
             return
         results = regression.compare(store, expected, tolerance, stat)
-    render.console.print(
+    render.show(
         render.regression_table(
             results,
             f"regression check against {baseline} (tolerance {tolerance:g} points{', z-test' if stat else ''})",

@@ -1,4 +1,8 @@
-"""Rich rendering of library results: tables on stdout, progress and diagnostics on stderr."""
+"""Rich rendering of library results: tables on stdout, progress and diagnostics on stderr.
+
+Every table is sized to the console (`cli/fit.py`): cells wrap between words, never inside a name
+or a number; print them with `show`, which prints wider than the console rather than cut.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from advbench.cli.fit import Col, fit_table, table_width
+from advbench.cli.fit import show as show_fitted
 from advbench.store.certificates import REPORTED_RADII
 from advbench.store.sqlite import RunRecord
 from advbench.store.summary import RunSummary
@@ -83,19 +89,37 @@ def pct(value: float | None) -> str:
 
 
 def table(
-    title: str, columns: Sequence[str], rows: Iterable[Sequence[object]], caption: str | None = None
+    title: str,
+    columns: Sequence[str | Col],
+    rows: Iterable[Sequence[object]],
+    caption: str | None = None,
+    width: int | None = None,
 ) -> Table:
-    t = Table(title=title, caption=caption, header_style="bold")
-    for col in columns:
-        t.add_column(col)
-    for row in rows:
-        t.add_row(*(str(c) for c in row))
-    return t
+    """A table of rich-markup cells sized to `width` (the console's): see `cli/fit.py`."""
+    return fit_table(
+        title,
+        [c if isinstance(c, Col) else Col(c) for c in columns],
+        [[str(c) for c in row] for row in rows],
+        width or console.width,
+        caption=caption,
+    )
 
 
-def summary_table(summary: RunSummary) -> Table:
+def show(renderable: Table, to: Console | None = None) -> None:
+    """Print a table made here (on stdout unless `to`): wider than the console rather than cut."""
+    show_fitted(renderable, to or console)
+
+
+def summary_table(summary: RunSummary, width: int | None = None) -> Table:
+    """A column per attack and a row per eps; turned round (a row per attack) where that is too
+    wide for the console."""
     title = f"{summary.model} on {summary.dataset}, n={summary.n}, {summary.norm}"
-    columns = ["eps", "clean %", *[f"after {a} %" for a in summary.attacks], "worst case %"]
+    columns = [
+        "eps",
+        "clean %",
+        *[f"after {escape(attack_words(a))} %" for a in summary.attacks],
+        "worst case %",
+    ]
     voted = summary.clean_expected is not None
     if voted:  # a random model judged by votes: the expected figures beside the voted ones
         columns += ["expected robust %"]
@@ -123,12 +147,13 @@ def summary_table(summary: RunSummary) -> Table:
             f"expected clean accuracy {expected_text(summary.clean_expected, summary.clean_expected_sd, summary.n)}"
             + (f"; {undecided} undecided at the cap, counted robust" if undecided else "")
         )
-    return table(
-        title,
-        columns,
-        rows,
-        caption=f"run {summary.run_id} ({summary.wall_seconds:.1f} s){verdict}",
-    )
+    caption = f"run {summary.run_id} ({summary.wall_seconds:.1f} s){verdict}"
+    wide = table(title, columns, rows, caption=caption, width=width)
+    if table_width(wide) <= (width or console.width):
+        return wide
+    turned = [[label, *[row[k] for row in rows]] for k, label in enumerate(columns) if k]
+    eps = [Col(f"eps {e.eps:g}", justify="right") for e in summary.per_eps]
+    return table(title, [Col("accuracy"), *eps], turned, caption=caption, width=width)
 
 
 def expected_text(mean: float | None, sd: float | None, n: int) -> str:
@@ -181,14 +206,14 @@ def epoch_line(log: EpochLog) -> str:
     )
 
 
-def certify_table(summary: CertifySummary) -> Table:
+def certify_table(summary: CertifySummary, width: int | None = None) -> Table:
     """Certified accuracy at a few radii per sigma."""
     radii = REPORTED_RADII
     rows = []
     for sigma, curve in summary.curves.items():
         at = dict(zip(curve["radii"], curve["certified_accuracy"]))
         spread = curve.get("passes_per_image") or {}  # absent in summaries stored before it existed
-        passes = f"{spread['median']:,}/{spread['max']:,}" if spread else "-"
+        passes = f"{spread['median']:,} / {spread['max']:,}" if spread else "-"
         rows.append(
             [
                 sigma,
@@ -201,15 +226,18 @@ def certify_table(summary: CertifySummary) -> Table:
     title = (
         f"{summary.model} on {summary.dataset}, n={summary.n}: certified accuracy % at L2 radius"
     )
-    caption = f"run {summary.run_id}, {summary.forward_passes} noisy forward passes, {summary.forward_passes_per_second:.0f}/s"
+    caption = (
+        f"σ: the noise's scale; run {summary.run_id}, {summary.forward_passes:,} noisy forward "
+        f"passes, {summary.forward_passes_per_second:,.0f}/s"
+    )
     columns = [
-        "sigma",
+        "σ",
         *[f"r={r:g}" for r in radii],
         "abstain %",
         "PREDICT acc %",
-        "passes/img med/max",
+        "passes per image: median / max",
     ]
-    return table(title, columns, rows, caption=caption)
+    return table(title, columns, rows, caption=caption, width=width)
 
 
 def adaptation_line(adaptations: dict[str, dict[str, object]]) -> str:
@@ -253,52 +281,70 @@ def curves_table(curves: Sequence[Curve]) -> Table:
     )
 
 
-def regression_table(results: Iterable[Comparison], title: str) -> Table:
+def status_text(c: Comparison) -> str:
+    """ok, REGRESSED or UNRELIABLE, with the current run's verdict beside it."""
+    if c.unreliable:
+        return "[red]UNRELIABLE[/red]"
+    status = "[red]REGRESSED[/red]" if c.regressed else "ok"
+    return status + (f" ({verdict_text(c.verdict)})" if c.verdict else "")
+
+
+def drop_text(c: Comparison) -> str:
+    """The drop in points, and the z-test's p under it where `--stat` asked for it."""
+    drop = "-" if c.drop_points is None else f"{c.drop_points:+.2f}"
+    return drop + ("" if c.p_value is None else f"\np={c.p_value:.2g}")
+
+
+def attack_words(spec: str) -> str:
+    """An attack spec that can wrap before its options and after each comma:
+    'pgd:steps=20,restarts=2' -> 'pgd: steps=20, restarts=2' ('check:pgd' stays whole)."""
+    equals = spec.find("=")
+    colon = spec.rfind(":", 0, equals) if equals > 0 else -1
+    if colon < 0:
+        return spec
+    return spec[: colon + 1] + " " + spec[colon + 1 :].replace(",", ", ")
+
+
+def regression_table(results: Iterable[Comparison], title: str, width: int | None = None) -> Table:
+    """One row per baseline entry: the baseline, the stored accuracy now, the drop in points (the
+    dataset said once, under the table, where every entry has the same)."""
+    results = list(results)
+    datasets = {c.entry.dataset for c in results}
+    one = datasets.pop() if len(datasets) == 1 else None
     rows = [
         [
-            c.entry.model,
-            c.entry.dataset,
-            f"{c.entry.norm} {c.entry.eps:g}",
-            c.entry.attack,
+            escape(c.entry.model),
+            escape(("" if one else f"{c.entry.dataset} ") + f"{c.entry.norm} {c.entry.eps:g}"),
+            escape(attack_words(c.entry.attack)),
             pct(c.entry.accuracy),
             pct(c.current),
-            "-" if c.drop_points is None else f"{c.drop_points:+.2f}",
-            "-" if c.p_value is None else f"{c.p_value:.3g}",
-            verdict_text(c.verdict or None),
-            "[red]REGRESSED[/red]"
-            if c.regressed
-            else "[red]UNRELIABLE[/red]"
-            if c.unreliable
-            else "ok",
+            drop_text(c),
+            status_text(c),
         ]
         for c in results
     ]
-    return table(
-        title,
-        [
-            "model",
-            "dataset",
-            "threat",
-            "attack",
-            "baseline %",
-            "now %",
-            "drop (points)",
-            "p",
-            "verdict",
-            "status",
-        ],
-        rows,
-    )
+    columns = [
+        Col("model", wrap=False),
+        Col("threat"),
+        Col("attack"),
+        Col("was %", wrap=False, justify="right"),
+        Col("now %", wrap=False, justify="right"),
+        Col("drop", justify="right"),
+        Col("status"),
+    ]
+    caption = (f"all on {escape(one)}; " if one else "") + "drop: baseline minus now, in points"
+    return table(title, columns, rows, caption=caption, width=width)
 
 
-def run_info_table(record: RunRecord) -> Table:
-    """A stored run's provenance, adaptations and masking checks, one field per row."""
-    info = [
+def run_info_table(record: RunRecord, width: int | None = None) -> Table:
+    """A stored run's provenance, adaptations and masking checks, one field per row (field names
+    short enough that a sha256 fits beside them in 80 columns)."""
+    plain = [  # (field, text): escaped, a '[' in a warning is not markup
         ("status", record.status),
         ("created", record.created),
         ("finished", record.finished),
         ("model", record.model),
-        ("checkpoint sha256", record.checkpoint_sha256),
+        ("weights sha256", record.checkpoint_sha256),
         ("dataset", f"{record.dataset} (indices {record.indices_hash})"),
         ("seed", record.seed),
         ("device", record.device),
@@ -307,15 +353,27 @@ def run_info_table(record: RunRecord) -> Table:
         ("git commit", record.git_commit),
         ("libraries", ", ".join(f"{k} {v}" for k, v in record.libraries.items())),
         ("attacks", json.dumps(record.config.get("attacks"))),
-        ("adaptations", json.dumps(record.config.get("adaptations"))),
+        ("adaptive", json.dumps(record.config.get("adaptations"))),
         ("masking checks", json.dumps((record.summary or {}).get("checks"))),
+    ]
+    checks = [  # (field, rich markup)
         ("verdict", verdict_text(record.config.get("verdict"))),
-        *[(f"check {c['name']}", check_text(c)) for c in record.config.get("check_results") or []],
-        *[(c["name"], check_text(c)) for c in record.config.get("rechecks") or []],
         *[
-            ("adapted", change)
-            for change in (record.config.get("escalation") or {}).get("changes") or []
+            ("check", f"{escape(c['name'])}: {check_text(c)}")
+            for c in record.config.get("check_results") or []
         ],
+        *[
+            ("recheck", f"{escape(c['name'])}: {check_text(c)}")
+            for c in record.config.get("rechecks") or []
+        ],
+    ]
+    notes = [
+        *[("adapted", c) for c in (record.config.get("escalation") or {}).get("changes") or []],
         *[("warning", w) for w in record.warnings],
     ]
-    return table(f"run {record.run_id}", ["field", "value"], info)
+    rows = [
+        *[(f, escape(str(v))) for f, v in plain],
+        *checks,
+        *[(f, escape(str(v))) for f, v in notes],
+    ]
+    return table(f"run {record.run_id}", [Col("field"), Col("value")], rows, width=width)

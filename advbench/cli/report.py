@@ -20,6 +20,7 @@ from advbench.store import DEFAULT_DB
 
 
 class Format(str, Enum):
+    TABLE = "table"
     MD = "md"
     CSV = "csv"
     JSON = "json"
@@ -37,14 +38,15 @@ def leaderboard_cmd(
         typer.Option("--radius", help="certified accuracy at this L2 radius (repeatable)"),
     ] = [],
     fmt: Annotated[
-        Format,
+        Optional[Format],
         typer.Option(
             "--format",
             parser=options.choice(Format, "format"),
             metavar=options.metavar(Format),
-            help="md, csv, json, html, or robustbench (one model-info JSON per row, into the --out folder)",
+            help="table (the default on stdout: the main columns, sized to the terminal), or every column as "
+            "md (the default with --out), csv, json, html, or robustbench (one model-info JSON per row, into the --out folder)",
         ),
-    ] = Format.MD,
+    ] = None,
     out: Annotated[
         Optional[Path],
         typer.Option(
@@ -60,9 +62,15 @@ def leaderboard_cmd(
     from advbench.report import leaderboard
     from advbench.store import Store
 
+    if fmt is None:
+        fmt = Format.TABLE if out is None else Format.MD
     if fmt is Format.ROBUSTBENCH and out is None:
         raise UsageError(
             "--format robustbench writes one JSON file per model: give the folder as --out DIR"
+        )
+    if fmt is Format.TABLE and out is not None:
+        raise UsageError(
+            "--format table is for the terminal; with --out give --format md, csv, json or html"
         )
     if out is not None:  # before any work: a folder for robustbench's files, else a file
         (output_folder if fmt is Format.ROBUSTBENCH else output_file)(out, "--out")
@@ -84,6 +92,11 @@ def leaderboard_cmd(
 
         written = write_model_infos(boards, out)
         render.err_console.print(f"wrote {len(written)} model-info files under {out}")
+        return
+    if fmt is Format.TABLE:
+        from advbench.cli.boards import print_boards
+
+        print_boards(boards, render.console)
         return
     if fmt is Format.HTML:
         from advbench.report.html import render_html
@@ -214,5 +227,5 @@ def show_cmd(
     if as_json:
         print(json.dumps({"run": record.__dict__, "summary": summary}, indent=2, default=str))
         return
-    render.console.print(render.run_info_table(record))
-    render.console.print(summary_table)
+    render.show(render.run_info_table(record))
+    render.show(summary_table)
