@@ -203,6 +203,7 @@ CASES = [
     ("train-seed-negative", [*TRAIN, "--seed", "-1"], "--seed must be an integer >= 0, got -1"),
     ("train-at-norm", [*TRAIN, "--at-norm", "l3"], "--at-norm is one of linf, l2, l1, l0, not 'l3'"),
     ("train-unknown-model-kwarg", [*TRAIN, "--set", 'model_kwargs={"foo": 1}'], "model rn18-nt takes no option(s) foo"),
+    ("train-bad-model-kwarg", [*TRAIN, "--set", 'model_kwargs={"head_pool": "x"}'], "cannot build model rn18-nt with head_pool='x'"),
     ("train-partial-bad-cutoff", [*TRAIN, "--partial", "A1N2", "--cutoff", "nosuch"], "--cutoff 'nosuch' is not a module of this model"),
     ("analyze-zero-channels", ["analyze", "features", "--channels", "3,0", "--out", "{tmp}/analysis"], "--channels must be the input's and at least one"),
     ("analyze-negative-amplitude", ["analyze", "features", "--amplitude", "-1", "--out", "{tmp}/analysis"], "--amplitude must be a positive number"),

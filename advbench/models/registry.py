@@ -49,7 +49,17 @@ class ModelSpec:
                     if p.kind is p.KEYWORD_ONLY or p.default is not p.empty
                 )
             )
-        return self.factory(**values)
+        try:
+            return self.factory(**values)
+        except (
+            TypeError,
+            ValueError,
+        ) as exc:  # e.g. head_pool="x", width="8": the options are at fault
+            given = ", ".join(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
+            detail = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+            raise UsageError(
+                f"cannot build model {self.name} with {given or 'its defaults'}: {detail}"
+            ) from None
 
 
 MODELS: Registry[ModelSpec] = Registry("model")
