@@ -52,6 +52,10 @@ def write_image_folders(root: Path) -> None:
     (root / "imgs-empty").mkdir()
     (root / "imgs-no-images" / "cat").mkdir(parents=True)
     (root / "imgs-no-images" / "cat" / "notes.txt").write_text("no image here")
+    (root / "imgs-ok" / "cat").mkdir(parents=True)
+    from PIL import Image
+
+    Image.new("RGB", (4, 4)).save(root / "imgs-ok" / "cat" / "a.png")
     (root / "imgs-bad" / "cat").mkdir(parents=True)
     (root / "imgs-bad" / "cat" / "a.png").write_bytes(b"not a png")
 
@@ -138,6 +142,10 @@ CASES = [
      "weights file {tmp}/wrong.pt does not fit file:{tmp}/tiny.py:Net: 1.weight has shape (10, 32) in the file, (10, 64) in the model"),
     ("weights-wrong-keys", [*EXTERNAL, "{tmp}/keys.pt"], "does not fit file:{tmp}/tiny.py:Net: missing key(s) 1.weight, 1.bias (2 in all); unexpected key(s) foo"),
     ("weights-not-tensors", [*EXTERNAL, "{tmp}/nontensor.pt"], "'1.weight' holds int, not a tensor"),
+    ("model-does-not-take-the-images", ["eval", "--no-checks", "--device", "cpu", "--db", "{tmp}/r.sqlite", "--dataset", "imagefolder:{tmp}/imgs-ok", "--model", "file:{tmp}/tiny.py:Net", "--weights", "{tmp}/tiny.pt"],
+     "model file:{tmp}/tiny.py:Net cannot take the imagefolder:{tmp}/imgs-ok images (shape (3, 4, 4)): mat1 and mat2 shapes cannot be multiplied"),
+    ("certify-model-does-not-take-the-images", ["certify", "--dataset", "imagefolder:{tmp}/imgs-ok", "--model", "file:{tmp}/tiny.py:Net",
+                                                "--weights", "{tmp}/tiny.pt", "--device", "cpu", "--db", "{tmp}/r.sqlite"], "cannot take the imagefolder:"),
     ("weights-for-a-zoo-model", [*ZOO_EVAL, "{tmp}/zoo-ok", "--weights", "{tmp}/tiny.pt"], "--weights goes with an external model"),
     ("weights-not-given", [*FILE_EVAL, "--model", "file:{tmp}/tiny.py:Net"], "file:{tmp}/tiny.py:Net needs --weights"),
     ("model-file-is-a-folder", [*FILE_EVAL, "--model", "file:{tmp}:Net", "--weights", "{tmp}/tiny.pt"], "external model file {tmp} is a folder, not a file"),

@@ -36,6 +36,7 @@ from advbench.engine.from_objects import (
     as_robust_model,
     weights_sha256,
 )
+from advbench.engine.model_fit import check_first_image
 from advbench.engine.run_key import CertifyRunKey, SequentialLooks
 from advbench.engine.runs import ProgressFn, RunLedger, Tally, run_meta
 from advbench.engine.spec import CertifySpec, Runtime, spec_dict
@@ -239,6 +240,8 @@ def resolve_certify(
         spec.model, spec.dataset, runtime.zoo_str, spec.weights, runtime.data_dir_str
     )
     model.to(dev)
+    first = load_dataset(spec.dataset, spec.split, runtime.data_dir_str, torch.tensor([0]))
+    check_first_image(model, first.images.to(dev), spec.dataset)  # before any run is stored
     # The batch size changes no certificate (each copy's noise is keyed by its draw index), only
     # the speed: on a GPU the default is as many noisy copies as memory holds (capped).
     batch = runtime.batch_size or auto_noise_batch(

@@ -20,7 +20,6 @@ from torch import nn
 
 from advbench.attacks.base import Attack
 from advbench.attacks.checks import Escalation
-from advbench.attacks.model_checks import validate_outputs
 from advbench.core.device import device_class, resolve_device
 from advbench.core.seeding import derive_seed
 from advbench.core.threat import ThreatModel, parse_norm
@@ -39,6 +38,7 @@ from advbench.engine.from_objects import (
     as_robust_model,
     weights_sha256,
 )
+from advbench.engine.model_fit import check_first_image
 from advbench.engine.run_key import Adaptation, AttackKey, EvalRunKey, JsonMap
 from advbench.engine.spec import EvalSpec, Runtime
 from advbench.models.card import ModelCard, load_model
@@ -282,8 +282,8 @@ def resolve(
 
     first = load(indices[:1])[0]
     model.check_inputs(first)
-    with torch.no_grad():  # a model whose outputs are unusable fails here, before any run is stored
-        validate_outputs(model, model(first.to(dev)), 1, model.num_classes)
+    # A model that cannot take these images, or whose outputs are unusable, fails before any run is stored.
+    check_first_image(model, first.to(dev), spec.dataset)
     plan = EvalPlan(
         name=spec.model,
         model=model,
