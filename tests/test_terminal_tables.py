@@ -104,7 +104,7 @@ def test_boards_fit_and_cut_no_name_or_number(case: str, width: int) -> None:
     assert_fits(text, width, [w for r in rows for w in row_words(r)])
     table = boards.board_table(board, width)
     headers = [str(c.header) for c in table.columns]
-    assert len(headers) <= 8 and headers[:3] == ["model", "clean %", "worst case % (95% CI)"], headers
+    assert len(headers) <= 8 and headers[:3] == ["model", "clean %", "worst case %"], headers
     assert ("verdict" in headers) == any(r.verdict for r in rows)
     if width >= 120:  # room for every column
         assert boards.COST in headers
@@ -155,7 +155,7 @@ def test_cost_in_words(fields: dict[str, object], expected: str) -> None:
 
 @pytest.mark.parametrize("width", [30, 40, 60, 80, 100, 120, 200])
 def test_fit_widths_never_below_a_word_and_use_the_fewest_lines(width: int) -> None:
-    columns = [Col("model", wrap=False), Col("clean %", wrap=False), Col("worst case % (95% CI)"), Col("found by"), Col("cost per image", keep=False)]
+    columns = [Col("model", wrap=False), Col("clean %", wrap=False), Col("worst case %"), Col("found by"), Col("cost per image", keep=False)]
     cells = [["madry-cnn-at", "79.00", "77.00 (67.85-84.16)", "auto broke 2 of 79", "540 passes, 0.97 s"],
              ["cnn3", "87.00", "0.00 (0.00-3.70)", "fgsm broke 11 of 84; pgd broke 1 more", "2 passes, 0.011 s"]]
     shown, widths = fit_widths(columns, cells, width, boxed=False)

@@ -25,14 +25,15 @@ from advbench.report.leaderboard import Board, LeaderboardRow, board_title, pct,
 COST = "cost per image"
 MODEL = Col("model", wrap=False)
 CLEAN = Col("clean %", wrap=False, justify="right")
-WORST = Col("worst case % (95% CI)")
+WORST = Col("worst case %")
 VERDICT = Col("verdict", wrap=False)
 FOUND = Col("found by")
 N = Col("n", wrap=False, justify="right")
 CERTIFIED = Col("certified %")
 
 LEGEND = (
-    "worst case: every attack that ran counts (the checks' probes too), Wilson 95 % interval. "
+    "worst case: every attack that ran counts (the checks' probes too), with its Wilson 95 % "
+    "interval in parentheses. "
     "found by: the attack credited with each image it broke, out of those classified correctly. "
     "cost: forward+backward passes and attack seconds per image."
 )
@@ -92,7 +93,7 @@ def verdict_words(verdict: str) -> str:
 
 def board_cells(board: Board) -> tuple[list[Col], list[list[str]]]:
     """The columns and the rich-markup cells of one board (no verdict column where no run ran
-    the checks: `board_notes` says so)."""
+    the checks: the legend says so)."""
     names = Counter(r.model for r in board.rows)
     radii = sorted({k for r in board.rows for k in r.certified}, key=lambda k: float(k[2:]))
     verdicts = any(r.verdict for r in board.rows)
@@ -128,8 +129,7 @@ def board_cells(board: Board) -> tuple[list[Col], list[list[str]]]:
 
 def board_notes(board: Board) -> str:
     """Under a board: rows merged from different samples, and the paper's number in this setting."""
-    notes = [] if any(r.verdict for r in board.rows) else ["no verdict: the checks did not run"]
-    notes += [
+    notes = [
         f"{escape(r.model)}: runs on {r.sample_sets} different sample sets, the lowest set's numbers"
         for r in board.rows
         if r.sample_sets > 1
@@ -170,6 +170,8 @@ def print_boards(boards: list[Board], console: Console) -> None:
     legend = [LEGEND]
     if any(r.expected is not None for b in boards for r in b.rows):
         legend.append(EXPECTED)
+    if any(not any(r.verdict for r in b.rows) for b in boards):
+        legend.append("No verdict column: those runs ran without the checks.")
     if cut:
         legend.append(f"{COST}: left out, the console is too narrow.")
     legend.append(EVERY_COLUMN)

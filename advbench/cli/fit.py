@@ -80,8 +80,8 @@ def width_for(texts: Sequence[str], lines: int, least: int, most: int) -> int:
 def _refine(
     widths: dict[int, int], cells: Sequence[Sequence[str]], caps: dict[int, int], spare: int
 ) -> int:
-    """Spend `spare` where it saves the most lines per character (a cell shortens its row only
-    where it is the row's tallest); what is left."""
+    """Spend `spare` on the moves that save the most lines per character, a move being to widen
+    a row's tallest cells until that row is a line shorter; what is left."""
     memo: dict[tuple[int, int, int], int] = {}
 
     def lines(i: int, r: int, w: int) -> int:
@@ -89,25 +89,37 @@ def _refine(
             memo[i, r, w] = lines_at(cells[r][i], w)
         return memo[i, r, w]
 
-    rows = range(len(cells))
+    def total(ws: dict[int, int]) -> int:
+        return sum(max((lines(i, r, ws[i]) for i in ws), default=1) for r in range(len(cells)))
+
+    def narrowest(i: int, r: int, most_lines: int) -> int | None:
+        low, high = widths[i], caps[i]
+        if lines(i, r, high) > most_lines:
+            return None
+        while low < high:  # lines only fall as the width grows
+            mid = (low + high) // 2
+            low, high = (low, mid) if lines(i, r, mid) <= most_lines else (mid + 1, high)
+        return low
+
     while spare > 0:
-        now = sum(max(lines(i, r, widths[i]) for i in widths) for r in rows)
-        best: tuple[float, int, int] | None = (
-            None  # (lines saved per character, column, characters)
-        )
-        for i in widths:
-            others = [
-                max((lines(j, r, widths[j]) for j in widths if j != i), default=1) for r in rows
-            ]
-            for k in range(1, min(spare, caps[i] - widths[i]) + 1):
-                saved = now - sum(max(o, lines(i, r, widths[i] + k)) for r, o in zip(rows, others))
-                if saved > 0:
-                    if best is None or saved / k > best[0]:
-                        best = (saved / k, i, k)
-                    break
+        now, best = total(widths), None
+        for r in range(len(cells)):
+            height = max((lines(i, r, widths[i]) for i in widths), default=1)
+            moved = dict(widths)
+            for i in widths:
+                if lines(i, r, widths[i]) == height:
+                    w = narrowest(i, r, height - 1)
+                    if w is None:
+                        break
+                    moved[i] = w
+            else:
+                cost = sum(moved.values()) - sum(widths.values())
+                saved = now - total(moved) if 0 < cost <= spare else 0
+                if saved > 0 and (best is None or saved / cost > best[0]):
+                    best = (saved / cost, moved, cost)
         if best is None:
             return spare
-        widths[best[1]] += best[2]
+        widths.update(best[1])
         spare -= best[2]
     return spare
 
