@@ -86,6 +86,8 @@ def write_zoos(root: Path) -> None:
 
     raw = (root / "zoo-ok" / "digits" / "rn18-nt.safetensors").read_bytes()
     variant("zoo-yaml", ("name: rn18-nt", "name: [rn18-nt"))
+    variant("zoo-not-utf8")
+    (root / "zoo-not-utf8" / "digits" / "rn18-nt.yaml").write_bytes(b"name: \xff\xfe\n")
     variant("zoo-shape", ("input_shape:", "input_shape: [1, x, 8]\nold_shape:"))
     variant("zoo-other-model", ("name: rn18-nt", "name: kap-rn18"))
     variant("zoo-kwarg", ("  width: 4", "  width: 4\n  dropout: 0.5"))
@@ -172,6 +174,7 @@ CASES = [
     # Model cards and checkpoints in a --zoo.
     ("zoo-a-file", [*ZOO_EVAL, "{tmp}/a-file"], "the model zoo folder {tmp}/a-file (--zoo) is a file, not a folder"),
     ("card-not-yaml", [*ZOO_EVAL, "{tmp}/zoo-yaml"], "cannot read model card {tmp}/zoo-yaml/digits/rn18-nt.yaml"),
+    ("card-not-utf8", [*ZOO_EVAL, "{tmp}/zoo-not-utf8"], "cannot read model card {tmp}/zoo-not-utf8/digits/rn18-nt.yaml: it is not UTF-8 text"),
     ("card-bad-value", [*ZOO_EVAL, "{tmp}/zoo-shape"], "'input_shape' must be [channels, height, width], three integers >= 1, got the list [1, 'x', 8]"),
     ("card-of-another-model", [*ZOO_EVAL, "{tmp}/zoo-other-model"], "rn18-nt.yaml is for kap-rn18 on digits, not rn18-nt on digits"),
     ("card-unknown-kwarg", [*ZOO_EVAL, "{tmp}/zoo-kwarg"], "model rn18-nt takes no option(s) dropout"),

@@ -56,9 +56,10 @@ class ModelCard:
     @classmethod
     def from_yaml(cls, path: Path) -> "ModelCard":
         try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise CheckpointError(f"cannot read model card {path}: {exc}".splitlines()[0]) from None
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+            why = "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc)
+            raise CheckpointError(f"cannot read model card {path}: {why}".splitlines()[0]) from None
         if not isinstance(data, dict):
             raise CheckpointError(f"model card {path} is not a YAML mapping")
         known = {f.name for f in fields(cls)}
@@ -124,6 +125,7 @@ def available_checkpoints(name: str, zoo: str | Path | None = None) -> list[str]
         for root in zoo_dirs(zoo)
         if root.is_dir()
         for p in root.glob(f"*/{name}.yaml")
+        if p.is_file()
     }
     return sorted(found)
 
