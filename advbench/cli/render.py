@@ -363,7 +363,7 @@ def run_info_table(record: RunRecord, width: int | None = None) -> Table:
             for c in record.config.get("check_results") or []
         ],
         *[
-            ("recheck", f"{escape(c['name'])}: {check_text(c)}")
+            ("recheck", f"{escape(c['name'].removeprefix('recheck:'))}: {check_text(c)}")
             for c in record.config.get("rechecks") or []
         ],
     ]
