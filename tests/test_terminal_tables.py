@@ -243,3 +243,12 @@ def test_a_table_wider_than_the_console_is_printed_whole() -> None:
     text = render_to(40, lambda c: render.show(render.table("t", ["model", "acc %"], [[name, "12.50"]], width=40), c))
     assert name in text.split() and "12.50" in text.split() and "…" not in text
     assert Text(name).cell_len > 40
+
+
+def test_no_board_and_an_explicit_table_format(demo_db: Path) -> None:
+    assert render_to(80, lambda c: boards.print_boards([], c)).strip() == "no finished evaluations match"
+    default = cli("leaderboard", "--db", str(demo_db), columns=120)
+    explicit = cli("leaderboard", "--db", str(demo_db), "--format", "table", columns=120)
+    assert explicit.returncode == 0 and explicit.stdout == default.stdout
+    none = cli("leaderboard", "--db", str(demo_db), "--dataset", "cifar10", columns=120)
+    assert none.returncode == 0 and none.stdout.strip() == "no finished evaluations match"
