@@ -112,6 +112,11 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_image_folders(root)
     write_zoos(root)
     (root / "a-file").write_text("not a folder")
+    (root / "cifar" / "cifar-10-batches-py").mkdir(parents=True)
+    (root / "cifar" / "cifar-10-batches-py" / "test_batch").write_bytes(b".")  # a garbled pickle
+    (root / "fmnist").mkdir()
+    for stem in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (root / "fmnist" / f"{stem}.gz").write_bytes(b"\x1f\x8b\x08\x00cut short")
     (root / "interrupted").mkdir()
     (root / "interrupted" / "rn18-nt.train-state.safetensors").write_bytes(b"cut short")
     suite = "dataset: digits\nn: 2\nchecks: false\nthreats: [{norm: linf, eps: [0.1]}]\n"
@@ -171,6 +176,9 @@ CASES = [
     # --data-dir
     ("data-dir-missing", [*FASHION, "--data-dir", "{tmp}/nodata"], "the data folder {tmp}/nodata (--data-dir) does not exist"),
     ("data-dir-a-file", [*FASHION, "--data-dir", "{tmp}/a-file"], "the data folder {tmp}/a-file (--data-dir) is a file, not a folder"),
+    ("cifar-batch-corrupt", [*FASHION, "--dataset", "cifar10", "--data-dir", "{tmp}/cifar"],
+     "cannot read CIFAR batch {tmp}/cifar/cifar-10-batches-py/test_batch (truncated or corrupt?)"),
+    ("idx-file-truncated", [*FASHION, "--data-dir", "{tmp}/fmnist"], "cannot read IDX file {tmp}/fmnist/t10k-images-idx3-ubyte.gz (truncated or corrupt?)"),
     # Model cards and checkpoints in a --zoo.
     ("zoo-a-file", [*ZOO_EVAL, "{tmp}/a-file"], "the model zoo folder {tmp}/a-file (--zoo) is a file, not a folder"),
     ("card-not-yaml", [*ZOO_EVAL, "{tmp}/zoo-yaml"], "cannot read model card {tmp}/zoo-yaml/digits/rn18-nt.yaml"),

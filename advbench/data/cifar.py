@@ -78,8 +78,10 @@ def _unpickle(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
             return _ArrayOnlyUnpickler(f, encoding="bytes").load()
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
-        raise DataError(f"cannot read CIFAR batch {path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a garbled pickle raises anything (IndexError, KeyError...)
+        why = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hint = "" if why.startswith("refusing") else " (truncated or corrupt?)"
+        raise DataError(f"cannot read CIFAR batch {path}{hint}: {why}") from None
 
 
 def _batch(path: Path, keys: tuple[bytes, ...]) -> dict:

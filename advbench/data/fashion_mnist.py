@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +44,8 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"cannot read IDX file {path}: {exc}") from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"cannot read IDX file {path} (truncated or corrupt?): {exc}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path} is not an unsigned-byte IDX file")
     ndim = raw[3]
