@@ -58,7 +58,7 @@ def interval(k: int, n: int) -> list[float]:
     return [float(low), float(high)]
 
 
-def measure(name: str, n: int, eps: float, floor_autoattack: bool) -> dict:
+def measure(name: str, n: int, eps: float, floor_autoattack: bool, started_at: str) -> dict:
     model, _ = load_model(name, "fashion-mnist")
     data = load_dataset("fashion-mnist", "test")
     x, y = data.images[:n], data.labels[:n]
@@ -98,7 +98,7 @@ def measure(name: str, n: int, eps: float, floor_autoattack: bool) -> dict:
         "agreement": float((broken["auto"] == broken["autoattack"]).float().mean()),
         "noise_floor": floor,
         "vote": judge.vote.label(),
-        "commit": commit(),
+        "commit": started_at,  # the state the code was imported from
         "torch_threads": torch.get_num_threads(),
         "load_average": os.getloadavg(),
     }
@@ -112,10 +112,11 @@ def main() -> None:
     parser.add_argument("--floor-autoattack", action="store_true")
     parser.add_argument("--json", type=Path, default=REPO / "docs" / "runs" / "random-vs-autoattack.json")
     args = parser.parse_args()
+    started_at = commit()
     rows = json.loads(args.json.read_text()) if args.json.exists() else []
     print(f"{'model':<20} {'n':>4} {'auto s':>8} {'AA s':>8} {'speed-up':>8} {'auto rob':>8} {'AA rob':>7} {'caught':>6} {'agree':>6} floor")
     for name in args.models:
-        row = measure(name, args.n, args.eps, args.floor_autoattack)
+        row = measure(name, args.n, args.eps, args.floor_autoattack, started_at)
         rows = [r for r in rows if (r["model"], r["n"], r["eps"]) != (name, args.n, args.eps)] + [row]
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1))
