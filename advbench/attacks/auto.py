@@ -51,7 +51,7 @@ from advbench.attacks.apgd import APGD, APGDConfig, likeliest_wrong_classes
 from advbench.attacks.base import Attack, StageRecord
 from advbench.attacks.blackbox import Square, SquareConfig
 from advbench.attacks.losses import margin
-from advbench.attacks.registry import register_attack
+from advbench.attacks.registry import keyed_unless_default, register_attack
 from advbench.attacks.wrappers import AttackedModel
 from advbench.core.errors import UsageError
 from advbench.core.seeding import derive_seed
@@ -89,8 +89,11 @@ class AutoConfig:
     boundary_margin: float = 0.0  # >0: survivors whose lowest margin found is below this fraction of their clean margin get stage 4 (off by default: docs/attacks.md)
     boundary_targets: int = 9  # stage 4: APGD-T over the likeliest wrong classes stage 2 did not attack, up to this many
     boundary_steps: int = 100
-    random_eot: int = 5  # EOT draws per gradient on models random at inference (unless --eot)
-    random_stages: str = "ce+dlr"  # on random models: APGD-CE then untargeted APGD-DLR ("ce+dlr-targeted": as on others)
+    # On models random at inference: EOT draws per gradient (unless --eot), and the stages: APGD-CE
+    # then untargeted APGD-DLR, or "ce+dlr-targeted" (as on other models). Keyed unless default:
+    # runs stored before they existed keep their identity.
+    random_eot: int = keyed_unless_default(5)
+    random_stages: str = keyed_unless_default("ce+dlr")
 
     def __post_init__(self) -> None:
         if self.target_ranking not in TARGET_RANKINGS:

@@ -104,6 +104,21 @@ def attack_label(text: str) -> str:
     )
 
 
+def keyed_unless_default(default: Any) -> Any:
+    """A config field added after runs were stored: left out of the config's dict (and so of run
+    keys) while it holds its default, so those runs keep their identity."""
+    return dataclasses.field(default=default, metadata={"keyed": "unless_default"})
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """An attack config as a dict: every field, but `keyed_unless_default` ones at their default."""
+    values = dataclasses.asdict(config)
+    for f in dataclasses.fields(config):
+        if f.metadata.get("keyed") == "unless_default" and values[f.name] == f.default:
+            del values[f.name]
+    return values
+
+
 def build_attack(text: str, surrogate: str | None = None) -> tuple[str, Attack, dict[str, Any]]:
     """`pgd:steps=50,restarts=2` -> (label, attack instance, resolved config as a dict).
 
@@ -126,7 +141,7 @@ def build_attack(text: str, surrogate: str | None = None) -> tuple[str, Attack, 
         )
     values = {**spec.defaults, **{k: _convert(v, hints[k], k, name) for k, v in options.items()}}
     config = spec.config(**values)
-    return attack_label(text), spec.cls(config), dataclasses.asdict(config)
+    return attack_label(text), spec.cls(config), config_dict(config)
 
 
 def attack_identity(attack: Attack) -> tuple[str, dict[str, Any]]:
@@ -140,7 +155,7 @@ def attack_identity(attack: Attack) -> tuple[str, dict[str, Any]]:
         )
     config = getattr(attack, "config", None)
     values = (
-        dataclasses.asdict(config)
+        config_dict(config)
         if dataclasses.is_dataclass(config) and not isinstance(config, type)
         else {}
     )
@@ -152,7 +167,7 @@ def attack_identity(attack: Attack) -> tuple[str, dict[str, Any]]:
         }
     if spec.wraps:
         return attack.name, values
-    defaults = dataclasses.asdict(spec.config(**spec.defaults))
+    defaults = config_dict(spec.config(**spec.defaults))
     changed = sorted(
         ((k, v) for k, v in values.items() if defaults.get(k) != v), key=lambda kv: kv[0]
     )
