@@ -126,6 +126,7 @@ class APGD(Attack):
     name = "apgd"
     norms = ("linf", "l2")
     uses_gradients = True
+    steps_count_eot = True
 
     def __init__(self, config: APGDConfig = APGDConfig()) -> None:
         self.config = config

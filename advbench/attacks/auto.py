@@ -136,6 +136,7 @@ class Auto(Attack):
     name = "auto"
     norms = ("linf", "l2")
     uses_gradients = True
+    steps_count_eot = True
 
     def __init__(self, config: AutoConfig = AutoConfig()) -> None:
         self.config = config

@@ -99,6 +99,9 @@ class Attack:
     name: ClassVar[str] = "attack"
     norms: ClassVar[tuple[str, ...]] = ("linf", "l2")
     uses_gradients: ClassVar[bool] = False
+    # Whether `AttackResult.steps` already counts every EOT draw (forward+backward passes); where
+    # not, a report multiplies the steps by the view's EOT draws.
+    steps_count_eot: ClassVar[bool] = False
 
     def __init__(self, config: Any) -> None:
         self.config = config  # a frozen dataclass of the attack's options: all an attack holds

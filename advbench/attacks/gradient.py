@@ -115,6 +115,7 @@ class PGD(Attack):
     name = "pgd"
     norms = ("linf", "l2", "l1")
     uses_gradients = True
+    steps_count_eot = True
 
     def __init__(self, config: PGDConfig = PGDConfig()) -> None:
         self.config = config

@@ -96,6 +96,13 @@ class EvalPlan:
         return {a.label: a.attack.adaptations(a.view) for a in self.attacks}
 
     @property
+    def passes_per_step(self) -> dict[str, int]:
+        """Per attack, the forward+backward passes one of its stored steps stands for."""
+        return {
+            a.label: 1 if a.attack.steps_count_eot else int(a.view.eot_draws) for a in self.attacks
+        }
+
+    @property
     def labels(self) -> list[str]:
         return [a.label for a in self.attacks]
 

@@ -203,7 +203,12 @@ def _merge_same_samples(rows: RunRows, eps: float, runs: list[RunRecord]) -> _Sa
         for attack in evaluation:
             done = [r for r in attacked[run.run_id].get(attack, []) if r["status"] == "attacked"]
             steps = [r["steps"] for r in done if r["steps"] is not None]
-            passes += sum(steps) * int((adaptations.get(attack) or {}).get("eot_draws") or 1)
+            # Steps of PGD and APGD count their EOT draws already (`passes_per_step` 1); runs stored
+            # before it was recorded count steps x EOT draws.
+            per_step = (run.config.get("passes_per_step") or {}).get(attack)
+            if per_step is None:
+                per_step = (adaptations.get(attack) or {}).get("eot_draws") or 1
+            passes += sum(steps) * int(per_step)
             seconds += sum(r["seconds"] or 0.0 for r in done)
             lower_bound |= bool(done) and not any(steps)
         first = (run.config.get("attack_names") or [""])[0]
