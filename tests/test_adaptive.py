@@ -112,3 +112,18 @@ def test_engine_records_adaptations_and_check_results(digits_zoo, tmp_path) -> N
     assert all(isinstance(c.passed, bool) and c.why for c in outcome.checks)
     forced = run_eval(replace(config, eot=2), runtime)
     assert forced.summary.run_id != outcome.summary.run_id
+
+
+def test_checks_on_a_model_that_classifies_no_checked_sample(digits_data, tmp_path) -> None:
+    """No checked sample is classified correctly: the probes have nothing to attack (was an
+    IndexError in the large-eps probe)."""
+    import advbench
+
+    x, y = digits_data
+    keep = (y != 0).nonzero().view(-1)[:8]
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    with torch.no_grad():
+        net[1].weight.zero_()
+        net[1].bias.copy_(torch.nn.functional.one_hot(torch.tensor(0), 10).float())
+    ev = advbench.evaluate(net, x[keep], y[keep], "linf:0.1", "fgsm", check_n=8, num_classes=10, db=tmp_path / "r.sqlite")
+    assert ev.summary.clean_accuracy == 0.0 and ev.summary.per_eps[0].worst_case == 0.0

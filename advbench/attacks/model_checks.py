@@ -128,7 +128,8 @@ def large_eps_check(
 ) -> CheckResult:
     """PGD-50 at a budget that lets any image become any other, on the first `LARGE_EPS_SAMPLES`
     samples: a model it cannot break hides its gradients."""
-    big = ThreatModel(norm, large_eps(norm, x[0].numel()))
+    # x[0] of the batch's shape, even when no checked sample is classified correctly (x is empty)
+    big = ThreatModel(norm, large_eps(norm, x[0].numel() if len(x) else int(x.shape[1:].numel())))
     x, y, indices = x[:LARGE_EPS_SAMPLES], y[:LARGE_EPS_SAMPLES], indices[:LARGE_EPS_SAMPLES]
     accuracy = 0.0
     if len(x) and norm is not Norm.L0:
