@@ -40,7 +40,7 @@ from advbench.attacks.losses import EOTStep, attack_loss, targeted_dlr, value_an
 from advbench.attacks.registry import register_attack
 from advbench.attacks.wrappers import AttackedModel
 from advbench.core.errors import UsageError
-from advbench.core.tensors import per_sample
+from advbench.core.tensors import partition, per_sample
 from advbench.core.threat import Norm, ThreatModel, batch_norm
 
 APGD_LOSSES = ("ce", "dlr", "dlr-targeted")
@@ -259,16 +259,21 @@ class APGD(Attack):
             """Record first hits; with early stopping, drop them from the state."""
             if not look:
                 return state
-            now, spent = model.confirmed_wrong(state["xa"], state["y"], wrong)
-            used[state["pos"]] += spent
-            new = now & ~hit[state["pos"]]
-            if bool(new.any()):
-                where = state["pos"][new]
-                hit[where] = True
-                x_out[where] = state["xa"][new]
-            if early and bool(now.any()):
-                return {k: v[~now] for k, v in state.items()}
-            return state
+            pos, xa = state["pos"], state["xa"]
+            now, spent = model.confirmed_wrong(xa, state["y"], wrong)
+            used[pos] += spent
+            if not early:  # nothing leaves: record on the device, no host sync
+                first = per_sample(now & ~hit[pos], xa)
+                x_out[pos] = torch.where(first, xa, x_out[pos])
+                hit[pos] |= now
+                return state
+            rows, keep = partition(now)  # the step's one host sync
+            if len(rows) == 0:
+                return state
+            where = pos[rows]
+            x_out[where] = torch.where(per_sample(~hit[where], xa), xa[rows], x_out[where])
+            hit[where] = True
+            return {k: v[keep] for k, v in state.items()}
 
         s = observe(s, wrong)
         s["x_old"], s["x_best"], s["g_best"] = s["xa"].clone(), s["xa"].clone(), s["grad"].clone()

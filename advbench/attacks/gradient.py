@@ -22,7 +22,7 @@ from advbench.attacks.registry import register_attack
 from advbench.attacks.wrappers import AttackedModel
 from advbench.core.errors import UsageError
 from advbench.core.seeding import sample_normal, sample_uniform
-from advbench.core.tensors import per_sample
+from advbench.core.tensors import partition, per_sample
 from advbench.core.threat import Norm, ThreatModel, batch_norm
 
 EOT_MODES = ("mean", "sign-mean-normalized")
@@ -122,19 +122,19 @@ class PGD(Attack):
 
     @staticmethod
     def _record(
-        hit: torch.Tensor,
+        rows: torch.Tensor,
         active: torch.Tensor,
         todo: torch.Tensor,
         x_adv: torch.Tensor,
         x_best: torch.Tensor,
         broken: torch.Tensor,
     ) -> None:
-        """Keep the first iterate that fooled the model for each newly broken sample."""
-        new = hit & ~broken[todo[active]]
-        if bool(new.any()):
-            where = todo[active[new]]
-            broken[where] = True
-            x_best[where] = x_adv[active[new]]
+        """Keep the first iterate that fooled the model for each newly broken sample among the
+        active set's `rows` (device-side selects: no host sync)."""
+        where = todo[active[rows]]
+        fresh = ~broken[where]
+        x_best[where] = torch.where(per_sample(fresh, x_best), x_adv[active[rows]], x_best[where])
+        broken[where] = True
 
     def targets(
         self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, restart: int
@@ -196,9 +196,10 @@ class PGD(Attack):
                 if early_stop:
                     hit, spent = model.confirmed_wrong(x_adv[active], y0[active], step.wrong_draws)
                     steps[todo[active]] += spent
-                    self._record(hit, active, todo, x_adv, x_best, broken)
-                    if bool(hit.any()):
-                        active, grad = active[~hit], grad[~hit]
+                    rows, keep = partition(hit)  # the step's one host sync
+                    if len(rows):
+                        self._record(rows, active, todo, x_adv, x_best, broken)
+                        active, grad = active[keep], grad[keep]
                         if len(active) == 0:
                             break
                 stepped = ascent_step(x_adv[active], grad, threat.norm, stepsize, cfg.l1_sparsity)
@@ -208,7 +209,7 @@ class PGD(Attack):
                 # The next restart needs to know which last iterates succeeded; after the final
                 # restart the base class's clean forward pass decides success anyway.
                 hit = model.judge(x_adv[active], y0[active]).wrong
-                self._record(hit, active, todo, x_adv, x_best, broken)
+                self._record(partition(hit)[0], active, todo, x_adv, x_best, broken)
             # Samples never broken keep their last iterate.
             unbroken = ~broken[todo]
             x_best[todo[unbroken]] = x_adv[unbroken]
