@@ -19,7 +19,7 @@ from advbench.certification import forward
 from advbench.core import device as device_module
 from advbench.core.device import deterministic, resolve_device, synchronize
 from advbench.core.errors import UsageError
-from advbench.engine import executors
+from advbench.engine import eval_batch, executors
 from advbench.engine.executors import LocalExecutor, work_class, worker_device
 from advbench.engine.spec import Runtime
 from advbench.models.wrapper import RobustModel
@@ -141,6 +141,27 @@ def test_the_noise_batch_comes_from_free_memory_on_cuda(cuda: SimpleNamespace, m
     assert forward.auto_noise_batch(tiny_model(), (1, 3, 4), gpu, cap=500) == 500
     assert probes == [forward.PROBE] * 4 and gpu in cuda.synced
     assert forward.auto_noise_batch(tiny_model(), (1, 3, 4), torch.device("cpu")) == forward.CPU_NOISE_BATCH
+
+
+def test_the_evaluation_batch_comes_from_free_memory_on_cuda(cuda: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A probe forward and backward pass of PROBE images (here on the CPU where the model is),
+    measured by the CUDA memory counters: half the free memory over the bytes per image, between
+    the CPU's 256 and the cap; the CPU keeps 256."""
+    memory = {"now": 1000, "peak": 1000 + eval_batch.PROBE * 4096}
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: None)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: memory["now"])
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: memory["peak"])
+    model, gpu = tiny_model(), torch.device("cuda:0")
+    for free, expected in (
+        (4096 * 2 * 1000, 1000),
+        (4096 * 2 * 10, eval_batch.DEFAULT_BATCH),
+        (1 << 40, eval_batch.MAX_EVAL_BATCH),
+    ):
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None, free=free: (free, 2 * free))
+        assert eval_batch.auto_eval_batch(model, gpu) == expected
+    assert eval_batch.auto_eval_batch(model, gpu, cap=300) == 300 and gpu in cuda.synced
+    assert all(p.grad is None for p in model.parameters())  # the probe leaves no parameter gradients behind
+    assert eval_batch.auto_eval_batch(model, torch.device("cpu")) == eval_batch.DEFAULT_BATCH == 256
 
 
 def test_the_determinism_policy_on_cuda_and_its_restore() -> None:

@@ -78,7 +78,10 @@ TF32 = Annotated[
 ]
 # `--batch-size` is None when not given, so each library function applies its own default (shown here).
 EvalBatch = Annotated[
-    Optional[int], typer.Option(help="samples per batch and per commit (default 256)")
+    Optional[int],
+    typer.Option(
+        help="samples per batch and per commit (default 256; on CUDA as many as memory holds, up to 4096); no result depends on it"
+    ),
 ]
 CertifyBatch = Annotated[
     Optional[int],

@@ -20,13 +20,12 @@ import torch
 from advbench.attacks.checks import CheckResult, Escalation
 from advbench.engine.adaptive import CheckedShard, check_shard
 from advbench.engine.batch import Rows, batch_rows, clean_judgement, run_stages, vote_config
+from advbench.engine.eval_batch import auto_eval_batch
 from advbench.engine.executors import Executor, executor_for
 from advbench.engine.plan import EvalPlan, resolve
 from advbench.engine.runs import ProgressFn, RunLedger, Tally, run_meta
 from advbench.engine.spec import EvalSpec, Runtime, spec_dict
 from advbench.store import RunSummary, Store, summarize
-
-DEFAULT_BATCH = 256
 
 
 @dataclass
@@ -180,7 +179,7 @@ def _evaluate(
         todo = plan.indices[
             ~torch.isin(plan.indices, torch.tensor(sorted(done), dtype=torch.int64))
         ]
-        batch = runtime.batch(DEFAULT_BATCH)
+        batch = runtime.batch_size or auto_eval_batch(plan.model, plan.device)
         executor.map(
             evaluate_shard,
             plan,

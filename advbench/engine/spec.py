@@ -50,7 +50,7 @@ class Runtime:
     (cpu or cuda) its rows are computed on and, on CUDA, `tf32`.
 
     `batch_size` None lets each command pick its own default (256 images per evaluation
-    batch, 1000 noisy copies per certification forward pass, on CUDA as many as memory holds).
+    batch, 1000 noisy copies per certification forward pass; on CUDA both as many as memory holds).
     `tf32` allows TF32 matmuls and convolutions on CUDA (faster, about 3 decimal digits); off, the
     determinism policy keeps full float32 (`core.device.deterministic`).
     """
