@@ -94,7 +94,8 @@ def test_a_run_created_meanwhile_by_another_process_is_joined(tmp_path: Path) ->
         assert ledger.config() == {"by": "them"} and len(mine.list_runs()) == 1
         # Both commit the same batch: the second commit keeps the first's rows, without an error.
         row = {"sample_idx": 3, "attack": "fgsm", "eps": 0.1, "status": "attacked", "label": 1, "clean_pred": 1, "adv_pred": 2,
-               "success": 1, "distance": 0.1, "steps": 1, "seconds": 0.5, "min_distance": None}
+               "success": 1, "distance": 0.1, "steps": 1, "seconds": 0.5, "min_distance": None,
+               "correct_draws": None, "draws": None}  # one pass judged (a deterministic model)
         other[0].commit_batch([(3, 1, 1)], [row])
         ledger.commit_batch([(3, 1, 1)], [{**row, "seconds": 0.7}])
         assert mine.sample_rows(ledger.run_id) == [row] and mine.clean_rows(ledger.run_id) == [(3, 1, 1)]
