@@ -68,6 +68,15 @@ def test_curves_from_a_stored_run_and_a_valid_png(report_db, tmp_path) -> None:
     png = plot_curves(curves, tmp_path / "c.png")
     assert png_size(png) == (640, 400)
     assert parse_eps_range("0:0.3:0.1") == [0.0, 0.1, 0.2, 0.3]
+    assert parse_eps_range("0.01, 0.03") == [0.01, 0.03]
+
+
+@pytest.mark.parametrize("text", ["0.1,,0.2", "0.1,", ",0.1", "0.1:0.2", "a", "-0.1"])
+def test_an_eps_list_with_a_typo_is_refused(text: str) -> None:
+    from advbench.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="--eps"):
+        parse_eps_range(text)
 
 
 def test_minimum_norm_attack_gives_a_whole_curve_from_one_run(digits_zoo, tmp_path) -> None:

@@ -200,7 +200,8 @@ def parse_eps_range(text: str, max_points: int = MAX_GRID) -> list[float]:
         if ":" in text:
             start, stop, step = (float(v) for v in text.split(":"))
         else:
-            values = [float(v) for v in text.split(",") if v.strip()]
+            # an empty element ('0.1,,0.2') is a typo, not a budget to drop silently
+            values = [float(v) for v in text.split(",")]
     except ValueError:
         raise UsageError(how) from None
     if ":" in text:
