@@ -124,7 +124,7 @@ def _refine(
     return spare
 
 
-def _grow(widths: dict[int, int], target: dict[int, int], spare: int) -> int:
+def grow_widths(widths: dict[int, int], target: dict[int, int], spare: int) -> int:
     """Share `spare` among the columns narrower than their target, evenly; what is left."""
     growing = [i for i in widths if widths[i] < target[i]]
     while spare > 0 and growing:
@@ -177,8 +177,8 @@ def fit_widths(
             break
     spare = room - sum(widths.values())
     spare = _refine(widths, cells, {i: body[i] for i in shown}, spare)
-    spare = _grow(widths, {i: body[i] for i in shown}, spare)
-    _grow(widths, {i: full[i] for i in shown}, spare)
+    spare = grow_widths(widths, {i: body[i] for i in shown}, spare)
+    grow_widths(widths, {i: full[i] for i in shown}, spare)
     return shown, [widths[i] for i in shown]
 
 

@@ -21,6 +21,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from advbench.cli.fit import grow_widths
+
 TEXT_MIN = 16  # prose narrower than this reads as a column of single words
 
 
@@ -106,19 +108,8 @@ def fit_widths(listing: Listing, cells: list[list[str]], width: int) -> tuple[li
         shown.remove(i)
     widths = {i: least[i] for i in shown}
     spare = width - table_overhead(len(shown)) - sum(widths.values())
-    growing = [i for i in shown if widths[i] < full[i]]
-    while (
-        spare > 0 and growing
-    ):  # share what is left among the wrapping columns, none beyond its content
-        share = max(1, spare // len(growing))
-        for i in list(growing):
-            add = min(share, full[i] - widths[i], spare)
-            widths[i] += add
-            spare -= add
-            if widths[i] == full[i]:
-                growing.remove(i)
-            if not spare:
-                break
+    # share what is left among the wrapping columns, none beyond its content
+    grow_widths(widths, {i: full[i] for i in shown}, spare)
     return shown, [widths[i] for i in shown]
 
 
