@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from scipy.stats import binomtest
 from statsmodels.stats.proportion import proportion_confint
 
 from advbench.attacks import build_attack
@@ -51,6 +52,11 @@ def side(spec: str, model, x, y, idx, threat, seed: int) -> tuple[float, torch.T
     t0 = time.perf_counter()
     result = attack(view, x, y, threat, idx, seed)
     return time.perf_counter() - t0, result.success.cpu()
+
+
+def mcnemar_p(b: int, c: int) -> float:
+    """Two-sided exact McNemar test: b and c images broken by one side only."""
+    return float(binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0
 
 
 def interval(k: int, n: int) -> list[float]:
@@ -96,6 +102,10 @@ def measure(name: str, n: int, eps: float, floor_autoattack: bool, started_at: s
         "autoattack_robust_ci": interval(robust["autoattack"], n),
         "caught": both / aa_breaks if aa_breaks else 1.0,
         "agreement": float((broken["auto"] == broken["autoattack"]).float().mean()),
+        # The two sides on the same images: exact McNemar test on the images only one side broke.
+        "only_auto": int((broken["auto"] & ~broken["autoattack"]).sum()),
+        "only_autoattack": int((broken["autoattack"] & ~broken["auto"]).sum()),
+        "mcnemar_p": mcnemar_p(int((broken["auto"] & ~broken["autoattack"]).sum()), int((broken["autoattack"] & ~broken["auto"]).sum())),
         "noise_floor": floor,
         "vote": judge.vote.label(),
         "commit": started_at,  # the state the code was imported from

@@ -28,10 +28,11 @@ samples no earlier stage broke, with native batched attacks that stop per sample
 
 On a model random at inference (`random_stages`) the stages are AutoAttack `rand`'s: APGD on
 cross-entropy, then APGD on the untargeted DLR loss (`t_steps`), with `random_eot` EOT draws per
-gradient (unless --eot says otherwise). Measured on pni-w (64 images, Linf 0.1, every point
-judged by a vote): CE + untargeted DLR left the same robust accuracy as CE + targeted DLR over 3
-classes (45.3 %) in 15 % less time, and lower than the deterministic stages (48.4 %, 1.9x the
-time); 10 EOT draws left the same as 5 at 1.5x the time (docs/performance.md). A sample leaves a
+gradient (unless --eot says otherwise). Chosen for time at no measured loss, on pni-w (64 images,
+Linf 0.1, every point judged by a vote; `benchmarks/random_stages.py`, exploratory, differences of
+an image or two untested): CE + untargeted DLR left the same robust accuracy as CE + targeted DLR
+over 3 classes (45.3 %) in 15 % less time, the deterministic stages 48.4 % at 1.9x the time; 10
+EOT draws left the same as 5 at 1.5x the time (docs/notes/performance.md). A sample leaves a
 stage when the step's draws nominate it and a vote confirms it (`apgd`).
 
 A stage budget of 0 (`targets=0`, `square_queries=0`, `boundary_margin=0`) drops that stage. Every stage's seed is
