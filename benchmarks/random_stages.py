@@ -34,7 +34,7 @@ variants = {
     "auto": [("auto", Auto())],
 }
 out = []
-plan = [(5, "ce50+dlr50"), (5, "auto"), (10, "ce50+dlr50"), (10, "ce50+t3(clean)"), (20, "ce100+dlr100 (AA rand-like)"), (20, "auto")]
+plan = [(5, "ce50+t3(clean)"), (5, "ce50+dlr50"), (5, "auto"), (10, "ce50+dlr50"), (10, "ce50+t3(clean)"), (20, "ce100+dlr100 (AA rand-like)"), (20, "auto")]
 for eot, label in plan:
         attacks = variants[label]
         m.reseed(0)
