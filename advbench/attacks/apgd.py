@@ -39,6 +39,7 @@ from advbench.attacks.gradient import random_start
 from advbench.attacks.losses import EOTStep, attack_loss, targeted_dlr, value_and_grad
 from advbench.attacks.registry import register_attack
 from advbench.attacks.wrappers import AttackedModel
+from advbench.core import device as device_policy
 from advbench.core.errors import UsageError
 from advbench.core.tensors import partition, per_sample
 from advbench.core.threat import Norm, ThreatModel, batch_norm
@@ -212,9 +213,9 @@ class APGD(Attack):
             )
             steps[todo] += used
             keep = hit | (loss > kept_loss[todo])
-            x_out[todo[keep]] = x_run[keep]
+            x_out[todo] = torch.where(per_sample(keep, x_run), x_run, x_out[todo])
             kept_loss[todo] = torch.maximum(kept_loss[todo], loss)
-            broken[todo[hit]] = True
+            broken[todo] |= hit
         return x_out, steps
 
     def _single_run(
@@ -251,31 +252,38 @@ class APGD(Attack):
             "xa": start.clone(),
             "grad": grad,
             "loss": loss,
+            "running": torch.ones(n, dtype=torch.bool, device=x.device),
         }
         if target is not None:
             s["target"] = target
 
-        def observe(state: dict[str, torch.Tensor], wrong: torch.Tensor) -> dict[str, torch.Tensor]:
-            """Record first hits; with early stopping, drop them from the state."""
+        every = device_policy.steps_between_syncs(x.device)
+
+        def observe(
+            state: dict[str, torch.Tensor], wrong: torch.Tensor, step: int
+        ) -> dict[str, torch.Tensor]:
+            """Record first hits on the device; with early stopping, mark them finished and drop
+            the finished rows from the state every `every` steps (until then they ride along,
+            never nominated again)."""
             if not look:
                 return state
-            pos, xa = state["pos"], state["xa"]
-            now, spent = model.confirmed_wrong(xa, state["y"], wrong)
+            pos, xa, running = state["pos"], state["xa"], state["running"]
+            now, spent = model.confirmed_wrong(xa, state["y"], wrong * running)
             used[pos] += spent
-            if not early:  # nothing leaves: record on the device, no host sync
-                first = per_sample(now & ~hit[pos], xa)
-                x_out[pos] = torch.where(first, xa, x_out[pos])
-                hit[pos] |= now
+            first = per_sample(now & ~hit[pos], xa)
+            x_out[pos] = torch.where(first, xa, x_out[pos])
+            hit[pos] |= now
+            if not early:
                 return state
-            rows, keep = partition(now)  # the step's one host sync
+            state["running"] = running & ~now
+            if step % every:
+                return state
+            rows, keep = partition(~state["running"])  # the host sync, once per `every` steps
             if len(rows) == 0:
                 return state
-            where = pos[rows]
-            x_out[where] = torch.where(per_sample(~hit[where], xa), xa[rows], x_out[where])
-            hit[where] = True
             return {k: v[keep] for k, v in state.items()}
 
-        s = observe(s, wrong)
+        s = observe(s, wrong, 0)
         s["x_old"], s["x_best"], s["g_best"] = s["xa"].clone(), s["xa"].clone(), s["grad"].clone()
         s["l_best"], s["l_check"] = s["loss"].clone(), s["loss"].clone()
         s["step"] = torch.full((len(s["pos"]),), 2.0 * threat.eps, device=x.device)
@@ -294,7 +302,7 @@ class APGD(Attack):
             )
             x_new = threat.project(x0, xa + a * (z - xa) + (1 - a) * (xa - s["x_old"]))
             s["x_old"], s["xa"] = xa, x_new
-            used[s["pos"]] += draws
+            used[s["pos"]] += draws * s["running"]
             _, loss, grad, wrong = _loss_grad(model, x_new, s["y"], cfg.loss, s.get("target"))
             s["grad"] = grad
             s["rises"] += (loss > s["loss"]).float()
@@ -303,7 +311,7 @@ class APGD(Attack):
             s["x_best"] = torch.where(per_sample(better, x_new), x_new, s["x_best"])
             s["g_best"] = torch.where(per_sample(better, grad), grad, s["g_best"])
             s["l_best"] = torch.where(better, loss, s["l_best"])
-            s = observe(s, wrong)
+            s = observe(s, wrong, i + 1)
             window = marks.get(i + 1)
             if window is not None and len(s["pos"]):
                 halve = (s["rises"] <= window * cfg.rho) | (
@@ -318,9 +326,10 @@ class APGD(Attack):
                 s["xa"] = torch.where(per_sample(halve, x_new), s["x_best"], s["xa"])
                 s["grad"] = torch.where(per_sample(halve, grad), s["g_best"], s["grad"])
 
-        # Samples never hit return their highest-loss iterate.
-        rest = s["pos"][~hit[s["pos"]]]
-        keep = ~hit[s["pos"]]
-        x_out[rest] = s["x_best"][keep]
-        loss_out[s["pos"]] = s["l_best"]
+        # Samples never hit return their highest-loss iterate; a hit sample keeps its first hit
+        # (and, stopped early, no loss: it is broken whatever later runs find).
+        pos = s["pos"]
+        done = hit[pos]
+        x_out[pos] = torch.where(per_sample(done, x_out), x_out[pos], s["x_best"])
+        loss_out[pos] = torch.where(done, float("-inf"), s["l_best"]) if early else s["l_best"]
         return x_out, hit, loss_out, used

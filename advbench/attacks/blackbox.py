@@ -25,9 +25,10 @@ from advbench.attacks.base import Attack
 from advbench.attacks.losses import margin
 from advbench.attacks.registry import register_attack
 from advbench.attacks.wrappers import AttackedModel
+from advbench.core import device as device_policy
 from advbench.core.errors import UsageError
 from advbench.core.seeding import derive_seed, sample_uniform
-from advbench.core.tensors import per_sample
+from advbench.core.tensors import partition, per_sample
 from advbench.core.threat import Norm, ThreatModel, batch_norm
 
 __all__ = ["Square", "SquareConfig", "margin", "p_schedule"]
@@ -255,6 +256,8 @@ class Square(Attack):
         hit = logits.argmax(1) != y
         used = torch.ones(n, dtype=torch.int64, device=x.device)
         active = (~hit).nonzero().view(-1)
+        running = torch.ones(len(active), dtype=torch.bool, device=x.device)  # over `active`
+        every = device_policy.steps_between_syncs(x.device)
         for it in range(1, cfg.n_queries):
             if len(active) == 0:
                 break
@@ -263,11 +266,16 @@ class Square(Attack):
             x_new = self._propose(x[active], x_best[active], threat, u, p)
             logits = model(x_new)
             m = margin(logits, y[active])
-            fooled = logits.argmax(1) != y[active]
-            better = (m < best[active]) | fooled
+            # Rows fooled since the last compaction ride along, masked: no update, no query counted.
+            fooled = (logits.argmax(1) != y[active]) & running
+            better = ((m < best[active]) | fooled) & running
             x_best[active] = torch.where(per_sample(better, x_new), x_new, x_best[active])
             best[active] = torch.where(better, m, best[active])
-            used[active] += 1
-            hit[active[fooled]] = True
-            active = active[~fooled]
+            used[active] += running
+            hit[active] |= fooled
+            running = running & ~fooled
+            if it % every == 0:
+                rows, keep = partition(~running)  # the host sync, once per `every` queries
+                if len(rows):
+                    active, running = active[keep], running[keep]
         return x_best, hit, used

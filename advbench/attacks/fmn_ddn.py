@@ -259,12 +259,13 @@ class DDN(MinimumNormAttack):
             xa = (x0 + delta).requires_grad_(True)
             logits = model(xa)
             (grad,) = torch.autograd.grad(F.cross_entropy(logits, y0, reduction="sum"), xa)
+            # Drawn for every row, used where the gradient vanished: asking whether any did would
+            # wait for the device each step.
             zero = batch_norm(grad, Norm.L2) == 0
-            if bool(zero.any()):
-                noise = sample_normal(
-                    seed, indices[todo], tuple(x.shape[1:]), stream=i, device=x.device
-                )
-                grad = torch.where(per_sample(zero, grad), noise, grad)
+            noise = sample_normal(
+                seed, indices[todo], tuple(x.shape[1:]), stream=i, device=x.device
+            )
+            grad = torch.where(per_sample(zero, grad), noise, grad)
             grad = grad / per_sample(batch_norm(grad, Norm.L2).clamp_min(1e-12), grad)
             is_adv = logits.detach().argmax(1) != y0
             size = batch_norm(delta, Norm.L2)

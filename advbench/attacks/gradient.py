@@ -20,6 +20,7 @@ from advbench.attacks.base import CE, MARGIN_LOSS, SINGLE_STEP, Attack
 from advbench.attacks.losses import LOSSES, loss_and_grad
 from advbench.attacks.registry import register_attack
 from advbench.attacks.wrappers import AttackedModel
+from advbench.core import device as device_policy
 from advbench.core.errors import UsageError
 from advbench.core.seeding import sample_normal, sample_uniform
 from advbench.core.tensors import partition, per_sample
@@ -122,19 +123,19 @@ class PGD(Attack):
 
     @staticmethod
     def _record(
-        rows: torch.Tensor,
+        hit: torch.Tensor,
         active: torch.Tensor,
         todo: torch.Tensor,
         x_adv: torch.Tensor,
         x_best: torch.Tensor,
         broken: torch.Tensor,
     ) -> None:
-        """Keep the first iterate that fooled the model for each newly broken sample among the
-        active set's `rows` (device-side selects: no host sync)."""
-        where = todo[active[rows]]
-        fresh = ~broken[where]
-        x_best[where] = torch.where(per_sample(fresh, x_best), x_adv[active[rows]], x_best[where])
-        broken[where] = True
+        """Keep the first iterate that fooled the model for each sample of the active set newly
+        `hit` (a mask over `active`; device-side selects, no host sync)."""
+        where = todo[active]
+        first = hit & ~broken[where]
+        x_best[where] = torch.where(per_sample(first, x_best), x_adv[active], x_best[where])
+        broken[where] |= hit
 
     def targets(
         self, model: AttackedModel, x: torch.Tensor, y: torch.Tensor, restart: int
@@ -164,6 +165,7 @@ class PGD(Attack):
         cfg = self.config
         stepsize = cfg.rel_stepsize * threat.eps
         early_stop = cfg.early_stop  # random models: the step's draws nominate, a vote confirms
+        every = device_policy.steps_between_syncs(x.device)
         x_best = x.clone()
         broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         steps = torch.zeros(len(x), dtype=torch.int64, device=x.device)
@@ -182,7 +184,8 @@ class PGD(Attack):
                 else x0.clone()
             )
             active = torch.arange(len(todo), device=x.device)
-            for _ in range(cfg.steps):
+            running = torch.ones(len(todo), dtype=torch.bool, device=x.device)  # over `active`
+            for i in range(cfg.steps):
                 target = None if target_all is None else target_all[active]
                 step = loss_and_grad(
                     model,
@@ -194,22 +197,29 @@ class PGD(Attack):
                 )
                 grad = step.grad
                 if early_stop:
-                    hit, spent = model.confirmed_wrong(x_adv[active], y0[active], step.wrong_draws)
+                    # A finished row riding along until the next compaction is not nominated again.
+                    hit, spent = model.confirmed_wrong(
+                        x_adv[active], y0[active], step.wrong_draws * running
+                    )
                     steps[todo[active]] += spent
-                    rows, keep = partition(hit)  # the step's one host sync
-                    if len(rows):
-                        self._record(rows, active, todo, x_adv, x_best, broken)
-                        active, grad = active[keep], grad[keep]
-                        if len(active) == 0:
-                            break
+                    self._record(hit, active, todo, x_adv, x_best, broken)
+                    running = running & ~hit
+                    if (i + 1) % every == 0:
+                        rows, keep = partition(~running)  # the host sync, once per `every` steps
+                        if len(rows):
+                            active, grad, running = active[keep], grad[keep], running[keep]
+                            if len(active) == 0:
+                                break
                 stepped = ascent_step(x_adv[active], grad, threat.norm, stepsize, cfg.l1_sparsity)
                 x_adv[active] = threat.project(x0[active], stepped)
-                steps[todo[active]] += model.eot_draws
+                steps[todo[active]] += model.eot_draws * running
+            if early_stop and every > 1 and len(active):
+                active = active[partition(~running)[1]]
             if len(active) and restart < cfg.restarts - 1:
                 # The next restart needs to know which last iterates succeeded; after the final
                 # restart the base class's clean forward pass decides success anyway.
                 hit = model.judge(x_adv[active], y0[active]).wrong
-                self._record(partition(hit)[0], active, todo, x_adv, x_best, broken)
+                self._record(hit, active, todo, x_adv, x_best, broken)
             # Samples never broken keep their last iterate.
             unbroken = ~broken[todo]
             x_best[todo[unbroken]] = x_adv[unbroken]

@@ -25,7 +25,7 @@ from advbench.attacks.losses import margin
 from advbench.attacks.registry import register_attack
 from advbench.attacks.wrappers import AttackedModel
 from advbench.core.errors import UsageError, require_positive
-from advbench.core.tensors import per_sample
+from advbench.core.tensors import partition, per_sample
 from advbench.core.threat import Norm, batch_norm
 
 __all__ = [
@@ -100,9 +100,9 @@ class DeepFool(MinimumNormAttack):
                 break
             xa = x_adv[active].requires_grad_(True)
             logits = model(xa)
-            keep = logits.argmax(1) == y[active]
-            if not bool(keep.all()):
-                active, logits = active[keep], logits[keep]
+            fooled, kept = partition(logits.argmax(1) != y[active])  # the step's one host sync
+            if len(fooled):
+                active, logits = active[kept], logits[kept]
                 if len(active) == 0:
                     break
             cls = classes[active]
@@ -111,11 +111,13 @@ class DeepFool(MinimumNormAttack):
             )  # (m, k-1), negative
             grads = torch.stack(
                 [
-                    torch.autograd.grad(diffs[:, j].sum(), xa, retain_graph=j < k - 2)[0][keep]
+                    torch.autograd.grad(diffs[:, j].sum(), xa, retain_graph=j < k - 2)[0]
                     for j in range(k - 1)
                 ],
                 dim=1,
             )
+            if len(fooled):
+                grads = grads[kept]
             flat = grads.flatten(2)
             dual = flat.norm(dim=2) if norm is Norm.L2 else flat.abs().sum(dim=2)
             distances = diffs.detach().abs() / (dual + 1e-8)
@@ -234,12 +236,13 @@ class CarliniWagnerL2(MinimumNormAttack):
                 found[active] |= is_adv
                 dist = (xa - x0[active]).flatten(1).norm(dim=1)
                 better = is_adv & (dist < best_norm[active])
-                if bool(better.any()):
-                    best_norm[active[better]] = dist[better]
-                    best[active[better]] = xa[better]
-                active = active[go_on]
-                if len(active) == 0:
-                    break
+                best_norm[active] = torch.where(better, dist, best_norm[active])
+                best[active] = torch.where(per_sample(better, xa), xa, best[active])
+                if cfg.abort_early and step % check_every == 0:
+                    # Rows leave only at these checks: one host sync per check, none between.
+                    active = active[partition(~go_on)[1]]
+                    if len(active) == 0:
+                        break
             upper = torch.where(found, consts, upper)
             lower = torch.where(found, lower, consts)
             consts = torch.where(upper.isinf(), consts * 10, (lower + upper) / 2)

@@ -61,6 +61,18 @@ def device_class(device: torch.device) -> str:
     return device.type
 
 
+# Steps between compactions of an attack's still-running rows on an asynchronous device.
+ASYNC_STEPS_BETWEEN_SYNCS = 8
+
+
+def steps_between_syncs(device: torch.device) -> int:
+    """How often an attack loop drops its finished rows. Dropping them needs their count on the
+    host: free on the CPU (every step, so no row is computed after it finished), a stall of the
+    queue on CUDA (every `ASYNC_STEPS_BETWEEN_SYNCS` steps; finished rows ride along masked until
+    then, so they cost compute, never a different result)."""
+    return 1 if device.type == "cpu" else ASYNC_STEPS_BETWEEN_SYNCS
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for the device's queued work (CUDA runs asynchronously), so a clock read after it
     measures the work; a no-op on the CPU."""

@@ -42,14 +42,18 @@ from advbench.core.seeding import (
 
 
 class InputHistory:
-    """How many times each input (by 63-bit key) has been forwarded: a sorted table on the device."""
+    """How many times each input (by 63-bit key) has been forwarded: the sorted keys of every
+    forwarded row, repeats kept, on the device.
+
+    Keeping repeats makes every size known on the host (the table grows by the batch), so a
+    lookup and a merge are sorts and binary searches with no host sync, where a table of distinct
+    keys would have to read how many of a batch's keys are new."""
 
     def __init__(self) -> None:
-        self.keys: torch.Tensor | None = None  # sorted, unique int64
-        self.counts: torch.Tensor | None = None
+        self.keys: torch.Tensor | None = None  # sorted int64, one entry per forwarded row
 
     def clear(self) -> None:
-        self.keys = self.counts = None
+        self.keys = None
 
     def __len__(self) -> int:
         return 0 if self.keys is None else len(self.keys)
@@ -58,47 +62,28 @@ class InputHistory:
         """For each row, the number of earlier forwards of the same input (earlier rows of this batch
         included), then record this batch."""
         device = keys.device
-        if self.keys is None or self.counts is None:
-            self.keys = torch.empty(0, dtype=torch.int64, device=device)
-            self.counts = torch.empty(0, dtype=torch.int64, device=device)
-        elif self.keys.device != device:
-            self.keys, self.counts = self.keys.to(device), self.counts.to(device)
-        order = torch.argsort(keys, stable=True)
-        unique, group, multiplicity = torch.unique_consecutive(
-            keys[order], return_inverse=True, return_counts=True
+        table = (
+            torch.empty(0, dtype=torch.int64, device=device)
+            if self.keys is None
+            else self.keys.to(device)
         )
-        start = torch.cumsum(multiplicity, 0) - multiplicity
-        rank = (
-            torch.arange(len(keys), device=device) - start[group]
-        )  # repeats within this batch, in row order
-        pos = torch.searchsorted(self.keys, unique).clamp_max(max(len(self.keys) - 1, 0))
-        found = (
-            self.keys[pos] == unique
-            if len(self.keys)
-            else torch.zeros_like(unique, dtype=torch.bool)
-        )
-        prior = torch.where(
-            found,
-            self.counts[pos] if len(self.keys) else torch.zeros_like(unique),
-            torch.zeros_like(unique),
-        )
+        batch, order = torch.sort(keys, stable=True)
+        # Earlier forwards: the table's entries equal to the key.
+        prior = torch.searchsorted(table, batch, right=True) - torch.searchsorted(table, batch)
+        # Repeats within this batch, in row order: the row's rank among its equal keys.
+        rank = torch.arange(len(keys), device=device) - torch.searchsorted(batch, batch)
         result = torch.empty_like(keys)
-        result[order] = prior[group] + rank
-        # Record: bump the known inputs, merge the new ones into the sorted table.
-        self.counts[pos[found]] += multiplicity[found]
-        new_keys, new_counts = unique[~found], multiplicity[~found]
-        if len(new_keys):
-            total = len(self.keys) + len(new_keys)
-            at = torch.searchsorted(self.keys, new_keys) + torch.arange(
-                len(new_keys), device=device
-            )
-            old = torch.ones(total, dtype=torch.bool, device=device)
-            old[at] = False
-            merged_keys = torch.empty(total, dtype=torch.int64, device=device)
-            merged_counts = torch.empty(total, dtype=torch.int64, device=device)
-            merged_keys[at], merged_counts[at] = new_keys, new_counts
-            merged_keys[old], merged_counts[old] = self.keys, self.counts
-            self.keys, self.counts = merged_keys, merged_counts
+        result[order] = prior + rank
+        # Merge the batch into the table: each new key goes before the equal entries, each old
+        # entry moves back by the number of new keys placed before it.
+        before = torch.searchsorted(table, batch)
+        at_new = before + torch.arange(len(batch), device=device)
+        at_old = torch.arange(len(table), device=device)
+        at_old = at_old + torch.searchsorted(before, at_old, right=True)
+        merged = torch.empty(len(table) + len(batch), dtype=torch.int64, device=device)
+        merged[at_new] = batch
+        merged[at_old] = table
+        self.keys = merged
         return result
 
 
