@@ -36,7 +36,7 @@ SETTINGS = [
 ]
 
 
-def measure_default(model: str, db: str, stochastic: bool, threat: dict, eot: int | None = None, random_n: int = 500) -> dict[str, object]:
+def measure_default(model: str, db: str, stochastic: bool, threat: dict, eot: int | None = None, random_n: int = 500, batch_size: int = 500) -> dict[str, object]:
     """`advbench eval`'s default evaluation at the card's threat model: `auto` with the
     gradient-masking checks (which may escalate it) and their verdict; 1000 images, or `random_n`
     for models random at inference (every point judged by a vote; their expected robust accuracy,
@@ -44,7 +44,8 @@ def measure_default(model: str, db: str, stochastic: bool, threat: dict, eot: in
     given, overrides the evaluation's EOT draws and is recorded beside the number)."""
     eot = eot if stochastic else None  # EOT means nothing to a deterministic model
     spec = EvalSpec(model=model, eps=(threat["eps"],), norm=threat["norm"], n=random_n if stochastic else 1000, eot=eot)
-    summary = run_eval(spec, Runtime(db=db, batch_size=500)).summary
+    # Rows do not depend on the batch size; a smaller one commits (and resumes) in smaller steps.
+    summary = run_eval(spec, Runtime(db=db, batch_size=batch_size)).summary
     at_eps = summary.per_eps[0]
     metric = {"accuracy": round(at_eps.worst_case, 4), "clean_accuracy": round(summary.clean_accuracy, 4),
               "n": summary.n, "run": summary.run_id, "verdict": summary.verdict, "norm": threat["norm"], "eps": threat["eps"]}
@@ -233,6 +234,7 @@ def main() -> None:
     parser.add_argument("--default", action="store_true", help="measure the default evaluation (auto, checks, verdict) instead of PGD-20")
     parser.add_argument("--eot", type=int, help="with --default: EOT draws per gradient for models random at inference (default: the evaluation's own)")
     parser.add_argument("--random-n", type=int, default=500, help="with --default: test images for models random at inference")
+    parser.add_argument("--batch-size", type=int, default=500, help="with --default: images per committed batch (the rows do not depend on it)")
     parser.add_argument("--table-only", action="store_true", help="print the table from the cards without evaluating")
     parser.add_argument("--write-table", type=Path, nargs="+", metavar="DOC", help="after measuring, replace the zoo tables in each DOC (docs/zoo.md docs/notes/zoo.md) with every shipped card's row")
     args = parser.parse_args()
@@ -254,7 +256,7 @@ def main() -> None:
         if measure_now:
             stochastic = load_model(model, "fashion-mnist")[0].stochastic
             if args.default:
-                card = replace(card, metrics={**card.metrics, "auto": measure_default(model, args.db, stochastic, card.threat_model, args.eot, args.random_n)})
+                card = replace(card, metrics={**card.metrics, "auto": measure_default(model, args.db, stochastic, card.threat_model, args.eot, args.random_n, args.batch_size)})
             else:  # PGD-20 replaces every number, the default evaluation's too (it was made on the old weights)
                 card = replace(card, metrics=measure(model, args.db, stochastic, SETTINGS[: args.settings]))
         card.to_yaml(path)
