@@ -1,4 +1,4 @@
-"""Commands that read stored results: `leaderboard`, `report`, `runs`, `show`.
+"""Commands that read stored results: `leaderboard`, `compare`, `report`, `runs`, `show`.
 
 They import neither torch nor the engine, so they start fast; only `report` loads the model (through
 the engine) to re-create its adversarial examples, which the store does not keep.
@@ -114,6 +114,39 @@ def leaderboard_cmd(
         render.err_console.print(f"wrote {out} ({len(boards)} leaderboards, {rows} rows)")
     else:
         print(text, end="")
+
+
+def compare_cmd(
+    a: Annotated[
+        str,
+        typer.Argument(
+            help="a model name (its stored evaluations merged) or a run id (or unique prefix)"
+        ),
+    ],
+    b: Annotated[str, typer.Argument(help="the other side, the same way")],
+    threat: Annotated[
+        Optional[str],
+        typer.Option(help="the budget, NORM:EPS (e.g. linf:0.1), where the sides share several"),
+    ] = None,
+    db: options.Db = DEFAULT_DB,
+    as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
+) -> None:
+    """Two models or runs on the images both measured: robust accuracy by the exact McNemar test, a random model's expected robust accuracy by a paired t-test."""
+    from advbench.core.threat import parse_threat
+    from advbench.report.compare import compare_evaluations
+    from advbench.store import Store
+
+    require_target(a, "two model names or run ids")
+    require_target(b, "two model names or run ids")
+    budget = parse_threat(threat) if threat else None
+    with Store(options.require_db(db)) as store:
+        result = compare_evaluations(
+            store, a, b, budget.norm.value if budget else None, budget.eps if budget else None
+        )
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+        return
+    render.show(render.paired_table(result))
 
 
 def report_cmd(

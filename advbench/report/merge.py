@@ -232,11 +232,11 @@ def _merge_same_samples(rows: RunRows, eps: float, runs: list[RunRecord]) -> _Sa
     )
 
 
-def _expected(
+def _worst_p_correct(
     rows: RunRows, runs: list[RunRecord], attacked: dict[str, dict[str, list[dict[str, Any]]]]
-) -> tuple[float, float] | None:
-    """A random model's expected accuracy over runs on the same samples: per sample, the lowest
-    P(correct) any vote estimated (clean or attacked), as (mean, sd) over samples."""
+) -> dict[int, float]:
+    """A random model's per-sample P(correct) at its worst point over runs on the same samples:
+    the lowest any vote estimated (clean or attacked); empty where one pass judged."""
     worst: dict[int, float] = {}
     for run in runs:
         for idx, (hits, draws) in rows.votes(run.run_id).items():
@@ -246,9 +246,17 @@ def _expected(
                 if r.get("draws"):
                     p = r["correct_draws"] / r["draws"]
                     worst[r["sample_idx"]] = min(worst.get(r["sample_idx"], 1.0), p)
-    if not worst:
+    return worst
+
+
+def _expected(
+    rows: RunRows, runs: list[RunRecord], attacked: dict[str, dict[str, list[dict[str, Any]]]]
+) -> tuple[float, float] | None:
+    """A random model's expected accuracy over runs on the same samples: the mean and sd over
+    samples of `_worst_p_correct`."""
+    values = list(_worst_p_correct(rows, runs, attacked).values())
+    if not values:
         return None
-    values = list(worst.values())
     mean = sum(values) / len(values)
     sd = (
         (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
@@ -256,6 +264,38 @@ def _expected(
         else 0.0
     )
     return mean, sd
+
+
+@dataclass(frozen=True)
+class SampleOutcomes:
+    """One set of samples at one budget, every given run on it merged per sample (as a leaderboard
+    row merges them): which samples are robust (classified correctly and broken by no attack),
+    and a random model's P(correct) at each sample's worst point (empty where one pass judged)."""
+
+    indices_hash: str
+    run_ids: tuple[str, ...]
+    robust: dict[int, bool]
+    p_correct: dict[int, float]
+
+
+def sample_outcomes(rows: RunRows, runs: Sequence[RunRecord], eps: float) -> list[SampleOutcomes]:
+    """Per-sample outcomes at budget `eps`, one entry per set of samples among `runs`."""
+    by_samples: dict[str, list[RunRecord]] = {}
+    for run in runs:
+        by_samples.setdefault(run.indices_hash, []).append(run)
+    out = []
+    for indices_hash, same in by_samples.items():
+        merged = _merge_same_samples(rows, eps, same)
+        attacked = {run.run_id: rows.at(run.run_id, eps) for run in same}
+        out.append(
+            SampleOutcomes(
+                indices_hash,
+                tuple(r.run_id for r in same),
+                {i: i in merged.correct and i not in merged.broken for i in merged.labels},
+                _worst_p_correct(rows, same, attacked),
+            )
+        )
+    return out
 
 
 def merge_threat(
