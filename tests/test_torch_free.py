@@ -107,3 +107,11 @@ def test_a_report_without_example_images_loads_no_torch(dbs: dict[str, Path], tm
     _, loaded = advbench(tmp_path, "report", model, "--db", str(dbs[db]), "--examples", "0", "--out", str(out))
     assert not loaded, f"advbench report --examples 0 loaded {loaded}"
     assert model in out.read_text()
+
+
+def test_compare_loads_no_torch(dbs: dict[str, Path], tmp_path: Path) -> None:
+    db = dbs["sc-frontend-scrutiny"]  # two evaluations of sc-frontend on the same 200 images
+    first, second = (str(r["run_id"]) for r in stored_runs(tmp_path, db, "eval")[:2])
+    proc, loaded = advbench(tmp_path, "compare", first, second, "--threat", "linf:0.1", "--db", str(db))
+    assert "exact McNemar test" in proc.stdout
+    assert not loaded, f"advbench compare loaded {loaded}"

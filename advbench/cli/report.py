@@ -146,7 +146,9 @@ def compare_cmd(
     if as_json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
         return
-    render.show(render.paired_table(result))
+    from advbench.cli.paired import paired_table
+
+    render.show(paired_table(result))
 
 
 def report_cmd(
