@@ -171,8 +171,8 @@ def compare_evaluations(
             sd = math.sqrt(sum((d - difference) ** 2 for d in deltas) / (n - 1))
             half = float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
             ci = (difference - half, difference + half)
-        else:  # every image moved by the same amount: no spread to test against
-            p_expected, ci = (1.0 if difference == 0 else 0.0), (difference, difference)
+        else:  # every image moved by the same amount: a t-test needs spread, so claim nothing
+            p_expected, ci = 1.0, (difference, difference)
     return PairedComparison(
         threat,
         n,
