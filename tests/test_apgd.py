@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from flip_model import flip_model
 
 from advbench.attacks import build_attack
 from advbench.attacks.apgd import APGD, APGDConfig, checkpoints
@@ -238,7 +239,13 @@ def test_random_model_runs_every_step_with_eot(digits_model, digits_data) -> Non
     auto = build_attack("auto:ce_steps=3,t_steps=2,targets=1,square_queries=100")[1]
     # AutoAttack rand's stages on random models (no Square), with auto's own EOT draws.
     assert [s.name for s in auto.stages(auto.view(smoothed))] == ["apgd-ce", "apgd-dlr"]
-    assert auto.view(smoothed).eot_draws == auto.config.random_eot and auto.view(smoothed, 3).eot_draws == 3
+    # A smoothed pass averages its M copies already: `smoothed_eot` draws; other random models
+    # (the flip model draws once per pass) get `random_eot`; an explicit count wins over both.
+    assert smoothed.averaged_copies == 2 and flip_model().averaged_copies == 1
+    assert auto.view(smoothed).eot_draws == auto.config.smoothed_eot != auto.config.random_eot
+    assert auto.view(flip_model()).eot_draws == auto.config.random_eot
+    assert auto.view(smoothed, 3).eot_draws == 3
+    assert build_attack("auto:smoothed_eot=4")[1].view(smoothed).eot_draws == 4
     near = build_attack("auto:ce_steps=3,t_steps=2,targets=1,square_queries=100,boundary_margin=0.25,random_stages=ce+dlr-targeted")[1]
     assert [s.name for s in near.stages(near.view(smoothed))] == ["apgd-ce", "apgd-t", "apgd-t-boundary"]
 

@@ -81,6 +81,11 @@ class Smoothing(BPDALayer):
     def is_stochastic(self) -> bool:
         return self.sigma > 0
 
+    @property
+    def averaged_copies(self) -> int:
+        """Noisy copies one forward pass averages: an EOT gradient of d draws averages d x M."""
+        return self.samples if self.is_stochastic else 1
+
     def _noisy_logits(self, x: torch.Tensor) -> torch.Tensor:
         draws = None if self.training else self.draws
         if draws is None:  # the bare layer (or training): its own generator, seeded once

@@ -68,6 +68,15 @@ class RobustModel(nn.Module):
         return any(getattr(m, "is_stochastic", False) for m in self.net.modules())
 
     @property
+    def averaged_copies(self) -> int:
+        """Noisy copies of the input one forward pass already averages (randomized smoothing's M,
+        nested layers multiplied; 1 elsewhere). Attacks size their EOT draws by it."""
+        copies = 1
+        for m in self.net.modules():
+            copies *= int(getattr(m, "averaged_copies", 1))
+        return copies
+
+    @property
     def bpda_layers(self) -> list[BPDALayer]:
         return [m for m in self.net.modules() if isinstance(m, BPDALayer)]
 
