@@ -264,6 +264,7 @@ def test_zero_eps_changes_nothing(digits_model, digits_data) -> None:
         "apgd:rho=0", "apgd:rho=1.5", "apgd:alpha=0", "apgd:alpha=2", "apgd:rho=nan", "apgd:steps=ten", "apgd:eps=0.1",
         "auto:ce_steps=0", "auto:t_steps=0", "auto:ce_restarts=0", "auto:targets=-1", "auto:square_queries=-1", "auto:steps=5",
         "auto:boundary_margin=1.5", "auto:boundary_margin=-0.1", "auto:boundary_steps=0", "auto:boundary_targets=-1",
+        "auto:random_eot=0", "auto:smoothed_eot=0",
     ],
 )
 def test_bad_configs(spec: str) -> None:
