@@ -16,6 +16,7 @@ import time
 
 import torch
 from scipy.stats import binomtest
+from statsmodels.stats.proportion import proportion_confint
 
 from advbench.attacks.apgd import APGD, APGDConfig
 from advbench.attacks.auto import Auto
@@ -78,6 +79,10 @@ for eot, label in plan:
         "eot": eot,
         "variant": label,
         "robust": float(o.robust.float().mean()),
+        # Clopper-Pearson 95 % interval of the robust share of the n images
+        "robust_ci": [
+            float(v) for v in proportion_confint(int(o.robust.sum()), args.n, method="beta")
+        ],
         "seconds": sec,
         "clean": float(correct.float().mean()),
     }
