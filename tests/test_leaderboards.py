@@ -188,3 +188,39 @@ def test_robustbench_keeps_autoattack_and_a_stronger_attack_apart() -> None:
     assert (info["eps"], info["autoattack_acc"], info["external"], info["reported"], info["unreliable"]) == ("8/255", "53.00", "50.00", "52.40", True)
     assert "found by square" in info["footnote"] and info["name"] == "m"
     assert eps_text(0.5) == "0.5" and eps_text(0.0) == "0"
+
+
+def test_a_random_models_row_leaves_out_its_one_pass_runs_beside_voted_ones(tmp_path: Path) -> None:
+    """The shipped zoo database keeps each random model's runs from before votes (every point judged
+    by one forward pass) beside its voted default evaluation. Merging them would count noisy passes,
+    not robustness: the row shows the voted figure the card records, and says what it left out."""
+    import gzip
+
+    from advbench.models.card import ModelCard, card_path
+
+    db = tmp_path / "zoo.sqlite"
+    db.write_bytes(gzip.decompress((Path(__file__).resolve().parents[1] / "docs" / "runs" / "zoo.sqlite.gz").read_bytes()))
+    (board,) = boards_of(db, dataset="fashion-mnist", norm="linf", eps=0.1)
+    rows = {r.model: r for r in board.rows}
+    voted = {}
+    for name, row in rows.items():
+        card = ModelCard.from_yaml(card_path(name, "fashion-mnist"))
+        auto = card.metrics.get("auto") or {}
+        if auto.get("judged_by") == "vote":
+            voted[name] = auto
+            assert row.runs == [auto["run"]] and row.one_pass_runs, name
+            assert (row.n, round(row.worst_case, 4), row.verdict) == (auto["n"], auto["accuracy"], auto["verdict"])
+            assert row.expected is not None and abs(row.expected - auto["expected"]) < 1e-4
+        else:
+            assert not row.one_pass_runs, name
+    assert {"pni-w", "cpni-w", "cpni-w-epgd"} <= set(voted)
+    (line,) = [line for line in render_markdown([board]).splitlines() if "| pni-w |" in line]
+    assert line.endswith("| 2 run(s) judged by one forward pass left out: votes judged the rest |")
+
+    # Without a voted run, the one-pass runs are all there is: they are merged as before.
+    with sqlite3.connect(db) as con:
+        for table in ("samples", "clean", "runs"):
+            con.execute(f"DELETE FROM {table} WHERE run_id = ?", (voted["pni-w"]["run"],))
+    (board,) = boards_of(db, dataset="fashion-mnist", norm="linf", eps=0.1)
+    (pni,) = [r for r in board.rows if r.model == "pni-w"]
+    assert not pni.one_pass_runs and len(pni.runs) == 2 and pni.expected is None

@@ -102,7 +102,7 @@ def test_report_page_numbers_are_the_stores_in_headless_chromium(merged_db: Path
         if r[col["eps"]] == "0.02":
             assert r[col["verdict"]] == "reliable" and r[col["note"]] == ""
         if r[col["eps"]] == "0.08":
-            assert r[col["verdict"]] == "-" and r[col["note"]] == "lowest of 2 sample sets" and len(run_ids) == 3
+            assert r[col["verdict"]] == "-" and r[col["note"]] == "runs on 2 different sample sets: the lowest set's numbers" and len(run_ids) == 3
 
     # The checks as stored with the run that ran them.
     (checked,) = [r for r in runs.values() if r.config.get("check_results")]

@@ -21,6 +21,7 @@ from rich.table import Table
 from advbench.cli.fit import Col, fit_table, show
 from advbench.cli.render import attack_words
 from advbench.report.leaderboard import Board, LeaderboardRow, board_title, pct, short_checkpoint
+from advbench.report.merge import merge_notes
 
 COST = "cost per image"
 MODEL = Col("model", wrap=False)
@@ -130,9 +131,9 @@ def board_cells(board: Board) -> tuple[list[Col], list[list[str]]]:
 def board_notes(board: Board) -> str:
     """Under a board: rows merged from different samples, and the paper's number in this setting."""
     notes = [
-        f"{escape(r.model)}: runs on {r.sample_sets} different sample sets, the lowest set's numbers"
+        f"{escape(r.model)}: {escape(note)}"
         for r in board.rows
-        if r.sample_sets > 1
+        for note in merge_notes(r.sample_sets, r.one_pass_runs)
     ]
     notes += [
         f"{escape(r.model)}: the paper reports {escape(r.paper)}" for r in board.rows if r.paper

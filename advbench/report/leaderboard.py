@@ -24,7 +24,7 @@ from typing import Any
 
 from advbench.core.errors import UsageError
 from advbench.report.intervals import mean_interval, wilson
-from advbench.report.merge import Threat, ThreatResult, merge_runs
+from advbench.report.merge import Threat, ThreatResult, merge_notes, merge_runs
 from advbench.report.paper import paper_numbers, paper_value
 from advbench.store import Store
 
@@ -77,6 +77,9 @@ class LeaderboardRow:
     # point, with its 95 % t-interval (None where one pass judged).
     expected: float | None = None
     expected_ci: tuple[float, float] | None = None
+    one_pass_runs: list[str] = field(
+        default_factory=list
+    )  # a random model's runs judged by one forward pass, left out beside voted ones
 
     @property
     def threat(self) -> Threat:
@@ -139,6 +142,7 @@ def row_from_result(
         None
         if result.expected is None or result.expected_sd is None
         else mean_interval(result.expected, result.expected_sd, result.n),
+        list(result.one_pass_runs),
     )
 
 
@@ -281,11 +285,7 @@ def to_table(
     ]
     body = []
     for r in rows:
-        note = (
-            f"runs on {r.sample_sets} different sample sets: the lowest set's numbers"
-            if r.sample_sets > 1
-            else ""
-        )
+        note = "; ".join(merge_notes(r.sample_sets, r.one_pass_runs))
         body.append(
             [
                 *([r.dataset, r.norm, f"{r.eps:g}"] if key_columns else []),

@@ -10,6 +10,10 @@ norm, eps) every given evaluation at that budget is merged:
 - Runs on different samples cannot be merged per sample (a union would mix two estimates).
   Each set of samples is merged on its own and the result is the set with the lowest worst case;
   `sample_sets` says how many sets there were, so a reader sees it is the lowest of several.
+- A model random at inference whose runs include voted ones (every point judged by a vote of
+  fresh draws) is merged from those alone: a run that judged each point by one forward pass
+  counts how many noisy passes ran as much as the model, so it would lower the figure by luck.
+  `one_pass_runs` names the runs left out.
 - Each broken sample is credited to one attack: runs in order of their own worst case (strongest
   first), within a run its attacks in their order, its probes last. `found_by` counts them.
 - The verdict is the worst of the merged runs' verdicts (unreliable > escalated > reliable), over
@@ -95,6 +99,9 @@ class ThreatResult:
     # per-sample estimates (for a t-interval); None where one pass judged.
     expected: float | None = None
     expected_sd: float | None = None
+    one_pass_runs: list[str] = field(
+        default_factory=list
+    )  # a random model's runs judged by one forward pass, left out beside voted ones
 
     @property
     def attack(self) -> str:
@@ -302,6 +309,9 @@ def merge_threat(
     rows: RunRows, model: str, checkpoint: str, threat: Threat, runs: list[RunRecord]
 ) -> ThreatResult:
     """Every run of one checkpoint at one threat, merged as the module docstring says."""
+    voted = [r for r in runs if r.config.get("vote")]
+    one_pass = [r.run_id for r in runs if voted and not r.config.get("vote")]
+    runs = voted or runs
     by_samples: dict[str, list[RunRecord]] = {}
     for run in runs:
         by_samples.setdefault(run.indices_hash, []).append(run)
@@ -343,7 +353,20 @@ def merge_threat(
         commit=(newest[0].git_commit or "")[:10],
         expected=chosen.expected[0] if chosen.expected else None,
         expected_sd=chosen.expected[1] if chosen.expected else None,
+        one_pass_runs=one_pass,
     )
+
+
+def merge_notes(sample_sets: int, one_pass_runs: Sequence[str]) -> list[str]:
+    """What a reader of a merged row must know about the runs behind it, in short phrases."""
+    notes = []
+    if sample_sets > 1:
+        notes.append(f"runs on {sample_sets} different sample sets: the lowest set's numbers")
+    if one_pass_runs:
+        notes.append(
+            f"{len(one_pass_runs)} run(s) judged by one forward pass left out: votes judged the rest"
+        )
+    return notes
 
 
 def merge_runs(

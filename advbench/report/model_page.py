@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from advbench.report.figures import example_grid, line_plot
 from advbench.report.intervals import mean_interval
 from advbench.report.leaderboard import found_by_text, pct
-from advbench.report.merge import ThreatResult
+from advbench.report.merge import ThreatResult, merge_notes
 from advbench.report.model_report import ExampleImages, ModelReport
 from advbench.report.paper import paper_numbers
 from advbench.store import REPORTED_RADII
@@ -70,7 +70,7 @@ def _accuracy(report: ModelReport) -> str:
             if r.passes_lower_bound and not r.passes_per_sample
             else (">= " if r.passes_lower_bound else "") + f"{r.passes_per_sample:.1f}"
         )
-        note = f"lowest of {r.sample_sets} sample sets" if r.sample_sets > 1 else ""
+        note = "; ".join(merge_notes(r.sample_sets, r.one_pass_runs))
         rows.append(
             [
                 r.checkpoint[:12],
