@@ -162,6 +162,9 @@ class SparseCodingFrontEnd(nn.Module):
         )
         self.classifier = ResNet18(num_classes, in_channels, classifier_width)
 
+    # The ensemble averages dropout draws as smoothing averages noisy copies, yet it does not
+    # declare `averaged_copies`: with 2 EOT draws instead of 5, 2 images of 64 stayed robust that
+    # 5 draws broke, none the other way (docs/notes/performance.md).
     @property
     def is_stochastic(self) -> bool:
         return self.dropout > 0
