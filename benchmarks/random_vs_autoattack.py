@@ -8,7 +8,9 @@ credited with a lucky forward pass. Prints and stores per model: both times, bot
 accuracies (vote-judged, with their Clopper-Pearson intervals), the per-image agreement, `caught`
 (the share of AutoAttack's vote-confirmed breaks that `auto` also makes) and the noise floor:
 how often two runs of the same side with different seeds disagree per image (for AutoAttack only
-with --floor-autoattack: it doubles the cost).
+with --floor-autoattack: it doubles the cost). The second runs' seconds are stored too
+(`seconds_again`): the times are measured one after another, so a second pair shows how much the
+machine's load moved them.
 
     python benchmarks/random_vs_autoattack.py --models pni-w cpni-a --n 100 --json docs/runs/random-vs-autoattack.json
 
@@ -80,10 +82,11 @@ def measure(name: str, n: int, eps: float, floor_autoattack: bool, started_at: s
     for label, spec in [("auto", "auto"), ("autoattack", "autoattack:version=rand")][:: 1 if n % 2 == 0 else -1]:
         timed[label], broken[label] = side(spec, model, xs, ys, idx, threat, 0)
         print(f"  {name}: {label} {timed[label]:.0f} s, broke {int(broken[label].sum())} of {len(keep)}", flush=True)
-    _, again = side("auto", model, xs, ys, idx, threat, 1)
+    seconds_again = {}
+    seconds_again["auto"], again = side("auto", model, xs, ys, idx, threat, 1)
     floor = {"auto": float((again != broken["auto"]).float().mean())}
     if floor_autoattack:
-        _, aa_again = side("autoattack:version=rand", model, xs, ys, idx, threat, 1)
+        seconds_again["autoattack"], aa_again = side("autoattack:version=rand", model, xs, ys, idx, threat, 1)
         floor["autoattack"] = float((aa_again != broken["autoattack"]).float().mean())
     robust = {k: len(keep) - int(v.sum()) for k, v in broken.items()}
     aa_breaks = int(broken["autoattack"].sum())
@@ -107,6 +110,8 @@ def measure(name: str, n: int, eps: float, floor_autoattack: bool, started_at: s
         "only_autoattack": int((broken["autoattack"] & ~broken["auto"]).sum()),
         "mcnemar_p": mcnemar_p(int((broken["auto"] & ~broken["autoattack"]).sum()), int((broken["autoattack"] & ~broken["auto"]).sum())),
         "noise_floor": floor,
+        # The noise-floor runs (seed 1) timed too: a second measurement of each side's seconds.
+        "seconds_again": seconds_again,
         "vote": judge.vote.label(),
         "commit": started_at,  # the state the code was imported from
         "torch_threads": torch.get_num_threads(),
