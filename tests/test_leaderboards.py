@@ -4,6 +4,7 @@ every stored run per sample, the paper's number only in its own setting, RobustB
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import sqlite3
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from test_cli import advbench, assert_one_line_error
 
+from advbench.models.card import ModelCard, card_path
 from advbench.report.leaderboard import LeaderboardRow, build_leaderboard, render_csv, render_json, render_markdown
 from advbench.report.merge import Threat
 from advbench.report.paper import paper_numbers
@@ -194,10 +196,6 @@ def test_a_random_models_row_leaves_out_its_one_pass_runs_beside_voted_ones(tmp_
     """The shipped zoo database keeps each random model's runs from before votes (every point judged
     by one forward pass) beside its voted default evaluation. Merging them would count noisy passes,
     not robustness: the row shows the voted figure the card records, and says what it left out."""
-    import gzip
-
-    from advbench.models.card import ModelCard, card_path
-
     db = tmp_path / "zoo.sqlite"
     db.write_bytes(gzip.decompress((Path(__file__).resolve().parents[1] / "docs" / "runs" / "zoo.sqlite.gz").read_bytes()))
     (board,) = boards_of(db, dataset="fashion-mnist", norm="linf", eps=0.1)

@@ -310,7 +310,7 @@ def merge_threat(
 ) -> ThreatResult:
     """Every run of one checkpoint at one threat, merged as the module docstring says."""
     voted = [r for r in runs if r.config.get("vote")]
-    one_pass = [r.run_id for r in runs if voted and not r.config.get("vote")]
+    one_pass = [r.run_id for r in runs if not r.config.get("vote")] if voted else []
     runs = voted or runs
     by_samples: dict[str, list[RunRecord]] = {}
     for run in runs:
