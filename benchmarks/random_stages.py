@@ -3,6 +3,11 @@ judged by a vote) and seconds of each variant on the first N Fashion-MNIST test 
 
     python benchmarks/random_stages.py pni-w 64 [THREADS] [--plan 5:auto,2:auto ...]
 
+A plan item is EOT:variant, or EOT/CAP:variant to cap the votes that confirm early stops at CAP
+draws (`AttackedModel.confirm_draws`; 128, the vote's own cap, is the rule before the cap existed):
+
+    python benchmarks/random_stages.py pni-w 200 --plan 5/128:auto,5/16:auto
+
 Prints one JSON line per (EOT draws, variant), then for every variant after the first the exact
 McNemar test against the first on the same images (the images only one of the two leaves robust),
 so "fewer draws lose nothing" is a tested claim, not a difference of two noisy figures. The
@@ -12,6 +17,7 @@ time of the run (`auto` is run with the plan's EOT draws, whatever its `random_e
 
 import argparse
 import json
+import subprocess
 import time
 
 import torch
@@ -21,7 +27,7 @@ from statsmodels.stats.proportion import proportion_confint
 from advbench.attacks.apgd import APGD, APGDConfig
 from advbench.attacks.auto import Auto
 from advbench.attacks.ensemble import robust_ensemble
-from advbench.attacks.wrappers import AttackedModel
+from advbench.attacks.wrappers import CONFIRM_DRAWS, AttackedModel
 from advbench.core.threat import parse_threat
 from advbench.data import load_dataset
 from advbench.models.card import load_model
@@ -44,6 +50,14 @@ VARIANTS = {
 # The plan the stages were chosen with on pni-w (docs/notes/performance.md).
 STAGES_PLAN = "5:ce50+t3(clean),5:ce50+dlr50,5:auto,10:ce50+dlr50,10:ce50+t3(clean),20:ce100+dlr100 (AA rand-like),20:auto"
 
+COMMIT = subprocess.run(
+    ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+).stdout.strip() + (
+    "-dirty"
+    if subprocess.run(["git", "status", "--porcelain", "advbench"], capture_output=True, text=True).stdout.strip()
+    else ""
+)
+
 parser = argparse.ArgumentParser()
 parser.add_argument("model")
 parser.add_argument("n", type=int)
@@ -52,7 +66,7 @@ parser.add_argument(
     "--plan", default=STAGES_PLAN, help="comma-separated EOT:variant, the first is the reference"
 )
 args = parser.parse_args()
-plan = [(int(eot), label) for eot, label in (item.split(":", 1) for item in args.plan.split(","))]
+plan = [(head, label) for head, label in (item.split(":", 1) for item in args.plan.split(","))]
 unknown = sorted({label for _, label in plan} - set(VARIANTS))
 if unknown:
     parser.error(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
@@ -64,9 +78,10 @@ x, y = d.images[: args.n], d.labels[: args.n]
 idx = torch.arange(args.n)
 threat = parse_threat("linf:0.1")
 robust_masks: list[torch.Tensor] = []
-for eot, label in plan:
+for head, label in plan:
+    eot, _, cap = head.partition("/")
     m.reseed(0)
-    view = AttackedModel(m, eot)
+    view = AttackedModel(m, int(eot), confirm_draws=int(cap) if cap else CONFIRM_DRAWS)
     correct = ~view.judge(x, y).wrong
     t = time.perf_counter()
     (o,) = robust_ensemble(
@@ -76,7 +91,8 @@ for eot, label in plan:
     robust_masks.append(o.robust.cpu())
     row = {
         "model": args.model,
-        "eot": eot,
+        "eot": int(eot),
+        "confirm_draws": view.confirm.cap,
         "variant": label,
         "robust": float(o.robust.float().mean()),
         # Clopper-Pearson 95 % interval of the robust share of the n images
@@ -84,6 +100,7 @@ for eot, label in plan:
             float(v) for v in proportion_confint(int(o.robust.sum()), args.n, method="beta")
         ],
         "seconds": sec,
+        "commit": COMMIT,
         "clean": float(correct.float().mean()),
     }
     print(json.dumps(row), flush=True)

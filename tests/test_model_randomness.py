@@ -12,7 +12,7 @@ import torch
 from conftest import REPO
 from torch import nn
 
-from advbench.core.seeding import normal_rows, row_keys, uniform_rows
+from advbench.core.seeding import hash_keys, mix_keys, normal_rows, row_keys, uniform_rows
 from advbench.models import MODELS
 from advbench.models.noise import GaussianNoise
 from advbench.models.randomness import InputHistory
@@ -175,6 +175,22 @@ def test_row_draws_depend_on_key_and_stream_only() -> None:
     assert float((corr - torch.eye(50)).abs().max()) < 0.15  # rows are independent
     u = uniform_rows(keys, (1001,))
     assert 0.0 < float(u.min()) and float(u.max()) < 1.0 and abs(float(u.mean()) - 0.5) < 0.01
+
+
+def test_row_draws_are_the_stored_runs_draws() -> None:
+    """The values every stored run of a random model was computed with: a change of the hash, of
+    the order parts are mixed in, or of a shortcut (hashed keys, int parts hashed in Python) that
+    changes a bit fails here."""
+    keys = torch.tensor([0, 1, 2**40 + 7])
+    assert mix_keys(keys, 5, -3).tolist() == [3805669845, 3641906249, 349135544]
+    assert torch.equal(mix_keys(keys, torch.tensor(5), torch.tensor(-3)), mix_keys(keys, 5, -3))
+    z = normal_rows(keys, (3,), stream=5)
+    assert z[0].tolist() == pytest.approx([-0.26898387, 0.99592024, -1.00742924], abs=1e-7)
+    assert z[2].tolist() == pytest.approx([-0.83902955, 1.01526678, -0.63353747], abs=1e-7)
+    assert torch.equal(normal_rows(keys, (3,), 5, hash_keys(keys)), z)
+    u = uniform_rows(keys, (2,), stream=2**33 + 1)
+    assert u[1].tolist() == pytest.approx([0.52967358, 0.38863203], abs=1e-7)
+    assert torch.equal(uniform_rows(keys, (2,), 2**33 + 1, hash_keys(keys)), u)
 
 
 def test_input_history_counts_each_input() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from flip_model import flip_model, inputs_with_p, true_p_correct
 from scipy.stats import binom
+from torch import nn
 
 import advbench
 from advbench.attacks.apgd import APGD, APGDConfig
@@ -12,9 +13,10 @@ from advbench.attacks.auto import Auto
 from advbench.attacks.checks import CHECKS, SCALE_INVARIANT_LOSS
 from advbench.attacks.ensemble import robust_ensemble
 from advbench.attacks.gradient import FGSM, PGD
-from advbench.attacks.wrappers import AttackedModel
+from advbench.attacks.wrappers import CONFIRM_DRAWS, AttackedModel
 from advbench.core.threat import parse_threat
 from advbench.models.vote import DEFAULT_VOTE, VoteRule, one_pass, vote
+from advbench.models.wrapper import RobustModel
 from advbench.report.intervals import mean_interval
 
 ALPHA = DEFAULT_VOTE.alpha
@@ -151,6 +153,30 @@ def test_early_stopping_leaves_only_samples_a_vote_confirmed_wrong() -> None:
     assert bool((result.steps[result.success] < full + 4 * DEFAULT_VOTE.cap).all())
 
 
+def test_a_confirming_vote_stops_at_its_cap_and_is_keyed() -> None:
+    model = flip_model()
+    x, y = inputs_with_p(model, torch.full((64,), 0.5), seed=6)  # undecidable: every vote runs on
+    nominated = torch.full((64,), 5)
+    capped, full = AttackedModel(model, 5), AttackedModel(model, 5, confirm_draws=None)
+    stop, spent = capped.confirmed_wrong(x, y, nominated)
+    assert bool((spent == CONFIRM_DRAWS).all()) and int(stop.sum()) <= allowance(64)
+    # Without the cap the same points take the vote's full course: the cap is what saves draws.
+    _, spent_full = full.confirmed_wrong(x, y, nominated)
+    assert int((spent_full == DEFAULT_VOTE.cap).sum()) > 32
+    # Clearly broken points are still confirmed within the cap.
+    broken_x, broken_y = inputs_with_p(model, torch.full((32,), 0.02), seed=7)
+    stop, _ = capped.confirmed_wrong(broken_x, broken_y, torch.full((32,), 5))
+    assert int(stop.sum()) >= 32 - allowance(32, 0.1)
+    # Not nominated, not voted.
+    stop, spent = capped.confirmed_wrong(x, y, torch.full((64,), 2))
+    assert not stop.any() and not spent.any()
+    # The cap is part of a random run's identity; legacy runs (no cap) and one-pass models keep theirs.
+    assert capped.adaptations()["confirm_draws"] == CONFIRM_DRAWS
+    assert "confirm_draws" not in full.adaptations()
+    plain = RobustModel(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), (1, 8, 8), 10)
+    assert "confirm_draws" not in AttackedModel(plain).adaptations()
+
+
 def test_checks_on_random_models_fire_only_on_a_significant_share() -> None:
     check = CHECKS.get(SCALE_INVARIANT_LOSS)
     # Two breaks in fifteen survivors above a 3 % limit: a deterministic model's breaks are proof,
@@ -179,6 +205,7 @@ def test_eval_of_a_random_model_reports_votes_and_expected_accuracy(tmp_path) ->
     assert attacked and all(r["draws"] >= DEFAULT_VOTE.looks[0] for r in attacked)
     assert all(0 <= r["correct_draws"] <= r["draws"] for r in attacked)
     assert ev.adaptations["pgd:steps=10"]["vote"] == DEFAULT_VOTE.label()
+    assert ev.adaptations["pgd:steps=10"]["confirm_draws"] == CONFIRM_DRAWS
 
 
 def test_deterministic_runs_store_no_votes(tmp_path, digits_model, digits_data) -> None:
@@ -188,4 +215,4 @@ def test_deterministic_runs_store_no_votes(tmp_path, digits_model, digits_data) 
     )
     assert all(r["draws"] is None and r["correct_draws"] is None for r in ev.rows)
     assert ev.summary.clean_expected is None and ev.summary.per_eps[0].expected_robust is None
-    assert "vote" not in ev.adaptations["fgsm"]
+    assert "vote" not in ev.adaptations["fgsm"] and "confirm_draws" not in ev.adaptations["fgsm"]

@@ -7,11 +7,14 @@ over samples is needed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from typing import TypeVar
 
 import torch
 
 _MASK32 = 0xFFFFFFFF
+_Int = TypeVar("_Int", int, torch.Tensor)  # the hash is the same arithmetic on either
 
 
 def derive_seed(*parts: object) -> int:
@@ -20,7 +23,7 @@ def derive_seed(*parts: object) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
-def _hash32(x: torch.Tensor) -> torch.Tensor:
+def _hash32(x: _Int) -> _Int:
     # "lowbias32" integer hash (Chris Wellons); int64 keeps the 32-bit products exact after masking.
     x = x & _MASK32
     x = x ^ (x >> 16)
@@ -88,12 +91,32 @@ def mix_keys(keys: torch.Tensor, *parts: int | torch.Tensor) -> torch.Tensor:
 
     A part is an int or a tensor broadcastable to `keys`; 64-bit values enter with both halves.
     """
+    return mix_parts(hash_keys(keys), *parts)
+
+
+def _part_hash(p: _Int) -> _Int:
+    return _hash32(((p & _MASK32) * _GOLDEN) ^ ((p >> 32) & _MASK32))
+
+
+def hash_keys(keys: torch.Tensor) -> torch.Tensor:
+    """`mix_keys(keys)`: the 32-bit hash of int64 keys, both halves, before any part is mixed in.
+    A caller mixing many parts into the same keys (a random model's layers) hashes them once."""
     keys = keys.to(torch.int64)
-    h = _hash32((keys & _MASK32) ^ _hash32((keys >> 32) & _MASK32) * _GOLDEN)
+    return _hash32((keys & _MASK32) ^ _hash32((keys >> 32) & _MASK32) * _GOLDEN)
+
+
+def mix_parts(hashes: torch.Tensor, *parts: int | torch.Tensor) -> torch.Tensor:
+    """`hashes` (32-bit, from `hash_keys`) with each part mixed in turn, as `mix_keys` does."""
     for part in parts:
-        p = torch.as_tensor(part, dtype=torch.int64, device=keys.device)
-        h = _hash32(h ^ _hash32(((p & _MASK32) * _GOLDEN) ^ ((p >> 32) & _MASK32)))
-    return h
+        # An int part is hashed in Python: the same arithmetic (the low 32 bits of each product
+        # are exact either way), without a round of tensor operations per layer and pass.
+        mixed = (
+            _part_hash(part)
+            if isinstance(part, int)
+            else _part_hash(part.to(device=hashes.device, dtype=torch.int64))
+        )
+        hashes = _hash32(hashes ^ mixed)
+    return hashes
 
 
 def row_keys(x: torch.Tensor) -> torch.Tensor:
@@ -115,17 +138,31 @@ def row_keys(x: torch.Tensor) -> torch.Tensor:
     return ((halves[0] & 0x7FFFFFFF) << 32) | halves[1]
 
 
-def uniform_rows(keys: torch.Tensor, shape: tuple[int, ...], stream: int = 0) -> torch.Tensor:
-    """Uniform (0,1) float32 of shape (N, *shape), row i a function of (keys[i], stream) only."""
-    return _draw_rows(keys, _numel(shape), stream, normal=False).view(len(keys), *shape)
+def uniform_rows(
+    keys: torch.Tensor,
+    shape: tuple[int, ...],
+    stream: int = 0,
+    key_hashes: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Uniform (0,1) float32 of shape (N, *shape), row i a function of (keys[i], stream) only.
+    `key_hashes`: `hash_keys(keys)`, when the caller has it."""
+    k = mix_parts(hash_keys(keys) if key_hashes is None else key_hashes, stream)
+    return _draw_rows(k, _numel(shape), normal=False).view(len(keys), *shape)
 
 
-def normal_rows(keys: torch.Tensor, shape: tuple[int, ...], stream: int = 0) -> torch.Tensor:
+def normal_rows(
+    keys: torch.Tensor,
+    shape: tuple[int, ...],
+    stream: int = 0,
+    key_hashes: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Standard normal float32 of shape (N, *shape), row i a function of (keys[i], stream) only.
+    `key_hashes`: `hash_keys(keys)`, when the caller has it.
 
     Box-Muller on one hashed uniform per element: each (u1, u2) pair gives a cosine and a sine draw.
     """
-    return _draw_rows(keys, _numel(shape), stream, normal=True).view(len(keys), *shape)
+    k = mix_parts(hash_keys(keys) if key_hashes is None else key_hashes, stream)
+    return _draw_rows(k, _numel(shape), normal=True).view(len(keys), *shape)
 
 
 def _numel(shape: tuple[int, ...]) -> int:
@@ -135,24 +172,33 @@ def _numel(shape: tuple[int, ...]) -> int:
     return n
 
 
-def _draw_rows(keys: torch.Tensor, n: int, stream: int, normal: bool) -> torch.Tensor:
-    # Element j of row i hashes hash(j) ^ k_i, with k_i = hash(key_i, stream): hashing the position
-    # first keeps rows with nearby keys from being shifted copies of each other.
-    device = keys.device
-    width = 2 * ((n + 1) // 2) if normal else n
-    k = mix_keys(keys, stream).view(-1, 1)
-    pos = _hash32(
+@functools.lru_cache(maxsize=64)
+def _position_hashes(width: int, device: torch.device) -> torch.Tensor:
+    """(1, width): hash(j) for the elements of a row. Cached: a random model's layers draw rows
+    of the same few widths at every pass, and for a small batch hashing the positions again cost
+    as much as the rows' own draws."""
+    return _hash32(
         torch.arange(width, device=device, dtype=torch.int64) * _GOLDEN + 0x7F4A7C15
     ).view(1, -1)
-    out = torch.empty(len(keys), n, device=device, dtype=torch.float32)
-    block = max(1, _CPU_BLOCK // max(width, 1)) if device.type == "cpu" else max(1, len(keys))
-    h_buf = torch.empty(min(block, len(keys)), width, device=device, dtype=torch.int64)
+
+
+def _draw_rows(row_hashes: torch.Tensor, n: int, normal: bool) -> torch.Tensor:
+    # Element j of row i hashes hash(j) ^ k_i, with k_i = hash(key_i, stream) (`row_hashes`):
+    # hashing the position first keeps rows with nearby keys from being shifted copies of each other.
+    device = row_hashes.device
+    rows_n = len(row_hashes)
+    width = 2 * ((n + 1) // 2) if normal else n
+    k = row_hashes.view(-1, 1)
+    pos = _position_hashes(width, device)
+    out = torch.empty(rows_n, n, device=device, dtype=torch.float32)
+    block = max(1, _CPU_BLOCK // max(width, 1)) if device.type == "cpu" else max(1, rows_n)
+    h_buf = torch.empty(min(block, rows_n), width, device=device, dtype=torch.int64)
     tmp_buf, u_buf = (
         torch.empty_like(h_buf),
         torch.empty(h_buf.shape, device=device, dtype=torch.float32),
     )
     for start in range(
-        0, len(keys), block
+        0, rows_n, block
     ):  # blocks of rows, for the cache; one block on accelerators
         rows = slice(start, start + block)
         h = torch.bitwise_xor(pos, k[rows], out=h_buf[: len(k[rows])])

@@ -124,6 +124,9 @@ class Adaptation(KeyPart):
     vote: str | None = unless_default(
         None
     )  # random models: the rule judging a point (VoteRule.label)
+    confirm_draws: int | None = unless_default(
+        None
+    )  # random models: the cap on a vote confirming an early stop (None: the vote's cap)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from torch import nn
 
 from advbench.core.seeding import (
     derive_seed,
+    hash_keys,
     mix_keys,
     normal_rows,
     row_keys,
@@ -95,6 +96,15 @@ class DrawScope:
         self._streams = streams
         self._calls: dict[int, int] = {}
 
+    @property
+    def keys(self) -> torch.Tensor:
+        return self._keys
+
+    @keys.setter
+    def keys(self, keys: torch.Tensor) -> None:
+        # Hashed once here rather than again by every layer's draw (`hash_keys`).
+        self._keys, self._hashes = keys, hash_keys(keys)
+
     def stream(self, layer: nn.Module) -> int:
         """The layer's stream for its next draw: its name's hash and how often it drew in this pass."""
         call = self._calls.get(id(layer), 0)
@@ -111,12 +121,12 @@ class DrawScope:
     def normal(self, layer: nn.Module, rows: int, shape: tuple[int, ...]) -> torch.Tensor:
         """(rows, *shape) standard normal draws for `layer`, one row per input."""
         self._check(rows)
-        return normal_rows(self.keys, tuple(shape), self.stream(layer))
+        return normal_rows(self.keys, tuple(shape), self.stream(layer), self._hashes)
 
     def uniform(self, layer: nn.Module, rows: int, shape: tuple[int, ...]) -> torch.Tensor:
         """(rows, *shape) uniform (0,1) draws for `layer`, one row per input."""
         self._check(rows)
-        return uniform_rows(self.keys, tuple(shape), self.stream(layer))
+        return uniform_rows(self.keys, tuple(shape), self.stream(layer), self._hashes)
 
     @contextlib.contextmanager
     def copies(self, layer: nn.Module, count: int) -> Iterator[None]:

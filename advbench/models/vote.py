@@ -61,6 +61,16 @@ class VoteRule:
         level = self.alpha / len(self.looks)
         return tuple(int(binom.isf(level, n, 0.5)) + 1 for n in self.looks)
 
+    def truncated(self, cap: int) -> VoteRule:
+        """The same test with only the looks up to `cap` draws: a shorter vote at the same error
+        rate, for questions where "undecided" costs nothing (confirming an early stop)."""
+        looks = tuple(n for n in self.looks if n <= cap)
+        if not looks:
+            raise ValueError(
+                f"a vote's first look is at {self.looks[0]} draws, above the cap {cap}"
+            )
+        return VoteRule(self.alpha, looks)
+
     def label(self) -> str:
         """The rule as it enters a run's identity."""
         return f"vote(alpha={self.alpha:g},looks={'/'.join(map(str, self.looks))})"
