@@ -143,6 +143,13 @@ class Square(Attack):
     misclassifies. Differences: each sample draws its own square positions (the authors share
     one position across the batch), positions cover all h - s + 1 offsets, and n_queries caps
     all queries of a restart, initialization included.
+
+    A known weakness on a model random at inference: each query is one forward pass, so a row
+    stops at the first pass that misclassifies it, lucky or not (its final point is then judged
+    by a vote), and a proposal is kept on one noisy margin. Square searches less there than on a
+    deterministic model; `auto` skips it on random models, as AutoAttack's `rand` version does,
+    and only the checks' black-box probe runs it (where it found breaks `auto` missed on
+    sc-frontend: docs/notes/zoo.md).
     """
 
     name = "square"

@@ -31,10 +31,10 @@ EOT_DRAWS_RANDOM_MODEL = (
 )
 # The most fresh draws a vote confirming an early stop takes: the vote rule's looks up to this
 # cap (16: its first look). Undecided at the cap, the sample keeps running; its final point is
-# judged by the full vote, so the cap costs attack time, never a verdict. Measured on pni-w
-# (41 images, Linf 0.1, `auto`): 105 of 148 confirmation votes ran to 128 draws undecided, at
-# points the attack hovers around with P(correct) near 1/2; capped at 16 draws `auto` took 28 s
-# instead of 41 s and broke the same 12 images (docs/notes/performance.md).
+# judged by the full vote, so the cap costs attack time, never a verdict. Without it, 105 of 148
+# confirming votes of `auto` on pni-w ran to 128 draws undecided, at points the attack hovers
+# around with P(correct) near 1/2. On pni-w's first 200 test images (Linf 0.1) the cap made
+# `auto` 1.3x faster and broke 4 more images, none fewer (docs/notes/performance.md).
 CONFIRM_DRAWS = 16
 
 
