@@ -1,11 +1,16 @@
-"""The user path: `advbench eval --model M --n N` (checks on, a fresh database) against AutoAttack
-standard (`pyautoattack`) on the same images, in one process, order alternating between rounds.
+"""The user path: `advbench eval --model M --n N` (checks on, a fresh database) against
+`advbench eval --model M --n N --attack autoattack --no-checks` (AutoAttack through
+`pyautoattack`: standard, or `rand` on a model random at inference) on the same images, in one
+process, order alternating between rounds.
 
-Prints, per round, both wall times and their ratio, both robust accuracies (AutoAttack's on the
-images the evaluation classified correctly), and what the checks cost: the stored run's
-`checks_seconds` (pre-run probes, probe attacks on the survivors, re-checks) as a share of its
-wall time. The evaluation is the library call the CLI makes (`run_eval`), so the figure leaves
-out only the CLI's start-up, which `--cli` adds by timing the command itself as well.
+Prints, per round, both wall times and their ratio, both robust accuracies (each run's stored
+worst case over the N images), and what the checks cost: the stored run's `checks_seconds`
+(pre-run probes, probe attacks on the survivors, re-checks) as a share of its wall time. Both
+sides are the library call the CLI makes (`run_eval`: model and data loading, the clean
+judgement, the store), so the figures leave out only the CLI's start-up, which `--cli` adds by
+timing both commands themselves. `--contract` times the AutoAttack side as rows stored before
+this option did: through the attack contract alone, from the clean judgement on, without loading
+or storing (each row records which, `autoattack_side`).
 
     python benchmarks/user_path.py --model madry-cnn-at --n 100 --json docs/runs/user-path-madry-cnn-at.json
 """
@@ -46,6 +51,7 @@ def ours(spec: EvalSpec, device: str, cli: bool) -> Measured:
         t0 = time.perf_counter()
         if cli:
             command = ["advbench", "eval", "--model", spec.model, "--n", str(spec.n), "--eps", str(spec.eps[0]), "--device", device, "--db", str(db)]
+            command += [part for a in spec.attacks for part in ("--attack", a)] + ([] if spec.checks else ["--no-checks"])
             subprocess.run(command, check=True, capture_output=True, text=True)
         else:
             run_eval(spec, Runtime(db=db, device=device))
@@ -57,8 +63,13 @@ def ours(spec: EvalSpec, device: str, cli: bool) -> Measured:
                             record.config.get("checks_seconds", 0.0), record.wall_seconds, record.config.get("attack_names", []))
 
 
-def autoattack(spec: EvalSpec, device: str) -> Measured:
-    """AutoAttack standard on the run's images (its correctly classified ones), through advbench's attack contract."""
+def autoattack_eval(spec: EvalSpec, device: str, cli: bool) -> Measured:
+    """`advbench eval --attack autoattack --no-checks` on the same images: the comparison the user makes."""
+    return ours(EvalSpec(model=spec.model, n=spec.n, eps=spec.eps, checks=False, attacks=("autoattack",)), device, cli)
+
+
+def autoattack_contract(spec: EvalSpec, device: str) -> Measured:
+    """AutoAttack on the run's images (its correctly classified ones), through advbench's attack contract."""
     plan = resolve(EvalSpec(model=spec.model, n=spec.n, eps=spec.eps, checks=False, attacks=("autoattack",)), Runtime(device=device))
     x, y = plan.batch(plan.indices)
     attack = plan.attacks[0]
@@ -76,6 +87,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cli", action="store_true", help="time the advbench command itself (a subprocess) instead of the library call")
+    parser.add_argument("--contract", action="store_true", help="time the AutoAttack side through the attack contract alone (no loading, no store), as rows stored before did")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     build_attack("autoattack")  # fail before anything runs when pyautoattack is missing
@@ -87,7 +99,12 @@ def main() -> None:
     load_before = os.getloadavg()
     for r in range(args.rounds):
         order = ["eval", "autoattack"] if r % 2 == 0 else ["autoattack", "eval"]
-        done = {name: ours(spec, args.device, args.cli) if name == "eval" else autoattack(spec, args.device) for name in order}
+        done = {
+            name: ours(spec, args.device, args.cli)
+            if name == "eval"
+            else autoattack_contract(spec, args.device) if args.contract else autoattack_eval(spec, args.device, args.cli)
+            for name in order
+        }
         a, b = done["eval"], done["autoattack"]
         share = a.checks_seconds / a.run_wall_seconds if a.run_wall_seconds else 0.0
         rounds.append({"order": order, "eval": asdict(a), "autoattack": asdict(b), "speed_up": b.seconds / a.seconds, "checks_share": share})
@@ -95,7 +112,7 @@ def main() -> None:
               f"{100 * b.robust:>8.1f}% {a.verdict}")
     if args.json:
         report = {"commit": commit + ("-dirty" if dirty else ""), "model": args.model, "n": args.n, "eps": args.eps, "device": args.device,
-                  "cli": args.cli, "torch_threads": torch.get_num_threads(), "load_average_before": load_before,
+                  "cli": args.cli, "autoattack_side": "contract" if args.contract else "run_eval", "torch_threads": torch.get_num_threads(), "load_average_before": load_before,
                   "load_average_after": os.getloadavg(), "rounds": rounds}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1))
