@@ -19,6 +19,7 @@ import argparse
 import json
 import subprocess
 import time
+from pathlib import Path
 
 import torch
 from scipy.stats import binomtest
@@ -50,11 +51,12 @@ VARIANTS = {
 # The plan the stages were chosen with on pni-w (docs/notes/performance.md).
 STAGES_PLAN = "5:ce50+t3(clean),5:ce50+dlr50,5:auto,10:ce50+dlr50,10:ce50+t3(clean),20:ce100+dlr100 (AA rand-like),20:auto"
 
+REPO = Path(__file__).resolve().parents[1]
 COMMIT = subprocess.run(
-    ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
 ).stdout.strip() + (
     "-dirty"
-    if subprocess.run(["git", "status", "--porcelain", "advbench"], capture_output=True, text=True).stdout.strip()
+    if subprocess.run(["git", "status", "--porcelain", "advbench"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     else ""
 )
 

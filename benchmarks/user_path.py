@@ -45,7 +45,8 @@ class Measured:
     attacks: list[str] = field(default_factory=list)
 
 
-def ours(spec: EvalSpec, device: str, cli: bool) -> Measured:
+def evaluation(spec: EvalSpec, device: str, cli: bool) -> Measured:
+    """`advbench eval` of `spec` into a fresh database, timed: the library call, or the command with `cli`."""
     with tempfile.TemporaryDirectory(prefix="advbench-bench-") as folder:
         db = Path(folder) / "runs.sqlite"
         t0 = time.perf_counter()
@@ -65,7 +66,7 @@ def ours(spec: EvalSpec, device: str, cli: bool) -> Measured:
 
 def autoattack_eval(spec: EvalSpec, device: str, cli: bool) -> Measured:
     """`advbench eval --attack autoattack --no-checks` on the same images: the comparison the user makes."""
-    return ours(EvalSpec(model=spec.model, n=spec.n, eps=spec.eps, checks=False, attacks=("autoattack",)), device, cli)
+    return evaluation(EvalSpec(model=spec.model, n=spec.n, eps=spec.eps, checks=False, attacks=("autoattack",)), device, cli)
 
 
 def autoattack_contract(spec: EvalSpec, device: str) -> Measured:
@@ -100,7 +101,7 @@ def main() -> None:
     for r in range(args.rounds):
         order = ["eval", "autoattack"] if r % 2 == 0 else ["autoattack", "eval"]
         done = {
-            name: ours(spec, args.device, args.cli)
+            name: evaluation(spec, args.device, args.cli)
             if name == "eval"
             else autoattack_contract(spec, args.device) if args.contract else autoattack_eval(spec, args.device, args.cli)
             for name in order

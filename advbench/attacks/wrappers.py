@@ -64,10 +64,6 @@ class AttackedModel(nn.Module):
         self.vote = vote  # how a point of a random model is judged
         # The cap on a vote confirming an early stop (None: the vote's own cap, as runs stored
         # before it existed).
-        if confirm_draws is not None and confirm_draws < vote.looks[0]:
-            raise UsageError(
-                f"a confirming vote needs at least the vote's first look, {vote.looks[0]} draws, got {confirm_draws}"
-            )
         self.confirm = vote if confirm_draws is None else vote.truncated(confirm_draws)
         self.confirm_draws = confirm_draws
 

@@ -146,8 +146,9 @@ def uniform_rows(
 ) -> torch.Tensor:
     """Uniform (0,1) float32 of shape (N, *shape), row i a function of (keys[i], stream) only.
     `key_hashes`: `hash_keys(keys)`, when the caller has it."""
-    k = mix_parts(hash_keys(keys) if key_hashes is None else key_hashes, stream)
-    return _draw_rows(k, _numel(shape), normal=False).view(len(keys), *shape)
+    return _draw_rows(_row_hashes(keys, stream, key_hashes), _numel(shape), normal=False).view(
+        len(keys), *shape
+    )
 
 
 def normal_rows(
@@ -161,8 +162,14 @@ def normal_rows(
 
     Box-Muller on one hashed uniform per element: each (u1, u2) pair gives a cosine and a sine draw.
     """
-    k = mix_parts(hash_keys(keys) if key_hashes is None else key_hashes, stream)
-    return _draw_rows(k, _numel(shape), normal=True).view(len(keys), *shape)
+    return _draw_rows(_row_hashes(keys, stream, key_hashes), _numel(shape), normal=True).view(
+        len(keys), *shape
+    )
+
+
+def _row_hashes(keys: torch.Tensor, stream: int, key_hashes: torch.Tensor | None) -> torch.Tensor:
+    """k_i = hash(key_i, stream): each row's key for the stream's draws."""
+    return mix_parts(hash_keys(keys) if key_hashes is None else key_hashes, stream)
 
 
 def _numel(shape: tuple[int, ...]) -> int:
