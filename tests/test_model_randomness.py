@@ -12,7 +12,19 @@ import torch
 from conftest import REPO
 from torch import nn
 
-from advbench.core.seeding import hash_keys, mix_keys, normal_rows, row_keys, uniform_rows
+from advbench.core import seeding
+from advbench.core.seeding import (
+    hash_keys,
+    mix_keys,
+    mix_parts,
+    normal_from_hashes,
+    normal_from_hashes_many,
+    normal_rows,
+    row_keys,
+    stream_hashes,
+    uniform_from_hashes,
+    uniform_rows,
+)
 from advbench.models import MODELS
 from advbench.models.noise import GaussianNoise
 from advbench.models.randomness import InputHistory
@@ -76,6 +88,42 @@ def test_batches_of_a_run_match_the_whole_without_reseeding(name: str, images: t
         parts = [torch.cat([split(images[i : i + 5]), split(images[i : i + 5])], 1) for i in range(0, 20, 5)]
         full = torch.cat([whole(images[:20]), whole(images[:20])], 1)
     torch.testing.assert_close(torch.cat(parts), full, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["pni-w", "cpni-w"])
+def test_a_pass_draws_the_same_with_its_layers_draws_made_together_or_not(
+    name: str, images: torch.Tensor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small batches draw every fixed-shape layer's noise at once (`DrawScope`), larger ones layer
+    by layer: the same bits, without and with autograd (which must not see the shared buffer
+    change under it)."""
+    import advbench.models.randomness as randomness
+
+    model, x = wrap(build(name)), images[:3]
+    together_calls = []
+    draw_together = randomness.normal_from_hashes_many
+    monkeypatch.setattr(
+        randomness,
+        "normal_from_hashes_many",
+        lambda *args: together_calls.append(1) or draw_together(*args),
+    )
+
+    def passes(limit: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        monkeypatch.setattr(randomness, "BATCHED_DRAW_LIMIT", limit)
+        with torch.no_grad():
+            plain = model.reseed(0)(x)
+        leaf = x.clone().requires_grad_(True)
+        logits = model.reseed(0)(leaf)
+        (grad,) = torch.autograd.grad(logits.logsumexp(1).sum(), leaf)
+        return plain, logits.detach(), grad
+
+    together = passes(1 << 30)
+    assert len(together_calls) == 2  # one per pass
+    one_by_one = passes(0)
+    assert len(together_calls) == 2
+    for a, b in zip(together, one_by_one):
+        assert torch.equal(a, b)
+    assert torch.equal(together[0], together[1])  # in place without autograd, out of place with it
 
 
 @pytest.mark.parametrize("name", NOISY)
@@ -187,10 +235,38 @@ def test_row_draws_are_the_stored_runs_draws() -> None:
     z = normal_rows(keys, (3,), stream=5)
     assert z[0].tolist() == pytest.approx([-0.26898387, 0.99592024, -1.00742924], abs=1e-7)
     assert z[2].tolist() == pytest.approx([-0.83902955, 1.01526678, -0.63353747], abs=1e-7)
-    assert torch.equal(normal_rows(keys, (3,), 5, hash_keys(keys)), z)
+    assert torch.equal(normal_from_hashes(stream_hashes(hash_keys(keys), (5,))[0], (3,)), z)
     u = uniform_rows(keys, (2,), stream=2**33 + 1)
     assert u[1].tolist() == pytest.approx([0.52967358, 0.38863203], abs=1e-7)
-    assert torch.equal(uniform_rows(keys, (2,), 2**33 + 1, hash_keys(keys)), u)
+    assert torch.equal(uniform_from_hashes(stream_hashes(hash_keys(keys), (2**33 + 1,))[0], (2,)), u)
+    # Wider rows, exactly: log, cos and sin may round differently in their vectorized body and
+    # scalar tail, so a change of the rows' memory layout can change bits here.
+    wide = normal_rows(keys, (2, 37), stream=9)
+    assert wide[1, 0, [0, 17, 18, 36]].tolist() == [
+        0.4070988595485687, 0.1798621416091919, 0.5535576343536377, 0.8617871403694153
+    ]
+    assert wide[2, 1, [5, 35, 36]].tolist() == [
+        1.221683144569397, -1.289421796798706, 0.5186832547187805
+    ]
+
+
+def test_stream_hashes_are_each_streams_mix() -> None:
+    hashes = hash_keys(torch.tensor([3, 2**50 + 1, -7]))
+    streams = (0, 5, 2**40 + 3, -2)
+    batched = stream_hashes(hashes, streams)
+    assert all(torch.equal(batched[i], mix_parts(hashes, s)) for i, s in enumerate(streams))
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_draws_made_together_are_the_draws_made_one_by_one(rows: int) -> None:
+    """Odd and even sizes, and more elements than one cache-sized chunk of the integer work."""
+    shapes = ((3,), (4, 5), (7, 3, 3), (1,), (2, 70001))
+    assert rows * sum(torch.Size(s).numel() for s in shapes) > seeding._CPU_BLOCK
+    hashes = stream_hashes(hash_keys(torch.arange(rows) * 977), tuple(range(len(shapes))))
+    together = normal_from_hashes_many(hashes, shapes)
+    for h, shape, draw in zip(hashes, shapes, together):
+        assert draw.shape == (rows, *shape)
+        assert torch.equal(draw, normal_from_hashes(h, shape))
 
 
 def test_input_history_counts_each_input() -> None:

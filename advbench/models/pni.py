@@ -72,6 +72,14 @@ class NoisyConv2d(nn.Conv2d):
 
     is_stochastic = True
 
+    @property
+    def fixed_normal_shape(self) -> tuple[int, ...]:
+        """The per-row shape of this layer's normal draw at inference, the same at every pass
+        (`models.randomness.DrawScope` makes such draws together)."""
+        if self.colored is not None:
+            return (self.out_channels, self.colored.n + self.colored.rank)
+        return tuple(self.weight.shape)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale = self.alpha * self.weight.detach().std()
         if self.training or self.draws is None:
@@ -85,9 +93,11 @@ class NoisyConv2d(nn.Conv2d):
             noise = self.colored.sample_rows(self.draws, self, n, self.out_channels)
         else:
             noise = self.draws.normal(self, n, tuple(self.weight.shape))
-        weights = self.weight + scale * noise.view(n, *self.weight.shape).to(
-            self.weight.dtype
-        )  # (N, out, in, k, k)
+        noise = noise.view(n, *self.weight.shape).to(self.weight.dtype)
+        if torch.is_grad_enabled():
+            weights = self.weight + scale * noise  # (N, out, in, k, k)
+        else:  # the same sums in the draw's memory (never while autograd may save its buffer)
+            weights = noise.mul_(scale).add_(self.weight)
         out = F.conv2d(
             x.reshape(1, -1, *x.shape[2:]),
             weights.reshape(-1, *self.weight.shape[1:]),

@@ -33,12 +33,15 @@ import torch
 from torch import nn
 
 from advbench.core.seeding import (
+    BATCHED_DRAW_LIMIT,
     derive_seed,
     hash_keys,
     mix_keys,
-    normal_rows,
+    normal_from_hashes,
+    normal_from_hashes_many,
     row_keys,
-    uniform_rows,
+    stream_hashes,
+    uniform_from_hashes,
 )
 
 
@@ -89,12 +92,22 @@ class InputHistory:
 
 
 class DrawScope:
-    """What the noise layers of one forward pass draw from: a 32-bit key per input row."""
+    """What the noise layers of one forward pass draw from: a 32-bit key per input row.
 
-    def __init__(self, keys: torch.Tensor, streams: dict[int, int]) -> None:
-        self.keys = keys
+    `normal_shapes`: the per-row shape of the normal draw of each layer that always draws the same
+    (`fixed_normal_shape`); at a small batch their first draws of the pass are made together.
+    """
+
+    def __init__(
+        self,
+        keys: torch.Tensor,
+        streams: dict[int, int],
+        normal_shapes: dict[int, tuple[int, ...]] | None = None,
+    ) -> None:
         self._streams = streams
+        self._normal_shapes = normal_shapes or {}
         self._calls: dict[int, int] = {}
+        self.keys = keys
 
     @property
     def keys(self) -> torch.Tensor:
@@ -102,14 +115,20 @@ class DrawScope:
 
     @keys.setter
     def keys(self, keys: torch.Tensor) -> None:
-        # Hashed once here rather than again by every layer's draw (`hash_keys`).
+        # Hashed once here rather than again by every layer's draw (`hash_keys`); the rows' hashes
+        # for every layer's first draw are made together, at the first draw.
         self._keys, self._hashes = keys, hash_keys(keys)
+        self._first_hashes: dict[int, torch.Tensor] | None = None
+        self._first_normals: dict[int, torch.Tensor] | None = None
 
     def stream(self, layer: nn.Module) -> int:
         """The layer's stream for its next draw: its name's hash and how often it drew in this pass."""
+        return self._next(layer)[1]
+
+    def _next(self, layer: nn.Module) -> tuple[int, int]:
         call = self._calls.get(id(layer), 0)
         self._calls[id(layer)] = call + 1
-        return (self._streams.get(id(layer), 0) << 16) + call
+        return call, (self._streams.get(id(layer), 0) << 16) + call
 
     def _check(self, rows: int) -> None:
         if rows != len(self.keys):
@@ -118,15 +137,47 @@ class DrawScope:
                 "a layer that multiplies the batch must draw its copies through DrawScope.copies"
             )
 
+    def _row_hashes(self, layer: nn.Module, call: int, stream: int) -> torch.Tensor:
+        """The rows' hashes for the layer's draw (`core.seeding.stream_hashes`)."""
+        if call or id(layer) not in self._streams:
+            return stream_hashes(self._hashes, (stream,))[0]
+        return self._first_hashes_of(id(layer))
+
+    def _first_hashes_of(self, layer_id: int) -> torch.Tensor:
+        """The rows' hashes for a layer's first draw of the pass: every layer's, made together."""
+        if self._first_hashes is None:
+            layers = tuple(self._streams)
+            first = stream_hashes(self._hashes, tuple(self._streams[i] << 16 for i in layers))
+            self._first_hashes = dict(zip(layers, first))
+        return self._first_hashes[layer_id]
+
+    def _first_normal(self, layer: nn.Module) -> torch.Tensor | None:
+        """The layer's first normal draw of the pass, made with the other fixed-shape layers' when
+        the batch is small enough (None otherwise)."""
+        if self._first_normals is None:
+            layers = tuple(self._normal_shapes)
+            shapes = tuple(self._normal_shapes[i] for i in layers)
+            size = len(self.keys) * sum(torch.Size(shape).numel() for shape in shapes)
+            self._first_normals = {}
+            if layers and size <= BATCHED_DRAW_LIMIT:
+                hashes = torch.stack([self._first_hashes_of(i) for i in layers])
+                self._first_normals = dict(zip(layers, normal_from_hashes_many(hashes, shapes)))
+        return self._first_normals.pop(id(layer), None)
+
     def normal(self, layer: nn.Module, rows: int, shape: tuple[int, ...]) -> torch.Tensor:
         """(rows, *shape) standard normal draws for `layer`, one row per input."""
         self._check(rows)
-        return normal_rows(self.keys, tuple(shape), self.stream(layer), self._hashes)
+        call, stream = self._next(layer)
+        if call == 0 and self._normal_shapes.get(id(layer)) == tuple(shape):
+            draw = self._first_normal(layer)
+            if draw is not None:
+                return draw
+        return normal_from_hashes(self._row_hashes(layer, call, stream), tuple(shape))
 
     def uniform(self, layer: nn.Module, rows: int, shape: tuple[int, ...]) -> torch.Tensor:
         """(rows, *shape) uniform (0,1) draws for `layer`, one row per input."""
         self._check(rows)
-        return uniform_rows(self.keys, tuple(shape), self.stream(layer), self._hashes)
+        return uniform_from_hashes(self._row_hashes(layer, *self._next(layer)), tuple(shape))
 
     @contextlib.contextmanager
     def copies(self, layer: nn.Module, count: int) -> Iterator[None]:
@@ -176,7 +227,12 @@ class Randomness:
         streams = {
             id(m): stream for m, stream in zip(self.layers, self.stream_ids)
         }  # ids of this copy's layers
-        scope = DrawScope(mix_keys(content, occurrence, self.seed), streams)
+        normal_shapes = {
+            id(m): shape
+            for m in self.layers
+            if (shape := getattr(m, "fixed_normal_shape", None)) is not None
+        }
+        scope = DrawScope(mix_keys(content, occurrence, self.seed), streams, normal_shapes)
         previous = [m.draws for m in self.layers]
         for m in self.layers:
             m.draws = scope
