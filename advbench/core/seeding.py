@@ -117,6 +117,13 @@ def _part_hash(p: _Int) -> _Int:
     return _hash32(((p & _MASK32) * _GOLDEN) ^ ((p >> 32) & _MASK32))
 
 
+@functools.lru_cache(maxsize=4096)
+def _stream_hash(stream: int) -> int:
+    """`_part_hash` of an int stream, cached: a random model's layers mix the same streams in at
+    every pass."""
+    return _part_hash(stream)
+
+
 def hash_keys(keys: torch.Tensor) -> torch.Tensor:
     """`mix_keys(keys)`: the 32-bit hash of int64 keys, both halves, before any part is mixed in.
     A caller mixing many parts into the same keys (a random model's layers) hashes them once."""
@@ -148,13 +155,18 @@ def row_keys(x: torch.Tensor) -> torch.Tensor:
     bits = (
         x.detach().to(torch.float32).contiguous().view(len(x), -1).view(torch.int32).to(torch.int64)
     )
-    pos = torch.arange(bits.shape[1], device=x.device, dtype=torch.int64)
     halves = []
     for salt in (0x243F6A88, 0x85A308D3):
-        h = bits ^ _hash32(pos * _GOLDEN + salt)
+        h = bits ^ _salted_positions(bits.shape[1], salt, x.device)
         _hash32_(h, torch.empty_like(h))
         halves.append(_hash32(h.sum(dim=1) ^ salt))  # a sum of < 2^32 per element: exact in int64
     return ((halves[0] & 0x7FFFFFFF) << 32) | halves[1]
+
+
+@functools.lru_cache(maxsize=64)
+def _salted_positions(width: int, salt: int, device: torch.device) -> torch.Tensor:
+    """`row_keys`' hash of each position with the salt, cached: inputs of one size at every pass."""
+    return _hash32(torch.arange(width, device=device, dtype=torch.int64) * _GOLDEN + salt)
 
 
 def uniform_rows(keys: torch.Tensor, shape: tuple[int, ...], stream: int = 0) -> torch.Tensor:
@@ -175,7 +187,7 @@ def stream_hashes(key_hashes: torch.Tensor, streams: tuple[int, ...]) -> torch.T
     batched hash. A random model's layers each draw from their own stream at every pass; hashing
     all of them at once saves a round of small tensor operations per layer."""
     parts = torch.tensor(
-        [_part_hash(int(stream)) for stream in streams], dtype=torch.int64, device=key_hashes.device
+        [_stream_hash(int(stream)) for stream in streams], dtype=torch.int64, device=key_hashes.device
     )
     return _hash32(key_hashes.view(1, -1) ^ parts.view(-1, 1))
 
