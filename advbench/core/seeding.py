@@ -187,7 +187,9 @@ def stream_hashes(key_hashes: torch.Tensor, streams: tuple[int, ...]) -> torch.T
     batched hash. A random model's layers each draw from their own stream at every pass; hashing
     all of them at once saves a round of small tensor operations per layer."""
     parts = torch.tensor(
-        [_stream_hash(int(stream)) for stream in streams], dtype=torch.int64, device=key_hashes.device
+        [_stream_hash(int(stream)) for stream in streams],
+        dtype=torch.int64,
+        device=key_hashes.device,
     )
     return _hash32(key_hashes.view(1, -1) ^ parts.view(-1, 1))
 
