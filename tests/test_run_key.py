@@ -177,7 +177,7 @@ def test_the_keys_are_frozen_and_hashable() -> None:
 EVAL_CHANGES = {
     "model": "m2", "checkpoint_sha256": "b" * 64, "dataset": "fashion-mnist", "split": "train", "indices_hash": "4567", "norm": "l2",
     "eps": (0.1, 0.2), "attacks": (AttackKey("pgd:steps=5", JsonMap.of({"steps": 6})),), "seed": 1,
-    "adaptations": (("pgd:steps=5", Adaptation(20, True, True)),), "checks": False, "check_n": 50, "device": "cuda",
+    "adaptations": (("pgd:steps=5", Adaptation(20, True, True)),), "checks": False, "check_n": 50, "random_square_probe": 100, "device": "cuda",
     "tf32": {"device": "cuda", "tf32": True},  # TF32 exists only on CUDA: against the same key on CUDA
 }
 CERTIFY_CHANGES = {

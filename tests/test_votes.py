@@ -216,3 +216,31 @@ def test_deterministic_runs_store_no_votes(tmp_path, digits_model, digits_data) 
     assert all(r["draws"] is None and r["correct_draws"] is None for r in ev.rows)
     assert ev.summary.clean_expected is None and ev.summary.per_eps[0].expected_robust is None
     assert "vote" not in ev.adaptations["fgsm"] and "confirm_draws" not in ev.adaptations["fgsm"]
+
+
+def test_the_square_probe_on_a_random_model_is_shorter_and_keyed(tmp_path, digits_model, digits_data) -> None:
+    """The checks' black-box probe runs `RANDOM_SQUARE_PROBE_QUERIES` queries on a model declared
+    random, and the run's key says so; a deterministic model's probe and key are as before."""
+    from advbench.attacks.stage_checks import RANDOM_SQUARE_PROBE_QUERIES, SQUARE_PROBE_QUERIES
+    from advbench.engine.plan import EvalPlan
+
+    torch.set_num_threads(1)
+    model = flip_model()
+    x, y = inputs_with_p(model, torch.linspace(0.9, 1.0, 12), seed=2)
+    ev = advbench.evaluate(
+        model.net, x, y, "linf:0.05", "pgd:steps=5", num_classes=10, eot=5, db=tmp_path / "r.sqlite"
+    )
+    probes = {r["attack"] for r in ev.rows if r["attack"].startswith("check:square")}
+    assert probes == {f"check:square-{RANDOM_SQUARE_PROBE_QUERIES}"}
+    plan = EvalPlan.from_objects(model.net, x, y, attacks=("pgd:steps=5",), device="cpu", num_classes=10, checks=True)
+    assert plan.square_probe_queries == RANDOM_SQUARE_PROBE_QUERIES < SQUARE_PROBE_QUERIES
+    assert plan.run_key().random_square_probe == RANDOM_SQUARE_PROBE_QUERIES
+    unchecked = EvalPlan.from_objects(model.net, x, y, attacks=("pgd:steps=5",), device="cpu", num_classes=10, checks=False)
+    assert unchecked.run_key().random_square_probe is None
+
+    dx, dy = digits_data
+    ev = advbench.evaluate(digits_model, dx[:16], dy[:16], "linf:0.05", "pgd:steps=5", db=tmp_path / "d.sqlite")
+    assert {r["attack"] for r in ev.rows if r["attack"].startswith("check:square")} == {"check:square-500"}
+    plan = EvalPlan.from_objects(digits_model, dx[:16], dy[:16], attacks=("pgd:steps=5",), device="cpu", checks=True)
+    assert plan.square_probe_queries == SQUARE_PROBE_QUERIES
+    assert "random_square_probe" not in plan.payload()

@@ -18,6 +18,15 @@ one-sided binomial test says the share is above the limit (`VOTED_TEST_LEVEL`).
 Where the evaluation has no stage of a compared kind (say `--attack pgd`: no black-box stage),
 that stage runs as a probe on the samples the evaluation left robust; what it breaks counts in
 the worst case (`probes`).
+
+The black-box probe is Square with `SQUARE_PROBE_QUERIES` queries, and
+`RANDOM_SQUARE_PROBE_QUERIES` on a model declared random at inference (the run's key says
+which: `EvalRunKey.random_square_probe`). There one query is one noisy pass: a row stops at its
+first misclassifying pass, and a proposal is kept on one noisy margin, so the search stalls.
+Measured (`benchmarks/random_square_probe.py`): on sc-frontend's 58 checked survivors Square-500
+broke 3 images, at queries 2, 2 and 5, and Square-100 the same 3; the zoo's other random models
+gave no break in 500 queries on any of their checked survivors. The other 400 queries cost 80 %
+of the probe and found nothing.
 """
 
 from __future__ import annotations
@@ -44,13 +53,21 @@ from advbench.core.seeding import derive_seed
 from advbench.core.threat import Norm
 
 GRADIENT_KINDS = (CE, MARGIN_LOSS, SINGLE_STEP)
+SQUARE_PROBE_QUERIES = 500
+RANDOM_SQUARE_PROBE_QUERIES = 100
 PROBES: dict[
     str, tuple[str, Attack]
 ] = {  # check -> (probe label, the probe attack) where the run lacks the stage
-    BLACK_BOX_VS_WHITE_BOX: ("check:square-500", Square(SquareConfig(n_queries=500))),
     SCALE_INVARIANT_LOSS: ("check:pgd-dlr", PGD(PGDConfig(loss="dlr"))),
     SINGLE_STEP_VS_ITERATIVE: ("check:fgsm", FGSM(FGSMConfig())),
 }
+
+
+def probe_for(check: str, square_queries: int = SQUARE_PROBE_QUERIES) -> tuple[str, Attack]:
+    """(probe label, probe attack) for a check, the black-box probe with `square_queries` queries."""
+    if check == BLACK_BOX_VS_WHITE_BOX:
+        return f"check:square-{square_queries}", Square(SquareConfig(n_queries=square_queries))
+    return PROBES[check]
 
 
 @dataclass
@@ -83,9 +100,11 @@ def stage_findings(
     correct: torch.Tensor,
     indices: torch.Tensor,
     seed: int,
+    square_queries: int = SQUARE_PROBE_QUERIES,
 ) -> StageFindings:
     """The `STAGES` checks on one threat's outcome over the checked samples (`correct`: the ones
-    classified correctly). `view`: the model as probes see it."""
+    classified correctly). `view`: the model as probes see it; `square_queries`: the black-box
+    probe's budget (module docstring)."""
     found = StageFindings()
     n = max(1, int(correct.sum()))
     voted = view.vote_rule is not None
@@ -103,7 +122,7 @@ def stage_findings(
         return out
 
     def probe(check: str) -> torch.Tensor:
-        label, attack = PROBES[check]
+        label, attack = probe_for(check, square_queries)
         broken = none()
         target = survivors.nonzero().view(-1)
         if len(target) and outcome.threat.norm.value in attack.norms:

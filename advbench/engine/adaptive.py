@@ -178,7 +178,14 @@ def check_shard(plan: EvalPlan, indices: list[int]) -> tuple[CheckedShard, EvalP
     worst = max(range(len(plan.threats)), key=lambda t: plan.threats[t].eps)
     view = probe_view(plan, plan.escalation.random, plan.escalation.log_outputs)
     found = stage_findings(
-        outcomes[worst], view, x, y, correct, didx, derive_seed(plan.seed, "checks")
+        outcomes[worst],
+        view,
+        x,
+        y,
+        correct,
+        didx,
+        derive_seed(plan.seed, "checks"),
+        plan.square_probe_queries,
     )
     results += found.results
     synchronize(x.device)

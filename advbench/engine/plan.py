@@ -20,6 +20,7 @@ from torch import nn
 
 from advbench.attacks.base import Attack
 from advbench.attacks.checks import Escalation
+from advbench.attacks.stage_checks import RANDOM_SQUARE_PROBE_QUERIES, SQUARE_PROBE_QUERIES
 from advbench.core.device import device_class, resolve_device
 from advbench.core.seeding import derive_seed
 from advbench.core.threat import ThreatModel, parse_norm
@@ -121,6 +122,12 @@ class EvalPlan:
     def indices_hash(self) -> str:
         return indices_hash(self.indices)
 
+    @property
+    def square_probe_queries(self) -> int:
+        """The checks' black-box probe budget: smaller on a model declared random at inference,
+        where Square's later queries found nothing (`attacks.stage_checks`)."""
+        return RANDOM_SQUARE_PROBE_QUERIES if self.model.stochastic else SQUARE_PROBE_QUERIES
+
     def run_key(self) -> EvalRunKey:
         """The run's identity: the attacks as asked, with how each saw the model before any check."""
         return EvalRunKey(
@@ -138,6 +145,7 @@ class EvalPlan:
             seed=self.seed,
             checks=self.checks,
             check_n=self.check_n,
+            random_square_probe=self.square_probe_queries if self.model.stochastic else None,
             device=self.work_device,
             tf32=self.tf32,
         )

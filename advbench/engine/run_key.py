@@ -148,6 +148,9 @@ class EvalRunKey(RunKey):
     )  # label -> choice; () for runs of other tools
     checks: bool = unless_default(True, codec=ON_OFF)
     check_n: int = unless_default(100)
+    # The checks' Square probe budget on a model declared random at inference (None: 500, as
+    # runs stored before it; `attacks.stage_checks`). Only with checks on such a model.
+    random_square_probe: int | None = unless_default(None)
     device: str = unless_default("cpu")  # the device class the rows are computed on
     tf32: bool = unless_default(False)  # TF32 allowed on CUDA (`--tf32`)
     schema_version: int = unless_default(SCHEMA_VERSION, omitted=1)
@@ -157,6 +160,8 @@ class EvalRunKey(RunKey):
         check_numerics(self.device, self.tf32)
         if not self.checks and self.check_n != 100:
             object.__setattr__(self, "check_n", 100)
+        if not self.checks:
+            object.__setattr__(self, "random_square_probe", None)
         if not self.attacks:
             raise UsageError("an evaluation needs at least one attack")
         names = {a.name for a in self.attacks}
