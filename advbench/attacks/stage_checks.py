@@ -23,10 +23,10 @@ The black-box probe is Square with `SQUARE_PROBE_QUERIES` queries, and
 `RANDOM_SQUARE_PROBE_QUERIES` on a model declared random at inference (the run's key says
 which: `EvalRunKey.random_square_probe`). There one query is one noisy pass: a row stops at its
 first misclassifying pass, and a proposal is kept on one noisy margin, so the search stalls.
-Measured (`benchmarks/random_square_probe.py`): on sc-frontend's 58 checked survivors Square-500
-broke 3 images, at queries 2, 2 and 5, and Square-100 the same 3; the zoo's other random models
-gave no break in 500 queries on any of their checked survivors. The other 400 queries cost 80 %
-of the probe and found nothing.
+Measured (`benchmarks/random_square_probe.py`, docs/notes/performance.md): the zoo's random
+models' probes broke 3 of 492 checked survivors, all on sc-frontend, and on those survivors
+every break, at 500 queries or at 100, came within the first 5 queries. The other 400 queries
+cost 80 % of the probe and found nothing.
 """
 
 from __future__ import annotations
