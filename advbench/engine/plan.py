@@ -123,10 +123,15 @@ class EvalPlan:
         return indices_hash(self.indices)
 
     @property
+    def random_square_probe(self) -> int | None:
+        """The checks' black-box probe budget on a model declared random at inference, where
+        Square's later queries found nothing (`attacks.stage_checks`); None on other models."""
+        return RANDOM_SQUARE_PROBE_QUERIES if self.model.stochastic else None
+
+    @property
     def square_probe_queries(self) -> int:
-        """The checks' black-box probe budget: smaller on a model declared random at inference,
-        where Square's later queries found nothing (`attacks.stage_checks`)."""
-        return RANDOM_SQUARE_PROBE_QUERIES if self.model.stochastic else SQUARE_PROBE_QUERIES
+        """The checks' black-box probe budget on this model."""
+        return self.random_square_probe or SQUARE_PROBE_QUERIES
 
     def run_key(self) -> EvalRunKey:
         """The run's identity: the attacks as asked, with how each saw the model before any check."""
@@ -145,7 +150,7 @@ class EvalPlan:
             seed=self.seed,
             checks=self.checks,
             check_n=self.check_n,
-            random_square_probe=self.square_probe_queries if self.model.stochastic else None,
+            random_square_probe=self.random_square_probe,
             device=self.work_device,
             tf32=self.tf32,
         )
